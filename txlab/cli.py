@@ -1,0 +1,312 @@
+"""The `txlab` command: parse options, make one library call, render, exit.
+
+Exit codes: 0 every invariant held; 1 an invariant was violated; 2 usage error;
+3 database or runtime error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import psycopg2
+
+from txlab import __version__, db, errors, history, report, server
+from txlab import scenario as scenarios
+from txlab.settings import DEFAULT_DURATION_S, RunSettings
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    every invariant held
+  1    an invariant was violated
+  2    usage error (unknown scenario, bad option or scenario file)
+  3    database or runtime error (cannot connect, server failure)
+  130  interrupted (Ctrl-C); the partial report is still printed"""
+
+
+def _err(message: str) -> None:
+    click.echo(f"txlab: {message}", err=True)
+
+
+class Group(click.Group):
+    """Turns txlab's errors into a message and an exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except errors.TxlabError as exc:
+            _err(f"error: {exc}")
+            sys.exit(exc.exit_code)
+        except psycopg2.Error as exc:
+            _err(f"database error: {db.first_line(exc)}")
+            sys.exit(errors.EXIT_RUNTIME)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            sys.exit(errors.EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except OSError as exc:
+            _err(f"error: {exc}")
+            sys.exit(errors.EXIT_RUNTIME)
+        except Exception as exc:
+            if os.environ.get("TXLAB_DEBUG"):
+                raise
+            _err(f"internal error: {type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)")
+            sys.exit(errors.EXIT_RUNTIME)
+
+
+@click.group(cls=Group, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="txlab")
+def cli():
+    """txlab: a transaction and concurrency lab for PostgreSQL.
+
+    Run concurrent workloads at any isolation level and see what really happens:
+    commits, rollbacks by SQLSTATE, anomalies, and whether invariants held.
+
+    The database: --dsn, else TXLAB_DSN, else DATABASE_URL, else the persistent
+    embedded server if `txlab server start` is running, else a temporary embedded
+    PostgreSQL started for the run.
+    """
+
+
+# ---------------------------------------------------------------- shared options
+
+
+def _isolation(ctx, param, value):
+    try:
+        return db.parse_isolation(value)
+    except errors.UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _params(ctx, param, values):
+    out = []
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"{v!r}: expected key=value")
+        k, _, val = v.partition("=")
+        out.append((k.strip(), val.strip()))
+    return tuple(out)
+
+
+def _schema(ctx, param, value):
+    try:
+        return db.check_schema_name(value)
+    except errors.UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+dsn_option = click.option(
+    "--dsn", metavar="URL",
+    help="PostgreSQL URL or key=value DSN (else TXLAB_DSN, DATABASE_URL, the embedded server).",
+)
+schema_option = click.option(
+    "--schema", default="txlab", show_default=True, callback=_schema,
+    help="Schema txlab creates and works in; it never touches anything outside it.",
+)
+scenario_path_option = click.option(
+    "--scenario-path", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+    help="Extra folder of scenario files (repeatable; also TXLAB_SCENARIO_PATH).",
+)
+
+
+def _announce(url: str) -> None:
+    version = _embedded_version()
+    _err(f"started a temporary embedded {version} server for this run; it stops at the end "
+         "(`txlab server start` keeps one running between runs)")
+
+
+def _embedded_version() -> str:
+    try:
+        out = subprocess.run([str(server.bin_dir() / "postgres"), "-V"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return "PostgreSQL " + out.split()[-1]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "PostgreSQL"
+
+
+# ---------------------------------------------------------------- run
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("scenario")
+@click.option("--isolation", "-i", default="read-committed", show_default=True, callback=_isolation,
+              help="read-uncommitted | read-committed | repeatable-read | serializable "
+                   "(SQL spellings and ru/rc/rr/ser also work).")
+@click.option("--strategy", "-s", help="Concurrency-control strategy; see `txlab list` "
+              "(default: the scenario's first).")
+@click.option("--workers", "-w", default=8, show_default=True, type=click.IntRange(1, 90),
+              help="Concurrent worker threads, one connection each.")
+@click.option("--duration", "-d", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions).")
+@click.option("--transactions", "-n", type=click.IntRange(min=1), metavar="N",
+              help="Run exactly N transactions in all, then stop.")
+@click.option("--seed", type=int, help="Random seed (random by default, always printed).")
+@click.option("--think-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="MS", help="Pause inside each transaction between its reads and its writes.")
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Retry a transaction aborted by 40001, 40P01 or a version conflict up to N times.")
+@click.option("--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
+              help="Scenario knob (repeatable); see `txlab list`.")
+@click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="table",
+              show_default=True, help="Report format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the report to FILE instead of standard output.")
+@click.option("--history", "history_file", type=click.Path(dir_okay=False, writable=True),
+              metavar="FILE", help="Write every attempt of every transaction as JSON lines.")
+@click.option("--lock-timeout-ms", default=10_000, show_default=True, type=click.IntRange(min=0),
+              help="lock_timeout on worker sessions (0 = wait forever).")
+@click.option("--statement-timeout-ms", default=30_000, show_default=True,
+              type=click.IntRange(min=0), help="statement_timeout on worker sessions (0 = none).")
+@dsn_option
+@schema_option
+@scenario_path_option
+def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
+        params, fmt, output, history_file, lock_timeout_ms, statement_timeout_ms, dsn, schema,
+        scenario_path):
+    """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
+
+    Example: txlab run bank-transfer --isolation serializable --retries 5
+    """
+    if duration and transactions:
+        raise click.UsageError("give --duration or --transactions, not both")
+    settings = RunSettings(
+        scenario=scenario, seed=seed if seed is not None else secrets.randbelow(2**31),
+        strategy=strategy, isolation=isolation, workers=workers,
+        duration_s=None if transactions else (duration or DEFAULT_DURATION_S),
+        transactions=transactions, think_ms=think_ms, retries=retries, params=params,
+        schema=schema, scenario_path=tuple(scenario_path),
+        statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
+    )
+    found = scenarios.resolve(settings.scenario, settings.scenario_path)
+    found.params(dict(settings.params))  # validate knobs before starting any server
+    found.strategy(settings.strategy)
+    from txlab import runner
+
+    with server.open_database(dsn, os.environ, announce=_announce) as database:
+        if not database.embedded or "persistent" in database.source:
+            _err(f"database: {database.source} ({db.describe_target(database.dsn)})")
+        progress = _progress_line if sys.stderr.isatty() else None
+        try:
+            result = runner.run(settings, found, database.dsn, progress=progress)
+        finally:
+            if progress:
+                click.echo("\r\033[K", err=True, nl=False)
+    text = report.render(result, fmt)
+    if history_file:
+        history.write(result.history, history_file)
+        _err(f"history: {len(result.history.attempts)} attempts written to {history_file}")
+    if output:
+        Path(output).write_text(text)
+        _err(f"report written to {output}")
+    else:
+        click.echo(text, nl=False)
+    if result.interrupted:
+        sys.exit(errors.EXIT_INTERRUPTED)
+    sys.exit(errors.EXIT_VIOLATED if result.violated else errors.EXIT_OK)
+
+
+def _progress_line(elapsed: float, committed: int, aborted: int) -> None:
+    tps = committed / elapsed if elapsed > 0 else 0.0
+    click.echo(f"\r\033[K{elapsed:6.1f}s  committed {committed}  aborted {aborted}  {tps:.0f} tps",
+               err=True, nl=False)
+
+
+# ---------------------------------------------------------------- list
+
+
+@cli.command("list")
+@scenario_path_option
+def list_(scenario_path):
+    """List the scenarios, their strategies and knobs."""
+    from tabulate import tabulate
+
+    found = scenarios.discover(scenario_path)
+    rows = [
+        [s.name, s.summary, s.teaches, ", ".join(x.name for x in s.strategies),
+         ", ".join(f"{k.name}={k.default}" for k in s.knobs)]
+        for s in sorted(found.values(), key=lambda s: s.name)
+    ]
+    click.echo(tabulate(rows, headers=["scenario", "summary", "teaches", "strategies", "knobs"],
+                        tablefmt="simple"))
+
+
+# ---------------------------------------------------------------- server
+
+
+@cli.group("server")
+def server_group():
+    """Manage a persistent embedded PostgreSQL so repeated runs skip the start-up.
+
+    Its data lives under the user's cache directory (TXLAB_HOME overrides);
+    `txlab run` uses it automatically while it is running.
+    """
+
+
+@server_group.command("start")
+def server_start():
+    """Start the persistent embedded server (initialising it the first time)."""
+    pgdata = server.persistent_pgdata()
+    if server.is_running(pgdata):
+        _err(f"already running: {server.url_for(pgdata)}")
+        return
+    _err(f"starting {_embedded_version()} in {pgdata} ...")
+    server.start(pgdata)
+    click.echo(server.url_for(pgdata))
+
+
+@server_group.command("stop")
+def server_stop():
+    """Stop the persistent embedded server."""
+    pgdata = server.persistent_pgdata()
+    if server.stop(pgdata):
+        _err("stopped")
+    else:
+        _err("not running")
+
+
+@server_group.command("status")
+def server_status():
+    """Say whether the persistent server runs; exit 3 if it does not."""
+    pgdata = server.persistent_pgdata()
+    if server.is_running(pgdata):
+        click.echo(f"running: {server.url_for(pgdata)} (data: {pgdata})")
+    else:
+        click.echo(f"not running (data: {pgdata})")
+        sys.exit(errors.EXIT_RUNTIME)
+
+
+@server_group.command("url")
+def server_url():
+    """Print the persistent server's URL (for TXLAB_DSN or psql); exit 3 if not running."""
+    pgdata = server.persistent_pgdata()
+    url = server.url_for(pgdata) if server.is_running(pgdata) else None
+    if not url:
+        raise errors.DatabaseError("the persistent server is not running; start it with "
+                                   "`txlab server start`")
+    click.echo(url)
+
+
+# ---------------------------------------------------------------- clean
+
+
+@cli.command()
+@dsn_option
+@schema_option
+def clean(dsn, schema):
+    """Drop txlab's schema (only if txlab created it) from the database."""
+    with server.open_database(dsn, os.environ) as database:
+        conn = db.connect(database.dsn)
+        try:
+            dropped = db.drop_schema(conn, schema)
+        finally:
+            conn.close()
+    _err(f"dropped schema {schema}" if dropped else f"no schema {schema}: nothing to do")
+
+
+def main() -> None:
+    cli(prog_name="txlab")

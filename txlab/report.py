@@ -1,0 +1,147 @@
+"""render(result, format): the run report as table, markdown or JSON. Never queries."""
+
+from __future__ import annotations
+
+import json
+
+from tabulate import tabulate
+
+from txlab.errors import RETRYABLE, cause_name, cause_sqlstate
+from txlab.runner import RunResult
+from txlab.stats import INTERRUPTED_CAUSE
+
+FORMATS = ("table", "json", "markdown")
+
+
+def to_dict(r: RunResult) -> dict:
+    """The JSON report; its keys are a documented contract (docs/report-format.md)."""
+    o = r.outcomes
+    return {
+        "scenario": r.scenario,
+        "strategy": r.strategy,
+        "isolation": r.isolation.key,
+        "workers": r.workers,
+        "seed": r.seed,
+        "duration_s": round(r.duration_s, 3),
+        "server": r.server,
+        "interrupted": r.interrupted,
+        "outcomes": {
+            "committed": o.committed,
+            "declined": o.declined,
+            "retries": o.retries,
+            "aborted": dict(sorted(o.aborted.items())),
+            "failed": o.failed,
+            "unknown": o.unknown,
+        },
+        "throughput_tps": round(r.throughput_tps, 2),
+        "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in r.latency_ms.items()},
+        "invariants": [
+            {"name": i.name, "holds": i.holds, "expected": i.expected, "actual": i.actual,
+             "detail": i.detail}
+            for i in r.invariants
+        ],
+        "anomalies": [{"kind": a.kind, "count": a.count, "example": a.example} for a in r.anomalies],
+        "verdict": verdict(r),
+        "params": r.params,
+        "think_ms": r.think_ms,
+        "retries": r.retries,
+        "notes": notes(r),
+    }
+
+
+def verdict(r: RunResult) -> str:
+    return "VIOLATED" if r.violated else "HOLDS"
+
+
+def notes(r: RunResult) -> list[str]:
+    out = []
+    if r.isolation.note:
+        out.append(r.isolation.note)
+    if r.interrupted:
+        out.append("INTERRUPTED: the run was stopped early; in-flight transactions were rolled back.")
+    if r.outcomes.unknown:
+        out.append(f"{r.outcomes.unknown} transactions lost their connection during COMMIT: "
+                   "their outcome is unknown.")
+    return out
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _sections(r: RunResult, fmt: str) -> list[tuple[str, list, list]]:
+    """(title, headers, rows) for each table of the report."""
+    o = r.outcomes
+    params = " ".join(f"{k}={v}" for k, v in r.params.items())
+    header = [
+        ["scenario", r.scenario, "server", r.server],
+        ["strategy", r.strategy, "seed", r.seed],
+        ["isolation", r.isolation.sql, "workers", r.workers],
+        ["duration", f"{r.duration_s:.2f} s", "think time", f"{r.think_ms:g} ms"],
+        ["retries allowed", r.retries, "params", params],
+    ]
+    lat = r.latency_ms
+    perf = [
+        ["throughput", f"{r.throughput_tps:.1f} committed/s"],
+        ["latency p50 / p95 / p99 / max",
+         f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} ms"],
+    ]
+    outcome_rows = [
+        ["committed", "", o.committed],
+        ["declined by business rule", ", ".join(f"{k}: {v}" for k, v in o.declined_reasons.items()),
+         o.declined],
+    ]
+    for cause, n in sorted(o.aborted.items(), key=lambda kv: -kv[1]):
+        code = cause_sqlstate(cause) or "-"
+        name = "rolled back at interrupt" if cause == INTERRUPTED_CAUSE else cause_name(cause)
+        tag = " (retryable)" if cause in RETRYABLE else ""
+        outcome_rows.append([f"aborted: {name}{tag}", code, n])
+    if not o.aborted:
+        outcome_rows.append(["aborted", "", 0])
+    outcome_rows += [["retries", "", o.retries], ["failed after all retries", "", o.failed]]
+    if o.unknown:
+        outcome_rows.append(["unknown (connection lost in COMMIT)", "", o.unknown])
+    mark = "**VIOLATED**" if fmt == "markdown" else "VIOLATED"
+    inv = [
+        [i.name, i.expected, i.actual, "HOLDS" if i.holds else mark, i.detail]
+        for i in r.invariants
+    ]
+    anom = [[a.kind, a.count, a.example] for a in r.anomalies] or [["none observed", 0, ""]]
+    return [
+        ("Run", [], header),
+        ("Performance (latency of committed transactions, including their retries)", [], perf),
+        ("Outcomes", ["outcome", "SQLSTATE", "count"], outcome_rows),
+        ("Invariants", ["invariant", "expected", "actual", "verdict", "detail"], inv),
+        ("Anomalies observed in the history", ["anomaly", "count", "example"], anom),
+    ]
+
+
+def _summary(r: RunResult) -> str:
+    bad = [i.name for i in r.invariants if not i.holds]
+    prefix = "INTERRUPTED: partial run. " if r.interrupted else ""
+    if bad:
+        return f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated ({', '.join(bad)})"
+    return f"{prefix}HOLDS: all {len(r.invariants)} invariants held"
+
+
+def render(r: RunResult, fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps(to_dict(r), indent=2, default=str) + "\n"
+    style = "github" if fmt == "markdown" else "simple"
+    parts = []
+    title = f"txlab run: {r.scenario} / {r.strategy} / {r.isolation.sql}"
+    parts.append(f"# {title}" if fmt == "markdown" else title)
+    for name, headers, rows in _sections(r, fmt):
+        heading = f"## {name}" if fmt == "markdown" else name
+        if headers:
+            body = tabulate(rows, headers=headers, tablefmt=style, disable_numparse=True)
+        elif fmt == "markdown":
+            body = tabulate(rows, headers=[""] * len(rows[0]), tablefmt=style, disable_numparse=True)
+        else:
+            body = tabulate(rows, tablefmt="plain", disable_numparse=True)
+        parts.append(f"{heading}\n{body}")
+    for note in notes(r):
+        parts.append(f"Note: {note}")
+    summary = _summary(r)
+    parts.append(f"**{summary}**" if fmt == "markdown" else summary)
+    return "\n\n".join(parts) + "\n"

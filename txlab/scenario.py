@@ -1,0 +1,251 @@
+"""The scenario contract, and loading scenarios by name or path.
+
+A scenario is a Python file that defines `SCENARIO = Scenario(...)`. The built-in
+scenarios (the top-level `scenarios/` folder, installed as `txlab_scenarios`) use
+exactly this contract; txlab's engine never imports a particular scenario.
+
+    Scenario(name, summary, teaches, description, knobs, setup, strategies, invariants)
+
+- `setup(s: Setup)` creates the scenario's tables (search_path is txlab's schema)
+  and declares the initial row versions with `s.initial(key, version, value)`.
+- each `Strategy.run(tx: Tx)` performs one transaction's body; txlab sends BEGIN
+  at the chosen isolation level before it and COMMIT after it.
+- each `Invariant.check(db: Check) -> Verdict` queries the final state.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from txlab.errors import UsageError
+
+# ---------------------------------------------------------------- the contract
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A scenario parameter, set with `--param name=value`; its type is its default's."""
+
+    name: str
+    default: int | float | str | bool
+    help: str
+    choices: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def parse(self, text: str) -> Any:
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                low = text.strip().lower()
+                if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError
+                value: Any = low in ("true", "1", "yes", "on")
+            else:
+                value = kind(text)
+        except ValueError:
+            raise UsageError(
+                f"--param {self.name}={text}: expected {kind.__name__} ({self.help})"
+            ) from None
+        return self.validate(value)
+
+    def validate(self, value: Any) -> Any:
+        if self.choices and value not in self.choices:
+            raise UsageError(
+                f"--param {self.name}={value}: choose one of {', '.join(self.choices)}"
+            )
+        if self.min is not None and value < self.min:
+            raise UsageError(f"--param {self.name}={value}: must be at least {self.min:g}")
+        if self.max is not None and value > self.max:
+            raise UsageError(f"--param {self.name}={value}: must be at most {self.max:g}")
+        return value
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way of writing the transaction: `run(tx)` is its body."""
+
+    name: str
+    run: Callable[[Tx], None]
+    help: str
+    safe_at: tuple[str, ...] = ()  # isolation keys at which it keeps every invariant
+
+
+@dataclass(frozen=True)
+class Verdict:
+    holds: bool
+    expected: Any
+    actual: Any
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    check: Callable[[Check], Verdict]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    teaches: str
+    description: str
+    knobs: tuple[Knob, ...]
+    setup: Callable[[Setup], None]
+    strategies: tuple[Strategy, ...]
+    invariants: tuple[Invariant, ...]
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def default_strategy(self) -> str:
+        return self.strategies[0].name
+
+    def strategy(self, name: str | None) -> Strategy:
+        if name is None:
+            return self.strategies[0]
+        for s in self.strategies:
+            if s.name == name:
+                return s
+        names = ", ".join(s.name for s in self.strategies)
+        raise UsageError(f"scenario {self.name} has no strategy {name!r}; choose one of: {names}")
+
+    def params(self, given: Mapping[str, str]) -> dict[str, Any]:
+        """Defaults overlaid with `--param` values (names: - and _ are the same)."""
+        knobs = {k.name: k for k in self.knobs}
+        out = {k.name: k.default for k in self.knobs}
+        for raw, text in given.items():
+            name = raw.replace("-", "_")
+            if name not in knobs:
+                valid = ", ".join(knobs) or "(none)"
+                raise UsageError(f"scenario {self.name} has no knob {raw!r}; its knobs: {valid}")
+            out[name] = knobs[name].parse(text)
+        return out
+
+
+# ---------------------------------------------------------------- what the contract's functions receive
+
+
+class Setup:
+    """Given to `Scenario.setup`: run DDL/DML and declare the initial row versions."""
+
+    def __init__(self, cursor, params: Mapping[str, Any], rng):
+        self._cur = cursor
+        self.params = params
+        self.rng = rng
+        self.initial_writes: list[tuple[str, str, int, Any]] = []
+
+    def execute(self, sql: str, args: Iterable[Any] | None = None) -> None:
+        self._cur.execute(sql, args)
+
+    def initial(self, key: str, version: int, value: Any) -> None:
+        self.initial_writes.append(("w", key, version, value))
+
+
+class Check:
+    """Given to `Invariant.check`: read-only queries on the final state."""
+
+    def __init__(self, cursor, params: Mapping[str, Any]):
+        self._cur = cursor
+        self.params = params
+
+    def query(self, sql: str, args: Iterable[Any] | None = None) -> list[tuple]:
+        self._cur.execute(sql, args)
+        return self._cur.fetchall()
+
+    def scalar(self, sql: str, args: Iterable[Any] | None = None) -> Any:
+        rows = self.query(sql, args)
+        return rows[0][0] if rows else None
+
+
+# Tx is the hot path and lives in txlab.tx; re-exported here for scenario authors.
+from txlab.tx import Tx  # noqa: E402,F401
+
+# ---------------------------------------------------------------- loading
+
+BUILTIN_PACKAGE = "txlab_scenarios"
+
+
+def builtin_dir() -> Path:
+    return Path(str(importlib.resources.files(BUILTIN_PACKAGE)))
+
+
+def search_path(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> list[Path]:
+    """Folders searched for scenarios by name: --scenario-path, TXLAB_SCENARIO_PATH, built-ins."""
+    dirs = [Path(p) for p in extra]
+    dirs += [Path(p) for p in env.get("TXLAB_SCENARIO_PATH", "").split(os.pathsep) if p]
+    dirs.append(builtin_dir())
+    return dirs
+
+
+def load_file(path: Path) -> Scenario:
+    """Import a scenario file; every problem is a UsageError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"scenario file {path} does not exist")
+    module_name = f"txlab_user_scenario_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path}: not a Python file txlab can load")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise UsageError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        raise UsageError(
+            f"{path}: error while loading it, at {Path(where.filename).name}:{where.lineno}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    scenario = getattr(module, "SCENARIO", None)
+    if not isinstance(scenario, Scenario):
+        raise UsageError(f"{path}: defines no SCENARIO = txlab.scenario.Scenario(...)")
+    if not scenario.strategies:
+        raise UsageError(f"{path}: scenario {scenario.name} has no strategies")
+    return _with_path(scenario, path)
+
+
+def _with_path(scenario: Scenario, path: Path) -> Scenario:
+    from dataclasses import replace
+
+    return replace(scenario, path=path)
+
+
+def discover(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> dict[str, Scenario]:
+    """Every scenario on the search path by name; earlier folders win."""
+    found: dict[str, Scenario] = {}
+    for folder in search_path(extra, env):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            scenario = load_file(path)
+            found.setdefault(scenario.name, scenario)
+    return found
+
+
+def resolve(ref: str, extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> Scenario:
+    """A scenario by name (`bank-transfer`) or by path (`path/to/file.py`)."""
+    if ref.endswith(".py") or os.sep in ref:
+        return load_file(Path(ref))
+    known = discover(extra, env)
+    if ref in known:
+        return known[ref]
+    close = get_close_matches(ref, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UsageError(
+        f"unknown scenario {ref!r}.{hint} Available: {', '.join(sorted(known))} "
+        "(see `txlab list`)."
+    )

@@ -1,0 +1,27 @@
+"""Frozen settings for one run, built by the CLI from options and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from txlab.db import LEVELS, Isolation
+
+DEFAULT_DURATION_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    scenario: str  # a name (bank-transfer) or a path to a scenario file
+    seed: int
+    strategy: str | None = None  # None: the scenario's first strategy
+    isolation: Isolation = LEVELS["read-committed"]
+    workers: int = 8
+    duration_s: float | None = DEFAULT_DURATION_S  # None when counting transactions
+    transactions: int | None = None
+    think_ms: float = 0.0
+    retries: int = 0
+    params: tuple[tuple[str, str], ...] = ()
+    schema: str = "txlab"
+    scenario_path: tuple[str, ...] = ()
+    statement_timeout_ms: int = 30_000
+    lock_timeout_ms: int = 10_000

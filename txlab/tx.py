@@ -1,0 +1,91 @@
+"""`Tx`: what a strategy's body receives for one attempt of one transaction.
+
+This is the hot path: every statement of every worker goes through it. It adds
+no round trips (BEGIN travels with the first statement) and records micro-ops
+by appending tuples to a plain list.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from random import Random
+from typing import Any
+
+from txlab.errors import Declined, VersionConflict
+
+
+class Interrupted(Exception):
+    """The run is stopping (Ctrl-C): abandon this attempt."""
+
+
+class Tx:
+    """One attempt of one transaction.
+
+    - `rng`: this transaction's own random generator; a retry gets the same
+      sequence, so it retries the same work.
+    - `params`: the scenario's knobs.
+    - `query`/`one`/`execute` run SQL (psycopg2 placeholders: %s).
+    - `read(key, version, value)` / `write(key, version, value)` record what
+      the transaction read and installed, for the history.
+    - `think()` pauses for --think-ms inside the transaction.
+    - `decline(reason)` ends it by business rule; `conflict()` ends it as an
+      optimistic version conflict (retryable).
+    """
+
+    __slots__ = ("_cur", "_begin", "rng", "params", "ops", "_think_s", "_stop")
+
+    def __init__(
+        self, cursor, begin_sql: str, rng: Random, params: Mapping[str, Any],
+        think_s: float, stop: threading.Event,
+    ):
+        self._cur = cursor
+        self._begin = begin_sql  # sent with the first statement, then None
+        self.rng = rng
+        self.params = params
+        self.ops: list[tuple] = []
+        self._think_s = think_s
+        self._stop = stop
+
+    @property
+    def begun(self) -> bool:
+        return self._begin is None
+
+    def execute(self, sql: str, args: Iterable[Any] | None = None) -> None:
+        if self._begin is not None:
+            sql = self._begin + sql
+            self._begin = None
+        self._cur.execute(sql, args)
+
+    def query(self, sql: str, args: Iterable[Any] | None = None) -> list[tuple]:
+        self.execute(sql, args)
+        return self._cur.fetchall()
+
+    def one(self, sql: str, args: Iterable[Any] | None = None) -> tuple | None:
+        self.execute(sql, args)
+        return self._cur.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def read(self, key: str, version: int, value: Any) -> None:
+        self.ops.append(("r", key, version, value))
+
+    def write(self, key: str, version: int, value: Any) -> None:
+        self.ops.append(("w", key, version, value))
+
+    def think(self) -> None:
+        if self._think_s <= 0:
+            return
+        if self._begin is not None:  # the pause must fall inside the transaction
+            self._cur.execute(self._begin)
+            self._begin = None
+        if self._stop.wait(self._think_s):
+            raise Interrupted
+
+    def decline(self, reason: str):
+        raise Declined(reason)
+
+    def conflict(self, message: str = "row version changed since it was read"):
+        raise VersionConflict(message)
