@@ -308,5 +308,9 @@ def clean(dsn, schema):
     _err(f"dropped schema {schema}" if dropped else f"no schema {schema}: nothing to do")
 
 
+# ---------------------------------------------------------------- feature commands
+# Feature modules define their click commands themselves; they are registered here.
+
+
 def main() -> None:
     cli(prog_name="txlab")

@@ -27,7 +27,8 @@ class Tx:
     - `params`: the scenario's knobs.
     - `query`/`one`/`execute` run SQL (psycopg2 placeholders: %s).
     - `read(key, version, value)` / `write(key, version, value)` record what
-      the transaction read and installed, for the history.
+      the transaction read and installed, for the history;
+      `predicate_read(predicate, rows)` records a read by predicate.
     - `think()` pauses for --think-ms inside the transaction.
     - `decline(reason)` ends it by business rule; `conflict()` ends it as an
       optimistic version conflict (retryable).
@@ -74,6 +75,11 @@ class Tx:
 
     def write(self, key: str, version: int, value: Any) -> None:
         self.ops.append(("w", key, version, value))
+
+    def predicate_read(self, predicate: str, rows: Iterable[tuple[str, int, Any]]) -> None:
+        """Record a read by predicate (e.g. `SELECT ... WHERE shift = 3`) and the
+        (key, version, value) of every row it returned; an empty result is a read too."""
+        self.ops.append(("pr", predicate, [list(r) for r in rows]))
 
     def think(self) -> None:
         if self._think_s <= 0:
