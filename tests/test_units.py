@@ -1,0 +1,159 @@
+"""Pure unit tests: no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from txlab import anomalies, db, errors, stats
+from txlab.history import ABORTED, COMMITTED, Attempt
+from txlab.scenario import Knob, resolve
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("read-committed", "read-committed"), ("READ COMMITTED", "read-committed"),
+        ("read_committed", "read-committed"), ("rc", "read-committed"),
+        ("Repeatable Read", "repeatable-read"), ("rr", "repeatable-read"),
+        ("SERIALIZABLE", "serializable"), ("ser", "serializable"),
+        ("read uncommitted", "read-uncommitted"), ("ru", "read-uncommitted"),
+    ],
+)
+def test_isolation_spellings(text, key):
+    assert db.parse_isolation(text).key == key
+
+
+def test_unknown_isolation_lists_choices():
+    with pytest.raises(errors.UsageError, match="read-committed, repeatable-read, serializable"):
+        db.parse_isolation("snapshot-serial")
+
+
+def test_read_uncommitted_carries_a_note_and_others_do_not():
+    assert "READ COMMITTED" in db.parse_isolation("ru").note
+    assert db.parse_isolation("rc").note is None
+
+
+def test_mask_dsn_url_and_keywords():
+    assert "s3cret" not in db.mask_dsn("postgresql://bob:s3cret@db:5433/shop")
+    assert "***" in db.mask_dsn("postgresql://bob:s3cret@db:5433/shop")
+    masked = db.mask_dsn("host=db user=bob password=s3cret dbname=shop")
+    assert "s3cret" not in masked and "dbname=shop" in masked
+
+
+def test_describe_target_names_host_port_database_not_password():
+    text = db.describe_target("postgresql://bob:s3cret@db.example:5433/shop")
+    assert text == "host db.example, port 5433, database shop"
+
+
+def test_mask_text_removes_password_from_driver_messages():
+    dsn = "postgresql://bob:s3cret@db:5433/shop"
+    assert "s3cret" not in db.mask_text('password "s3cret" rejected', dsn)
+
+
+@pytest.mark.parametrize(
+    "code,msg,cause",
+    [
+        ("40001", "could not serialize access due to concurrent update", "40001-concurrent-update"),
+        ("40001", "could not serialize access due to read/write dependencies among transactions",
+         "40001-rw-dependencies"),
+        ("40P01", "deadlock detected", "40P01"),
+        ("55P03", "canceling statement due to lock timeout", "55P03"),
+        ("23505", "duplicate key value", "23505"),
+        (None, "server closed the connection unexpectedly", "connection-lost"),
+    ],
+)
+def test_classify_by_sqlstate(code, msg, cause):
+    assert errors.classify(code, msg) == cause
+
+
+def test_cause_names_and_sqlstates():
+    assert errors.cause_sqlstate("40001-rw-dependencies") == "40001"
+    assert errors.cause_sqlstate("40P01") == "40P01"
+    assert errors.cause_sqlstate("version-conflict") is None
+    assert errors.cause_name("40P01") == "deadlock detected"
+    assert errors.cause_name("22012") == "division by zero"
+
+
+def _a(worker, txn, attempt, outcome, ops, t=0, cause=None):
+    return Attempt(worker, txn, attempt, t, t + 10, outcome, cause, None, None, ops)
+
+
+def test_lost_update_detected():
+    t1 = _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)], t=1)
+    t2 = _a(1, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 5, 50)], t=2)
+    found = anomalies.observe([t1, t2])
+    assert [(a.kind, a.count) for a in found] == [("lost update", 1)]
+    assert "x at v3" in found[0].example
+
+
+def test_lost_update_neighbours_not_flagged():
+    # the second writer read the first one's version: a proper read-modify-write chain
+    chain = [
+        _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)]),
+        _a(1, 1, 0, COMMITTED, [("r", "x", 4, 70), ("w", "x", 5, 20)]),
+    ]
+    assert anomalies.observe(chain) == []
+    # the same race, but the second transaction aborted (first-updater-wins)
+    aborted = [
+        _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)]),
+        _a(1, 1, 0, ABORTED, [("r", "x", 3, 100)], cause="40001-concurrent-update"),
+    ]
+    assert anomalies.observe(aborted) == []
+    # both read the same version but only one wrote that key
+    one_writer = [
+        _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)]),
+        _a(1, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "y", 9, 1)]),
+    ]
+    assert anomalies.observe(one_writer) == []
+
+
+def test_outcomes_count_retries_and_failures():
+    history = [
+        _a(0, 1, 0, ABORTED, [], cause="40001-concurrent-update"),
+        _a(0, 1, 1, COMMITTED, []),
+        _a(0, 2, 0, ABORTED, [], cause="40P01"),
+        _a(0, 2, 1, ABORTED, [], cause="40P01"),
+        _a(1, 1, 0, "declined", [], cause="insufficient funds"),
+    ]
+    out = stats.outcomes(history)
+    assert out.committed == 1 and out.declined == 1 and out.retries == 2
+    assert out.aborted == {"40001-concurrent-update": 1, "40P01": 2}
+    assert out.failed == 1
+
+
+def test_latency_includes_retries():
+    history = [
+        Attempt(0, 1, 0, 1_000_000, 2_000_000, ABORTED, "40P01", None, None, []),
+        Attempt(0, 1, 1, 3_000_000, 5_000_000, COMMITTED, None, None, None, []),
+    ]
+    assert stats.committed_latencies_ns(history) == [4_000_000]
+
+
+def test_percentiles_nearest_rank():
+    p = stats.percentiles_ms([i * 1_000_000 for i in range(1, 101)])
+    assert (p["p50"], p["p95"], p["p99"], p["max"]) == (50.0, 95.0, 99.0, 100.0)
+    assert stats.percentiles_ms([])["p50"] is None
+
+
+def test_knob_parsing_and_bounds():
+    k = Knob("accounts", 10, "number of accounts", min=2)
+    assert k.parse("5") == 5
+    with pytest.raises(errors.UsageError, match="at least 2"):
+        k.parse("1")
+    with pytest.raises(errors.UsageError, match="expected int"):
+        k.parse("many")
+    c = Knob("lock_order", "sorted", "order", choices=("sorted", "as-drawn"))
+    with pytest.raises(errors.UsageError, match="sorted, as-drawn"):
+        c.parse("random")
+
+
+def test_unknown_scenario_suggests_the_closest():
+    with pytest.raises(errors.UsageError, match="Did you mean 'bank-transfer'"):
+        resolve("bank-transfers")
+
+
+def test_bank_transfer_params_validated():
+    s = resolve("bank-transfer")
+    assert s.params({"max-amount": "5"})["max_amount"] == 5
+    with pytest.raises(errors.UsageError, match="no knob 'colour'"):
+        s.params({"colour": "red"})
