@@ -143,3 +143,12 @@ def test_history_file_is_a_faithful_record(txlab, tmp_path):
     # the reader round-trips it
     h = history.read(path)
     assert len(h.attempts) == len(txns) and h.meta["isolation"] == "REPEATABLE READ"
+
+
+def test_lock_timeout_is_counted_under_55P03(txlab):
+    # Rows held for 200 ms by each transaction, waiters give up after 20 ms.
+    r = txlab("run", "bank-transfer", "-s", "for-update", "-p", "accounts=2", "--think-ms", "200",
+              "--lock-timeout-ms", "20", "-w", "4", "-n", "12", "--format", "json")
+    rep = report(r)
+    assert rep["outcomes"]["aborted"].get("55P03", 0) > 0
+    assert all(holds(rep).values())

@@ -1,0 +1,62 @@
+"""Scenarios written by users: the worked example runs, broken files get clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "page_views.py"
+
+
+def test_worked_example_loses_visits_with_read_then_write(txlab):
+    r = txlab("run", str(EXAMPLE), "-s", "read-then-write", "--think-ms", "10", "-n", "80",
+              "--format", "json")
+    rep = json.loads(r.stdout)
+    assert r.exit_code == 1 and rep["invariants"][0]["holds"] is False
+    assert rep["anomalies"][0]["kind"] == "lost update"
+
+
+def test_worked_example_counts_every_visit_with_increment(txlab):
+    r = txlab("run", str(EXAMPLE), "-s", "increment", "--think-ms", "2", "-n", "80",
+              "--format", "json")
+    rep = json.loads(r.stdout)
+    assert r.exit_code == 0 and rep["invariants"][0]["holds"] is True
+    assert rep["anomalies"] == []
+
+
+def test_scenario_path_finds_by_name(txlab):
+    r = txlab("run", "page-views", "--scenario-path", str(EXAMPLE.parent), "-s", "increment", "-n", "10")
+    assert r.exit_code == 0
+    listed = txlab("list", "--scenario-path", str(EXAMPLE.parent))
+    assert "page-views" in listed.stdout and "bank-transfer" in listed.stdout
+
+
+BROKEN = {
+    "syntax.py": ("def oops(:\n", "syntax.py:1: syntax error"),
+    "raises.py": ("import txlab\nraise RuntimeError('boom')\n", "RuntimeError: boom"),
+    "empty.py": ("x = 1\n", "defines no SCENARIO"),
+    "badsetup.py": (
+        "from txlab.scenario import *\n"
+        "def setup(s): s.execute('CREATE TABLE t (id int')\n"
+        "def body(tx): pass\n"
+        "SCENARIO = Scenario('bad', 's', 't', 'd', (), setup, (Strategy('x', body, 'h'),), ())\n",
+        "setup failed: syntax error",
+    ),
+    "badbody.py": (
+        "from txlab.scenario import *\n"
+        "def setup(s): pass\n"
+        "def body(tx):\n    return 1 / 0\n"
+        "SCENARIO = Scenario('bad', 's', 't', 'd', (), setup, (Strategy('x', body, 'h'),), ())\n",
+        "badbody.py:4: strategy 'x' raised ZeroDivisionError",
+    ),
+}
+
+
+def test_broken_scenario_files_exit_2_naming_the_file(txlab, tmp_path):
+    for name, (source, message) in BROKEN.items():
+        path = tmp_path / name
+        path.write_text(source)
+        r = txlab("run", str(path), "-n", "5")
+        assert r.exit_code == 2, (name, r.stdout, r.stderr)
+        assert name in r.stderr and message in r.stderr, (name, r.stderr)
+        assert "Traceback" not in r.stderr
