@@ -60,3 +60,18 @@ def test_broken_scenario_files_exit_2_naming_the_file(txlab, tmp_path):
         assert r.exit_code == 2, (name, r.stdout, r.stderr)
         assert name in r.stderr and message in r.stderr, (name, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_property_testing_example_passes(pg_dsn):
+    """docs/examples/test_coupons.py, run as a user would run it."""
+    import os
+    import subprocess
+    import sys
+
+    example = EXAMPLE.parent / "test_coupons.py"
+    env = dict(os.environ, TXLAB_TEST_DSN=pg_dsn)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(example)], capture_output=True, text=True, env=env,
+                         cwd=EXAMPLE.parent)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 passed" in out.stdout
