@@ -235,6 +235,95 @@ def list_(scenario_path):
                         tablefmt="simple"))
 
 
+@cli.command()
+@click.argument("scenario")
+@scenario_path_option
+def describe(scenario, scenario_path):
+    """Explain SCENARIO: story, invariants, strategies at each level, knobs."""
+    from txlab import describe as describe_mod
+
+    click.echo(describe_mod.render(scenarios.resolve(scenario, scenario_path)), nl=False)
+
+
+# ---------------------------------------------------------------- matrix
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("names", metavar="[SCENARIO]...", nargs=-1)
+@click.option("--isolation", "-i", "levels", default="all", show_default=True,
+              help="Comma-separated levels, or all.")
+@click.option("--strategy", "-s", "strategies", default="all", show_default=True,
+              help="Comma-separated strategy names, or all.")
+@click.option("--duration", "-d", default=1.5, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Length of each run.")
+@click.option("--workers", "-w", default=8, show_default=True, type=click.IntRange(1, 90))
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Retries on 40001 / 40P01 / version conflicts in every run.")
+@click.option("--think-ms", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="MS", help="Pause between reads and writes in every transaction.")
+@click.option("--seed", type=int, help="Random seed (random by default, printed).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]),
+              default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the matrix to FILE instead of standard output.")
+@click.option("--no-fail", is_flag=True,
+              help="Exit 0 even when combinations violate invariants (a teaching table).")
+@dsn_option
+@schema_option
+@scenario_path_option
+def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed, fmt, output,
+           no_fail, dsn, schema, scenario_path):
+    """Run every scenario x strategy x isolation level briefly; one row each.
+
+    Default: every scenario, every strategy, the four levels. Exit code 1 when any
+    combination violated an invariant, unless --no-fail.
+    """
+    from txlab import matrix as matrix_mod
+
+    known = scenarios.discover(scenario_path)
+    chosen = [scenarios.resolve(n, scenario_path) for n in names] or [
+        known[k] for k in sorted(known)]
+    try:
+        level_list = matrix_mod.parse_levels(levels)
+    except errors.UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--isolation") from None
+    strategy_list = None if strategies.strip().lower() == "all" else [
+        x.strip() for x in strategies.split(",") if x.strip()]
+    combos = matrix_mod.plan(chosen, strategy_list, level_list)
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    base = RunSettings(scenario="", seed=seed, workers=workers, duration_s=duration,
+                       retries=retries, think_ms=think_ms, schema=schema,
+                       scenario_path=tuple(scenario_path))
+    _err(f"{len(combos)} combinations x {duration:g} s, seed {seed}")
+    tty = sys.stderr.isatty()
+
+    def progress(i, n, combo):
+        if tty:
+            s, strat, level = combo
+            click.echo(f"\r\033[K[{i + 1}/{n}] {s.name} {strat} {level.sql}", err=True, nl=False)
+
+    with server.open_database(dsn, os.environ, announce=_announce) as database:
+        try:
+            rows = matrix_mod.run_matrix(combos, base, database.dsn, progress)
+        finally:
+            if tty:
+                click.echo("\r\033[K", err=True, nl=False)
+        conn = db.connect(database.dsn)
+        try:
+            version = db.server_version(conn)
+        finally:
+            conn.close()
+    text = matrix_mod.render(rows, fmt, version)
+    if output:
+        Path(output).write_text(text)
+        _err(f"matrix written to {output}")
+    else:
+        click.echo(text, nl=False)
+    violated = any(not r.holds for r in rows)
+    sys.exit(errors.EXIT_VIOLATED if violated and not no_fail else errors.EXIT_OK)
+
+
 # ---------------------------------------------------------------- server
 
 

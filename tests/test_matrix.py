@@ -1,0 +1,62 @@
+"""txlab matrix and describe."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from txlab import matrix
+from txlab.matrix import Row
+
+
+def test_matrix_json_rows_and_exit_code(txlab, pg_dsn, schema):
+    args = ["matrix", "bank-transfer", "-s", "naive,atomic", "-i", "rc,serializable", "-d", "0.5",
+            "--think-ms", "5", "--format", "json", "--dsn", pg_dsn, "--schema", schema]
+    r = txlab(*args)
+    rows = json.loads(r.stdout)
+    assert [(x["strategy"], x["isolation"]) for x in rows] == [
+        ("naive", "read-committed"), ("naive", "serializable"),
+        ("atomic", "read-committed"), ("atomic", "serializable")]
+    by = {(x["strategy"], x["isolation"]): x for x in rows}
+    assert by[("naive", "read-committed")]["holds"] is False
+    assert by[("naive", "read-committed")]["anomalies"]["lost update"] > 0
+    assert by[("naive", "read-committed")]["surprise"] is False  # naive is not declared safe at RC
+    assert by[("atomic", "read-committed")]["holds"] is True
+    assert by[("naive", "serializable")]["holds"] is True
+    assert r.exit_code == 1
+    assert txlab(*args, "--no-fail").exit_code == 0
+
+
+def test_matrix_bad_selection_is_a_usage_error(txlab, pg_dsn):
+    r = txlab("matrix", "bank-transfer", "-s", "teleport", "--dsn", pg_dsn)
+    assert r.exit_code == 2 and "teleport" in r.stderr
+    r = txlab("matrix", "bank-transfer", "-i", "chaos", "--dsn", pg_dsn)
+    assert r.exit_code == 2 and "read-committed" in r.stderr
+
+
+def _row(holds, safe, **kw):
+    base = dict(scenario="s", strategy="x", isolation="read-committed", committed_per_s=1.0,
+                committed=1, aborted={}, retries=0, failed=0, holds=holds,
+                violated=[] if holds else ["inv"], anomalies={}, expected_safe=safe)
+    return Row(**{**base, **kw})
+
+
+def test_render_marks_violations_and_surprises():
+    rows = [_row(True, True), _row(False, False, strategy="y"), _row(False, True, strategy="z")]
+    text = matrix.render(rows, "table")
+    assert "VIOLATED (UNEXPECTED)" in text and "s/z/RC" in text
+    assert "3 combinations: 1 held, 2 violated; 1 UNEXPECTED" in text
+    md = matrix.render(rows, "markdown")
+    assert "**VIOLATED**" in md and "## s" in md
+    parsed = list(csv.DictReader(io.StringIO(matrix.render(rows, "csv"))))
+    assert [p["invariants"] for p in parsed] == ["holds", "VIOLATED", "VIOLATED"]
+
+
+def test_describe_explains_strategies_by_level(txlab):
+    r = txlab("describe", "bank-transfer")
+    assert r.exit_code == 0
+    for text in ("Invariants:", "total money conserved", "naive", "keeps invariants",
+                 "may violate", "lock_order", "as-drawn"):
+        assert text in r.stdout, text
+    assert txlab("describe", "nope").exit_code == 2

@@ -1,0 +1,33 @@
+"""`txlab describe`: a scenario's story, invariants, strategies by level, and knobs."""
+
+from __future__ import annotations
+
+import inspect
+
+from tabulate import tabulate
+
+from txlab.db import LEVELS
+from txlab.matrix import SHORT
+from txlab.scenario import Scenario
+
+
+def render(s: Scenario) -> str:
+    parts = [f"{s.name}: {s.summary}", f"Teaches: {s.teaches}"]
+    if s.description:
+        parts.append(inspect.cleandoc(s.description))
+    parts.append("Invariants:\n" + "\n".join(f"  - {i.name}" for i in s.invariants))
+    rows = [[st.name, st.help] + ["keeps invariants" if lvl in st.safe_at else "may violate"
+                                  for lvl in LEVELS]
+            for st in s.strategies]
+    parts.append("Strategies (expected behaviour at each level, from the scenario's own "
+                 "declaration; `txlab matrix` measures it):\n"
+                 + tabulate(rows, headers=["strategy", "what it does"] + [SHORT[k] for k in LEVELS],
+                            tablefmt="simple", maxcolwidths=[None, 50, None, None, None, None]))
+    knobs = [[k.name, k.default, k.help + (f" ({', '.join(k.choices)})" if k.choices else "")]
+             for k in s.knobs]
+    parts.append("Knobs (--param NAME=VALUE):\n"
+                 + (tabulate(knobs, headers=["knob", "default", "meaning"], tablefmt="simple")
+                    if knobs else "  (none)"))
+    if s.path:
+        parts.append(f"Source: {s.path}")
+    return "\n\n".join(parts) + "\n"
