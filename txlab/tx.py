@@ -32,6 +32,8 @@ class Tx:
     - `think()` pauses for --think-ms inside the transaction.
     - `decline(reason)` ends it by business rule; `conflict()` ends it as an
       optimistic version conflict (retryable).
+    - `connection`: the underlying psycopg2 connection, inside the transaction
+      (for an ORM Session; see scenarios/limited_stock_cart.py).
     """
 
     __slots__ = ("_cur", "_begin", "rng", "params", "ops", "_think_s", "_stop")
@@ -69,6 +71,16 @@ class Tx:
     @property
     def rowcount(self) -> int:
         return self._cur.rowcount
+
+    @property
+    def connection(self):
+        """The worker's psycopg2 connection, for a library that needs one (e.g. an
+        ORM Session). BEGIN is sent first if it has not been, so everything run on
+        it belongs to this transaction. Never commit, roll back or close it."""
+        if self._begin is not None:
+            self._cur.execute(self._begin)
+            self._begin = None
+        return self._cur.connection
 
     def read(self, key: str, version: int, value: Any) -> None:
         self.ops.append(("r", key, version, value))
