@@ -152,3 +152,43 @@ def test_lock_timeout_is_counted_under_55P03(txlab):
     rep = report(r)
     assert rep["outcomes"]["aborted"].get("55P03", 0) > 0
     assert all(holds(rep).values())
+
+
+def test_killed_backends_are_counted_and_workers_reconnect(pg_dsn, schema):
+    """pg_terminate_backend on every worker mid-run: the attempts in flight are
+    recorded as connection-lost, the workers reconnect, and the run completes."""
+    import threading
+    import time
+
+    import psycopg2
+
+    from txlab.testing import run
+
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    killed = []
+
+    def killer():
+        cur = conn.cursor()
+        for _ in range(200):
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'txlab-worker-%%' "
+                        "AND state LIKE 'idle in transaction%%'")
+            killed.extend(r for r in cur.fetchall() if r[0])
+            if killed:
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    try:
+        result = run("bank-transfer", pg_dsn, strategy="for-update", workers=4, transactions=40,
+                     think_ms=50, params={"accounts": 4}, schema=schema)
+    finally:
+        t.join()
+        conn.close()
+    assert killed
+    assert result.outcomes.aborted.get("connection-lost", 0) >= 1
+    assert result.ok
+    assert result.outcomes.committed + result.outcomes.declined + result.outcomes.failed \
+        + result.outcomes.unknown == 40
