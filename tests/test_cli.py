@@ -196,6 +196,10 @@ def test_plain_install_carries_the_scenarios(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, capture_output=True)
     assert (target / "txlab_scenarios" / "bank_transfer.py").is_file()
+    # every engine subpackage made it into the wheel
+    for init in (ROOT / "txlab").glob("*/__init__.py"):
+        sub = init.parent.relative_to(ROOT)
+        assert (target / sub / "__init__.py").is_file(), f"{sub} missing from the wheel"
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-c", "import txlab, sys; print(txlab.__file__); "
                           "from txlab.cli import main; sys.argv=['txlab','list']; main()"],

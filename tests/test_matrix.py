@@ -38,7 +38,7 @@ def test_matrix_bad_selection_is_a_usage_error(txlab, pg_dsn):
 def _row(holds, safe, **kw):
     base = dict(scenario="s", strategy="x", isolation="read-committed", committed_per_s=1.0,
                 committed=1, aborted={}, retries=0, failed=0, holds=holds,
-                violated=[] if holds else ["inv"], anomalies={}, expected_safe=safe)
+                violated=[] if holds else ["inv"], anomalies={}, forbidden=[], expected_safe=safe)
     return Row(**{**base, **kw})
 
 
@@ -51,6 +51,13 @@ def test_render_marks_violations_and_surprises():
     assert "**VIOLATED**" in md and "## s" in md
     parsed = list(csv.DictReader(io.StringIO(matrix.render(rows, "csv"))))
     assert [p["invariants"] for p in parsed] == ["holds", "VIOLATED", "VIOLATED"]
+
+
+def test_render_marks_forbidden_anomalies():
+    rows = [_row(True, True, anomalies={"G1a": 2}, forbidden=["G1a"])]
+    text = matrix.render(rows, "table")
+    assert "G1a 2 FORBIDDEN" in text
+    assert "1 with an anomaly the level FORBIDS" in text and "s/x/RC" in text
 
 
 def test_describe_explains_strategies_by_level(txlab):

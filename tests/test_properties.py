@@ -31,7 +31,8 @@ def test_safe_strategies_keep_invariants_at_read_committed(pg_dsn, scenario, str
     @given(params=knob_values(scenario), seed=st.integers(0, 2**31 - 1), workers=st.integers(2, 8))
     def prop(params, seed, workers):
         _assert_holds(run(scenario, pg_dsn, strategy=strategy, isolation="read-committed",
-                          workers=workers, transactions=40, seed=seed, params=params, think_ms=1))
+                          workers=workers, transactions=40, seed=seed, params=params, think_ms=1,
+                          deadlock_timeout_ms=100))
 
     prop()
 
@@ -43,7 +44,7 @@ def test_every_strategy_keeps_invariants_at_serializable_with_retries(pg_dsn, sc
     def prop(params, seed, workers):
         _assert_holds(run(scenario, pg_dsn, strategy=strategy, isolation="serializable",
                           workers=workers, transactions=40, seed=seed, params=params, retries=50,
-                          think_ms=1))
+                          think_ms=1, deadlock_timeout_ms=100))
 
     prop()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from txlab import anomalies, db, errors, stats
-from txlab.history import ABORTED, COMMITTED, Attempt
+from txlab import checker, db, errors, stats
+from txlab.history import ABORTED, COMMITTED, Attempt, History
 from txlab.scenario import Knob, resolve
 
 
@@ -78,33 +78,35 @@ def _a(worker, txn, attempt, outcome, ops, t=0, cause=None):
     return Attempt(worker, txn, attempt, t, t + 10, outcome, cause, None, None, ops)
 
 
-def test_lost_update_detected():
-    t1 = _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)], t=1)
-    t2 = _a(1, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 5, 50)], t=2)
-    found = anomalies.observe([t1, t2])
-    assert [(a.kind, a.count) for a in found] == [("lost update", 1)]
-    assert "x at v3" in found[0].example
+def _check(*attempts):
+    h = History({"isolation": "READ COMMITTED"}, [("w", "x", 1, 100), ("w", "y", 1, 0)],
+                list(attempts))
+    return checker.check(h)
+
+
+def test_lost_update_detected_and_allowed_at_read_committed():
+    t1 = _a(0, 1, 0, COMMITTED, [("r", "x", 1, 100), ("w", "x", 2, 70)], t=1)
+    t2 = _a(1, 1, 0, COMMITTED, [("r", "x", 1, 100), ("w", "x", 3, 50)], t=2)
+    result = _check(t1, t2)
+    assert result.anomalies["lost update"]["count"] == 1
+    assert result.anomalies["lost update"]["status"] == "allowed"
+    assert result.verdict == "valid"
 
 
 def test_lost_update_neighbours_not_flagged():
     # the second writer read the first one's version: a proper read-modify-write chain
-    chain = [
-        _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)]),
-        _a(1, 1, 0, COMMITTED, [("r", "x", 4, 70), ("w", "x", 5, 20)]),
-    ]
-    assert anomalies.observe(chain) == []
+    chain = _check(_a(0, 1, 0, COMMITTED, [("r", "x", 1, 100), ("w", "x", 2, 70)], t=1),
+                   _a(1, 1, 0, COMMITTED, [("r", "x", 2, 70), ("w", "x", 3, 20)], t=2))
+    assert chain.anomalies == {}
     # the same race, but the second transaction aborted (first-updater-wins)
-    aborted = [
-        _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)]),
-        _a(1, 1, 0, ABORTED, [("r", "x", 3, 100)], cause="40001-concurrent-update"),
-    ]
-    assert anomalies.observe(aborted) == []
+    aborted = _check(_a(0, 1, 0, COMMITTED, [("r", "x", 1, 100), ("w", "x", 2, 70)], t=1),
+                     _a(1, 1, 0, ABORTED, [("r", "x", 1, 100)], t=2,
+                        cause="40001-concurrent-update"))
+    assert aborted.anomalies == {}
     # both read the same version but only one wrote that key
-    one_writer = [
-        _a(0, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "x", 4, 70)]),
-        _a(1, 1, 0, COMMITTED, [("r", "x", 3, 100), ("w", "y", 9, 1)]),
-    ]
-    assert anomalies.observe(one_writer) == []
+    one_writer = _check(_a(0, 1, 0, COMMITTED, [("r", "x", 1, 100), ("w", "x", 2, 70)], t=1),
+                        _a(1, 1, 0, COMMITTED, [("r", "x", 1, 100), ("w", "y", 2, 1)], t=2))
+    assert "lost update" not in one_writer.anomalies
 
 
 def test_outcomes_count_retries_and_failures():

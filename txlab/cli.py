@@ -21,8 +21,8 @@ from txlab.settings import DEFAULT_DURATION_S, RunSettings
 
 EXIT_CODES_HELP = """\b
 Exit codes:
-  0    every invariant held
-  1    an invariant was violated
+  0    every invariant held (and no anomaly the level forbids)
+  1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
   3    database or runtime error (cannot connect, server failure)
   130  interrupted (Ctrl-C); the partial report is still printed"""
@@ -162,12 +162,17 @@ def _embedded_version() -> str:
               help="lock_timeout on worker sessions (0 = wait forever).")
 @click.option("--statement-timeout-ms", default=30_000, show_default=True,
               type=click.IntRange(min=0), help="statement_timeout on worker sessions (0 = none).")
+@click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
+              help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
+                   "needs a superuser, as the embedded server's user is.")
+@click.option("--check/--no-check", "check", default=True, show_default=True,
+              help="Check the history for anomalies (G0 ... G2) at the end.")
 @dsn_option
 @schema_option
 @scenario_path_option
 def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
-        params, fmt, output, history_file, lock_timeout_ms, statement_timeout_ms, dsn, schema,
-        scenario_path):
+        params, fmt, output, history_file, lock_timeout_ms, statement_timeout_ms,
+        deadlock_timeout_ms, check, dsn, schema, scenario_path):
     """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
 
     Example: txlab run bank-transfer --isolation serializable --retries 5
@@ -181,6 +186,7 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         transactions=transactions, think_ms=think_ms, retries=retries, params=params,
         schema=schema, scenario_path=tuple(scenario_path),
         statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
+        deadlock_timeout_ms=deadlock_timeout_ms, check=check,
     )
     found = scenarios.resolve(settings.scenario, settings.scenario_path)
     found.params(dict(settings.params))  # validate knobs before starting any server
@@ -207,7 +213,7 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         click.echo(text, nl=False)
     if result.interrupted:
         sys.exit(errors.EXIT_INTERRUPTED)
-    sys.exit(errors.EXIT_VIOLATED if result.violated else errors.EXIT_OK)
+    sys.exit(errors.EXIT_VIOLATED if result.failed_verdict else errors.EXIT_OK)
 
 
 def _progress_line(elapsed: float, committed: int, aborted: int) -> None:
@@ -267,13 +273,16 @@ def describe(scenario, scenario_path):
               default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the matrix to FILE instead of standard output.")
+@click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
+              help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
+                   "needs a superuser, as the embedded server's user is.")
 @click.option("--no-fail", is_flag=True,
               help="Exit 0 even when combinations violate invariants (a teaching table).")
 @dsn_option
 @schema_option
 @scenario_path_option
 def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed, fmt, output,
-           no_fail, dsn, schema, scenario_path):
+           deadlock_timeout_ms, no_fail, dsn, schema, scenario_path):
     """Run every scenario x strategy x isolation level briefly; one row each.
 
     Default: every scenario, every strategy, the four levels. Exit code 1 when any
@@ -294,7 +303,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
     seed = seed if seed is not None else secrets.randbelow(2**31)
     base = RunSettings(scenario="", seed=seed, workers=workers, duration_s=duration,
                        retries=retries, think_ms=think_ms, schema=schema,
-                       scenario_path=tuple(scenario_path))
+                       scenario_path=tuple(scenario_path), deadlock_timeout_ms=deadlock_timeout_ms)
     _err(f"{len(combos)} combinations x {duration:g} s, seed {seed}")
     tty = sys.stderr.isatty()
 
@@ -320,7 +329,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
         _err(f"matrix written to {output}")
     else:
         click.echo(text, nl=False)
-    violated = any(not r.holds for r in rows)
+    violated = any(not r.holds or r.forbidden for r in rows)
     sys.exit(errors.EXIT_VIOLATED if violated and not no_fail else errors.EXIT_OK)
 
 
@@ -399,6 +408,9 @@ def clean(dsn, schema):
 
 # ---------------------------------------------------------------- feature commands
 # Feature modules define their click commands themselves; they are registered here.
+from txlab.cli_check import check as _check_command  # noqa: E402
+
+cli.add_command(_check_command)
 
 
 def main() -> None:

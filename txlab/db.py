@@ -120,6 +120,11 @@ def connect(dsn: str, application_name: str = "txlab", **options: str) -> psycop
         )
     except psycopg2.OperationalError as exc:
         reason = mask_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer", dsn)
+        if "permission denied to set parameter" in reason:
+            raise DatabaseError(
+                f"PostgreSQL at {describe_target(dsn)} refused a session setting: {reason}. "
+                "--deadlock-timeout-ms needs a superuser or GRANT SET ON PARAMETER deadlock_timeout."
+            ) from None
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {describe_target(dsn)}: {reason}\n"
             "Start a local server with `txlab server start`, or pass --dsn / set TXLAB_DSN."

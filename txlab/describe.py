@@ -14,7 +14,11 @@ from txlab.scenario import Scenario
 def render(s: Scenario) -> str:
     parts = [f"{s.name}: {s.summary}", f"Teaches: {s.teaches}"]
     if s.description:
-        parts.append(inspect.cleandoc(s.description))
+        text = inspect.cleandoc(s.description)
+        first, _, rest = text.partition("\n")
+        if first.startswith(f"{s.name}:"):  # the docstring's title repeats the header
+            text = rest.strip()
+        parts.append(text)
     parts.append("Invariants:\n" + "\n".join(f"  - {i.name}" for i in s.invariants))
     rows = [[st.name, st.help] + ["keeps invariants" if lvl in st.safe_at else "may violate"
                                   for lvl in LEVELS]

@@ -39,6 +39,7 @@ class Row:
     holds: bool
     violated: list[str]
     anomalies: dict[str, int]
+    forbidden: list[str]  # anomaly classes found that the level forbids
     expected_safe: bool  # the strategy declares this level safe
 
     @property
@@ -80,7 +81,8 @@ def run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
             committed_per_s=round(r.throughput_tps, 1), committed=o.committed,
             aborted=dict(sorted(o.aborted.items())), retries=o.retries, failed=o.failed,
             holds=not r.violated, violated=[i.name for i in r.invariants if not i.holds],
-            anomalies={a.kind: a.count for a in r.anomalies},
+            anomalies={k: a["count"] for k, a in r.check.anomalies.items()} if r.check else {},
+            forbidden=r.forbidden,
             expected_safe=level.key in scenario.strategy(strategy).safe_at,
         ))
     return rows
@@ -102,7 +104,8 @@ def _aborted(row: Row) -> str:
 
 
 def _anomalies(row: Row) -> str:
-    return ", ".join(f"{k} {v}" for k, v in row.anomalies.items()) or "-"
+    return ", ".join(f"{k} {v}" + (" FORBIDDEN" if k in row.forbidden else "")
+                     for k, v in row.anomalies.items()) or "-"
 
 
 def _verdict(row: Row, markdown: bool) -> str:
@@ -142,6 +145,7 @@ def render(rows: list[Row], fmt: str, server: str = "") -> str:
         parts.append((f"## {scenario}" if markdown else f"{scenario}") + "\n" + table)
     bad = [r for r in rows if not r.holds]
     surprises = [r for r in rows if r.surprise]
+    forbidden = [r for r in rows if r.forbidden]
     legend = ("Levels: RU read uncommitted (runs as RC in PostgreSQL), RC read committed, "
               "RR repeatable read (snapshot isolation), SER serializable.")
     summary = f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
@@ -149,5 +153,11 @@ def render(rows: list[Row], fmt: str, server: str = "") -> str:
         summary += (f"; {len(surprises)} UNEXPECTED (violated at a level the strategy declares "
                     "safe: " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
                                          for r in surprises) + ")")
+    if forbidden:
+        summary += (f"; {len(forbidden)} with an anomaly the level FORBIDS (a database or harness "
+                    "bug): " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
+                                         for r in forbidden))
+    legend += (" Anomalies are named by txlab's checker (Adya / Elle classes); FORBIDDEN marks "
+               "one the level does not allow.")
     parts += [legend, summary]
     return "\n\n".join(parts) + "\n"

@@ -32,6 +32,7 @@ def to_dict(r: RunResult) -> dict:
             "aborted": dict(sorted(o.aborted.items())),
             "failed": o.failed,
             "unknown": o.unknown,
+            "declined_reasons": dict(sorted(o.declined_reasons.items())),
         },
         "throughput_tps": round(r.throughput_tps, 2),
         "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in r.latency_ms.items()},
@@ -40,7 +41,11 @@ def to_dict(r: RunResult) -> dict:
              "detail": i.detail}
             for i in r.invariants
         ],
-        "anomalies": [{"kind": a.kind, "count": a.count, "example": a.example} for a in r.anomalies],
+        "anomalies": anomalies(r),
+        "check": None if r.check is None else {
+            "model": r.check.model, "verdict": r.check.verdict, "forbidden": r.check.forbidden,
+            "unknown": r.check.unknown,
+        },
         "verdict": verdict(r),
         "params": r.params,
         "think_ms": r.think_ms,
@@ -50,7 +55,28 @@ def to_dict(r: RunResult) -> dict:
 
 
 def verdict(r: RunResult) -> str:
-    return "VIOLATED" if r.violated else "HOLDS"
+    """HOLDS, or VIOLATED when an invariant failed or an anomaly the level forbids occurred."""
+    return "VIOLATED" if r.failed_verdict else "HOLDS"
+
+
+def anomalies(r: RunResult) -> list[dict]:
+    """The checker's findings, most severe first: kind, count, status, definition, example."""
+    if r.check is None:
+        return []
+    out = []
+    for kind, a in r.check.anomalies.items():
+        examples = a.get("examples") or []
+        out.append({"kind": kind, "count": a["count"], "status": a["status"],
+                    "definition": a.get("definition", ""),
+                    "example": examples[0].get("text", "") if examples else ""})
+    return out
+
+
+def _example(r: RunResult) -> tuple[str, str] | None:
+    found = anomalies(r)
+    pick = next((a for a in found if a["status"] == "forbidden" and a["example"]), None)
+    pick = pick or next((a for a in found if a["example"]), None)
+    return (pick["kind"], pick["example"]) if pick else None
 
 
 def notes(r: RunResult) -> list[str]:
@@ -106,22 +132,46 @@ def _sections(r: RunResult, fmt: str) -> list[tuple[str, list, list]]:
         [i.name, i.expected, i.actual, "HOLDS" if i.holds else mark, i.detail]
         for i in r.invariants
     ]
-    anom = [[a.kind, a.count, a.example] for a in r.anomalies] or [["none observed", 0, ""]]
+    level = r.isolation.sql
+    if r.check is None:
+        anom = [["not checked (--no-check)", "", "", ""]]
+    else:
+        anom = [[a["kind"], a["count"],
+                 "allowed" if a["status"] == "allowed" else ("**FORBIDDEN**" if fmt == "markdown"
+                                                             else "FORBIDDEN"),
+                 a["definition"]] for a in anomalies(r)] or [["none found", 0, "", ""]]
     return [
         ("Run", [], header),
         ("Performance (latency of committed transactions, including their retries)", [], perf),
         ("Outcomes", ["outcome", "SQLSTATE", "count"], outcome_rows),
         ("Invariants", ["invariant", "expected", "actual", "verdict", "detail"], inv),
-        ("Anomalies observed in the history", ["anomaly", "count", "example"], anom),
+        (_anomaly_title(r), ["anomaly", "count", f"at {level}", "what it is"], anom),
     ]
+
+
+def _anomaly_title(r: RunResult) -> str:
+    if r.check is None:
+        return "Anomalies in the history"
+    c = r.check
+    text = f"Anomalies in the history (checked against the {c.model} model: {c.verdict})"
+    if c.unknown:
+        text += f"; search timed out for {', '.join(c.unknown)}"
+    return text
 
 
 def _summary(r: RunResult) -> str:
     bad = [i.name for i in r.invariants if not i.holds]
     prefix = "INTERRUPTED: partial run. " if r.interrupted else ""
+    lines = []
     if bad:
-        return f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated ({', '.join(bad)})"
-    return f"{prefix}HOLDS: all {len(r.invariants)} invariants held"
+        lines.append(f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated "
+                     f"({', '.join(bad)})")
+    else:
+        lines.append(f"{prefix}HOLDS: all {len(r.invariants)} invariants held")
+    if r.forbidden:
+        lines.append(f"FORBIDDEN ANOMALY: {', '.join(r.forbidden)} found at {r.isolation.sql}, "
+                     "which forbids it: a database or harness bug")
+    return "\n".join(lines)
 
 
 def render(r: RunResult, fmt: str = "table") -> str:
@@ -139,6 +189,12 @@ def render(r: RunResult, fmt: str = "table") -> str:
             body = tabulate(rows, headers=[""] * len(rows[0]), tablefmt=style, disable_numparse=True)
         else:
             body = tabulate(rows, tablefmt="plain", disable_numparse=True)
+        parts.append(f"{heading}\n{body}")
+    example = _example(r)
+    if example:
+        kind, text = example
+        heading = f"## Example: {kind}" if fmt == "markdown" else f"Example: {kind}"
+        body = f"```\n{text}\n```" if fmt == "markdown" else text
         parts.append(f"{heading}\n{body}")
     for note in notes(r):
         parts.append(f"Note: {note}")

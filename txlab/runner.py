@@ -16,7 +16,7 @@ from random import Random
 
 import psycopg2
 
-from txlab import anomalies, db, stats
+from txlab import checker, db, stats
 from txlab.errors import RETRYABLE, Abort, DatabaseError, Declined, UsageError, classify
 from txlab.history import ABORTED, COMMITTED, DECLINED, UNKNOWN, Attempt, History, merge
 from txlab.scenario import Check, Scenario, Setup, Verdict
@@ -49,7 +49,7 @@ class RunResult:
     throughput_tps: float
     latency_ms: dict
     invariants: list[InvariantResult]
-    anomalies: list[anomalies.Anomaly]
+    check: checker.Result | None  # None with --no-check
     params: dict
     think_ms: float
     retries: int
@@ -57,7 +57,18 @@ class RunResult:
 
     @property
     def violated(self) -> bool:
+        """An invariant was violated."""
         return any(not i.holds for i in self.invariants)
+
+    @property
+    def forbidden(self) -> list[str]:
+        """Anomaly classes found that the run's isolation level forbids."""
+        return self.check.forbidden if self.check else []
+
+    @property
+    def failed_verdict(self) -> bool:
+        """What exit code 1 means: a violated invariant or a forbidden anomaly."""
+        return self.violated or bool(self.forbidden)
 
 
 class ScenarioBug(UsageError):
@@ -138,10 +149,11 @@ class _Run:
 
     def connect(self, w: int):
         s = self.settings
-        conn = db.connect(
-            self.dsn, f"txlab-worker-{w}", search_path=s.schema,
-            statement_timeout=str(s.statement_timeout_ms), lock_timeout=str(s.lock_timeout_ms),
-        )
+        options = {"search_path": s.schema, "statement_timeout": str(s.statement_timeout_ms),
+                   "lock_timeout": str(s.lock_timeout_ms)}
+        if s.deadlock_timeout_ms is not None:
+            options["deadlock_timeout"] = str(s.deadlock_timeout_ms)
+        conn = db.connect(self.dsn, f"txlab-worker-{w}", **options)
         self.conns[w] = conn
         return conn
 
@@ -336,7 +348,8 @@ def run(
         interrupted=interrupted, outcomes=out,
         throughput_tps=out.committed / elapsed if elapsed > 0 else 0.0,
         latency_ms=stats.percentiles_ms(stats.committed_latencies_ns(attempts)),
-        invariants=invariants, anomalies=anomalies.observe(attempts), params=params,
+        invariants=invariants, check=checker.check(history) if settings.check else None,
+        params=params,
         think_ms=settings.think_ms, retries=settings.retries, history=history,
     )
 

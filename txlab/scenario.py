@@ -187,6 +187,10 @@ def search_path(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) 
     return dirs
 
 
+class NotAScenario(UsageError):
+    """A Python file that defines no SCENARIO (a helper module, say)."""
+
+
 def load_file(path: Path) -> Scenario:
     """Import a scenario file; every problem is a UsageError naming the file."""
     path = Path(path)
@@ -210,7 +214,7 @@ def load_file(path: Path) -> Scenario:
         ) from None
     scenario = getattr(module, "SCENARIO", None)
     if not isinstance(scenario, Scenario):
-        raise UsageError(f"{path}: defines no SCENARIO = txlab.scenario.Scenario(...)")
+        raise NotAScenario(f"{path}: defines no SCENARIO = txlab.scenario.Scenario(...)")
     if not scenario.strategies:
         raise UsageError(f"{path}: scenario {scenario.name} has no strategies")
     return _with_path(scenario, path)
@@ -231,7 +235,10 @@ def discover(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> 
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue
-            scenario = load_file(path)
+            try:
+                scenario = load_file(path)
+            except NotAScenario:  # helper modules may sit beside scenarios
+                continue
             found.setdefault(scenario.name, scenario)
     return found
 

@@ -25,3 +25,5 @@ class RunSettings:
     scenario_path: tuple[str, ...] = ()
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
+    deadlock_timeout_ms: int | None = None  # None: the server's setting (1 s by default)
+    check: bool = True  # run the anomaly checker over the history at the end

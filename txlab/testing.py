@@ -57,8 +57,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        """Every invariant held."""
-        return not self.run.violated
+        """Every invariant held and no anomaly the isolation level forbids occurred."""
+        return not self.run.failed_verdict
 
     @property
     def invariants(self) -> dict[str, bool]:
@@ -66,7 +66,8 @@ class Result:
 
     @property
     def anomalies(self) -> dict[str, int]:
-        return {a.kind: a.count for a in self.run.anomalies}
+        check = self.run.check
+        return {k: a["count"] for k, a in check.anomalies.items()} if check else {}
 
     @property
     def outcomes(self):
@@ -97,6 +98,8 @@ def run(
     retries: int = 0,
     params: Mapping[str, Any] | None = None,
     schema: str | None = None,
+    deadlock_timeout_ms: int | None = None,
+    check: bool = True,
 ) -> Result:
     """Run a scenario concurrently and return its result (invariants, anomalies, history)."""
     found = scenario if isinstance(scenario, Scenario) else resolve(str(scenario))
@@ -114,6 +117,8 @@ def run(
         retries=retries,
         params=tuple((k, str(v)) for k, v in (params or {}).items()),
         schema=schema or f"txlab_t{os.getpid()}_{next(_schemas)}",
+        deadlock_timeout_ms=deadlock_timeout_ms,
+        check=check,
     )
     schema_name = settings.schema
     try:

@@ -1,0 +1,152 @@
+"""check(history, model) -> Result: the whole pipeline, pure (no database, no threads)."""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+
+from txlab.checker import cycles, explain, graph, infer, models, versions
+from txlab.checker.loading import FAIL, INFO, OK, Txns, load
+
+VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
+
+
+@dataclass
+class Result:
+    model: str
+    isolation: str | None
+    verdict: str
+    anomalies: dict  # name -> {"count", "status", "definition", "examples": [data]}
+    unknown: list  # kinds whose search timed out somewhere
+    models_ruled_out: list
+    stats: dict
+    history: dict
+    plots: list = field(default_factory=list)  # (kind, dot text) per example cycle
+
+    @property
+    def forbidden(self) -> list:
+        return [n for n, a in self.anomalies.items() if a["status"] == "forbidden"]
+
+    def to_dict(self) -> dict:
+        return {
+            "checker": "txlab-check/1", "history": self.history, "model": self.model,
+            "isolation": self.isolation, "verdict": self.verdict,
+            "counts": {n: a["count"] for n, a in self.anomalies.items()},
+            "forbidden": self.forbidden,
+            "allowed": [n for n, a in self.anomalies.items() if a["status"] == "allowed"],
+            "unknown": self.unknown, "models_ruled_out": self.models_ruled_out,
+            "anomalies": self.anomalies, "stats": self.stats,
+        }
+
+
+def _default_model(tx: Txns) -> tuple[str, str | None]:
+    level = tx.meta.get("isolation")
+    if level:
+        try:
+            return models.model_for_isolation(level), level
+        except ValueError:
+            pass
+    return "serializable", level
+
+
+def check(history, model: str | None = None, *, isolation: str | None = None,
+          max_examples: int = 3, time_limit: float = 10.0, process: bool | None = None,
+          realtime: bool | None = None) -> Result:
+    """Check a history (path, txlab History, list of Elle ops, or Txns) against a model.
+
+    model: one of models.MODELS; or isolation: a PostgreSQL level, mapped to the
+    model it provides; neither: the history's own isolation level, else serializable.
+    time_limit: seconds of cycle search per strongly connected component.
+    process / realtime: add process / realtime edges, and so look for -process /
+    -realtime cycles; by default only when the model is strict-serializable, the
+    one model that forbids those (Elle does the same; realtime costs n x workers
+    edges, and at weaker levels the variants only repeat the plain anomalies).
+    """
+    # Millions of small objects and no reference cycles: the collector's full
+    # passes would cost more than the check itself.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _check(history, model, isolation, max_examples, time_limit, process, realtime)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check(history, model, isolation, max_examples, time_limit, process, realtime) -> Result:
+    t0 = time.perf_counter()
+    tx = history if isinstance(history, Txns) else load(history)
+    if model is not None:
+        model, level = models.resolve_model(model), isolation or tx.meta.get("isolation")
+    elif isolation is not None:
+        model, level = models.model_for_isolation(isolation), isolation
+    else:
+        model, level = _default_model(tx)
+    strict = model == "strict-serializable"
+    process = strict if process is None else process
+    realtime = strict if realtime is None else realtime
+    t_load = time.perf_counter()
+    idx = versions.build(tx)
+    adj, found = infer.build(tx, idx, process, realtime)
+    found = idx.findings + [("internal", {"txn": i, "key": k, "expected": e, "actual": a})
+                            for i, k, e, a in tx.internal] + found
+    n_edges = sum(map(len, adj))
+    t_edges = time.perf_counter()
+    comps = graph.strongly_connected(len(adj), adj)
+    del adj
+    t_scc = time.perf_counter()
+    cyc = cycles.find(tx, idx, comps, max_examples, time_limit, process, realtime)
+    t_cycles = time.perf_counter()
+
+    anomalies: dict = {}
+    plots = []
+    for kind, data in found:
+        a = _entry(anomalies, kind, model)
+        a["count"] += data.get("lost", 1) if kind == "lost update" else 1
+        if len(a["examples"]) < max_examples:
+            ex = explain.finding_data(tx, idx, kind, a["status"], data)
+            ex["text"] = explain.finding_text(ex)
+            a["examples"].append(ex)
+    for kind in cyc.counts:
+        a = _entry(anomalies, kind, model)
+        a["count"] += cyc.counts[kind]
+        for c in cyc.examples.get(kind, []):
+            ex = explain.cycle_data(tx, idx, kind, a["status"], c)
+            ex["text"] = explain.cycle_text(ex)
+            a["examples"].append(ex)
+            plots.append((kind, explain.cycle_dot(ex)))
+    anomalies = dict(sorted(anomalies.items(), key=lambda kv: models.ORDER.get(kv[0], 999)))
+    found_names = set(anomalies)
+    unknown = sorted((u for u in cyc.unknown if u not in found_names), key=models.ORDER.get)
+    forbidden = models.MODELS[model].forbids
+    if found_names & forbidden:
+        verdict = INVALID
+    elif set(unknown) & forbidden:
+        verdict = UNKNOWN
+    else:
+        verdict = VALID
+    status = tx.status
+    hist = {"format": tx.format, "transactions": len(tx) - 1,
+            "committed": sum(1 for s in status if s == OK) - 1,
+            "failed": sum(1 for s in status if s == FAIL),
+            "unknown": sum(1 for s in status if s == INFO)}
+    for k in ("scenario", "strategy", "seed", "workers", "server"):
+        if k in tx.meta:
+            hist[k] = tx.meta[k]
+    stats = {"edges": n_edges, "components": cyc.components, "largest_component": cyc.largest,
+             "process_edges": process, "realtime_edges": realtime,
+             "seconds": {"load": round(t_load - t0, 3), "edges": round(t_edges - t_load, 3),
+                         "scc": round(t_scc - t_edges, 3), "cycles": round(t_cycles - t_scc, 3),
+                         "total": round(time.perf_counter() - t0, 3)}}
+    return Result(model, level, verdict, anomalies, unknown, models.ruled_out(found_names), stats,
+                  hist, plots)
+
+
+def _entry(anomalies: dict, kind: str, model: str) -> dict:
+    a = anomalies.get(kind)
+    if a is None:
+        spec = models.BY_NAME.get(kind)
+        a = anomalies[kind] = {"count": 0, "status": models.status(kind, model),
+                               "definition": spec.definition if spec else kind, "examples": []}
+    return a

@@ -1,0 +1,279 @@
+"""Dependency edges from the version index, and the anomalies read off directly.
+
+Edge rules (vertex = committed transaction; T0 installed the initial versions):
+
+- wr: Tj read (k, v) and Ti installed (k, v)                        Ti -> Tj
+- ww: Ti's final write of k installed v; Tj installed the next version  Ti -> Tj
+- rw: Ti read (k, v); Tj installed the next version of k             Ti -> Tj
+- predicate rw: a predicate read is taken as an item read of every row it
+  returned (so wr and rw edges as above, the rw edges marked "predicate").
+  Rows it did not return give no edges: whether a row inserted or changed
+  later would have matched the predicate is not knowable from the history,
+  so phantoms through rows that were never returned are not detected.
+- process: the same worker ran Ti and then Tj (consecutive committed ones).
+- realtime: Ti completed before Tj was invoked; only Elle's minimal set: Tj
+  gets an edge from each transaction on the "frontier" (completed, and not
+  yet known to precede another completed one) when Tj is invoked.
+
+Reads of a key the transaction itself wrote before give no edges; they are
+checked for internal consistency instead. A read of an intermediate version
+(G1b) gives no edges either: only a transaction's final write of a key is
+installed (Adya), though the intermediate versions do take their place in the
+key's version chain.
+"""
+
+from __future__ import annotations
+
+from txlab.checker.loading import OK, TXLAB, Txns
+from txlab.checker.versions import Index
+
+WW, WR, RW, PRW, PROC, RT = 1, 2, 4, 8, 16, 32
+DATA = WW | WR | RW | PRW
+RWS = RW | PRW
+EDGE_NAMES = {WW: "ww", WR: "wr", RW: "rw", PRW: "rw", PROC: "process", RT: "realtime"}
+
+
+def _bad_read(tx: Txns, idx: Index, i: int, k, v, value, found: list) -> None:
+    """A committed read of a version no committed transaction installed."""
+    fw = idx.failed.get((k, v))
+    if fw:
+        found.append(("G1a", {"reader": i, "writer": fw[0][0], "key": k, "version": v}))
+    else:
+        found.append(("missing-versions", {"key": k, "version": v, "txns": [i],
+                                           "why": "read a version that no transaction installed"}))
+
+
+def _check_value(tx: Txns, idx: Index, i: int, w: int, k, v, value, found: list) -> None:
+    """(k, v) was also written by a failed transaction: the value tells whose it was."""
+    if tx.format != TXLAB:
+        return
+    mine = [op[3] for op in tx.ops[w] if op[0] == "w" and op[1] == k and op[2] == v]
+    if mine and value != mine[-1]:
+        for j, fv in idx.failed[(k, v)]:
+            if fv == value:
+                found.append(("G1a", {"reader": i, "writer": j, "key": k, "version": v}))
+                return
+
+
+def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
+    """-> (adjacency lists over all edges, non-cycle findings)."""
+    n = len(tx)
+    status, ops_of = tx.status, tx.ops
+    writer, nextw, inter, failed = idx.writer, idx.nextw, idx.inter, idx.failed
+    adj = [[] for _ in range(n)]
+    found: list = []
+    stale: list = []  # (k, v, i): i read v of k, wrote k, but someone else installed v's successor
+    own = tx.format == TXLAB  # Elle formats: internal reads were checked while loading
+    for i in range(n):
+        if status[i] != OK:
+            continue
+        ai = adj[i]
+        written = None
+        cand = None
+        for op in ops_of[i]:
+            f = op[0]
+            if f == "w":
+                if written is None:
+                    written = {op[1]: op[2]}
+                else:
+                    written[op[1]] = op[2]
+                continue
+            if f == "r":
+                rows = (op,)
+                off = 1
+            else:
+                rows = op[2]
+                off = 0
+            for row in rows:
+                k = row[off]
+                v = row[off + 1]
+                if written is not None and k in written:
+                    if own and written[k] != v:
+                        found.append(("internal", {"txn": i, "key": k, "expected": written[k],
+                                                   "actual": v}))
+                    continue
+                d = writer.get(k)
+                w = d.get(v) if d is not None else None
+                if w is None:
+                    _bad_read(tx, idx, i, k, v, row[off + 2], found)
+                elif w != i:
+                    if inter and (k, v) in inter:  # never installed: no edges (Adya)
+                        found.append(("G1b", {"reader": i, "writer": w, "key": k, "version": v}))
+                        continue
+                    adj[w].append(i)
+                    if failed and (k, v) in failed:
+                        _check_value(tx, idx, i, w, k, v, row[off + 2], found)
+                nd = nextw.get(k)
+                if nd is None:
+                    continue
+                nx = nd.get(v)
+                if nx is None:
+                    continue
+                if type(nx) is int:
+                    if nx != i:
+                        ai.append(nx)
+                        if cand is None:
+                            cand = [(k, v)]
+                        else:
+                            cand.append((k, v))
+                else:
+                    ai.extend(x for x in nx if x != i)
+        if written is not None:
+            for k, v in written.items():
+                nd = nextw.get(k)
+                if nd is not None:
+                    nx = nd.get(v)
+                    if nx is not None:
+                        if type(nx) is int:
+                            if nx != i:
+                                ai.append(nx)
+                        else:
+                            ai.extend(x for x in nx if x != i)
+            if cand is not None:
+                for k, v in cand:
+                    if k in written:
+                        stale.append((k, v, i))
+    found.extend(_lost_updates(tx, idx, stale))
+    if process:
+        _process_edges(tx, adj)
+    if realtime:
+        _realtime_edges(tx, adj)
+    return adj, found
+
+
+def first_reads(ops: list) -> dict:
+    """key -> version of the transaction's reads that came before its own writes."""
+    out: dict = {}
+    written = set()
+    for op in ops:
+        if op[0] == "w":
+            written.add(op[1])
+        elif op[0] == "r" and op[1] not in written and op[1] not in out:
+            out[op[1]] = op[2]
+    return out
+
+
+def _lost_updates(tx: Txns, idx: Index, stale: list) -> list:
+    """Group the read-modify-writes of one (key, version); each group of n loses n - 1 updates."""
+    groups: dict = {}
+    for k, v, i in stale:
+        groups.setdefault((k, v), []).append(i)
+    out = []
+    for (k, v), members in groups.items():
+        nx = idx.nextw[k].get(v)
+        if type(nx) is int and nx not in members:
+            ops = tx.ops[nx]
+            if first_reads(ops).get(k, object()) == v and any(
+                    op[0] == "w" and op[1] == k for op in ops):
+                members.insert(0, nx)
+        if len(members) > 1:
+            out.append(("lost update", {"key": k, "version": v, "txns": sorted(members),
+                                        "lost": len(members) - 1}))
+    return out
+
+
+def _process_edges(tx: Txns, adj: list) -> None:
+    last: dict = {}
+    status, process = tx.status, tx.process
+    for i in _invoke_order(tx):
+        p = process[i]
+        if p is None or status[i] != OK:
+            continue
+        j = last.get(p)
+        if j is not None:
+            adj[j].append(i)
+        last[p] = i
+
+
+def _invoke_order(tx: Txns):
+    inv = tx.invoke
+    n = len(inv)
+    prev = None
+    for i in range(1, n):
+        t = inv[i]
+        if t is None or (prev is not None and t < prev):
+            return sorted(range(1, n), key=lambda j: (inv[j] is None, inv[j] or 0))
+        prev = t
+    return range(1, n)
+
+
+def realtime_pairs(tx: Txns, vertices):
+    """Elle's minimal realtime relation among `vertices` (committed, timed): yields (a, b)."""
+    inv, comp = tx.invoke, tx.complete
+    timed = [v for v in vertices if inv[v] is not None and comp[v] is not None]
+    by_inv = sorted(timed, key=inv.__getitem__)
+    by_comp = sorted(timed, key=comp.__getitem__)
+    frontier: dict = {}
+    preds: dict = {}
+    ci, nc = 0, len(by_comp)
+    for j in by_inv:
+        t = inv[j]
+        while ci < nc and comp[by_comp[ci]] < t:
+            c = by_comp[ci]
+            ci += 1
+            for x in preds.pop(c, ()):
+                frontier.pop(x, None)
+            frontier[c] = None
+        if frontier:
+            fr = tuple(frontier)
+            preds[j] = fr
+            for x in fr:
+                yield x, j
+
+
+def _realtime_edges(tx: Txns, adj: list) -> None:
+    status = tx.status
+    committed = [i for i in range(1, len(status)) if status[i] == OK]
+    for a, b in realtime_pairs(tx, committed):
+        adj[a].append(b)
+
+
+# ---------------------------------------------------------------- one component
+
+
+def labelled_edges(tx: Txns, idx: Index, members: list, process: bool = True,
+                   realtime: bool = True) -> dict:
+    """{u: {v: mask}} for the edges with both ends in `members` (the slow, labelled path)."""
+    inside = set(members)
+    out: dict = {u: {} for u in members}
+    writer, nextw = idx.writer, idx.nextw
+
+    def add(a, b, bit):
+        if a != b and a in inside and b in inside:
+            e = out[a]
+            e[b] = e.get(b, 0) | bit
+
+    def nexts(k, v):
+        nx = nextw.get(k, {}).get(v)
+        return () if nx is None else (nx,) if type(nx) is int else nx
+
+    for u in members:
+        written: dict = {}
+        for op in tx.ops[u]:
+            if op[0] == "w":
+                written[op[1]] = op[2]
+                continue
+            rows, bit = ((op[1:],), RW) if op[0] == "r" else (op[2], PRW)
+            for k, v, *_ in rows:
+                if k in written or (k, v) in idx.inter:
+                    continue
+                w = writer.get(k, {}).get(v)
+                if w is not None:
+                    add(w, u, WR)
+                for nx in nexts(k, v):
+                    add(u, nx, bit)
+        for k, v in written.items():
+            for nx in nexts(k, v):
+                add(u, nx, WW)
+    last: dict = {}
+    order = sorted(members, key=lambda m: (tx.invoke[m] is None, tx.invoke[m] or 0, m))
+    for u in order if process else ():
+        p = tx.process[u]
+        if p is not None:
+            if p in last:
+                add(last[p], u, PROC)
+            last[p] = u
+    if realtime:
+        for a, b in realtime_pairs(tx, members):
+            add(a, b, RT)
+    return out

@@ -1,0 +1,127 @@
+"""The anomaly catalogue and the isolation-model table, as data.
+
+Every anomaly has a one-line definition citing Adya (Adya, Liskov & O'Neil,
+"Generalized Isolation Level Definitions", ICDE 2000) or Elle (Kingsbury &
+Alvaro, VLDB 2020). Each model lists what it forbids; anything else found is
+"allowed at this level" (an expected teaching result).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+
+class AnomalyKind(NamedTuple):
+    name: str
+    family: str  # "version chain" | "non-cycle" | "cycle"
+    definition: str
+
+
+# Most severe first: the order used for searching and reporting.
+ANOMALIES: tuple[AnomalyKind, ...] = (
+    AnomalyKind("duplicate-versions", "version chain",
+                "two committed writes installed the same version of a key (Elle: duplicate writes)"),
+    AnomalyKind("cyclic-versions", "version chain",
+                "the version order of a key contains a cycle (Elle: cyclic version order)"),
+    AnomalyKind("incompatible-order", "version chain",
+                "two reads of a list are not prefixes of one another (Elle: incompatible-order)"),
+    AnomalyKind("missing-versions", "version chain",
+                "a version was read or skipped that no transaction installed (a gap in the chain)"),
+    AnomalyKind("G0", "cycle", "write cycle: a cycle of ww edges only (Adya G0)"),
+    AnomalyKind("G1a", "non-cycle",
+                "aborted read: a committed transaction read a version written by a failed one (Adya G1a)"),
+    AnomalyKind("G1b", "non-cycle",
+                "intermediate read: a committed transaction read a version its writer later "
+                "overwrote in the same transaction (Adya G1b)"),
+    AnomalyKind("G1c", "cycle",
+                "circular information flow: a cycle of ww and wr edges, at least one wr (Adya G1c)"),
+    AnomalyKind("internal", "non-cycle",
+                "a transaction's read disagrees with its own earlier write (or read) of the key (Elle)"),
+    AnomalyKind("lost update", "non-cycle",
+                "two committed transactions read the same version of a key and both wrote it (Adya P4)"),
+    AnomalyKind("G-single", "cycle",
+                "read skew: a cycle with exactly one rw edge (Adya G-single; lost update is a case)"),
+    AnomalyKind("G-nonadjacent", "cycle",
+                "a cycle with two or more rw edges, no two adjacent (Elle; forbidden by snapshot isolation)"),
+    AnomalyKind("G2-item", "cycle",
+                "write skew: a cycle with two or more item rw edges, some adjacent (Adya G2-item)"),
+    AnomalyKind("G2", "cycle",
+                "anti-dependency cycle through a predicate read: like G2-item with a predicate rw edge (Adya G2)"),
+)
+
+BASE_CYCLES = ("G0", "G1c", "G-single", "G-nonadjacent", "G2-item", "G2")
+SUFFIXES = {
+    "process": "needs a process edge: the same worker ran one transaction after the other (Elle)",
+    "realtime": "needs a realtime edge: one transaction completed before the other began (Elle)",
+}
+for _suffix, _why in SUFFIXES.items():
+    ANOMALIES += tuple(
+        AnomalyKind(f"{b}-{_suffix}", "cycle",
+                    f"like {b}, but the cycle {_why}") for b in BASE_CYCLES
+    )
+BY_NAME = {a.name: a for a in ANOMALIES}
+ORDER = {a.name: i for i, a in enumerate(ANOMALIES)}
+
+_CHAINS = {"duplicate-versions", "cyclic-versions", "incompatible-order", "missing-versions"}
+_RC = _CHAINS | {"G0", "G1a", "G1b", "G1c"}
+_SI = _RC | {"internal", "lost update", "G-single", "G-nonadjacent"}
+_SER = _SI | {"G2-item", "G2"}
+_STRICT = _SER | {f"{b}-{s}" for b in BASE_CYCLES for s in SUFFIXES}
+
+
+class Model(NamedTuple):
+    name: str
+    summary: str
+    forbids: frozenset
+
+
+# Weakest first. A broken version chain is forbidden everywhere: it means the
+# database or the harness lost track of what it wrote.
+MODELS: dict[str, Model] = {m.name: m for m in (
+    Model("read-uncommitted", "Adya PL-1: no write cycles", frozenset(_CHAINS | {"G0"})),
+    Model("read-committed", "Adya PL-2: no dirty reads or writes", frozenset(_RC)),
+    Model("snapshot-isolation", "Adya PL-SI / Elle: read a snapshot, first committer wins",
+          frozenset(_SI)),
+    Model("serializable", "Adya PL-3: equivalent to some serial order", frozenset(_SER)),
+    Model("strict-serializable", "serializable, and the order respects real time and sessions",
+          frozenset(_STRICT)),
+)}
+
+# What each PostgreSQL level actually provides (READ UNCOMMITTED behaves as
+# READ COMMITTED; REPEATABLE READ is snapshot isolation, so write skew is allowed).
+POSTGRES_LEVELS = {
+    "read-uncommitted": "read-committed",
+    "read-committed": "read-committed",
+    "repeatable-read": "snapshot-isolation",
+    "serializable": "serializable",
+}
+_ALIASES = {"ru": "read-uncommitted", "rc": "read-committed", "rr": "repeatable-read",
+            "ser": "serializable", "si": "snapshot-isolation"}
+
+
+def model_for_isolation(level: str) -> str:
+    """`READ COMMITTED`, `read_committed`, `rc` ... -> the model PostgreSQL provides there."""
+    key = re.sub(r"[\s_]+", "-", level.strip().lower())
+    key = _ALIASES.get(key, key)
+    if key not in POSTGRES_LEVELS:
+        raise ValueError(f"unknown isolation level {level!r}; choose one of: "
+                         + ", ".join(POSTGRES_LEVELS))
+    return POSTGRES_LEVELS[key]
+
+
+def resolve_model(name: str) -> str:
+    key = re.sub(r"[\s_]+", "-", name.strip().lower())
+    key = _ALIASES.get(key, key)
+    if key in MODELS:
+        return key
+    raise ValueError(f"unknown model {name!r}; choose one of: " + ", ".join(MODELS))
+
+
+def status(anomaly: str, model: str) -> str:
+    return "forbidden" if anomaly in MODELS[model].forbids else "allowed"
+
+
+def ruled_out(found: set[str]) -> list[str]:
+    """The models that forbid at least one anomaly found."""
+    return [m.name for m in MODELS.values() if m.forbids & found]

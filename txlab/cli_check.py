@@ -1,0 +1,91 @@
+"""`txlab check`: name every anomaly in a saved history, explain it, judge it.
+
+Thin: parse options, one call to txlab.checker.check, one render, an exit code.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from txlab import errors
+
+CHECK_EXIT_HELP = """\b
+Exit codes:
+  0    no anomaly that the model forbids (verdict valid, or unknown:
+       a search timed out; the report says which)
+  1    an anomaly that the model forbids was found (verdict invalid)
+  2    usage error (unreadable or malformed history, unknown model)"""
+
+
+@click.command("check", epilog=CHECK_EXIT_HELP)
+@click.argument("history_file", metavar="HISTORY", type=click.Path(dir_okay=False))
+@click.option("--model", "-m", metavar="MODEL",
+              help="read-uncommitted | read-committed | snapshot-isolation | serializable | "
+                   "strict-serializable (default: what the history's isolation level provides).")
+@click.option("--isolation", "-i", metavar="LEVEL",
+              help="A PostgreSQL level, judged by the model it provides: READ COMMITTED -> "
+                   "read-committed, REPEATABLE READ -> snapshot-isolation, SERIALIZABLE -> "
+                   "serializable.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
+              show_default=True, help="Output format.")
+@click.option("--plots", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write one Graphviz .dot per example cycle to DIR (and .svg if `dot` exists).")
+@click.option("--max-examples", default=3, show_default=True, type=click.IntRange(min=0),
+              metavar="N", help="Explained examples per anomaly class.")
+@click.option("--time-limit", default=10.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Cycle search time per strongly connected component; past it: unknown.")
+@click.option("--process/--no-process", default=None,
+              help="Add process edges (find -process cycles); default: only for strict-serializable.")
+@click.option("--realtime/--no-realtime", default=None,
+              help="Add realtime edges (find -realtime cycles); default: only for "
+                   "strict-serializable.")
+def check(history_file, model, isolation, fmt, plots, max_examples, time_limit, process,
+          realtime):
+    """Check a saved HISTORY for isolation anomalies (G0, G1a-c, G-single, G2-item, ...).
+
+    HISTORY is a file written by `txlab run --history`, or an Elle rw-register or
+    list-append history in Jepsen's JSON form (one op per line, or a JSON array).
+
+    Example: txlab check run.jsonl --isolation "REPEATABLE READ" --plots plots/
+    """
+    from txlab import checker
+
+    if model and isolation:
+        raise click.UsageError("give --model or --isolation, not both")
+    try:
+        result = checker.check(history_file, model, isolation=isolation,
+                               max_examples=max_examples, time_limit=time_limit,
+                               process=process, realtime=realtime)
+    except checker.HistoryFormatError as exc:
+        raise errors.UsageError(f"cannot check {exc}") from None
+    except ValueError as exc:  # unknown model or isolation level
+        raise click.BadParameter(str(exc)) from None
+    click.echo(checker.render(result, fmt), nl=False)
+    if plots:
+        written = write_plots(result, Path(plots))
+        click.echo(f"txlab: {written} written to {plots}", err=True)
+    if result.verdict == checker.UNKNOWN:
+        click.echo("txlab: verdict unknown: a cycle search timed out (see --time-limit)", err=True)
+    sys.exit(errors.EXIT_VIOLATED if result.verdict == checker.INVALID else errors.EXIT_OK)
+
+
+def write_plots(result, folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    dot = shutil.which("dot")
+    files = 0
+    counts: dict = {}
+    for kind, text in result.plots:
+        counts[kind] = counts.get(kind, 0) + 1
+        path = folder / f"{kind.replace(' ', '-')}-{counts[kind]}.dot"
+        path.write_text(text)
+        files += 1
+        if dot:
+            subprocess.run([dot, "-Tsvg", str(path), "-o", str(path.with_suffix(".svg"))],
+                           check=False, timeout=60)
+    return f"{files} .dot file{'s' if files != 1 else ''}" + (" and .svg" if dot and files else "")
