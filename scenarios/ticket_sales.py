@@ -91,8 +91,9 @@ def _sell(tx: Tx, table: str, event: int, buyer: int, seats: list[int], slots: l
 
 
 def _event(tx: Tx, event: int, lock: str = "") -> int:
-    capacity, version = tx.one(f"SELECT capacity, version FROM events WHERE id = %s{lock}", (event,))
-    tx.read(f"event:{event}", version, capacity)
+    capacity, sold, version = tx.one(
+        f"SELECT capacity, sold, version FROM events WHERE id = %s{lock}", (event,))
+    tx.read(f"event:{event}", version, [capacity, sold])  # the row's value: [capacity, sold]
     return capacity
 
 
@@ -124,14 +125,14 @@ def counter(tx: Tx) -> None:
     event, buyer, n = _draw(tx)
     tx.think()
     try:
-        sold, version = tx.one(
+        capacity, sold, version = tx.one(
             "UPDATE events SET sold = sold + %s, version = version + 1 WHERE id = %s"
-            " RETURNING sold, version",
+            " RETURNING capacity, sold, version",
             (n, event),
         )
     except psycopg2.errors.CheckViolation:
         tx.decline("sold out")
-    tx.write(f"event:{event}", version, sold)
+    tx.write(f"event:{event}", version, [capacity, sold])
     try:
         held, version = tx.one(
             "INSERT INTO holdings AS h (event_id, buyer, held) VALUES (%s, %s, %s)"
@@ -181,7 +182,7 @@ def setup(s: Setup) -> None:
         (capacity, p["events"]),
     )
     for event in range(1, p["events"] + 1):
-        s.initial(f"event:{event}", 1, capacity)
+        s.initial(f"event:{event}", 1, [capacity, 0])
 
 
 def within_capacity(db: Check) -> Verdict:
