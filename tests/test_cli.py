@@ -206,3 +206,7 @@ def test_plain_install_carries_the_scenarios(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
     assert str(target) in out.stdout and "bank-transfer" in out.stdout
+    demos = subprocess.run([sys.executable, "-c", "import sys; from txlab.cli import main; "
+                            "sys.argv=['txlab','demo','--list']; main()"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert demos.returncode == 0 and "g2-item" in demos.stdout, demos.stderr

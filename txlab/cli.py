@@ -25,7 +25,8 @@ Exit codes:
   1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
   3    database or runtime error (cannot connect, server failure)
-  130  interrupted (Ctrl-C); the partial report is still printed"""
+  130  interrupted (Ctrl-C); the partial report is still printed
+  141  the output pipe was closed early (e.g. piped into head)"""
 
 
 def _err(message: str) -> None:
@@ -49,6 +50,10 @@ class Group(click.Group):
             sys.exit(errors.EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `txlab ... | head`: the reader left; say nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except OSError as exc:
             _err(f"error: {exc}")
             sys.exit(errors.EXIT_RUNTIME)
@@ -408,6 +413,11 @@ def clean(dsn, schema):
 
 # ---------------------------------------------------------------- feature commands
 # Feature modules define their click commands themselves; they are registered here.
+from txlab.cli_demo import acid as _acid_command  # noqa: E402
+from txlab.cli_demo import demo as _demo_command  # noqa: E402
+
+cli.add_command(_demo_command)
+cli.add_command(_acid_command)
 from txlab.cli_check import check as _check_command  # noqa: E402
 
 cli.add_command(_check_command)

@@ -1,0 +1,212 @@
+"""`txlab demo`: the catalog matrix against the verified reference, formats, usage errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from txlab.cli import cli
+
+GOLDEN = Path(__file__).parent / "golden"
+
+# The verified matrix (shared reference, section 1) plus the extras, written out
+# here rather than read from the specs' metadata, so a drifting spec fails.
+# a = anomaly, w = prevented by waiting, x = prevented by abort, o = no anomaly;
+# columns: READ UNCOMMITTED, READ COMMITTED, REPEATABLE READ, SERIALIZABLE.
+REFERENCE = {
+    "g0": "wwxx", "g1a": "oooo", "g1b": "oooo", "g1c": "ooox", "otv": "wwxx",
+    "pmp": "aaoo", "pmp-write": "aaxx", "p4": "aaxx", "g-single": "aaoo",
+    "g-single-predicate": "aaoo", "g-single-write-predicate": "aaxx",
+    "g2-item": "aaax", "g2": "aaax", "g2-three": "aaax",
+    "read-only-anomaly": "aaax", "ssi-false-positive": "ooox", "rc-reevaluation": "wwxx",
+    "deadlock": "xxxx", "nowait": "xxxx", "skip-locked": "oooo", "lock-timeout": "xxxx",
+}
+CODE = {"a": "anomaly", "w": "wait", "x": "abort", "o": "ok"}
+
+
+@pytest.fixture
+def demo_cmd(pg_dsn, monkeypatch):
+    monkeypatch.delenv("TXLAB_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    def invoke(*args, dsn=True):
+        argv = ["demo", *args] + (["--dsn", pg_dsn] if dsn else [])
+        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+
+    return invoke
+
+
+def test_the_matrix_matches_the_verified_reference(demo_cmd):
+    result = demo_cmd("--all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["server_version"].startswith("PostgreSQL ")
+    assert data["mismatches"] == []
+    got = {row["demo"]: "".join(next(k for k, v in CODE.items() if v == row["cells"][lvl]["outcome"])
+                                for lvl in data["levels"]) for row in data["rows"]}
+    assert got == REFERENCE
+
+
+def test_the_matrix_prints_a_table(demo_cmd):
+    result = demo_cmd("--all")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("txlab demo matrix on PostgreSQL ")
+    assert "READ UNCOMMITTED" in lines[2] and "SERIALIZABLE" in lines[2]
+    p4 = next(ln for ln in lines if ln.startswith("p4 "))
+    assert p4.split()[1:] == ["ANOMALY", "ANOMALY", "prevented", "(wait,", "40001)",
+                              "prevented", "(wait,", "40001)"]
+    g2 = next(ln for ln in lines if ln.startswith("g2-item "))
+    assert g2.split()[1:] == ["ANOMALY"] * 3 + ["prevented", "(40001)"]
+    assert lines[-1].startswith("All 84 cells match")
+
+
+def test_pretty_output_shows_the_timeline_final_state_and_verdicts(demo_cmd):
+    result = demo_cmd("p4", "--isolation", "all")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Isolation: READ COMMITTED" in out and "Isolation: SERIALIZABLE" in out
+    assert "WAITING for s1 ..." in out
+    assert "... s2b completes (it was waiting)" in out
+    assert "ERROR 40001: could not serialize" in out
+    assert "Final state:" in out
+    assert out.count("ANOMALY: P4 (lost update): T2 overwrote T1's committed write") == 2
+    assert out.count("PREVENTED: s2 aborted with 40001 at step s2b") == 2
+    summary = out[out.index("Summary"):].splitlines()[1:]
+    assert [ln.split()[-7] if False else ln.split()[0] for ln in summary] == [
+        "READ", "READ", "REPEATABLE", "SERIALIZABLE"]
+
+
+def test_pretty_verdict_for_waiting(demo_cmd):
+    result = demo_cmd("g0", "-i", "read-committed")
+    assert result.exit_code == 0, result.output
+    assert "PREVENTED: s2 waited for s1" in result.output
+
+
+def test_transcript_format_is_the_isolationtester_output(demo_cmd):
+    result = demo_cmd("g2-item", "-i", "serializable", "--format", "transcript")
+    assert result.exit_code == 0
+    assert result.output == (GOLDEN / "demos" / "g2-item.serializable.out").read_text()
+
+
+def test_json_has_events_and_verdicts(demo_cmd):
+    result = demo_cmd("g-single", "-i", "rc", "--format", "json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    (level,) = data["levels"]
+    assert level["isolation"] == "read-committed"
+    (perm,) = level["permutations"]
+    assert perm["verdict"]["outcome"] == "anomaly" and perm["verdict"]["as_expected"] is True
+    types = {e["type"] for e in perm["events"]}
+    assert {"PermutationStarted", "StepReport", "Rows", "Command"} <= types
+    assert perm["final_state"]["rows"] == [["1", "12"], ["2", "18"]]
+
+
+def test_a_spec_file_and_a_permutation_from_the_command_line(demo_cmd, tmp_path):
+    spec = tmp_path / "mine.spec"
+    spec.write_text("setup { CREATE TABLE mine (v int); INSERT INTO mine VALUES (1); }\n"
+                    "teardown { DROP TABLE mine; }\n"
+                    "session a\nsetup { BEGIN; }\nstep a1 { UPDATE mine SET v = 2; }\n"
+                    "step a2 { COMMIT; }\n"
+                    "session b\nsetup { BEGIN; }\nstep b1 { UPDATE mine SET v = 3; }\n"
+                    "step b2 { COMMIT; }\n")
+    result = demo_cmd(str(spec), "--permutation", "a1 b1 a2 b2", "--format", "transcript")
+    assert result.exit_code == 0, result.output
+    assert "step b1: UPDATE mine SET v = 3; <waiting ...>\nstep a2: COMMIT;\n" \
+           "step b1: <... completed>\n" in result.output
+    assert result.output.count("starting permutation") == 1
+    pretty = demo_cmd(str(spec), "--permutation", "a1 b1 a2 b2")
+    assert pretty.exit_code == 0, pretty.output
+    assert "WAITED: b waited for a (step b1 blocked on a lock" in pretty.output  # neutral words
+    # without --permutation: all 6 interleavings; in 2 of them a session's next step
+    # must wait for its own blocked step, which is cancelled after the step timeout
+    result = demo_cmd(str(spec), "--format", "transcript", "--step-timeout", "1")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("starting permutation") == 6
+    cancels = re.findall(r"isolationtester: canceling step (\w+) after \d+ seconds", result.output)
+    assert sorted(cancels) == ["a1", "b1"]
+
+
+def test_unexpected_outcome_exits_1(demo_cmd, tmp_path):
+    spec = tmp_path / "wrong.spec"
+    spec.write_text("# txlab: expect read-committed = anomaly\nsession a\nstep a1 { SELECT 1; }\n")
+    result = demo_cmd(str(spec), "-i", "rc")
+    assert result.exit_code == 1
+    assert "UNEXPECTED" in result.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["nosuch"], "unknown demo 'nosuch'"),
+    (["p4", "--isolation", "sometimes"], "unknown isolation level"),
+    (["p4", "--permutation", "s1a zz"], "undefined step 'zz'"),
+    (["p4", "--permutation", "s1a s1b(s1a)"], "cannot block on its own session"),
+    (["--all", "p4"], "--all runs the whole catalog"),
+    ([], "give a demo NAME"),
+])
+def test_usage_errors_exit_2_without_traceback(demo_cmd, args, words):
+    result = demo_cmd(*args)
+    assert result.exit_code == 2, result.output
+    assert words in result.output
+    assert "Traceback" not in result.output
+
+
+def test_too_many_interleavings_are_refused_before_connecting(demo_cmd, tmp_path):
+    spec = tmp_path / "big.spec"
+    steps = "".join(f"step {s}{i} {{ SELECT {i}; }}\n" for i in range(6) for s in "x")
+    spec.write_text(f"session a\n{steps}session b\n" + steps.replace("x", "y"))
+    result = demo_cmd(str(spec), "--dsn", "host=/nonexistent", dsn=False)
+    assert result.exit_code == 2, result.output
+    assert "924 interleavings" in result.output
+
+
+def test_a_bad_spec_file_reports_its_line(demo_cmd, tmp_path):
+    spec = tmp_path / "bad.spec"
+    spec.write_text("session s\nstep a { SELECT 1; }\nstep a { SELECT 2; }\n")
+    result = demo_cmd(str(spec), dsn=False)
+    assert result.exit_code == 2
+    assert f"{spec}:3: duplicate step name 'a' (first defined at line 2)" in result.output
+
+
+def test_list_names_the_catalog(demo_cmd):
+    result = demo_cmd("--list", dsn=False)
+    assert result.exit_code == 0
+    names = [ln.split()[0] for ln in result.output.splitlines()]
+    assert names[:3] == ["g0", "g1a", "g1b"] and "lock-timeout" in names and len(names) == 21
+
+
+def _tables_outside_txlab(dsn):
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN "
+                    "('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'txlab%%'")
+        return sorted(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_demos_work_only_inside_their_own_schema(demo_cmd, pg_dsn):
+    before = _tables_outside_txlab(pg_dsn)
+    r = demo_cmd("p4", "--format", "transcript")
+    assert r.exit_code == 0, r.stderr
+    assert _tables_outside_txlab(pg_dsn) == before
+
+
+def test_demo_refuses_a_schema_txlab_did_not_create(demo_cmd, pg_dsn):
+    import psycopg2
+
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    conn.cursor().execute("DROP SCHEMA IF EXISTS theirs CASCADE; CREATE SCHEMA theirs")
+    try:
+        r = demo_cmd("p4", "--schema", "theirs")
+        assert r.exit_code == 2 and "not created by txlab" in r.stderr
+    finally:
+        conn.cursor().execute("DROP SCHEMA theirs CASCADE")
+        conn.close()

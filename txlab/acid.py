@@ -1,0 +1,318 @@
+"""ACID, shown on a real PostgreSQL: one small, narrated experiment per letter.
+
+Each experiment returns plain data (a title, why it matters, the steps with
+what the database answered, and a verdict); `render` prints it. Atomicity and
+consistency work in txlab's own schema (`txlab_acid`); isolation reuses the
+interleaving demos; durability crashes and restarts an embedded server that
+txlab started, and refuses any other server.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+
+from txlab import db, server
+from txlab.errors import DatabaseError, UsageError
+
+SCHEMA = "txlab_acid"
+PARTS = ("atomicity", "consistency", "isolation", "durability")
+
+
+@dataclass
+class Step:
+    action: str  # what was done (SQL or an operation)
+    outcome: str  # what the database answered
+
+
+@dataclass
+class Experiment:
+    part: str
+    title: str
+    why: str
+    steps: list[Step] = field(default_factory=list)
+    verdict: str = ""
+    held: bool = True  # did the property hold?
+
+    def did(self, action: str, outcome: str) -> None:
+        self.steps.append(Step(action, outcome))
+
+
+def _exec(cur, sql: str, args=None) -> str:
+    """Run one statement; the command tag, the rows, or the error with its SQLSTATE."""
+    try:
+        cur.execute(sql, args)
+    except psycopg2.Error as exc:
+        return f"ERROR {exc.pgcode}: {db.first_line(exc)}"
+    if cur.description is not None:
+        rows = cur.fetchall()
+        return ", ".join("(" + ", ".join(str(v) for v in r) + ")" for r in rows) or "(no rows)"
+    return cur.statusmessage or "OK"
+
+
+def _fresh(dsn: str) -> psycopg2.extensions.connection:
+    conn = db.connect(dsn, "txlab-acid")
+    db.reset_schema(conn, SCHEMA)
+    with conn.cursor() as cur:
+        cur.execute(f"SET search_path = {SCHEMA}")
+    return conn
+
+
+def _balances(cur) -> str:
+    return _exec(cur, "SELECT name, balance FROM accounts ORDER BY name")
+
+
+# ---------------------------------------------------------------- atomicity
+
+
+def atomicity(dsn: str) -> list[Experiment]:
+    out = []
+    conn = _fresh(dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE accounts (name text PRIMARY KEY, "
+                    "balance int NOT NULL CHECK (balance >= 0))")
+        cur.execute("INSERT INTO accounts VALUES ('A', 100), ('B', 0)")
+
+        e = Experiment("atomicity", "A transfer whose second statement fails",
+                       "A transaction is all or nothing: if any statement fails, none of its "
+                       "effects remain, so money is never created or destroyed half-way.")
+        e.did("BEGIN", _exec(cur, "BEGIN"))
+        e.did("UPDATE accounts SET balance = balance + 150 WHERE name = 'B'  -- credit first",
+              _exec(cur, "UPDATE accounts SET balance = balance + 150 WHERE name = 'B'"))
+        e.did("UPDATE accounts SET balance = balance - 150 WHERE name = 'A'  -- A has only 100",
+              _exec(cur, "UPDATE accounts SET balance = balance - 150 WHERE name = 'A'"))
+        e.did("COMMIT", _exec(cur, "COMMIT") + "  (a failed transaction cannot commit)")
+        after = _balances(cur)
+        e.did("SELECT name, balance FROM accounts", after)
+        e.held = after == "(A, 100), (B, 0)"
+        e.verdict = ("HELD: B's credit was undone with the failed debit; balances are as before"
+                     if e.held else f"VIOLATED: partial effect left behind: {after}")
+        out.append(e)
+
+        e = Experiment("atomicity", "The session dies between the two updates",
+                       "A crash or a killed connection mid-transaction leaves no partial effect: "
+                       "uncommitted work is never visible and is discarded.")
+        victim = db.connect(dsn, "txlab-acid-victim")
+        vcur = victim.cursor()
+        vcur.execute(f"SET search_path = {SCHEMA}")
+        e.did("(victim) BEGIN", _exec(vcur, "BEGIN"))
+        e.did("(victim) UPDATE accounts SET balance = balance - 30 WHERE name = 'A'",
+              _exec(vcur, "UPDATE accounts SET balance = balance - 30 WHERE name = 'A'"))
+        pid = victim.get_backend_pid()
+        e.did("(another session) SELECT pg_terminate_backend(<victim>)",
+              _exec(cur, "SELECT pg_terminate_backend(%s)", (pid,)))
+        for _ in range(100):  # wait until the backend is gone
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if cur.fetchone()[0] == 0:
+                break
+            time.sleep(0.02)
+        try:
+            vcur.execute("UPDATE accounts SET balance = balance + 30 WHERE name = 'B'")
+            answer = vcur.statusmessage
+        except psycopg2.Error as exc:
+            answer = f"connection lost: {db.first_line(exc)}"
+        e.did("(victim) UPDATE accounts SET balance = balance + 30 WHERE name = 'B'", answer)
+        victim.close()
+        after = _balances(cur)
+        e.did("SELECT name, balance FROM accounts", after)
+        e.held = after == "(A, 100), (B, 0)"
+        e.verdict = ("HELD: the debit of the killed transaction vanished with it"
+                     if e.held else f"VIOLATED: {after}")
+        out.append(e)
+    finally:
+        db.drop_schema(conn, SCHEMA)
+        conn.close()
+    return out
+
+
+# ---------------------------------------------------------------- consistency
+
+
+def consistency(dsn: str) -> list[Experiment]:
+    conn = _fresh(dsn)
+    out = []
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE accounts (name text PRIMARY KEY, "
+                    "balance int NOT NULL CHECK (balance >= 0))")
+        cur.execute("CREATE TABLE transfers (id int PRIMARY KEY, "
+                    "src text NOT NULL REFERENCES accounts, dst text NOT NULL REFERENCES accounts, "
+                    "amount int NOT NULL CHECK (amount > 0))")
+        cur.execute("INSERT INTO accounts VALUES ('A', 100), ('B', 0)")
+        cases = [
+            ("CHECK: no negative balance", "23514",
+             "UPDATE accounts SET balance = balance - 500 WHERE name = 'A'"),
+            ("FOREIGN KEY: a transfer to an account that does not exist", "23503",
+             "INSERT INTO transfers VALUES (1, 'A', 'Z', 10)"),
+            ("UNIQUE (primary key): two accounts with one name", "23505",
+             "INSERT INTO accounts VALUES ('A', 50)"),
+        ]
+        for title, code, bad in cases:
+            e = Experiment("consistency", title,
+                           "Constraints declare what a valid state is; the database refuses any "
+                           "transaction that would end in an invalid one, whatever the application "
+                           "does.")
+            e.did("BEGIN", _exec(cur, "BEGIN"))
+            e.did("UPDATE accounts SET balance = balance + 1 WHERE name = 'B'  -- a valid change",
+                  _exec(cur, "UPDATE accounts SET balance = balance + 1 WHERE name = 'B'"))
+            answer = _exec(cur, bad)
+            e.did(bad, answer)
+            e.did("COMMIT", _exec(cur, "COMMIT"))
+            after = _balances(cur)
+            e.did("SELECT name, balance FROM accounts", after)
+            count = _exec(cur, "SELECT count(*) FROM transfers")
+            e.held = answer.startswith(f"ERROR {code}") and after == "(A, 100), (B, 0)" \
+                and count == "(0)"
+            e.verdict = (f"HELD: refused with {code}; the whole transaction rolled back, the valid "
+                         "change included" if e.held else f"VIOLATED: {answer}; {after}")
+            out.append(e)
+    finally:
+        db.drop_schema(conn, SCHEMA)
+        conn.close()
+    return out
+
+
+# ---------------------------------------------------------------- isolation
+
+
+def isolation(dsn: str) -> list[Experiment]:
+    from txlab.interleave import demo
+
+    out = []
+    for name, why in (
+        ("p4", "Two transactions read a balance and write it back. Whether one silently "
+               "overwrites the other depends on the isolation level."),
+        ("g2-item", "Two transactions each check a rule and change a different row: "
+                    "snapshot isolation lets both commit (write skew); SERIALIZABLE does not."),
+    ):
+        e = Experiment("isolation", name, why)
+        ok = True
+        for level in ("read-committed", "serializable"):
+            result = demo.run_demo(name, dsn, level)
+            e.title = result.meta.title or name
+            v = result.levels[0].verdicts[0]
+            e.did(f"txlab demo {name} --isolation {level}", v.line)
+            ok = ok and v.as_expected is not False
+        e.held = ok
+        e.verdict = ("As expected: READ COMMITTED lets the anomaly through, SERIALIZABLE prevents "
+                     f"it (see `txlab demo {name} --isolation all`)" if ok
+                     else "UNEXPECTED: an outcome differs from the verified behaviour")
+        out.append(e)
+    return out
+
+
+# ---------------------------------------------------------------- durability
+
+
+def durability(database: server.Database) -> list[Experiment]:
+    pgdata = database.embedded
+    if pgdata is None:
+        raise UsageError(
+            "the durability demo crashes the server (pg_ctl stop -m immediate) and restarts it, "
+            f"so it only runs on an embedded server that txlab started; {database.source} is not "
+            "one. Run it without --dsn (a temporary server is started), or after "
+            "`txlab server start`.")
+    e = Experiment("durability", "Committed rows survive a crash; in-flight ones do not",
+                   "Once COMMIT returns, the change is in the write-ahead log on disk: a crash "
+                   "(here: an immediate shutdown, no checkpoint) cannot lose it, and crash "
+                   "recovery discards every transaction that had not committed.")
+    conn = _fresh(database.dsn)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)")
+    e.did("INSERT INTO ledger VALUES (1, 'committed'), (2, 'committed'); COMMIT",
+          _exec(cur, "INSERT INTO ledger VALUES (1, 'committed'), (2, 'committed')"))
+    inflight = db.connect(database.dsn, "txlab-acid-inflight")
+    icur = inflight.cursor()
+    icur.execute(f"SET search_path = {SCHEMA}")
+    e.did("(another session) BEGIN", _exec(icur, "BEGIN"))
+    e.did("(another session) INSERT INTO ledger VALUES (3, 'in flight')  -- not committed",
+          _exec(icur, "INSERT INTO ledger VALUES (3, 'in flight')"))
+    conn.close()
+    log = pgdata / "log"
+    log_start = log.stat().st_size if log.exists() else 0
+    stopped = server.pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
+    e.did("pg_ctl stop -m immediate  -- simulated crash",
+          " ".join((stopped.stdout + stopped.stderr).split()) or f"exit {stopped.returncode}")
+    try:
+        inflight.close()
+    except psycopg2.Error:
+        pass
+    if stopped.returncode != 0:
+        raise DatabaseError(f"pg_ctl stop -m immediate failed: {stopped.stderr.strip()}")
+    started = server.pg_ctl(pgdata, "-w", "-l", str(log), "restart")
+    if started.returncode != 0:
+        raise DatabaseError(f"could not restart the server after the crash: "
+                            f"{(started.stdout + started.stderr).strip()}")
+    e.did("pg_ctl restart  -- crash recovery replays the write-ahead log", "server started")
+    recovery = _recovery_lines(log, log_start)
+    if recovery:
+        e.did("(the server's log while it restarted)", "\n".join(recovery))
+    conn = db.connect(database.dsn, "txlab-acid")
+    try:
+        cur = conn.cursor()
+        rows = _exec(cur, f"SELECT id, note FROM {SCHEMA}.ledger ORDER BY id")
+        e.did("SELECT id, note FROM ledger", rows)
+        e.held = rows == "(1, committed), (2, committed)"
+        e.verdict = ("HELD: both committed rows survived the crash; the uncommitted row 3 is gone"
+                     if e.held else f"VIOLATED: after recovery the table holds {rows}")
+    finally:
+        db.drop_schema(conn, SCHEMA)
+        conn.close()
+    return [e]
+
+
+def _recovery_lines(log: Path, start: int) -> list[str]:
+    try:
+        with log.open("rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    keys = ("was interrupted", "not properly shut down", "redo starts", "redo done",
+            "automatic recovery", "ready to accept")
+    out = []
+    for line in text.splitlines():
+        if any(k in line for k in keys):
+            out.append(line.split("LOG:", 1)[-1].strip())
+    return out
+
+
+# ---------------------------------------------------------------- all
+
+
+def run(part: str, database: server.Database) -> list[Experiment]:
+    if part not in (*PARTS, "all"):
+        raise UsageError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}, all")
+    parts = PARTS if part == "all" else (part,)
+    if "durability" in parts and part == "all" and database.embedded is None:
+        parts = tuple(p for p in parts if p != "durability")
+    out = []
+    for p in parts:
+        if p == "durability":
+            out += durability(database)
+        else:
+            out += globals()[p](database.dsn)
+    return out
+
+
+def render(experiments: list[Experiment], skipped_durability: bool = False) -> str:
+    lines = []
+    current = None
+    for e in experiments:
+        if e.part != current:
+            current = e.part
+            lines += ["", current.upper(), "=" * len(current)]
+        lines += ["", f"{e.title}", f"  Why it matters: {e.why}", ""]
+        for s in e.steps:
+            lines.append(f"  > {s.action}")
+            lines += [f"      {ln}" for ln in s.outcome.splitlines()]
+        lines += ["", f"  {e.verdict}"]
+    if skipped_durability:
+        lines += ["", "DURABILITY", "==========", "",
+                  "  Skipped: it crashes and restarts the server, so it runs only on an embedded "
+                  "server txlab started (no --dsn)."]
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -1,0 +1,165 @@
+"""`txlab demo` and `txlab acid`: thin commands over txlab.interleave and txlab.acid."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from txlab import errors, server
+
+EXIT_HELP = """\b
+Exit codes:
+  0    ran; every outcome as the catalog expects (or nothing expected)
+  1    an outcome differs from the demo's `expect` metadata
+  2    usage error (unknown demo, bad spec, bad option)
+  3    database or runtime error"""
+
+
+def _dsn_option(f):
+    return click.option(
+        "--dsn", metavar="URL",
+        help="PostgreSQL URL or key=value DSN (else TXLAB_DSN, DATABASE_URL, the embedded server).",
+    )(f)
+
+
+def _schema(ctx, param, value):
+    from txlab import db
+
+    try:
+        return db.check_schema_name(value)
+    except errors.UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _announce(url: str) -> None:
+    click.echo("txlab: started a temporary embedded PostgreSQL server for this run; it stops "
+               "at the end (`txlab server start` keeps one running)", err=True)
+
+
+@click.command("demo", epilog=EXIT_HELP)
+@click.argument("name", required=False)
+@click.option("--isolation", "-i", metavar="LEVEL|all",
+              help="Run the sessions' plain BEGIN at this level (read-committed, repeatable-read, "
+                   "serializable, read-uncommitted, or `all` for the four side by side). "
+                   "Default: the server's default_transaction_isolation.")
+@click.option("--permutation", "-p", metavar='"s1a s2a ..."',
+              help="Run this permutation instead of the spec's (markers like s2a(*) allowed).")
+@click.option("--format", "fmt", type=click.Choice(["pretty", "transcript", "json"]),
+              default="pretty", show_default=True,
+              help="pretty: classroom timeline and verdict; transcript: exactly what PostgreSQL's "
+                   "isolationtester prints; json: events and verdicts as data.")
+@click.option("--all", "all_", is_flag=True,
+              help="Run every built-in demo at every level and print the matrix.")
+@click.option("--list", "list_", is_flag=True, help="List the built-in demos.")
+@click.option("--step-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Cancel a step that has not finished after this long (it is reported, "
+                   "never a hang).")
+@click.option("--max-permutations", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Refuse specs without permutation lines that have more interleavings.")
+@_dsn_option
+@click.option("--schema", default="txlab_demo", show_default=True, callback=_schema,
+              help="Schema txlab creates (and empties before each demo) for the spec's tables; "
+                   "nothing outside it is touched.")
+def demo(name, isolation, permutation, fmt, all_, list_, step_timeout, max_permutations, dsn,
+         schema):
+    """Run a step-by-step demo: NAME from the catalog (see --list) or a .spec file
+    in PostgreSQL's isolation-tester format.
+
+    \b
+    Examples:
+      txlab demo p4 --isolation all
+      txlab demo g2-item -i serializable --format transcript
+      txlab demo my-case.spec --permutation "s1a s2a s1c s2c"
+      txlab demo --all
+    """
+    from txlab.interleave import demo as demos
+    from txlab.interleave import render
+
+    if list_:
+        for key, path in demos.catalog().items():
+            from txlab.interleave import spec as specs
+
+            meta = demos.parse_meta(specs.load(path))
+            click.echo(f"{key:<26} {meta.title or ''}")
+        return
+    if all_:
+        if name or permutation or isolation:
+            raise click.UsageError("--all runs the whole catalog at every level; "
+                                   "give no NAME, --isolation or --permutation with it")
+        if fmt == "transcript":
+            raise click.UsageError("--all prints a matrix: use --format pretty or json")
+        with server.open_database(dsn, os.environ, announce=_announce) as database:
+            matrix = demos.run_matrix(database.dsn, step_timeout, schema)
+        click.echo(render.render_matrix(matrix, fmt), nl=False)
+        sys.exit(errors.EXIT_VIOLATED if matrix.mismatches else errors.EXIT_OK)
+    if not name:
+        raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
+    # Validate everything before starting a server.
+    path = demos.resolve(name)
+    from txlab.interleave import spec as specs
+
+    parsed = specs.load(path)
+    demos.parse_meta(parsed)
+    if permutation:
+        specs.parse_permutation(parsed, permutation)
+    demos.levels_for(isolation)
+    if not permutation and not parsed.permutations:
+        count = specs.count_permutations(parsed)
+        if count > max_permutations:
+            raise errors.UsageError(
+                f"{path} has no permutation lines and {count} interleavings; pick one with "
+                "--permutation or raise --max-permutations")
+    for w in parsed.warnings:
+        click.echo(f"txlab: warning: {w}", err=True)
+    if isolation:
+        for where in demos.explicit_levels(parsed):
+            click.echo(f"txlab: warning: {where} sets its own isolation level; --isolation "
+                       "only changes what a plain BEGIN gets", err=True)
+    with server.open_database(dsn, os.environ, announce=_announce) as database:
+        result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
+                                max_permutations, schema)
+    click.echo(render.render(result, fmt), nl=False)
+    for lr in result.levels:
+        for w in (w for r in lr.run.runs for w in r.warnings):
+            click.echo(f"txlab: warning: {w}", err=True)
+    unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
+    sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
+
+
+@click.command("acid", epilog="""\b
+Exit codes:
+  0    every property held
+  1    a property did not hold
+  2    usage error (e.g. durability on a server txlab did not start)
+  3    database or runtime error""")
+@click.argument("part", default="all",
+                type=click.Choice(["atomicity", "consistency", "isolation", "durability", "all"]))
+@_dsn_option
+def acid(part, dsn):
+    """Show A, C, I and D on a real PostgreSQL, with a short narrative for each.
+
+    \b
+    atomicity    a transfer whose second statement fails, and one whose session
+                 is killed half-way, leave no partial effect
+    consistency  CHECK, FOREIGN KEY and UNIQUE refuse an invalid state; the
+                 transaction rolls back
+    isolation    the lost-update and write-skew demos at READ COMMITTED and
+                 SERIALIZABLE
+    durability   commit rows, crash the server (pg_ctl stop -m immediate),
+                 restart: committed rows survive, the in-flight ones do not.
+                 Only on an embedded server txlab started (not with --dsn).
+
+    Works in its own schema, txlab_acid, and drops it afterwards.
+    """
+    from txlab import acid as acid_lib
+
+    with server.open_database(dsn, os.environ, announce=_announce) as database:
+        if part == "durability" and database.embedded is None:
+            acid_lib.durability(database)  # raises the explanation
+        experiments = acid_lib.run(part, database)
+        skipped = part == "all" and database.embedded is None
+    click.echo(acid_lib.render(experiments, skipped), nl=False)
+    sys.exit(errors.EXIT_OK if all(e.held for e in experiments) else errors.EXIT_VIOLATED)

@@ -1,0 +1,513 @@
+"""Run a spec's permutations: one connection and one thread per session.
+
+The main thread follows the isolation tester's algorithm (run_permutation,
+try_complete_step, try_complete_steps in isolationtester.c) so that what it
+reports, and in which order, is what the isolation tester would report:
+
+- a step is sent to its session's thread; the main thread waits for its first
+  result, and every ~10 ms asks the control connection whether the session is
+  blocked, with `pg_catalog.pg_isolation_test_session_is_blocked(pid, pids)`.
+  Blocked means "<waiting ...>"; the step is looked at again after later steps.
+- a step of a session whose previous step still waits first waits for it;
+- markers `(*)`, `(other)`, `(other notices N)` delay reporting, never launching;
+- a step that takes longer than `step_timeout` is cancelled and reported; one
+  that still does not finish after twice that ends the run (never a hang).
+
+The output is a list of events (plain data); renderers turn it into text.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from txlab import db
+from txlab.errors import DatabaseError
+from txlab.interleave import pq
+from txlab.interleave.spec import Permutation, PermutationStep, Spec, Step, permutations
+
+POLL_S = 0.010  # the isolation tester checks for lock waits every 10 ms
+
+# ---------------------------------------------------------------- events (plain data)
+
+
+@dataclass(frozen=True)
+class PermutationStarted:
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """`kind`: "done" (sent and completed), "waiting" (sent, blocked), "resumed"."""
+
+    step: str
+    session: str
+    sql: str
+    kind: str
+    blocked_by: tuple[str, ...] = ()  # sessions holding the lock (not in transcripts)
+
+
+@dataclass(frozen=True)
+class Rows:
+    session: str | None  # None: a global setup/teardown block
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str | None, ...], ...]
+    command: str = ""
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A result without rows (its tag, e.g. "UPDATE 1"); not in transcripts."""
+
+    session: str | None
+    command: str
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class Error:
+    session: str | None
+    severity: str | None
+    sqlstate: str | None
+    message: str | None
+    text: str | None = None  # libpq's whole message, when fields are missing
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class NoticeEvent:
+    session: str
+    text: str
+    severity: str
+    sqlstate: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NotifyEvent:
+    session: str
+    channel: str
+    payload: str
+    sender: str
+
+
+@dataclass(frozen=True)
+class Canceled:
+    step: str
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Unexpected:
+    status: str
+
+
+@dataclass
+class PermutationRun:
+    permutation: tuple[str, ...]
+    events: list = field(default_factory=list)
+    final: list[pq.Result] = field(default_factory=list)  # results of `final_queries`
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SpecRun:
+    sessions: tuple[str, ...]
+    runs: list[PermutationRun]
+    isolation: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- a session's thread
+
+
+class _Session:
+    """A session's connection, driven by its own thread."""
+
+    def __init__(self, name: str, conn: pq.Connection):
+        self.name = name
+        self.conn = conn
+        self.cv = threading.Condition()
+        self.pending: list[tuple[str, object]] = []  # ("notice"|"result"|"notify"|"fatal", x)
+        self.finished = True
+        self.sql: str | None = None
+        self.active: PermutationStep | None = None
+        self.total_notices = 0
+        self.closing = False
+        conn.on_notice = self._on_notice
+        self.thread = threading.Thread(target=self._loop, name=f"txlab-session-{name}", daemon=True)
+        self.thread.start()
+
+    def _on_notice(self, notice: pq.Notice) -> None:
+        with self.cv:
+            self.pending.append(("notice", notice))
+            self.cv.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cv:
+                while self.sql is None and not self.closing:
+                    self.cv.wait()
+                if self.closing:
+                    return
+                sql = self.sql
+            try:
+                self.conn.send(sql)
+                for res in self.conn.results():
+                    with self.cv:
+                        self.pending.append(("result", res))
+                        self.cv.notify_all()
+                notes = self.conn.notifications()
+            except Exception as exc:  # connection lost; reported by the main thread
+                notes = []
+                with self.cv:
+                    self.pending.append(("fatal", str(exc)))
+            with self.cv:
+                for n in notes:
+                    self.pending.append(("notify", n))
+                self.sql = None
+                self.finished = True
+                self.cv.notify_all()
+
+    def send(self, sql: str) -> None:
+        with self.cv:
+            self.pending.clear()
+            self.finished = False
+            self.sql = sql
+            self.cv.notify_all()
+
+    def has_result(self) -> bool:
+        return self.finished or any(kind != "notice" for kind, _ in self.pending)
+
+    def wait(self, timeout: float, until: Callable[[], bool]) -> bool:
+        with self.cv:
+            return self.cv.wait_for(until, timeout)
+
+    def take_leading_notices(self) -> list[pq.Notice]:
+        """Notices that arrived before the first result (libpq would have shown them)."""
+        with self.cv:
+            out = []
+            while self.pending and self.pending[0][0] == "notice":
+                out.append(self.pending.pop(0)[1])
+            return out
+
+    def take_all(self) -> list[tuple[str, object]]:
+        with self.cv:
+            out, self.pending = self.pending, []
+            return out
+
+    def close(self) -> None:
+        with self.cv:
+            self.closing = True
+            self.cv.notify_all()
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():  # never free a connection another thread still uses
+            self.conn.close()
+
+
+# ---------------------------------------------------------------- the driver
+
+
+class StepTimeout(DatabaseError):
+    pass
+
+
+class Driver:
+    def __init__(self, spec: Spec, dsn: str, isolation_sql: str | None = None,
+                 step_timeout: float = 60.0, final_queries: tuple[str, ...] = (),
+                 schema: str | None = None):
+        self.schema = schema
+        self.spec = spec
+        self.dsn = dsn
+        self.isolation_sql = isolation_sql
+        self.step_timeout = step_timeout
+        self.final_queries = final_queries
+        self.steps: dict[str, Step] = spec.steps()
+        self.control: pq.Connection | None = None
+        self.sessions: list[_Session] = []
+        self.run: PermutationRun | None = None
+        self.any_new_notice = False
+        self.notice_targets: dict[int, int] = {}
+        self.sessions_dead = False
+
+    # ----------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Driver:
+        # Every connection works in txlab's own schema: the spec's unqualified
+        # tables are created there, never in the database's other schemas.
+        base_options = f"-c search_path={self.schema}" if self.schema else ""
+        options = base_options or None
+        if self.isolation_sql:
+            options = (base_options + " -c default_transaction_isolation="
+                       + self.isolation_sql.lower().replace(" ", "\\ ")).strip()
+        # Like isolationtester: application_name is "<PGAPPNAME>/<session>", so specs
+        # that look themselves up in pg_stat_activity work the same.
+        base = os.environ.get("PGAPPNAME", "txlab-demo")
+        try:
+            # A statement timeout keeps a teardown that waits on a lock from hanging.
+            self.control = pq.Connection.open(
+                self.dsn, f"{base}/control connection",
+                f"-c statement_timeout={int(self.step_timeout * 1000)} {base_options}".strip())
+            for sess in self.spec.sessions:
+                conn = pq.Connection.open(self.dsn, f"{base}/{sess.name}", options)
+                self.sessions.append(_Session(sess.name, conn))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.pids = ",".join(str(s.conn.pid) for s in self.sessions)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s in self.sessions:
+            if not s.finished and self.control and not self.sessions_dead:
+                self.control.execute(f"SELECT pg_terminate_backend({s.conn.pid})")
+            s.close()
+        self.sessions = []
+        if self.control:
+            self.control.close()
+            self.control = None
+
+    # ----------------------------------------------------------- output
+
+    def emit(self, event) -> None:
+        self.run.events.append(event)
+
+    def _emit_notice(self, sess: _Session, n: pq.Notice) -> None:
+        self.emit(NoticeEvent(sess.name, n.text, n.severity, n.sqlstate, n.message))
+        sess.total_notices += 1
+        self.any_new_notice = True
+
+    def _emit_result(self, res: pq.Result, session: str | None, step: str | None) -> None:
+        if res.has_tuples:
+            self.emit(Rows(session, res.columns, res.rows, res.command, step))
+        elif res.is_error:
+            self.emit(Error(session, res.severity, res.sqlstate, res.message, res.error_text, step))
+        elif res.status in (pq.PGRES_COMMAND_OK, pq.PGRES_EMPTY_QUERY):
+            self.emit(Command(session, res.command, step))
+        else:
+            self.emit(Unexpected(res.status_name))
+
+    def _block(self, sql: str, session: _Session | None, what: str, fatal: bool) -> None:
+        """Run a setup or teardown block as PQexec would (only the last result counts)."""
+        if session is None:
+            results = self.control.execute(sql)
+        else:
+            session.send(sql)
+            if not session.wait(self.step_timeout, lambda: session.finished):
+                self.control.execute(f"SELECT pg_cancel_backend({session.conn.pid})")
+                session.wait(self.step_timeout, lambda: session.finished)
+            items = session.take_all()
+            for kind, item in items:
+                if kind == "notice":
+                    self._emit_notice(session, item)
+            results = [item for kind, item in items if kind == "result"]
+        last = results[-1] if results else None
+        if last is None:
+            return
+        if last.has_tuples:
+            self._emit_result(last, session.name if session else None, None)
+        elif last.status != pq.PGRES_COMMAND_OK:
+            text = (last.error_text or last.message or last.status_name).strip()
+            if fatal:
+                hint = ""
+                if last.sqlstate in ("42P07", "42710", "23505"):
+                    hint = ("\nThe spec's setup creates objects that already exist here; run it "
+                            "in a scratch database (or drop what a failed run left behind).")
+                raise DatabaseError(f"{what} failed: {text}{hint}")
+            self.run.warnings.append(f"{what} failed: {text}")
+
+    # ----------------------------------------------------------- permutations
+
+    def run_all(self, perms: list[Permutation] | None = None) -> list[PermutationRun]:
+        return [self.run_permutation(p) for p in (perms if perms is not None else permutations(self.spec))]
+
+    def run_permutation(self, perm: Permutation) -> PermutationRun:
+        self.run = PermutationRun(tuple(p.name for p in perm.steps))
+        self.emit(PermutationStarted(self.run.permutation))
+        for sql in self.spec.setups:
+            self._block(sql, None, "setup", fatal=True)
+        try:
+            self._steps(perm)
+        except BaseException:
+            self._abandon()
+            raise
+        for sess, spec_sess in zip(self.sessions, self.spec.sessions, strict=True):
+            if spec_sess.teardown:
+                self._block(spec_sess.teardown, sess, f"teardown of session {sess.name}", fatal=False)
+        if self.spec.teardown:
+            self._block(self.spec.teardown, None, "teardown", fatal=False)
+        return self.run
+
+    def _steps(self, perm: Permutation) -> None:
+        for sess, spec_sess in zip(self.sessions, self.spec.sessions, strict=True):
+            if spec_sess.setup:
+                self._block(spec_sess.setup, sess, f"setup of session {sess.name}", fatal=True)
+
+        waiting: list[PermutationStep] = []
+        for pstep in perm.steps:
+            step = self.steps[pstep.name]
+            sess = self.sessions[step.session]
+            if sess.active is not None:
+                start = time.monotonic()
+                while sess.active is not None:
+                    old = sess.active
+                    if not self.try_complete_step(old, retry=True, nonblock=False):
+                        waiting.remove(old)
+                    waiting = self.try_complete_steps(waiting, nonblock=True)
+                    if sess.active is not None and time.monotonic() - start > 2 * self.step_timeout:
+                        raise StepTimeout(f"step {sess.active.name} timed out after "
+                                          f"{int(time.monotonic() - start)} seconds")
+            sess.send(step.sql)
+            sess.active = pstep
+            for m in pstep.markers:
+                if m.kind == "notices":
+                    other = self.sessions[self.steps[m.step].session]
+                    self.notice_targets[id(m)] = m.notices + other.total_notices
+            mustwait = self.try_complete_step(pstep, retry=False, nonblock=True)
+            waiting = self.try_complete_steps(waiting, nonblock=True)
+            if mustwait:
+                waiting.append(pstep)
+
+        waiting = self.try_complete_steps(waiting, nonblock=False)
+        if waiting:
+            raise StepTimeout("failed to complete permutation due to mutually-blocking steps")
+
+        for sql in self.final_queries:  # before teardown; never part of a transcript
+            results = self.control.execute(sql)
+            self.run.final.append(results[-1] if results else None)
+
+    def _abandon(self) -> None:
+        """After a failure: end the sessions' transactions, then run the teardown,
+        so that a failed run leaves no tables or locks behind."""
+        for sess in self.sessions:
+            self.control.execute(f"SELECT pg_terminate_backend({sess.conn.pid})")
+            sess.wait(5, lambda sess=sess: sess.finished)
+        if self.spec.teardown:
+            self.control.execute(self.spec.teardown)
+        self.sessions_dead = True
+
+    def try_complete_steps(self, waiting: list[PermutationStep], nonblock: bool) -> list[PermutationStep]:
+        while True:
+            self.any_new_notice = False
+            old = len(waiting)
+            have_blocker = False
+            still = []
+            for pstep in waiting:
+                if self.try_complete_step(pstep, retry=True, nonblock=nonblock):
+                    if pstep.markers:
+                        have_blocker = True
+                    still.append(pstep)
+            waiting = still
+            if not (have_blocker and (len(waiting) < old or self.any_new_notice)):
+                return waiting
+
+    def _has_blocker(self, pstep: PermutationStep) -> bool:
+        for m in pstep.markers:
+            if m.kind == "step":
+                other = self.sessions[self.steps[m.step].session]
+                if other.active is not None and other.active.name == m.step:
+                    return True
+            elif m.kind == "notices":
+                other = self.sessions[self.steps[m.step].session]
+                if other.total_notices < self.notice_targets.get(id(m), m.notices):
+                    return True
+        return False
+
+    def _is_blocked(self, sess: _Session) -> bool:
+        res = self.control.execute("SELECT pg_catalog.pg_isolation_test_session_is_blocked("
+                                   f"{sess.conn.pid}, '{{{self.pids}}}')")
+        if not res or not res[-1].has_tuples:
+            text = (res[-1].error_text if res else "") or "no result"
+            raise DatabaseError(f"lock wait query failed: {text.strip()}")
+        return res[-1].rows[0][0] == "t"
+
+    def _blockers(self, sess: _Session) -> tuple[str, ...]:
+        res = self.control.execute(f"SELECT pg_catalog.pg_blocking_pids({sess.conn.pid})")
+        if not res or not res[-1].has_tuples or not res[-1].rows[0][0]:
+            return ()
+        pids = {int(p) for p in res[-1].rows[0][0].strip("{}").split(",") if p}
+        return tuple(s.name for s in self.sessions if s.conn.pid in pids)
+
+    def try_complete_step(self, pstep: PermutationStep, retry: bool, nonblock: bool) -> bool:
+        """True if the step has *not* completed (it waits, or a marker holds it)."""
+        step = self.steps[pstep.name]
+        sess = self.sessions[step.session]
+        if not retry and any(m.kind == "once" for m in pstep.markers):
+            self.emit(StepReport(step.name, sess.name, step.sql, "waiting"))
+            return True
+        start = time.monotonic()
+        canceled = False
+        while True:
+            done = sess.wait(POLL_S, sess.has_result)
+            for n in sess.take_leading_notices():
+                self._emit_notice(sess, n)
+            if done:
+                break
+            if nonblock and self._is_blocked(sess):
+                for n in sess.take_leading_notices():
+                    self._emit_notice(sess, n)
+                if sess.has_result():
+                    break
+                if not retry:
+                    self.emit(StepReport(step.name, sess.name, step.sql, "waiting",
+                                         self._blockers(sess)))
+                return True
+            elapsed = time.monotonic() - start
+            if elapsed > self.step_timeout and not canceled:
+                if sess.conn.cancel():
+                    self.emit(Canceled(step.name, int(elapsed)))
+                    canceled = True
+            if elapsed > 2 * self.step_timeout:
+                raise StepTimeout(f"step {step.name} timed out after {int(elapsed)} seconds")
+
+        if self._has_blocker(pstep):
+            if not retry:
+                self.emit(StepReport(step.name, sess.name, step.sql, "waiting"))
+            return True
+
+        self.emit(StepReport(step.name, sess.name, step.sql, "resumed" if retry else "done"))
+        # libpq's PQgetResult blocks for the rest of a multi-statement step.
+        if not sess.wait(self.step_timeout, lambda: sess.finished):
+            sess.conn.cancel()
+            self.emit(Canceled(step.name, int(self.step_timeout)))
+            if not sess.wait(self.step_timeout, lambda: sess.finished):
+                raise StepTimeout(f"step {step.name} timed out")
+        for kind, item in sess.take_all():
+            if kind == "notice":
+                self._emit_notice(sess, item)
+            elif kind == "result":
+                self._emit_result(item, sess.name, step.name)
+            elif kind == "notify":
+                sender = next((s.name for s in self.sessions if s.conn.pid == item.pid), f"PID {item.pid}")
+                self.emit(NotifyEvent(sess.name, item.channel, item.payload, sender))
+            elif kind == "fatal":
+                raise DatabaseError(f"session {sess.name} lost its connection: {item}")
+        sess.active = None
+        return False
+
+
+DEFAULT_SCHEMA = "txlab_demo"
+
+
+def prepare_schema(dsn: str, schema: str) -> None:
+    """An empty schema of txlab's own for a spec (refused if txlab did not create it)."""
+    conn = db.connect(dsn, "txlab-demo")
+    try:
+        db.reset_schema(conn, schema)
+    finally:
+        conn.close()
+
+
+def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
+             isolation_sql: str | None = None, step_timeout: float = 60.0,
+             final_queries: tuple[str, ...] = (), schema: str = DEFAULT_SCHEMA) -> SpecRun:
+    """Run the given permutations (default: the spec's, or all interleavings) in a
+    fresh txlab-owned `schema` (search_path of every connection)."""
+    prepare_schema(dsn, schema)
+    with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema) as driver:
+        runs = driver.run_all(perms)
+    return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings))
