@@ -40,7 +40,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -197,15 +196,9 @@ def database(dsn: str | None):
     if dsn:
         yield dsn
         return
-    tmp = Path(tempfile.mkdtemp(prefix="txlab-bench-pg-"))
-    pgdata = tmp / "pgdata"
-    try:
-        print(f"starting a temporary embedded server in {pgdata}", flush=True)
-        yield server.start(pgdata)
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop(pgdata, "fast")
-        shutil.rmtree(tmp, ignore_errors=True)
+    print("starting a temporary embedded server", flush=True)
+    with server.temporary("txlab-bench-pg-") as (url, _):
+        yield url
 
 
 def _line(label: str, r: dict) -> str:

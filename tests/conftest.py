@@ -8,31 +8,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from txlab import server
 from txlab.cli import cli
+from txlab.testing import postgres
 
 _schemas = itertools.count()
 
 
 @pytest.fixture(scope="session")
 def pg_dsn():
-    if os.environ.get("TXLAB_TEST_DSN"):
-        yield os.environ["TXLAB_TEST_DSN"]
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="txlab-test-pg-"))
-    pgdata = tmp / "pgdata"
-    try:
-        yield server.start(pgdata)
-    finally:
-        server.stop(pgdata, "fast")
-        shutil.rmtree(tmp, ignore_errors=True)
+    with postgres() as dsn:  # TXLAB_TEST_DSN, else a temporary embedded server
+        yield dsn
 
 
 @pytest.fixture

@@ -151,6 +151,19 @@ def configured_dsn(dsn_option: str | None, env: Mapping[str, str]) -> Database |
 
 
 @contextlib.contextmanager
+def temporary(prefix: str = "txlab-pg-") -> Iterator[tuple[str, Path]]:
+    """A temporary embedded server: yields (URL, data directory); stopped and deleted after."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    pgdata = tmp / "pgdata"
+    try:
+        yield start(pgdata), pgdata
+    finally:
+        with contextlib.suppress(Exception):
+            stop(pgdata, "fast")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def open_database(
     dsn_option: str | None, env: Mapping[str, str], announce=lambda line: None
 ) -> Iterator[Database]:
@@ -162,13 +175,6 @@ def open_database(
     if found:
         yield found
         return
-    tmp = Path(tempfile.mkdtemp(prefix="txlab-pg-"))
-    pgdata = tmp / "pgdata"
-    try:
-        url = start(pgdata)
+    with temporary() as (url, pgdata):
         announce(url)
         yield Database(url, "a temporary embedded server", pgdata)
-    finally:
-        with contextlib.suppress(Exception):
-            stop(pgdata, "fast")
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -19,8 +19,6 @@ import contextlib
 import itertools
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +38,8 @@ def postgres(dsn: str | None = None) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    tmp = Path(tempfile.mkdtemp(prefix="txlab-testing-pg-"))
-    try:
-        yield server.start(tmp / "pgdata")
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop(tmp / "pgdata", "fast")
-        shutil.rmtree(tmp, ignore_errors=True)
+    with server.temporary("txlab-testing-pg-") as (url, _):
+        yield url
 
 
 @dataclass
