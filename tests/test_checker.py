@@ -61,10 +61,10 @@ CASES = {
                 txn(("r", "x", 2), ("r", "y", 1), ("w", "y", 2))),
     ),
     "G2": (  # write skew through predicate reads (doctors on call)
-        history(txn(("pr", "on_call", [["d1", 1, True], ["d2", 1, True]]), ("w", "d1", 2)),
-                txn(("pr", "on_call", [["d1", 1, True], ["d2", 1, True]]), ("w", "d2", 2))),
-        history(txn(("pr", "on_call", [["d1", 1, True], ["d2", 1, True]]), ("w", "d1", 2)),
-                txn(("pr", "on_call", [["d2", 1, True]]), ("w", "d2", 2))),
+        history(txn(("pr", "on_call", [["d1", 1], ["d2", 1]]), ("w", "d1", 2)),
+                txn(("pr", "on_call", [["d1", 1], ["d2", 1]]), ("w", "d2", 2))),
+        history(txn(("pr", "on_call", [["d1", 1], ["d2", 1]]), ("w", "d1", 2)),
+                txn(("pr", "on_call", [["d2", 1]]), ("w", "d2", 2))),
     ),
     "duplicate-versions": (
         history(txn(("w", "x", 2)), txn(("w", "x", 2))),

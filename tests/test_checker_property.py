@@ -28,7 +28,7 @@ def serial(txns, offset=0, keys=("a", "b", "c", "d")) -> list[dict]:
             if f == "r":
                 rec.append(("r", key, mine.get(key, version[key])))
             elif f == "p":
-                rows = [[x, mine.get(x, version[x]), None] for x in keys[: k + 1]]
+                rows = [[x, mine.get(x, version[x])] for x in keys[: k + 1]]  # value: "<key><version>"
                 rec.append(("pr", f"first {k + 1}", rows))
             else:
                 mine[key] = mine.get(key, version[key]) + 1

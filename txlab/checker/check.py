@@ -128,9 +128,8 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
         verdict = VALID
     status = tx.status
     hist = {"format": tx.format, "transactions": len(tx) - 1,
-            "committed": sum(1 for s in status if s == OK) - 1,
-            "failed": sum(1 for s in status if s == FAIL),
-            "unknown": sum(1 for s in status if s == INFO)}
+            "committed": status.count(OK) - 1, "failed": status.count(FAIL),
+            "unknown": status.count(INFO)}
     for k in ("scenario", "strategy", "seed", "workers", "server"):
         if k in tx.meta:
             hist[k] = tx.meta[k]

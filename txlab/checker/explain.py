@@ -209,11 +209,19 @@ def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> di
         txns = [r, w]
         s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])}, an intermediate version: "
              f"{T(w)} overwrote it before committing")
+    elif kind == "garbage-read":
+        r, w = data["reader"], data["writer"]
+        txns = [r, w]
+        by = "the initial state has" if w == 0 else f"{T(w)} installed"
+        s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])} = {data['value']!r}, but "
+             f"{by} {_v(tx, data['version'])} = {data['installed']!r}, and no transaction "
+             f"wrote {data['value']!r} there: a value nobody wrote")
     elif kind == "internal":
         txns = [data["txn"]]
         if tx.format == TXLAB:
-            s = (f"{T(data['txn'])} read {data['key']} at {_v(tx, data['actual'])} although it "
-                 f"had itself installed {_v(tx, data['expected'])}")
+            s = (f"{T(data['txn'])} read {data['key']} at {_v(tx, data['actual'])} = "
+                 f"{data['actual_value']!r} although it had itself installed "
+                 f"{_v(tx, data['expected'])} = {data['expected_value']!r}")
         else:
             s = (f"{T(data['txn'])} read {data['key']} = {data['actual']!r} although its own "
                  f"earlier operations imply {data['expected']!r}")

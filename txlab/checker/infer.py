@@ -16,16 +16,22 @@ Edge rules (vertex = committed transaction; T0 installed the initial versions):
   yet known to precede another completed one) when Tj is invoked.
 
 Reads of a key the transaction itself wrote before give no edges; they are
-checked for internal consistency instead. A read of an intermediate version
-(G1b) gives no edges either: only a transaction's final write of a key is
-installed (Adya), though the intermediate versions do take their place in the
-key's version chain.
+checked for internal consistency instead (txlab: the version and the value it
+last wrote). A read of an intermediate version (G1b) gives no edges either:
+only a transaction's final write of a key is installed (Adya), though the
+intermediate versions do take their place in the key's version chain.
+
+Values (txlab's format only; Elle's values are its versions): a committed read
+of (k, v) must return the value that v's committed installer wrote. When it
+does not, the value tells what happened: a failed attempt that took the same
+version number wrote it (G1a), or nobody did (garbage-read). Values are first
+compared as loaded; only when they differ are tuples read as lists.
 """
 
 from __future__ import annotations
 
 from txlab.checker.loading import OK, TXLAB, Txns
-from txlab.checker.versions import Index
+from txlab.checker.versions import Index, same_value
 
 WW, WR, RW, PRW, PROC, RT = 1, 2, 4, 8, 16, 32
 DATA = WW | WR | RW | PRW
@@ -37,29 +43,34 @@ def _bad_read(tx: Txns, idx: Index, i: int, k, v, value, found: list) -> None:
     """A committed read of a version no committed transaction installed."""
     fw = idx.failed.get((k, v))
     if fw:
-        found.append(("G1a", {"reader": i, "writer": fw[0][0], "key": k, "version": v}))
+        j = next((j for j, x in fw if same_value(x, value)), fw[0][0])
+        found.append(("G1a", {"reader": i, "writer": j, "key": k, "version": v}))
     else:
         found.append(("missing-versions", {"key": k, "version": v, "txns": [i],
                                            "why": "read a version that no transaction installed"}))
 
 
-def _check_value(tx: Txns, idx: Index, i: int, w: int, k, v, value, found: list) -> None:
-    """(k, v) was also written by a failed transaction: the value tells whose it was."""
-    if tx.format != TXLAB:
+def _wrong_value(idx: Index, i: int, w: int, k, v, value, installed, found: list) -> None:
+    """txlab: i read (k, v) = value, but v's committed installer w wrote `installed`."""
+    if same_value(value, installed):
         return
-    mine = [op[3] for op in tx.ops[w] if op[0] == "w" and op[1] == k and op[2] == v]
-    if mine and value != mine[-1]:
-        for j, fv in idx.failed[(k, v)]:
-            if fv == value:
-                found.append(("G1a", {"reader": i, "writer": j, "key": k, "version": v}))
-                return
+    for j, x in idx.failed.get((k, v), ()):  # a rolled-back attempt took the same number
+        if same_value(x, value):
+            found.append(("G1a", {"reader": i, "writer": j, "key": k, "version": v}))
+            return
+    if any(same_value(x, value) for x in idx.duplicates.get((k, v), ())):
+        return  # another committed install of v: already duplicate-versions
+    found.append(("garbage-read", {"reader": i, "writer": w, "key": k, "version": v,
+                                   "value": value, "installed": installed}))
 
 
 def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
     """-> (adjacency lists over all edges, non-cycle findings)."""
     n = len(tx)
     status, ops_of = tx.status, tx.ops
-    writer, nextw, inter, failed = idx.writer, idx.nextw, idx.inter, idx.failed
+    nextw, inter, values = idx.nextw, idx.inter, idx.values
+    # key -> (version -> installer, version -> value installed (txlab) or None)
+    keyed = {k: (d, None if values is None else values.get(k)) for k, d in idx.writer.items()}
     adj = [[] for _ in range(n)]
     found: list = []
     stale: list = []  # (k, v, i): i read v of k, wrote k, but someone else installed v's successor
@@ -68,15 +79,15 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
         if status[i] != OK:
             continue
         ai = adj[i]
-        written = None
+        written = None  # key -> this transaction's last write op of it
         cand = None
         for op in ops_of[i]:
             f = op[0]
             if f == "w":
                 if written is None:
-                    written = {op[1]: op[2]}
+                    written = {op[1]: op}
                 else:
-                    written[op[1]] = op[2]
+                    written[op[1]] = op
                 continue
             if f == "r":
                 rows = (op,)
@@ -88,12 +99,20 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                 k = row[off]
                 v = row[off + 1]
                 if written is not None and k in written:
-                    if own and written[k] != v:
-                        found.append(("internal", {"txn": i, "key": k, "expected": written[k],
-                                                   "actual": v}))
+                    if own:
+                        mine = written[k]
+                        if mine[2] != v or (mine[3] != row[off + 2]
+                                            and not same_value(mine[3], row[off + 2])):
+                            found.append(("internal", {
+                                "txn": i, "key": k, "expected": mine[2], "actual": v,
+                                "expected_value": mine[3], "actual_value": row[off + 2]}))
                     continue
-                d = writer.get(k)
-                w = d.get(v) if d is not None else None
+                e = keyed.get(k)
+                if e is None:
+                    w = None
+                else:
+                    d, vd = e
+                    w = d.get(v)
                 if w is None:
                     _bad_read(tx, idx, i, k, v, row[off + 2], found)
                 elif w != i:
@@ -101,8 +120,10 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                         found.append(("G1b", {"reader": i, "writer": w, "key": k, "version": v}))
                         continue
                     adj[w].append(i)
-                    if failed and (k, v) in failed:
-                        _check_value(tx, idx, i, w, k, v, row[off + 2], found)
+                    if vd is not None:
+                        x = vd[v]
+                        if x != row[off + 2]:
+                            _wrong_value(idx, i, w, k, v, row[off + 2], x, found)
                 nd = nextw.get(k)
                 if nd is None:
                     continue
@@ -119,7 +140,8 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                 else:
                     ai.extend(x for x in nx if x != i)
         if written is not None:
-            for k, v in written.items():
+            for k, mine in written.items():
+                v = mine[2]
                 nd = nextw.get(k)
                 if nd is not None:
                     nx = nd.get(v)

@@ -28,6 +28,9 @@ ANOMALIES: tuple[AnomalyKind, ...] = (
                 "two reads of a list are not prefixes of one another (Elle: incompatible-order)"),
     AnomalyKind("missing-versions", "version chain",
                 "a version was read or skipped that no transaction installed (a gap in the chain)"),
+    AnomalyKind("garbage-read", "non-cycle",
+                "a committed transaction read a version with a value that no transaction wrote "
+                "(Elle: garbage read)"),
     AnomalyKind("G0", "cycle", "write cycle: a cycle of ww edges only (Adya G0)"),
     AnomalyKind("G1a", "non-cycle",
                 "aborted read: a committed transaction read a version written by a failed one (Adya G1a)"),
@@ -64,7 +67,8 @@ BY_NAME = {a.name: a for a in ANOMALIES}
 ORDER = {a.name: i for i, a in enumerate(ANOMALIES)}
 
 _CHAINS = {"duplicate-versions", "cyclic-versions", "incompatible-order", "missing-versions"}
-_RC = _CHAINS | {"G0", "G1a", "G1b", "G1c"}
+_EVERYWHERE = _CHAINS | {"garbage-read"}
+_RC = _EVERYWHERE | {"G0", "G1a", "G1b", "G1c"}
 _SI = _RC | {"internal", "lost update", "G-single", "G-nonadjacent"}
 _SER = _SI | {"G2-item", "G2"}
 _STRICT = _SER | {f"{b}-{s}" for b in BASE_CYCLES for s in SUFFIXES}
@@ -76,10 +80,10 @@ class Model(NamedTuple):
     forbids: frozenset
 
 
-# Weakest first. A broken version chain is forbidden everywhere: it means the
-# database or the harness lost track of what it wrote.
+# Weakest first. A broken version chain or a garbage read is forbidden everywhere:
+# the database or the harness lost track of what it wrote.
 MODELS: dict[str, Model] = {m.name: m for m in (
-    Model("read-uncommitted", "Adya PL-1: no write cycles", frozenset(_CHAINS | {"G0"})),
+    Model("read-uncommitted", "Adya PL-1: no write cycles", frozenset(_EVERYWHERE | {"G0"})),
     Model("read-committed", "Adya PL-2: no dirty reads or writes", frozenset(_RC)),
     Model("snapshot-isolation", "Adya PL-SI / Elle: read a snapshot, first committer wins",
           frozenset(_SI)),

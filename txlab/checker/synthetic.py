@@ -11,7 +11,8 @@ from txlab.history import Attempt, History
 
 def txn(*ops, outcome: str = "committed", worker: int | None = None,
         at: tuple[int, int] | None = None) -> dict:
-    """One attempt. ops: ("r"|"w", key, version[, value]) or ("pr", predicate, rows)."""
+    """One attempt. ops: ("r"|"w", key, version[, value]) or ("pr", predicate, rows), each row
+    [key, version[, value]]. A value left out is f"{key}{version}", the same everywhere."""
     return {"ops": ops, "outcome": outcome, "worker": worker, "at": at}
 
 
@@ -25,7 +26,8 @@ def history(*txns: dict, init: dict | None = None, isolation: str = "SERIALIZABL
         ops = []
         for op in t["ops"]:
             if op[0] == "pr":
-                ops.append(("pr", op[1], [list(r) for r in op[2]]))
+                ops.append(("pr", op[1], [[r[0], r[1], r[2] if len(r) > 2 else f"{r[0]}{r[1]}"]
+                                          for r in op[2]]))
                 for r in op[2]:
                     keys.setdefault(r[0], 1)
                 continue

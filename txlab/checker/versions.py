@@ -16,9 +16,16 @@ The rules, per input format:
   last element of a read. Appends that no read shows have no known position.
 
 Transactions with an unknown outcome (txlab "unknown", Elle "info") are treated
-as committed when some committed transaction read what they wrote, or (txlab)
-when the chain needs them: a later committed version exists and nobody else
-installed theirs. Otherwise they are left out, like failed transactions.
+as committed when some committed transaction read what they wrote (txlab: the
+same version with the same value, since a version number that a rolled-back
+attempt took may be installed again), or (txlab) when the chain needs them: a
+later committed version exists and nobody else installed theirs. Otherwise they
+are left out, like failed transactions.
+
+txlab's format also records the value of every read and write, and a key's
+value means the same thing everywhere, so the index keeps the value each
+committed install wrote: a read is checked against it (G1a by value,
+garbage-read; see infer.py).
 """
 
 from __future__ import annotations
@@ -35,34 +42,55 @@ class Index:
     inter: set  # (key, version): overwritten by its own writer in the same transaction
     failed: dict  # (key, version) -> [(vertex, value)] written by failed transactions
     findings: list = field(default_factory=list)  # (anomaly, data dict)
+    values: dict | None = None  # txlab: key -> {version: value} of committed installs
+    duplicates: dict = field(default_factory=dict)  # txlab: (k, v) -> [values] installed twice
+
+
+def same_value(a, b) -> bool:
+    """Two recorded values are the same: equal as loaded, or once tuples are read as lists
+    (a value kept in memory as a tuple comes back from a JSON file as a list)."""
+    return a == b or _plain(a) == _plain(b)
+
+
+def _plain(x):
+    if isinstance(x, (list, tuple)):
+        return [_plain(e) for e in x]
+    if isinstance(x, dict):
+        return {k: _plain(e) for k, e in x.items()}
+    return x
 
 
 def _promote(tx: Txns) -> None:
     status, ops = tx.status, tx.ops
-    pending = {}
+    by_value = tx.format == TXLAB
+    pending: dict = {}  # (key, version) -> [(vertex, value)] written by unknown transactions
     for i in range(len(status)):
         if status[i] == INFO:
             for op in ops[i]:
                 if op[0] == "w":
-                    pending[(op[1], op[2])] = i
+                    pending.setdefault((op[1], op[2]), []).append((i, op[3]))
     if not pending:
         return
+
+    def saw(i, k, v, value):
+        for j, x in pending.get((k, v), ()):
+            if j != i and (not by_value or same_value(x, value)):
+                status[j] = OK
+
     for i in range(len(status)):
         if status[i] != OK:
             continue
         for op in ops[i]:
             if op[0] == "r":
-                vs = op[3] if tx.format == APPEND and isinstance(op[3], list) else (op[2],)
-                for v in vs:
-                    j = pending.get((op[1], v))
-                    if j is not None and j != i:
-                        status[j] = OK
+                if tx.format == APPEND and isinstance(op[3], list):
+                    for v in op[3]:
+                        saw(i, op[1], v, v)
+                else:
+                    saw(i, op[1], op[2], op[3])
             elif op[0] == "pr":
                 for row in op[2]:
-                    j = pending.get((row[0], row[1]))
-                    if j is not None and j != i:
-                        status[j] = OK
-    if tx.format == TXLAB:  # the chain needs them: a later committed version exists
+                    saw(i, row[0], row[1], row[2])
+    if by_value:  # the chain needs them: a later committed version exists
         top: dict = {}
         taken = set()
         for i in range(len(status)):
@@ -72,36 +100,49 @@ def _promote(tx: Txns) -> None:
                         taken.add((op[1], op[2]))
                         if op[1] not in top or op[2] > top[op[1]]:
                             top[op[1]] = op[2]
-        for (k, v), j in pending.items():
-            if status[j] == INFO and (k, v) not in taken and k in top and top[k] > v:
-                status[j] = OK
+        for (k, v), js in pending.items():
+            if (k, v) not in taken and k in top and top[k] > v:
+                for j, _ in js[-1:]:  # the last attempt that took the version number
+                    if status[j] == INFO:
+                        status[j] = OK
 
 
 def _writers(tx: Txns, idx: Index) -> None:
-    """writer index, duplicate installs, intermediate versions, failed writes."""
-    writer, inter, failed, findings = idx.writer, idx.inter, idx.failed, idx.findings
+    """writer index (txlab: and the values installed), duplicate installs, intermediate
+    versions, failed writes."""
+    inter, failed, findings = idx.inter, idx.failed, idx.findings
+    writer, values = idx.writer, idx.values
+    keyed: dict = {}  # key -> (writer[key], values[key] or None): one look-up per write
     status, ops = tx.status, tx.ops
     for i in range(len(status)):
         s = status[i]
         if s == OK:
-            seen = None
+            first = seen = None  # this transaction's first write; then key -> version
             for op in ops[i]:
                 if op[0] != "w":
                     continue
                 k, v = op[1], op[2]
-                d = writer.get(k)
-                if d is None:
-                    d = writer[k] = {}
+                e = keyed.get(k)
+                if e is None:
+                    e = keyed[k] = (writer.setdefault(k, {}),
+                                    None if values is None else values.setdefault(k, {}))
+                d, vd = e
                 if v in d:
                     findings.append(("duplicate-versions", {"key": k, "version": v,
                                                             "txns": [d[v], i]}))
+                    if vd is not None:
+                        idx.duplicates.setdefault((k, v), [vd[v]]).append(op[3])
                 d[v] = i
+                if vd is not None:
+                    vd[v] = op[3]
+                if first is None:  # most transactions write once: no dict for them
+                    first = op
+                    continue
                 if seen is None:
-                    seen = {k: v}
-                else:
-                    if k in seen:
-                        inter.add((k, seen[k]))
-                    seen[k] = v
+                    seen = {first[1]: first[2]}
+                if k in seen:
+                    inter.add((k, seen[k]))
+                seen[k] = v
         elif s == FAIL:
             for op in ops[i]:
                 if op[0] == "w":
@@ -234,7 +275,7 @@ def _append_chains(tx: Txns, idx: Index) -> None:
 
 def build(tx: Txns) -> Index:
     _promote(tx)
-    idx = Index({}, {}, set(), {})
+    idx = Index({}, {}, set(), {}, values={} if tx.format == TXLAB else None)
     _writers(tx, idx)
     if tx.format == TXLAB:
         _numeric_chains(idx)
