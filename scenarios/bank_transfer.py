@@ -31,7 +31,7 @@ def _write_both(tx: Tx, src: int, dst: int, amount: int, balances: dict[int, int
     for account, value in sorted(new.items()):
         (version,) = tx.one(SET_BALANCE, (value, account))
         tx.write(_key(account), version, value)
-    tx.execute(LOG, (src, dst, amount))
+    tx.execute_later(LOG, (src, dst, amount))  # sent with the COMMIT
 
 
 def naive(tx: Tx) -> None:
@@ -68,7 +68,7 @@ def atomic(tx: Tx) -> None:
                 (amount, dst),
             )
         tx.write(_key(account), row[0], row[1])
-    tx.execute(LOG, (src, dst, amount))
+    tx.execute_later(LOG, (src, dst, amount))  # sent with the COMMIT
 
 
 def for_update(tx: Tx) -> None:
@@ -107,7 +107,7 @@ def optimistic(tx: Tx) -> None:
         if row is None:
             tx.conflict(f"account {account} changed since it was read at v{version}")
         tx.write(_key(account), row[0], balance + delta)
-    tx.execute(LOG, (src, dst, amount))
+    tx.execute_later(LOG, (src, dst, amount))  # sent with the COMMIT
 
 
 def setup(s: Setup) -> None:

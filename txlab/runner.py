@@ -223,7 +223,7 @@ class _Run:
             if self.halt.is_set():
                 raise Interrupted
             committing = True
-            cur.execute("COMMIT")
+            cur.execute(tx.end_sql("COMMIT"))  # deferred statements travel with it
             if cur.statusmessage != "COMMIT":  # the body swallowed an error
                 return ABORTED, "25P02", "25P02", "COMMIT answered ROLLBACK"
             return COMMITTED, None, None, None
@@ -253,7 +253,7 @@ class _Run:
 
     @staticmethod
     def _rollback(conn, cur, tx: Tx) -> None:
-        if tx.begun and not conn.closed:
+        if tx.sent and not conn.closed:
             try:
                 cur.execute("ROLLBACK")
             except psycopg2.Error:

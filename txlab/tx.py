@@ -2,7 +2,9 @@
 
 This is the hot path: every statement of every worker goes through it. It adds
 no round trips (BEGIN travels with the first statement) and records micro-ops
-by appending tuples to a plain list.
+by appending tuples to a plain list. A statement whose result the body does not
+need can be deferred (`execute_later`): it travels with the next statement, or
+with the COMMIT, saving a round trip.
 
 Arguments that are all non-negative ints (most statements of most scenarios) are
 put in place with Python's `%`, which yields the very text psycopg2 would send
@@ -46,6 +48,10 @@ def _only_s_placeholders(sql: str) -> bool:
     return "%" not in sql.replace("%%", "").replace("%s", "")
 
 
+# Between statements sent in one round trip: the newline ends a trailing `--` comment.
+_JOIN = "\n;\n"
+
+
 class Interrupted(Exception):
     """The run is stopping (Ctrl-C): abandon this attempt."""
 
@@ -57,6 +63,9 @@ class Tx:
       sequence, so it retries the same work.
     - `params`: the scenario's knobs.
     - `query`/`one`/`execute` run SQL (psycopg2 placeholders: %s).
+    - `execute_later` queues a statement whose result is not needed; it is sent
+      in the same round trip as the next statement (or the COMMIT), and an error
+      it raises surfaces there, still inside this attempt.
     - `read(key, version, value)` / `write(key, version, value)` record what
       the transaction read and installed, for the history;
       `predicate_read(predicate, rows)` records a read by predicate.
@@ -67,7 +76,7 @@ class Tx:
       (for an ORM Session; see scenarios/limited_stock_cart.py).
     """
 
-    __slots__ = ("_cur", "_begin", "rng", "params", "ops", "_think_s", "_stop")
+    __slots__ = ("_cur", "_begin", "_later", "sent", "rng", "params", "ops", "_think_s", "_stop")
 
     def __init__(
         self, cursor, begin_sql: str, rng: Random, params: Mapping[str, Any],
@@ -75,6 +84,8 @@ class Tx:
     ):
         self._cur = cursor
         self._begin = begin_sql  # sent with the first statement, then None
+        self._later: str | None = None  # deferred SQL text, sent with the next statement
+        self.sent = False  # something reached the server: a ROLLBACK is needed to end it
         self.rng = rng
         self.params = params
         self.ops: list[tuple] = []
@@ -83,7 +94,15 @@ class Tx:
 
     @property
     def begun(self) -> bool:
+        """BEGIN was sent, or is queued with a deferred statement: there is something to end."""
         return self._begin is None
+
+    def _text(self, sql: str, args) -> str:
+        """`sql` with `args` in place, as psycopg2 would send it."""
+        if args:
+            text = _interpolate(sql, args)
+            return text if text is not None else self._cur.mogrify(sql, args).decode()
+        return sql
 
     def execute(self, sql: str, args: Iterable[Any] | None = None) -> None:
         if args:
@@ -93,7 +112,39 @@ class Tx:
         if self._begin is not None:
             sql = self._begin + sql
             self._begin = None
+        if self._later is not None:
+            later = self._later if args is None else self._later.replace("%", "%%")
+            sql = later + _JOIN + sql
+            self._later = None
+        self.sent = True
         self._cur.execute(sql, args)
+
+    def execute_later(self, sql: str, args: Iterable[Any] | None = None) -> None:
+        """Queue a statement whose result is not needed (no rows, no rowcount): it is
+        sent with the next statement or the COMMIT, one round trip fewer. Its errors
+        surface there, inside this attempt, so the attempt still aborts with them."""
+        text = self._text(sql, args)
+        if self._begin is not None:
+            text = self._begin + text
+            self._begin = None
+        self._later = text if self._later is None else self._later + _JOIN + text
+
+    def flush(self) -> None:
+        """Send deferred statements now (before a pause, or before handing the
+        connection to a library)."""
+        if self._later is not None:
+            text, self._later = self._later, None
+            self.sent = True
+            self._cur.execute(text)
+
+    def end_sql(self, command: str) -> str:
+        """`command` (COMMIT) with any deferred statements in front: one round trip.
+        The caller sends it: from here on a ROLLBACK may be needed."""
+        self.sent = True
+        if self._later is None:
+            return command
+        text, self._later = self._later, None
+        return text + _JOIN + command
 
     def query(self, sql: str, args: Iterable[Any] | None = None) -> list[tuple]:
         self.execute(sql, args)
@@ -105,6 +156,7 @@ class Tx:
 
     @property
     def rowcount(self) -> int:
+        """Rows the last statement run (not a deferred one) returned or changed."""
         return self._cur.rowcount
 
     @property
@@ -115,6 +167,8 @@ class Tx:
         if self._begin is not None:
             self._cur.execute(self._begin)
             self._begin = None
+            self.sent = True
+        self.flush()
         return self._cur.connection
 
     def read(self, key: str, version: int, value: Any) -> None:
@@ -134,6 +188,8 @@ class Tx:
         if self._begin is not None:  # the pause must fall inside the transaction
             self._cur.execute(self._begin)
             self._begin = None
+            self.sent = True
+        self.flush()  # and after what the body has done so far
         if self._stop.wait(self._think_s):
             raise Interrupted
 
