@@ -1,4 +1,4 @@
-"""room-booking against the real server: phantoms (predicate write skew, G2) where
+"""room-booking against the real server: phantoms (predicate write skew, Adya G2) where
 they are possible, and none where a strategy, a constraint or the level forbids them."""
 
 from __future__ import annotations
@@ -120,3 +120,22 @@ def test_bookings_are_recorded_with_predicate_reads(txlab, tmp_path):
         assert a.ops[0][1] == "room:1"
         assert a.ops[1][1].startswith("bookings WHERE room_id = 1 AND during &&")
         assert a.ops[2][1].startswith("booking:") and a.ops[2][2] == 1
+
+
+PHANTOM_NOTE = "the history checker found no anomaly"
+
+
+def test_a_phantom_the_checker_cannot_see_is_said_so(txlab):
+    code, rep = run(txlab, "naive", "read-committed", "--seed", "11")
+    assert code == 1 and rep["anomalies"] == []  # no row was read and then overwritten
+    assert any(PHANTOM_NOTE in n for n in rep["notes"])
+
+
+def test_no_phantom_note_when_the_invariants_hold_or_the_checker_found_the_cause(txlab):
+    code, rep = run(txlab, "exclusion", "read-committed", "--seed", "11")
+    assert code == 0 and not any(PHANTOM_NOTE in n for n in rep["notes"])
+    r = txlab("run", "bank-transfer", "-s", "naive", "-p", "accounts=3", "--think-ms", "10",
+              "-n", "40", "--seed", "1", "--format", "json")
+    rep = json.loads(r.stdout)
+    assert r.exit_code == 1 and rep["anomalies"]  # lost updates, found and named
+    assert not any(PHANTOM_NOTE in n for n in rep["notes"])

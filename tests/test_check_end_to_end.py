@@ -36,9 +36,8 @@ def test_on_call_write_skew_at_repeatable_read_is_allowed(txlab):
     r, rep = _run(txlab, "on-call", "-s", "naive", "-i", "repeatable-read", "-p", "shifts=2",
                   "-w", "16", "--think-ms", "30", "-n", "16", "--seed", "7")
     kinds = {a["kind"]: a["status"] for a in rep["anomalies"]}
-    # a write skew through a predicate read is G2 (Adya); through item reads, G2-item
-    skew = {k: v for k, v in kinds.items() if k in ("G2", "G2-item")}
-    assert skew and set(skew.values()) == {"allowed"}
+    # each read the other's row (through its predicate) and the other overwrote it
+    assert kinds.get("G2-item") == "allowed"
     assert rep["check"]["model"] == "snapshot-isolation" and rep["check"]["forbidden"] == []
     assert r.exit_code == 1  # the invariant is what fails, not the checker
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from txlab import checker
 from txlab.checker.synthetic import generate, history, txn
 
-BASE = {"G0", "G1c", "G-single", "G-nonadjacent", "G2-item", "G2"}
+BASE = {"G0", "G1c", "G-single", "G-nonadjacent", "G2-item"}
 
 op_st = st.tuples(st.sampled_from("rwp"), st.integers(0, 3))
 txn_st = st.tuples(st.lists(op_st, min_size=1, max_size=4), st.booleans(), st.integers(0, 2))

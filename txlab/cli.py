@@ -171,7 +171,7 @@ def _embedded_version() -> str:
               help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
                    "needs a superuser, as the embedded server's user is.")
 @click.option("--check/--no-check", "check", default=True, show_default=True,
-              help="Check the history for anomalies (G0 ... G2) at the end.")
+              help="Check the history for anomalies (G0 ... G2-item) at the end.")
 @dsn_option
 @schema_option
 @scenario_path_option

@@ -88,6 +88,11 @@ def notes(r: RunResult) -> list[str]:
     if r.outcomes.unknown:
         out.append(f"{r.outcomes.unknown} transactions lost their connection during COMMIT: "
                    "their outcome is unknown.")
+    if r.violated and r.check is not None and not r.check.anomalies:
+        out.append("an invariant was violated but the history checker found no anomaly: it sees "
+                   "only the row versions transactions read or wrote, not the rows a predicate "
+                   "would have matched but never returned (a phantom, such as two bookings "
+                   "inserted after both checks found the room free). See docs/checker.md.")
     return out
 
 

@@ -29,7 +29,8 @@ _BASE = (
     _spec("G1c", WW | WR, WR, need_wr=True),
     _spec("G-single", DATA, RWS, 1, 1),
     _spec("G-nonadjacent", DATA, RWS, 2, -1, adjacent=False),
-    _spec("G2-item", DATA, RWS, 2, -1, adjacent=True),  # named G2 if a predicate rw is used
+    # rw edges from rows a predicate read returned are item anti-dependencies too
+    _spec("G2-item", DATA, RWS, 2, -1, adjacent=True),
 )
 SPECS: tuple[CycleSpec, ...] = _BASE + tuple(
     s._replace(name=f"{s.name}-{suffix}", allowed=s.allowed | extra_allowed, extra=extra,
@@ -81,13 +82,6 @@ def needs_extra(spec: CycleSpec, base: CycleSpec, ladj: dict, cycle: list) -> bo
         if graph.satisfies(base, trial):
             return False
     return True
-
-
-def cycle_name(spec: CycleSpec, cycle: list) -> str:
-    """G2-item becomes G2 when one of its rw edges comes from a predicate read."""
-    if spec.name.startswith("G2-item") and any(b == PRW for _, _, b in cycle):
-        return spec.name.replace("G2-item", "G2")
-    return spec.name
 
 
 @dataclass
@@ -155,7 +149,7 @@ def find(tx, idx, comps: list, max_examples: int, time_limit: float,
                     if spec.need_extra and not needs_extra(
                             spec, base[spec.name.rsplit("-", 1)[0]], ladj, cyc):
                         continue
-                    name = cycle_name(spec, cyc)
+                    name = spec.name
                     here.add(spec.name)
                     out.counts[name] = out.counts.get(name, 0) + 1
                     ex = out.examples.setdefault(name, [])
@@ -164,10 +158,8 @@ def find(tx, idx, comps: list, max_examples: int, time_limit: float,
             except TimedOut:
                 for s in specs[n:]:
                     out.unknown.add(s.name)
-                    if s.name.startswith("G2-item"):
-                        out.unknown.add(s.name.replace("G2-item", "G2"))
                 break
     return out
 
 
-__all__ = ["SPECS", "CycleFindings", "find", "cycle_name", "RW", "PRW", "RT"]
+__all__ = ["SPECS", "CycleFindings", "find", "RW", "PRW", "RT"]
