@@ -81,6 +81,26 @@ def test_pretty_output_shows_the_timeline_final_state_and_verdicts(demo_cmd):
         "READ", "READ", "REPEATABLE", "SERIALIZABLE"]
 
 
+def test_all_levels_are_also_shown_side_by_side(demo_cmd):
+    out = demo_cmd("p4", "--isolation", "all").output
+    table = out[out.index("Side by side"):out.index("Summary")].splitlines()
+    assert table[1].split() == ["step", "READ", "UNCOMMITTED", "READ", "COMMITTED",
+                                "REPEATABLE", "READ", "SERIALIZABLE"]
+    row = {ln.split(":")[0]: ln for ln in table if ln[:2] in ("4.", "6.")}
+    assert row["4. s2b"].count("waits, then UPDATE 1") == 2  # RU, RC: the overwrite
+    assert row["4. s2b"].count("waits, then ERROR") == 2  # RR, SER: first updater wins
+    assert row["6. s2c"].split()[-4:] == ["ROLLBACK", "(failed)", "ROLLBACK", "(failed)"]
+    final = next(ln for ln in table if ln.startswith("final state")).split()[2:]
+    assert final == ["1|50;", "2|20", "1|50;", "2|20", "1|70;", "2|20", "1|70;", "2|20"]
+    verdict = next(ln for ln in table if ln.startswith("verdict"))
+    assert verdict.split()[1:3] == ["ANOMALY", "ANOMALY"] and verdict.count("40001") == 2
+
+
+def test_one_level_has_no_side_by_side_table(demo_cmd):
+    out = demo_cmd("p4", "--isolation", "read-committed").output
+    assert "Side by side" not in out and "Summary" not in out
+
+
 def test_pretty_verdict_for_waiting(demo_cmd):
     result = demo_cmd("g0", "-i", "read-committed")
     assert result.exit_code == 0, result.output

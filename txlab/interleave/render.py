@@ -141,6 +141,7 @@ def render_pretty(result: DemoResult) -> str:
             out.extend(_pretty_run(result, lr.level, run, v))
             summary.append((_level_sql(lr.level, result.default_isolation),
                             " ".join(run.permutation), v))
+    out.extend(_side_by_side(result))
     if len(summary) > 1:
         out.append("")
         out.append("Summary")
@@ -201,6 +202,93 @@ def _pretty_run(result: DemoResult, level: str | None, run: d.PermutationRun, v)
     if v.expected is not None and not v.as_expected:
         lines.append(f"UNEXPECTED: the catalog expects '{v.expected}' at this level")
     return lines
+
+
+# ---------------------------------------------------------------- side by side
+
+SIDE_SQL = 30  # width of the step column of the side-by-side table
+SIDE_CELL = 23  # width of one level's column
+
+
+def _short_rows(e: d.Rows) -> str:
+    if not e.rows:
+        return "0 rows"
+    vals = ["|".join("" if v is None else v for v in row) for row in e.rows]
+    text = "; ".join(vals)
+    return text if len(e.rows) <= 3 else f"{len(e.rows)} rows: {text}"
+
+
+def _final_cell(result: DemoResult, run: d.PermutationRun) -> str:
+    final = run.final[-1] if result.meta.show and run.final else None
+    if final is None or not final.has_tuples:
+        return ""
+    return _short_rows(d.Rows(None, tuple(final.columns), tuple(map(tuple, final.rows))))
+
+
+def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, str]]:
+    """(step label, what happened to it) for each step of one run, in order."""
+    steps = result.spec.steps()
+    out: list[list] = []
+    last: dict[str, int] = {}  # step name -> its latest row in `out`
+    for e in run.events:
+        if isinstance(e, d.StepReport):
+            if e.kind == "resumed":
+                continue
+            last[e.step] = len(out)
+            sql = " ".join(e.sql.split())
+            out.append([f"{len(out) + 1}. {e.step}: {sql}", []])
+            if e.kind == "waiting":
+                out[-1][1].append("waits")
+            continue
+        step = getattr(e, "step", None)
+        if step is None or step not in last:
+            continue
+        parts = out[last[step]][1]
+        if isinstance(e, d.Rows):
+            parts.append(_short_rows(e))
+        elif isinstance(e, d.Command) and e.command:
+            failed = e.command == "ROLLBACK" and "COMMIT" in steps[step].sql.upper()
+            parts.append("ROLLBACK (failed)" if failed else e.command)
+        elif isinstance(e, d.Error):
+            parts.append(f"ERROR {e.sqlstate or ''}".rstrip())
+        elif isinstance(e, d.Canceled):
+            parts.append("cancelled")
+    return [(label, ", then ".join(parts) if parts else "ok") for label, parts in out]
+
+
+def _side_by_side(result: DemoResult) -> list[str]:
+    """One table per permutation: a row per step, a column per level, so the levels
+    can be read across. Only when the demo ran at more than one level."""
+    if len(result.levels) < 2:
+        return []
+    perms = [tuple(r.permutation for r in lr.run.runs) for lr in result.levels]
+    if any(p != perms[0] for p in perms):
+        return []
+    heads = [_level_sql(lr.level, result.default_isolation) for lr in result.levels]
+    out: list[str] = []
+    for i in range(len(perms[0])):
+        cells = [_step_cells(result, lr.run.runs[i]) for lr in result.levels]
+        verdicts = [_cell(lr.verdicts[i]) for lr in result.levels]
+        out += ["", "Side by side" + (f" (permutation {i + 1})" if len(perms[0]) > 1 else ""),
+                f"{'step':<{SIDE_SQL}}  " + "  ".join(f"{h:<{SIDE_CELL}}" for h in heads).rstrip(),
+                "-" * (SIDE_SQL + (SIDE_CELL + 2) * len(heads))]
+        labels = [label for label, _ in cells[0]]
+        rows = [[label] + [c[n][1] if n < len(c) else "" for c in cells]
+                for n, label in enumerate(labels)]
+        finals = [_final_cell(result, lr.run.runs[i]) for lr in result.levels]
+        if any(finals):
+            rows.append(["final state"] + finals)
+        rows.append(["verdict"] + verdicts)
+        for row in rows:
+            label = textwrap.wrap(row[0], SIDE_SQL) or [""]
+            cols = [label[:2]] + [_cell_lines(c, SIDE_CELL) for c in row[1:]]
+            if len(label) > 2:
+                cols[0][1] = cols[0][1][:SIDE_SQL - 3] + "..."
+            for k in range(max(len(c) for c in cols)):
+                parts = [(c[k] if k < len(c) else "") for c in cols]
+                out.append((f"{parts[0]:<{SIDE_SQL}}  "
+                            + "  ".join(f"{x:<{SIDE_CELL}}" for x in parts[1:])).rstrip())
+    return out
 
 
 # ---------------------------------------------------------------- matrix
