@@ -29,7 +29,7 @@ def cur(pg_dsn, schema):
 
 
 def _tx(cur, think_s: float = 0.0) -> Tx:
-    return Tx(cur, "BEGIN ISOLATION LEVEL READ COMMITTED; ", Random(1), {}, think_s,
+    return Tx(cur, "BEGIN ISOLATION LEVEL READ COMMITTED", Random(1), {}, think_s,
               threading.Event())
 
 

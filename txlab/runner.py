@@ -145,7 +145,7 @@ class _Run:
         self.tickets = itertools.count() if settings.transactions else None
         self.ready = threading.Barrier(n + 1)
         self.error: BaseException | None = None
-        self.begin_sql = f"BEGIN ISOLATION LEVEL {settings.isolation.sql}; "
+        self.begin_sql = f"BEGIN ISOLATION LEVEL {settings.isolation.sql}"
 
     def connect(self, w: int):
         s = self.settings

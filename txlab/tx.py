@@ -84,7 +84,10 @@ class Tx:
     ):
         self._cur = cursor
         self._begin = begin_sql  # sent with the first statement, then None
-        self._later: str | None = None  # deferred SQL text, sent with the next statement
+        # Statements queued by execute_later (BEGIN first if it was still unsent):
+        # they go in front of the next statement. At most one of _begin and _later
+        # is set.
+        self._later: str | None = None
         self.sent = False  # something reached the server: a ROLLBACK is needed to end it
         self.rng = rng
         self.params = params
@@ -97,54 +100,49 @@ class Tx:
         """BEGIN was sent, or is queued with a deferred statement: there is something to end."""
         return self._begin is None
 
+    def _take(self) -> str | None:
+        """What must go in front of the next statement: the unsent BEGIN or the queued
+        statements (which start with it if it was unsent); None when nothing."""
+        head = self._later if self._later is not None else self._begin
+        self._begin = self._later = None
+        return head
+
     def _text(self, sql: str, args) -> str:
-        """`sql` with `args` in place, as psycopg2 would send it."""
-        if args:
-            text = _interpolate(sql, args)
-            return text if text is not None else self._cur.mogrify(sql, args).decode()
-        return sql
+        """`sql` with `args` in place, exactly as psycopg2 would send it."""
+        if args is None:
+            return sql
+        text = _interpolate(sql, args)
+        return text if text is not None else self._cur.mogrify(sql, args).decode()
 
     def execute(self, sql: str, args: Iterable[Any] | None = None) -> None:
-        if args:
-            text = _interpolate(sql, args)
-            if text is not None:
-                sql, args = text, None
-        if self._begin is not None:
-            sql = self._begin + sql
-            self._begin = None
-        if self._later is not None:
-            later = self._later if args is None else self._later.replace("%", "%%")
-            sql = later + _JOIN + sql
-            self._later = None
+        sql = self._text(sql, args)
+        if self._begin is not None or self._later is not None:
+            sql = self._take() + _JOIN + sql
         self.sent = True
-        self._cur.execute(sql, args)
+        self._cur.execute(sql)
 
     def execute_later(self, sql: str, args: Iterable[Any] | None = None) -> None:
         """Queue a statement whose result is not needed (no rows, no rowcount): it is
         sent with the next statement or the COMMIT, one round trip fewer. Its errors
         surface there, inside this attempt, so the attempt still aborts with them."""
-        text = self._text(sql, args)
-        if self._begin is not None:
-            text = self._begin + text
-            self._begin = None
-        self._later = text if self._later is None else self._later + _JOIN + text
+        sql = self._text(sql, args)
+        head = self._take()
+        self._later = sql if head is None else head + _JOIN + sql
 
     def flush(self) -> None:
-        """Send deferred statements now (before a pause, or before handing the
-        connection to a library)."""
-        if self._later is not None:
-            text, self._later = self._later, None
+        """Send BEGIN and deferred statements now (before a pause, or before handing
+        the connection to a library)."""
+        head = self._take()
+        if head is not None:
             self.sent = True
-            self._cur.execute(text)
+            self._cur.execute(head)
 
     def end_sql(self, command: str) -> str:
         """`command` (COMMIT) with any deferred statements in front: one round trip.
         The caller sends it: from here on a ROLLBACK may be needed."""
         self.sent = True
-        if self._later is None:
-            return command
-        text, self._later = self._later, None
-        return text + _JOIN + command
+        head = self._take()
+        return command if head is None else head + _JOIN + command
 
     def query(self, sql: str, args: Iterable[Any] | None = None) -> list[tuple]:
         self.execute(sql, args)
@@ -164,10 +162,6 @@ class Tx:
         """The worker's psycopg2 connection, for a library that needs one (e.g. an
         ORM Session). BEGIN is sent first if it has not been, so everything run on
         it belongs to this transaction. Never commit, roll back or close it."""
-        if self._begin is not None:
-            self._cur.execute(self._begin)
-            self._begin = None
-            self.sent = True
         self.flush()
         return self._cur.connection
 
@@ -185,11 +179,7 @@ class Tx:
     def think(self) -> None:
         if self._think_s <= 0:
             return
-        if self._begin is not None:  # the pause must fall inside the transaction
-            self._cur.execute(self._begin)
-            self._begin = None
-            self.sent = True
-        self.flush()  # and after what the body has done so far
+        self.flush()  # the pause falls inside the transaction, after what it did so far
         if self._stop.wait(self._think_s):
             raise Interrupted
 

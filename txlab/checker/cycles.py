@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from txlab.checker import graph
 from txlab.checker.graph import CycleSpec, TimedOut
-from txlab.checker.infer import DATA, PROC, PRW, RT, RW, RWS, WR, WW, labelled_edges
+from txlab.checker.infer import DATA, PROC, RT, RWS, WR, WW, labelled_edges
 
 
 def _spec(name, allowed, start, min_rw=0, max_rw=0, adjacent=None, need_wr=False):
@@ -162,4 +162,4 @@ def find(tx, idx, comps: list, max_examples: int, time_limit: float,
     return out
 
 
-__all__ = ["SPECS", "CycleFindings", "find", "RW", "PRW", "RT"]
+__all__ = ["SPECS", "CycleFindings", "find"]

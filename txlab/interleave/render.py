@@ -210,19 +210,18 @@ SIDE_SQL = 30  # width of the step column of the side-by-side table
 SIDE_CELL = 23  # width of one level's column
 
 
-def _short_rows(e: d.Rows) -> str:
-    if not e.rows:
+def _short_rows(rows) -> str:
+    if not rows:
         return "0 rows"
-    vals = ["|".join("" if v is None else v for v in row) for row in e.rows]
-    text = "; ".join(vals)
-    return text if len(e.rows) <= 3 else f"{len(e.rows)} rows: {text}"
+    text = "; ".join("|".join("" if v is None else v for v in row) for row in rows)
+    return text if len(rows) <= 3 else f"{len(rows)} rows: {text}"
 
 
 def _final_cell(result: DemoResult, run: d.PermutationRun) -> str:
     final = run.final[-1] if result.meta.show and run.final else None
     if final is None or not final.has_tuples:
         return ""
-    return _short_rows(d.Rows(None, tuple(final.columns), tuple(map(tuple, final.rows))))
+    return _short_rows(final.rows)
 
 
 def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, str]]:
@@ -245,7 +244,7 @@ def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, st
             continue
         parts = out[last[step]][1]
         if isinstance(e, d.Rows):
-            parts.append(_short_rows(e))
+            parts.append(_short_rows(e.rows))
         elif isinstance(e, d.Command) and e.command:
             failed = e.command == "ROLLBACK" and "COMMIT" in steps[step].sql.upper()
             parts.append("ROLLBACK (failed)" if failed else e.command)
