@@ -33,3 +33,18 @@ def test_no_escape_at_all_without_colour_and_wrapped_to_width():
     assert "\x1b" not in plain
     assert max(len(line) for line in plain.splitlines()) <= 80
     assert "\x1b[" in term.to_text(styled, term.Term(80, True, True))
+
+
+def test_status_words_share_one_style_vocabulary():
+    assert term.style_of("VIOLATED") == term.STYLES["violated"]
+    assert term.style_of("held") == term.STYLES["held"]
+    assert term.style_of("FORBIDDEN") == term.STYLES["forbidden"]
+    assert term.style_of("aborted: 40001") == term.STYLES["aborted"]
+    assert term.style_of("something else") == ""
+    assert str(term.word("VIOLATED")) == "VIOLATED"  # the label stays; colour only doubles it
+
+
+def test_shorten_cuts_with_an_ellipsis():
+    assert term.shorten("SELECT  1", 20) == "SELECT 1"
+    cut = term.shorten("UPDATE account SET balance = balance - 10 WHERE id = 1", 20)
+    assert len(cut) == 20 and cut.endswith(term.ELLIPSIS)

@@ -8,6 +8,12 @@ output is plain text that diffs cleanly.
 Renderers build rich renderables (tables, text with styles) and hand them to
 `to_text(renderable, term)`, which gives the exact string to print: wrapped to
 the width, with or without escapes.
+
+Shared style vocabulary (every terminal renderer uses these names, so a verdict
+looks the same in a run report, a matrix, a demo and `check`): `STYLES` maps a
+meaning to a rich style; `styled(text, meaning)` and `word(label)` build the
+rich Text. Colour only ever doubles a text label ("VIOLATED", "aborted"), it
+never replaces one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_WIDTH = 80
+ELLIPSIS = "…"
+
+# Meaning -> rich style. Keep this small and obvious.
+STYLES: dict[str, str] = {
+    "held": "green",            # an invariant held; a run's HOLDS verdict
+    "violated": "bold red",     # an invariant broke; VIOLATED; a demo's ANOMALY
+    "allowed": "yellow",        # an anomaly the isolation level allows
+    "forbidden": "bold red",    # an anomaly the isolation level forbids
+    "committed": "green",
+    "aborted": "red",           # rolled back by the server (40001, 40P01, ...)
+    "waiting": "yellow",        # blocked on a lock
+    "declined": "cyan",         # refused by a business rule; not a failure
+    "prevented": "green",       # the level stopped the anomaly (wait or abort)
+    "heading": "bold",
+    "muted": "dim",             # legends, hints, secondary detail
+    "command": "cyan",          # a command worth typing next
+    "error": "bold red",        # txlab: error: ...
+    "warning": "yellow",
+}
+
+# Status words as printed -> their meaning in STYLES (looked up case-insensitively).
+WORDS: dict[str, str] = {
+    "holds": "held", "held": "held", "ok": "held", "clean": "held", "valid": "held",
+    "no anomaly": "held",
+    "violated": "violated", "anomaly": "violated", "invalid": "violated",
+    "allowed": "allowed", "forbidden": "forbidden",
+    "committed": "committed", "commit": "committed",
+    "aborted": "aborted", "rolled back": "aborted", "rollback": "aborted", "error": "aborted",
+    "failed": "aborted",
+    "waiting": "waiting", "waits": "waiting", "waited": "waiting", "blocked": "waiting",
+    "declined": "declined",
+    "prevented": "prevented",
+}
 MIN_WIDTH = 40  # narrower than this, layouts stop making sense; wrap at this width anyway
 
 
@@ -80,6 +119,35 @@ def console(term: Term, file=None):
         soft_wrap=False,
         legacy_windows=False,
     )
+
+
+def style_of(label: str) -> str:
+    """The rich style for a printed status word ("VIOLATED", "committed"), or ""."""
+    key = label.strip().lower()
+    meaning = WORDS.get(key) or WORDS.get(key.split(" ", 1)[0].rstrip(":"), "")
+    return STYLES.get(meaning, "")
+
+
+def styled(text: str, meaning: str):
+    """`text` (the label stays the message) in the style named `meaning` in STYLES."""
+    from rich.text import Text
+
+    return Text(str(text), style=STYLES.get(meaning, ""))
+
+
+def word(label: str):
+    """A status word styled by what it says: word("VIOLATED") is bold red."""
+    from rich.text import Text
+
+    return Text(str(label), style=style_of(str(label)))
+
+
+def shorten(text: str, width: int) -> str:
+    """One line of at most `width` cells: whitespace collapsed, cut with an ellipsis."""
+    line = " ".join(str(text).split())
+    if width <= 0:
+        return ""
+    return line if len(line) <= width else line[: max(0, width - 1)].rstrip() + ELLIPSIS
 
 
 def to_text(renderable, term: Term) -> str:
