@@ -47,4 +47,4 @@ def test_status_words_share_one_style_vocabulary():
 def test_shorten_cuts_with_an_ellipsis():
     assert term.shorten("SELECT  1", 20) == "SELECT 1"
     cut = term.shorten("UPDATE account SET balance = balance - 10 WHERE id = 1", 20)
-    assert len(cut) == 20 and cut.endswith(term.ELLIPSIS)
+    assert len(cut) <= 20 and cut.endswith(term.ELLIPSIS)
