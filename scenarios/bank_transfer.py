@@ -134,13 +134,18 @@ def money_conserved(db: Check) -> Verdict:
     actual = int(db.scalar("SELECT coalesce(sum(balance), 0) FROM accounts"))
     diff = actual - expected
     detail = "" if diff == 0 else f"{abs(diff)} {'created from nothing' if diff > 0 else 'vanished'}"
-    return Verdict(actual == expected, expected, actual, detail)
+    if diff < 0:
+        story = f"{-diff:,} of the {expected:,} in the accounts vanished"
+    else:
+        story = f"{diff:,} appeared from nothing: the accounts hold {actual:,} instead of {expected:,}"
+    return Verdict(actual == expected, expected, actual, detail, story)
 
 
 def no_negative_balance(db: Check) -> Verdict:
     rows = db.query("SELECT id, balance FROM accounts WHERE balance < 0 ORDER BY id")
     detail = ", ".join(f"account {i}: {b}" for i, b in rows[:5])
-    return Verdict(not rows, "0 accounts below 0", f"{len(rows)} accounts below 0", detail)
+    return Verdict(not rows, "0 accounts below 0", f"{len(rows)} accounts below 0", detail,
+                   f"{len(rows)} accounts went below zero, which the funds check forbids")
 
 
 def log_agrees(db: Check) -> Verdict:
@@ -157,6 +162,7 @@ def log_agrees(db: Check) -> Verdict:
     return Verdict(
         not rows, "every balance = initial + logged in - logged out",
         f"{len(rows)} accounts disagree", detail,
+        f"{len(rows)} of the {db.params['accounts']} balances disagree with the transfer log",
     )
 
 
@@ -176,7 +182,9 @@ SCENARIO = Scenario(
     strategies=(
         Strategy("naive", naive,
                  "read both balances with plain SELECTs, decide in Python, write the computed values",
-                 safe_at=("repeatable-read", "serializable")),
+                 safe_at=("repeatable-read", "serializable"),
+                 risk="two transfers can read the same balance and both write back a value "
+                      "computed from it, so one of the two changes is lost (a lost update)"),
         Strategy("atomic", atomic,
                  "single UPDATEs that do the arithmetic and the funds check in SQL",
                  safe_at=("read-uncommitted", "read-committed", "repeatable-read", "serializable")),

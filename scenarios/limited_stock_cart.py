@@ -271,7 +271,8 @@ def setup(s: Setup) -> None:
 def stock_not_negative(db: Check) -> Verdict:
     rows = db.query("SELECT id, stock FROM products WHERE stock < 0 ORDER BY id")
     detail = ", ".join(f"product {i}: {s}" for i, s in rows[:5])
-    return Verdict(not rows, "0 products below 0", f"{len(rows)} products below 0", detail)
+    return Verdict(not rows, "0 products below 0", f"{len(rows)} products below 0", detail,
+                   f"{len(rows)} products were oversold: their stock went below zero ({detail})")
 
 
 def stock_conserved(db: Check) -> Verdict:
@@ -314,7 +315,9 @@ SCENARIO = Scenario(
     strategies=(
         Strategy("naive", naive,
                  "SELECT the stock, check in Python, then UPDATE stock = stock - qty",
-                 safe_at=("repeatable-read", "serializable")),
+                 safe_at=("repeatable-read", "serializable"),
+                 risk="two orders can read the same stock, both pass the check in Python and "
+                      "both subtract, so the last items are sold twice"),
         Strategy("guarded", guarded,
                  "UPDATE ... WHERE stock >= qty per line; a line that fails declines the whole order",
                  safe_at=ALL_LEVELS),

@@ -135,6 +135,7 @@ def shift_covered(db: Check) -> Verdict:
     return Verdict(
         not rows, "every shift has a doctor on call",
         f"{len(rows)} shift{'' if len(rows) == 1 else 's'} with nobody", detail,
+        f"{len(rows)} shift{' was' if len(rows) == 1 else 's were'} left with nobody on call",
     )
 
 
@@ -151,7 +152,9 @@ SCENARIO = Scenario(
     strategies=(
         Strategy("naive", naive,
                  "SELECT the shift's on-call doctors, decide in Python, UPDATE one doctor",
-                 safe_at=("serializable",)),
+                 safe_at=("serializable",),
+                 risk="two doctors can each see the other still on call and both go off call, "
+                      "each changing only their own row (write skew)"),
         Strategy("lock-doctors", lock_doctors,
                  "SELECT ... FOR UPDATE all the shift's doctor rows, then decide and UPDATE",
                  safe_at=ALL_LEVELS),

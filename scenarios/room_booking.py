@@ -160,7 +160,8 @@ def no_overlap(db: Check) -> Verdict:
             ORDER BY x.room_id, x.id, y.id"""
     )
     detail = "; ".join(f"room {r}: booking {a} {da} overlaps {b} {db_}" for r, a, da, b, db_ in rows[:3])
-    return Verdict(not rows, "0 overlapping pairs", f"{len(rows)} overlapping pairs", detail)
+    return Verdict(not rows, "0 overlapping pairs", f"{len(rows)} overlapping pairs", detail,
+                   f"rooms were double-booked: {len(rows)} pairs of bookings overlap")
 
 
 SCENARIO = Scenario(
@@ -177,10 +178,14 @@ SCENARIO = Scenario(
     strategies=(
         Strategy("naive", naive,
                  "SELECT overlapping bookings, decide in Python, INSERT (at serializable: safe)",
-                 safe_at=("serializable",)),
+                 safe_at=("serializable",),
+                 risk="two bookings can both find the room free and both insert: the check "
+                      "reads rows that do not exist yet (a phantom), so no row lock helps"),
         Strategy("lock-room", lock_room,
                  "SELECT the room row FOR UPDATE, then check and INSERT (unsafe at repeatable read)",
-                 safe_at=("read-uncommitted", "read-committed", "serializable")),
+                 safe_at=("read-uncommitted", "read-committed", "serializable"),
+                 risk="at REPEATABLE READ the second booking waits for the room's lock, then "
+                      "still checks its older snapshot and misses the booking just made"),
         Strategy("exclusion", exclusion,
                  "check, then INSERT into a table with an exclusion constraint (23P01 on overlap)",
                  safe_at=ALL_LEVELS),

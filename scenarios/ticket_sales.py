@@ -191,7 +191,8 @@ def within_capacity(db: Check) -> Verdict:
         " GROUP BY e.id, e.capacity HAVING count(*) > e.capacity ORDER BY e.id"
     )
     detail = "; ".join(f"event {e}: {sold} tickets for {cap} seats" for e, cap, sold in rows[:5])
-    return Verdict(not rows, "0 events oversold", f"{len(rows)} events oversold", detail)
+    return Verdict(not rows, "0 events oversold", f"{len(rows)} events oversold", detail,
+                   f"{len(rows)} events were oversold ({detail.split('; ')[0] if rows else ''})")
 
 
 def seats_unique(db: Check) -> Verdict:
@@ -200,7 +201,8 @@ def seats_unique(db: Check) -> Verdict:
         " HAVING count(*) > 1 ORDER BY event_id, seat"
     )
     detail = "; ".join(f"event {e} seat {s}: sold {c} times" for e, s, c in rows[:5])
-    return Verdict(not rows, "0 seats sold twice", f"{len(rows)} seats sold twice", detail)
+    return Verdict(not rows, "0 seats sold twice", f"{len(rows)} seats sold twice", detail,
+                   f"{len(rows)} seats were sold twice")
 
 
 def buyer_limit(db: Check) -> Verdict:
@@ -230,10 +232,14 @@ SCENARIO = Scenario(
     strategies=(
         Strategy("naive", naive,
                  "count the sold tickets and free seats with a SELECT, then INSERT",
-                 safe_at=("serializable",)),
+                 safe_at=("serializable",),
+                 risk="two buyers can count the same free seats and both insert a ticket, so "
+                      "the event is oversold (write skew through a predicate read)"),
         Strategy("for-update", for_update,
                  "SELECT the event row FOR UPDATE, then count and INSERT (unsafe at repeatable read)",
-                 safe_at=("read-uncommitted", "read-committed", "serializable")),
+                 safe_at=("read-uncommitted", "read-committed", "serializable"),
+                 risk="at REPEATABLE READ the second buyer waits for the event's lock, then still "
+                      "counts from its older snapshot and sells a seat that is gone"),
         Strategy("counter", counter,
                  "atomic UPDATE of a sold counter with CHECK (sold <= capacity); seats from the counter",
                  safe_at=ALL_LEVELS),

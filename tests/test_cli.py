@@ -35,14 +35,15 @@ def test_exit_0_json_schema(txlab):
     assert r.exit_code == 0
     rep = json.loads(r.stdout)
     for key in ("scenario", "strategy", "isolation", "workers", "seed", "duration_s", "server",
-                "interrupted", "outcomes", "throughput_tps", "latency_ms", "invariants", "anomalies"):
+                "interrupted", "outcomes", "throughput_tps", "latency_ms", "invariants", "anomalies",
+                "declared", "story", "next"):
         assert key in rep, key
     assert set(rep["outcomes"]) >= {"committed", "declined", "retries", "aborted", "failed"}
     assert set(rep["latency_ms"]) == {"p50", "p95", "p99", "max"}
     assert rep["seed"] == 7 and rep["scenario"] == "bank-transfer" and rep["interrupted"] is False
     assert rep["server"].startswith("PostgreSQL ")
     inv = rep["invariants"][0]
-    assert set(inv) == {"name", "holds", "expected", "actual", "detail"}
+    assert set(inv) == {"name", "holds", "expected", "actual", "detail", "story"}
 
 
 def test_exit_1_on_violation(txlab):

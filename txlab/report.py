@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 from tabulate import tabulate
 
+from txlab import story
 from txlab.errors import RETRYABLE, cause_name, cause_sqlstate
 from txlab.runner import RunResult
 from txlab.stats import INTERRUPTED_CAUSE
 
 FORMATS = ("table", "json", "markdown")
+STORY_WIDTH = 80
 
 
 def to_dict(r: RunResult) -> dict:
     """The JSON report; its keys are a documented contract (docs/report-format.md)."""
+    out = _data(r)
+    out.update(story.tell(out))  # "story": [sentences], "next": [{"command", "why"}]
+    return out
+
+
+def _data(r: RunResult) -> dict:
     o = r.outcomes
     return {
         "scenario": r.scenario,
@@ -38,7 +47,7 @@ def to_dict(r: RunResult) -> dict:
         "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in r.latency_ms.items()},
         "invariants": [
             {"name": i.name, "holds": i.holds, "expected": i.expected, "actual": i.actual,
-             "detail": i.detail}
+             "detail": i.detail, "story": i.story}
             for i in r.invariants
         ],
         "anomalies": anomalies(r),
@@ -51,6 +60,7 @@ def to_dict(r: RunResult) -> dict:
         "think_ms": r.think_ms,
         "retries": r.retries,
         "notes": notes(r),
+        "declared": r.declared,
     }
 
 
@@ -179,6 +189,22 @@ def _summary(r: RunResult) -> str:
     return "\n".join(lines)
 
 
+def story_block(data: dict, fmt: str = "table") -> str:
+    """The report's opening: to_dict()'s story sentences, then the commands worth
+    trying next, each with why."""
+    text = " ".join(data["story"])
+    if not data["next"]:
+        return text
+    if fmt == "markdown":
+        tries = [f"- `{n['command']}`: {n['why']}" for n in data["next"]]
+        return text + "\n\nTry next:\n\n" + "\n".join(tries)
+    text = textwrap.fill(text, STORY_WIDTH)
+    tries = [f"  {n['command']}\n" + textwrap.fill(n["why"], STORY_WIDTH, initial_indent=" " * 6,
+                                                    subsequent_indent=" " * 6)
+             for n in data["next"]]
+    return text + "\n\nTry next:\n" + "\n".join(tries)
+
+
 def render(r: RunResult, fmt: str = "table") -> str:
     if fmt == "json":
         return json.dumps(to_dict(r), indent=2, default=str) + "\n"
@@ -186,6 +212,7 @@ def render(r: RunResult, fmt: str = "table") -> str:
     parts = []
     title = f"txlab run: {r.scenario} / {r.strategy} / {r.isolation.sql}"
     parts.append(f"# {title}" if fmt == "markdown" else title)
+    parts.append(story_block(to_dict(r), fmt))
     for name, headers, rows in _sections(r, fmt):
         heading = f"## {name}" if fmt == "markdown" else name
         if headers:

@@ -33,6 +33,7 @@ class InvariantResult:
     expected: object
     actual: object
     detail: str = ""
+    story: str = ""  # the scenario's words for a violation (Verdict.story)
 
 
 @dataclass
@@ -54,6 +55,10 @@ class RunResult:
     think_ms: float
     retries: int
     history: History = field(repr=False)
+    # What the scenario declares (for the report's story and suggestions): how to
+    # name it in a command, its strategies (name, help, safe_at, risk) in order,
+    # and its knobs' defaults.
+    declared: dict = field(default_factory=dict)
 
     @property
     def violated(self) -> bool:
@@ -122,7 +127,8 @@ def _check(conn, scenario: Scenario, settings: RunSettings, params: dict) -> lis
                 cur.execute("ROLLBACK")
                 raise _bug(scenario, f"invariant {inv.name!r}", exc) from None
             cur.execute("COMMIT")
-            results.append(InvariantResult(inv.name, bool(v.holds), v.expected, v.actual, v.detail))
+            results.append(InvariantResult(inv.name, bool(v.holds), v.expected, v.actual, v.detail,
+                                           v.story))
     return results
 
 
@@ -351,7 +357,18 @@ def run(
         invariants=invariants, check=checker.check(history) if settings.check else None,
         params=params,
         think_ms=settings.think_ms, retries=settings.retries, history=history,
+        declared=declared(scenario, settings.scenario),
     )
+
+
+def declared(scenario: Scenario, ref: str) -> dict:
+    """The scenario's declarations that a report may quote (plain data)."""
+    return {
+        "ref": ref or scenario.name,
+        "strategies": [{"name": s.name, "help": s.help, "safe_at": list(s.safe_at),
+                        "risk": s.risk} for s in scenario.strategies],
+        "knobs": {k.name: k.default for k in scenario.knobs},
+    }
 
 
 def _join_all(threads: list[threading.Thread], timeout: float) -> None:

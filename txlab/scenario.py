@@ -11,6 +11,10 @@ exactly this contract; txlab's engine never imports a particular scenario.
 - each `Strategy.run(tx: Tx)` performs one transaction's body; txlab sends BEGIN
   at the chosen isolation level before it and COMMIT after it.
 - each `Invariant.check(db: Check) -> Verdict` queries the final state.
+
+Optional words for the run report's opening story: `Verdict.story` (what broke,
+in numbers and the scenario's words) and `Strategy.risk` (what can go wrong at
+the levels the strategy is not declared safe at).
 """
 
 from __future__ import annotations
@@ -78,6 +82,9 @@ class Strategy:
     run: Callable[[Tx], None]
     help: str
     safe_at: tuple[str, ...] = ()  # isolation keys at which it keeps every invariant
+    # What can go wrong at the other levels, in the scenario's words (for the
+    # report's story): "two transfers can read the same balance and both write ..."
+    risk: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class Verdict:
     expected: Any
     actual: Any
     detail: str = ""
+    # When violated: what broke, in numbers and the scenario's words, one clause
+    # for the report's story ("2,385 of the 10,000 in the accounts vanished").
+    story: str = ""
 
 
 @dataclass(frozen=True)

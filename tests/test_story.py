@@ -1,0 +1,157 @@
+"""The run report's opening story: numbers and reasons that follow from the data, and
+commands worth trying next that parse as written."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+
+import pytest
+
+from txlab import story
+from txlab.cli import cli
+
+
+def report(r):
+    assert r.stdout.startswith("{"), r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def text(rep) -> str:
+    return " ".join(rep["story"])
+
+
+def assert_commands_parse(rep):
+    """Every suggestion is a `txlab run` command line that txlab's own parser accepts."""
+    run = cli.commands["run"]
+    for n in rep["next"]:
+        argv = shlex.split(n["command"])
+        assert argv[:2] == ["txlab", "run"], n
+        run.make_context("run", argv[2:])  # raises on an unknown option or a bad value
+        assert n["why"]
+
+
+@pytest.fixture(scope="module")
+def runs(pg_dsn, tmp_path_factory):
+    """One of each kind of run, shared by the tests below (each takes a second or two)."""
+    from click.testing import CliRunner
+
+    schema = "txlab_story_test"
+
+    def go(*args):
+        return CliRunner().invoke(cli, ["run", "bank-transfer", *args, "--format", "json",
+                                        "--dsn", pg_dsn, "--schema", schema],
+                                  catch_exceptions=False)
+
+    lossy = ("-p", "accounts=3", "-w", "8", "--think-ms", "20", "-n", "80")
+    return {
+        "violated": report(go("-s", "naive", *lossy)),
+        "unchecked": report(go("-s", "naive", *lossy, "--no-check")),
+        "clean": report(go("-s", "atomic", "-p", "accounts=3", "--think-ms", "2", "-n", "100")),
+        "aborted": report(go("-s", "naive", "-i", "serializable", *lossy)),
+        "lucky": report(go("-s", "naive", "-w", "1", "-n", "20")),
+    }
+
+
+def test_a_violated_run_says_what_broke_in_numbers_and_why(runs):
+    rep = runs["violated"]
+    money = next(i for i in rep["invariants"] if i["name"] == "total money conserved")
+    assert not money["holds"]
+    diff = money["actual"] - money["expected"]
+    said = text(rep)
+    if diff < 0:
+        assert said.startswith(f"{-diff:,} of the {money['expected']:,} in the accounts vanished")
+    else:
+        assert said.startswith(f"{diff:,} appeared from nothing: the accounts hold "
+                               f"{money['actual']:,} instead of {money['expected']:,}")
+    assert "declared safe only at REPEATABLE READ and SERIALIZABLE, not at READ COMMITTED" in said
+    lost = next(a for a in rep["anomalies"] if a["kind"] == "lost update")
+    assert f"The history checker found {lost['count']:,} lost updates" in said
+    assert "`txlab explain lost-update`" in said
+    assert 2 <= len(rep["story"]) <= 4
+    assert "held" not in said
+    commands = [n["command"] for n in rep["next"]]
+    assert commands[0].startswith("txlab run bank-transfer -s atomic")
+    assert "-i repeatable-read" in commands[1]
+    assert all("-p accounts=3" in c and "--think-ms 20" in c and "-w" not in c for c in commands)
+    assert_commands_parse(rep)
+
+
+def test_a_clean_run_says_it_held_and_offers_the_contrast(runs):
+    rep = runs["clean"]
+    said = text(rep)
+    assert said.startswith(f"All 3 invariants held over {rep['outcomes']['committed']:,} "
+                           "committed transactions")
+    assert "the history checker found no anomaly" in said
+    assert "declared safe at every level" in said
+    for claim in ("vanished", "appeared", "aborted", "lucky"):
+        assert claim not in said
+    (contrast,) = rep["next"]
+    assert contrast["command"] == "txlab run bank-transfer --think-ms 2 -p accounts=3"  # naive
+    assert "-s" not in contrast["command"] and "not declared safe" in contrast["why"]
+    assert_commands_parse(rep)
+
+
+def test_a_mostly_aborted_serializable_run_suggests_retries_and_the_contrast(runs):
+    rep = runs["aborted"]
+    o = rep["outcomes"]
+    aborted = sum(o["aborted"].values())
+    attempts = o["committed"] + o["declined"] + aborted + o["unknown"]
+    assert aborted / attempts > 0.5  # the premise: most attempts failed with 40001
+    said = text(rep)
+    assert all(i["holds"] for i in rep["invariants"])
+    assert f"{aborted:,} of {attempts:,} attempts ({round(100 * aborted / attempts)}%) were " \
+           "aborted, all with 40001" in said
+    assert "`txlab explain 40001`" in said and "with --retries 0 none was tried again" in said
+    retry, contrast = rep["next"]
+    assert "-i serializable" in retry["command"] and "--retries 10" in retry["command"]
+    assert "-i" not in contrast["command"] and "READ COMMITTED" in contrast["why"]
+    assert_commands_parse(rep)
+
+
+def test_a_run_without_the_checker_does_not_name_an_anomaly(runs):
+    rep = runs["unchecked"]
+    said = text(rep)
+    assert "was not checked (--no-check), so txlab cannot say which anomaly did it" in said
+    assert "checker found" not in said and "lost updates" not in said
+    assert any("without --no-check" in n["why"] for n in rep["next"])
+    assert_commands_parse(rep)
+
+
+def test_a_lucky_run_of_an_unsafe_strategy_is_not_called_safe(runs):
+    rep = runs["lucky"]
+    assert all(i["holds"] for i in rep["invariants"])  # one worker: nothing can interleave
+    said = text(rep)
+    assert "is declared safe only at REPEATABLE READ and SERIALIZABLE, not at READ COMMITTED: " \
+           "this run was lucky, or too short to show it" in said
+
+
+def test_an_interrupted_run_says_its_numbers_are_partial(runs):
+    rep = copy.deepcopy(runs["clean"])
+    rep["interrupted"] = True
+    for key in ("story", "next"):
+        del rep[key]
+    told = story.tell(rep)
+    assert told["story"][0].startswith("The run was interrupted after ")
+    assert "cover only the part that ran" in told["story"][0]
+    assert told["next"][0]["why"] == "the run was interrupted; run it to the end"
+
+
+def test_a_forbidden_anomaly_is_called_a_bug_even_when_invariants_held(runs):
+    rep = copy.deepcopy(runs["clean"])
+    rep["anomalies"] = [{"kind": "G1a", "count": 1, "status": "forbidden", "definition": "",
+                         "example": ""}]
+    told = story.tell(rep)
+    said = " ".join(told["story"])
+    assert "But the history checker found 1 G1a case (aborted read" in said
+    assert "READ COMMITTED forbids: a database or harness bug" in said
+    assert "found no anomaly" not in said
+
+
+def test_the_table_report_opens_with_the_story(txlab):
+    r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "20")
+    lines = r.stdout.splitlines()
+    assert lines[2].startswith("All 3 invariants held over")
+    assert "Try next:" in r.stdout and "  txlab run bank-transfer" in r.stdout
+    assert max(len(ln) for ln in r.stdout[:r.stdout.index("\nRun\n")].splitlines()) <= 80
