@@ -33,9 +33,9 @@ def demo_cmd(pg_dsn, monkeypatch):
     monkeypatch.delenv("TXLAB_DSN", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
 
-    def invoke(*args, dsn=True):
+    def invoke(*args, dsn=True, env=None):
         argv = ["demo", *args] + (["--dsn", pg_dsn] if dsn else [])
-        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+        return CliRunner().invoke(cli, argv, catch_exceptions=False, env=env)
 
     return invoke
 
@@ -51,39 +51,47 @@ def test_the_matrix_matches_the_verified_reference(demo_cmd):
     assert got == REFERENCE
 
 
-def test_the_matrix_prints_a_table(demo_cmd):
-    result = demo_cmd("--all")
+def test_the_matrix_prints_a_table_with_titles_that_fits_80_columns(demo_cmd):
+    result = demo_cmd("--all", env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
+    assert max(len(ln) for ln in lines) <= 80
     assert lines[0].startswith("txlab demo matrix on PostgreSQL ")
-    assert "READ UNCOMMITTED" in lines[2] and "SERIALIZABLE" in lines[2]
+    assert "READ" in lines[2] and "SERIALIZABLE" in lines[3]
     p4 = next(ln for ln in lines if ln.startswith("p4 "))
-    assert p4.split()[1:] == ["ANOMALY", "ANOMALY", "prevented", "(wait,", "40001)",
-                              "prevented", "(wait,", "40001)"]
-    g2 = next(ln for ln in lines if ln.startswith("g2-item "))
-    assert g2.split()[1:] == ["ANOMALY"] * 3 + ["prevented", "(40001)"]
+    assert p4.split() == ["p4", "P4", "lost", "update", "ANOMALY", "ANOMALY", "prevented",
+                          "prevented"]  # (wait, 40001) wraps below
+    dl = lines.index(next(ln for ln in lines if ln.startswith("deadlock ")))
+    assert lines[dl].split()[-4:] == ["deadlock"] * 4 and lines[dl + 1].split()[-4:] == ["(wait,"] * 4
+    fp = next(ln for ln in lines if ln.startswith("ssi-false-positive "))
+    assert fp.split()[-4:] == ["committed", "committed", "committed", "false"]
     assert lines[-1].startswith("All 84 cells match")
 
 
 def test_pretty_output_shows_the_timeline_final_state_and_verdicts(demo_cmd):
-    result = demo_cmd("p4", "--isolation", "all")
+    result = demo_cmd("p4", "--isolation", "all", "--timelines")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Isolation: READ COMMITTED" in out and "Isolation: SERIALIZABLE" in out
-    assert "WAITING for s1 ..." in out
-    assert "... s2b completes (it was waiting)" in out
+    assert "WAITING for s1 …" in out
+    assert "… s2b completes (it was waiting)" in out
     assert "ERROR 40001: could not serialize" in out
-    assert "Final state:" in out
-    assert out.count("ANOMALY: P4 (lost update): T2 overwrote T1's committed write") == 2
-    assert out.count("PREVENTED: s2 aborted with 40001 at step s2b") == 2
-    summary = out[out.index("Summary"):].splitlines()[1:]
-    assert [ln.split()[-7] if False else ln.split()[0] for ln in summary] == [
+    assert out.count("Final state") == 4
+    flat = " ".join(out.split())
+    lost = "ANOMALY: P4 (lost update): T2 overwrote T1's committed write"
+    assert flat.count(lost) == 4  # two timelines, two lines of the Verdicts block
+    prevented = ("PREVENTED: P4 (lost update) did not occur; s1 committed; s2 waited for s1 at "
+                 "s2b, then aborted with 40001 (serialization failure: concurrent update)")
+    assert flat.count(prevented) == 4
+    verdicts = out[out.index("Verdicts"):].splitlines()[1:]
+    assert [ln.split()[0] for ln in verdicts if ln[:1] != " "] == [
         "READ", "READ", "REPEATABLE", "SERIALIZABLE"]
 
 
-def test_all_levels_are_also_shown_side_by_side(demo_cmd):
-    out = demo_cmd("p4", "--isolation", "all").output
-    table = out[out.index("Side by side"):out.index("Summary")].splitlines()
+def test_all_levels_print_the_side_by_side_table_alone(demo_cmd):
+    out = demo_cmd("p4", "--isolation", "all", env={"COLUMNS": "200"}).output
+    assert "Isolation:" not in out and "Final state" not in out  # no timelines by default
+    table = out[out.index("Side by side"):out.index("Verdicts")].splitlines()
     assert table[1].split() == ["step", "READ", "UNCOMMITTED", "READ", "COMMITTED",
                                 "REPEATABLE", "READ", "SERIALIZABLE"]
     row = {ln.split(":")[0]: ln for ln in table if ln[:2] in ("4.", "6.")}
@@ -94,17 +102,19 @@ def test_all_levels_are_also_shown_side_by_side(demo_cmd):
     assert final == ["1|50;", "2|20", "1|50;", "2|20", "1|70;", "2|20", "1|70;", "2|20"]
     verdict = next(ln for ln in table if ln.startswith("verdict"))
     assert verdict.split()[1:3] == ["ANOMALY", "ANOMALY"] and verdict.count("40001") == 2
+    assert max(len(ln) for ln in out.splitlines()) <= 200
 
 
 def test_one_level_has_no_side_by_side_table(demo_cmd):
     out = demo_cmd("p4", "--isolation", "read-committed").output
-    assert "Side by side" not in out and "Summary" not in out
+    assert "Side by side" not in out and "Verdicts" not in out and "Isolation:" in out
 
 
 def test_pretty_verdict_for_waiting(demo_cmd):
     result = demo_cmd("g0", "-i", "read-committed")
     assert result.exit_code == 0, result.output
-    assert "PREVENTED: s2 waited for s1" in result.output
+    assert ("PREVENTED: G0 (dirty write) did not occur; s1 committed; s2 waited for s1 at s2a, "
+            "then committed") in " ".join(result.output.split())
 
 
 def test_transcript_format_is_the_isolationtester_output(demo_cmd):
@@ -141,7 +151,8 @@ def test_a_spec_file_and_a_permutation_from_the_command_line(demo_cmd, tmp_path)
     assert result.output.count("starting permutation") == 1
     pretty = demo_cmd(str(spec), "--permutation", "a1 b1 a2 b2")
     assert pretty.exit_code == 0, pretty.output
-    assert "WAITED: b waited for a (step b1 blocked on a lock" in pretty.output  # neutral words
+    assert ("WAITED: a committed; b waited for a at b1, then committed"
+            in " ".join(pretty.output.split()))  # neutral words: the spec has no witness
     # without --permutation: all 6 interleavings; in 2 of them a session's next step
     # must wait for its own blocked step, which is cancelled after the step timeout
     result = demo_cmd(str(spec), "--format", "transcript", "--step-timeout", "1")

@@ -33,6 +33,18 @@ def _schema(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _term():
+    """What standard output can show (width, colour); --no-color wherever the CLI defines it."""
+    from txlab import term
+
+    ctx = click.get_current_context(silent=True)
+    no_color = False
+    while ctx is not None:
+        no_color = no_color or bool(ctx.params.get("no_color"))
+        ctx = ctx.parent
+    return term.detect(no_color=no_color)
+
+
 def _announce(url: str) -> None:
     click.echo("txlab: started a temporary embedded PostgreSQL server for this run; it stops "
                "at the end (`txlab server start` keeps one running)", err=True)
@@ -53,6 +65,19 @@ def _announce(url: str) -> None:
 @click.option("--all", "all_", is_flag=True,
               help="Run every built-in demo at every level and print the matrix.")
 @click.option("--list", "list_", is_flag=True, help="List the built-in demos.")
+@click.option("--show", "show", is_flag=True,
+              help="Print NAME's spec (a built-in demo or a file) instead of running it: a "
+                   "starting point to copy.")
+@click.option("--new", "new", metavar="FILE",
+              help="Write a commented template spec to FILE (a runnable double booking) and "
+                   "exit; it never overwrites a file.")
+@click.option("--step", "step", is_flag=True,
+              help="Step mode: wait for a key before each step (Enter/space: next, b: back, "
+                   "q: quit) and show who waits for whom and the tables after each step. "
+                   "Needs a terminal.")
+@click.option("--timelines", is_flag=True,
+              help="With --isolation all: print each level's timeline before the side-by-side "
+                   "table (by default the table stands alone).")
 @click.option("--step-timeout", default=30.0, show_default=True,
               type=click.FloatRange(min=0.1), metavar="SECONDS",
               help="Cancel a step that has not finished after this long (it is reported, "
@@ -63,8 +88,8 @@ def _announce(url: str) -> None:
 @click.option("--schema", default="txlab_demo", show_default=True, callback=_schema,
               help="Schema txlab creates (and empties before each demo) for the spec's tables; "
                    "nothing outside it is touched.")
-def demo(name, isolation, permutation, fmt, all_, list_, step_timeout, max_permutations, dsn,
-         schema):
+def demo(name, isolation, permutation, fmt, all_, list_, show, new, step, timelines,
+         step_timeout, max_permutations, dsn, schema):
     """Run a step-by-step demo: NAME from the catalog (see --list) or a .spec file
     in PostgreSQL's isolation-tester format.
 
@@ -72,12 +97,28 @@ def demo(name, isolation, permutation, fmt, all_, list_, step_timeout, max_permu
     Examples:
       txlab demo p4 --isolation all
       txlab demo g2-item -i serializable --format transcript
+      txlab demo --show p4 > my.spec       (a built-in spec to copy)
+      txlab demo --new my.spec             (a commented template)
+      txlab demo my.spec -i all
+      txlab demo p4 -i rc --step           (one step per key press)
       txlab demo my-case.spec --permutation "s1a s2a s1c s2c"
       txlab demo --all
     """
     from txlab.interleave import demo as demos
     from txlab.interleave import render
 
+    if new:
+        if name or show or all_ or list_:
+            raise click.UsageError("--new FILE writes a template and exits; give it alone")
+        path = demos.write_template(new)
+        click.echo(f"txlab: wrote {path}; run it with `txlab demo {path} -i all`, then make it "
+                   "your own", err=True)
+        return
+    if show:
+        if not name:
+            raise click.UsageError("--show needs a demo NAME (see --list) or a .spec file")
+        click.echo(demos.resolve(name).read_text(), nl=False)
+        return
     if list_:
         for key, path in demos.catalog().items():
             from txlab.interleave import spec as specs
@@ -93,7 +134,7 @@ def demo(name, isolation, permutation, fmt, all_, list_, step_timeout, max_permu
             raise click.UsageError("--all prints a matrix: use --format pretty or json")
         with server.open_database(dsn, os.environ, announce=_announce) as database:
             matrix = demos.run_matrix(database.dsn, step_timeout, schema)
-        click.echo(render.render_matrix(matrix, fmt), nl=False)
+        click.echo(render.render_matrix(matrix, fmt, _term()), nl=False)
         sys.exit(errors.EXIT_VIOLATED if matrix.mismatches else errors.EXIT_OK)
     if not name:
         raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
@@ -112,6 +153,8 @@ def demo(name, isolation, permutation, fmt, all_, list_, step_timeout, max_permu
             raise errors.UsageError(
                 f"{path} has no permutation lines and {count} interleavings; pick one with "
                 "--permutation or raise --max-permutations")
+    if step:
+        return _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema)
     for w in parsed.warnings:
         click.echo(f"txlab: warning: {w}", err=True)
     if isolation:
@@ -121,10 +164,28 @@ def demo(name, isolation, permutation, fmt, all_, list_, step_timeout, max_permu
     with server.open_database(dsn, os.environ, announce=_announce) as database:
         result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
                                 max_permutations, schema)
-    click.echo(render.render(result, fmt), nl=False)
+    click.echo(render.render(result, fmt, _term(), timelines or None), nl=False)
     for lr in result.levels:
         for w in (w for r in lr.run.runs for w in r.warnings):
             click.echo(f"txlab: warning: {w}", err=True)
+    unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
+    sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
+
+
+def _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema):
+    from txlab.interleave import demo as demos
+    from txlab.interleave import stepmode
+    from txlab.keys import Keys
+
+    if fmt != "pretty":
+        raise click.UsageError("--step shows the classroom view; give no --format with it")
+    if len(demos.levels_for(isolation)) > 1:
+        raise click.UsageError("--step runs one isolation level at a time; pick one with -i")
+    keys = Keys()  # refuses when standard input is not a terminal, before any server starts
+    term = _term()
+    with keys, server.open_database(dsn, os.environ, announce=_announce) as database:
+        result = stepmode.run(str(path), database.dsn, isolation, permutation, step_timeout,
+                              schema, keys, lambda text: click.echo(text, nl=False), term)
     unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
     sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
 

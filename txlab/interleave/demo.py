@@ -12,9 +12,18 @@ tester unchanged:
     # txlab: witness = s2a tag DELETE 0         (a command tag)
     # txlab: expect read-committed = anomaly    (anomaly | wait | abort | ok)
 
+    # txlab: when abort = false positive: nothing needed preventing
+                                                (how to read an outcome: its verdict word and a note)
+
 The anomaly occurred when every witness holds. Otherwise a run is "abort" if a
-step failed (the anomaly was prevented by aborting), "wait" if a step had to
-wait for a lock, else "ok". READ UNCOMMITTED expects what READ COMMITTED does.
+step failed, "wait" if a step had to wait for a lock, else "ok". READ
+UNCOMMITTED expects what READ COMMITTED does.
+
+A verdict says only what the run showed: what happened to each session (who
+waited for whom, who aborted with which SQLSTATE, who committed), and, for a
+demo with witnesses, whether the anomaly occurred. Only a demo with witnesses
+says PREVENTED or NO ANOMALY; one without says what happened (COMMITTED,
+WAITED, ABORTED, DEADLOCK), unless its `when` metadata names the outcome.
 """
 
 from __future__ import annotations
@@ -30,12 +39,6 @@ from txlab.interleave import driver as d
 from txlab.interleave import spec as specs
 
 OUTCOMES = ("anomaly", "wait", "abort", "ok")
-OUTCOME_LABELS = {
-    "anomaly": "ANOMALY",
-    "wait": "prevented by waiting",
-    "abort": "prevented by abort",
-    "ok": "no anomaly",
-}
 LEVEL_ORDER = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 
 
@@ -56,6 +59,7 @@ class Meta:
     expect: dict = field(default_factory=dict)  # level key -> outcome
     story: str = ""  # the other comment lines, as a paragraph
     show: str | None = None  # a query showing the final state
+    when: dict = field(default_factory=dict)  # outcome -> "WORD: note" (how to read it)
 
     @property
     def check_sql(self) -> str | None:
@@ -64,14 +68,57 @@ class Meta:
             return None
         return "SELECT " + " AND ".join(f"({c})" for c in checks)
 
-    @property
-    def final_queries(self) -> tuple[str, ...]:
-        return tuple(q for q in (self.check_sql, self.show) if q)
-
     def expected(self, level: str) -> str | None:
         if level == "read-uncommitted" and level not in self.expect:
             level = "read-committed"
         return self.expect.get(level)
+
+
+_CREATE_TABLE = re.compile(
+    r"\bcreate\s+(?:(?:global|local)\s+)?(?:temp\s+|temporary\s+|unlogged\s+)?table\s+"
+    r"(?:if\s+not\s+exists\s+)?((?:[A-Za-z_][\w$]*|\"(?:[^\"]|\"\")+\")"
+    r"(?:\s*\.\s*(?:[A-Za-z_][\w$]*|\"(?:[^\"]|\"\")+\"))?)", re.I)
+
+
+def created_tables(spec: specs.Spec) -> tuple[str, ...]:
+    """The tables the spec's setup blocks create, in order (names as written)."""
+    blocks = list(spec.setups) + [s.setup or "" for s in spec.sessions]
+    out: list[str] = []
+    for sql in blocks:
+        for m in _CREATE_TABLE.finditer(sql):
+            name = re.sub(r"\s+", "", m.group(1))
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class FinalPlan:
+    """The queries run on the final state, before the teardown: the witnesses'
+    check (if any) first, then the state shown: `show`, else every table the
+    spec created."""
+
+    check: str | None
+    shown: tuple[tuple[str, str], ...]  # (label, query); label "" for `show`
+
+    @property
+    def queries(self) -> tuple[str, ...]:
+        return ((self.check,) if self.check else ()) + tuple(q for _, q in self.shown)
+
+    def states(self, run: d.PermutationRun) -> list[tuple[str, object]]:
+        """(label, result) of each shown query, for a finished run."""
+        start = 1 if self.check else 0
+        results = list(run.final[start:])
+        return [(label, results[i] if i < len(results) else None)
+                for i, (label, _q) in enumerate(self.shown)]
+
+
+def final_plan(meta: Meta, spec: specs.Spec) -> FinalPlan:
+    if meta.show:
+        shown = (("", meta.show),)
+    else:
+        shown = tuple((t, f"SELECT * FROM {t} ORDER BY 1") for t in created_tables(spec))
+    return FinalPlan(meta.check_sql, shown)
 
 
 _META = re.compile(r"^\s*txlab:\s*([A-Za-z-]+)(?:\s+([A-Za-z -]+?))?\s*=\s*(.*?)\s*$")
@@ -79,7 +126,7 @@ _META = re.compile(r"^\s*txlab:\s*([A-Za-z-]+)(?:\s+([A-Za-z -]+?))?\s*=\s*(.*?)
 
 def parse_meta(spec: specs.Spec) -> Meta:
     fields: dict[str, str] = {}
-    witnesses, expect, story = [], {}, []
+    witnesses, expect, story, when = [], {}, [], {}
     steps = spec.steps()
     for c in spec.comments:
         m = _META.match(c.text)
@@ -87,7 +134,8 @@ def parse_meta(spec: specs.Spec) -> Meta:
             if c.text.strip().startswith("txlab:"):
                 raise specs.SpecError("cannot read this txlab: line; write `# txlab: key = value`",
                                       c.line, spec.source)
-            if not spec.sessions or c.line < spec.sessions[0].line:
+            note = c.text.startswith("#")  # `## ...`: a note for the spec's author
+            if not note and (not spec.sessions or c.line < spec.sessions[0].line):
                 story.append(c.text.strip())
             continue
         key, arg, value = m.group(1).lower(), (m.group(2) or "").strip(), m.group(3)
@@ -105,12 +153,17 @@ def parse_meta(spec: specs.Spec) -> Meta:
                 raise specs.SpecError(f"expected outcome must be one of {', '.join(OUTCOMES)}, "
                                       f"not {value!r}", c.line, spec.source)
             expect[level] = value
+        elif key == "when":
+            if arg not in OUTCOMES:
+                raise specs.SpecError(f"`when` takes an outcome ({', '.join(OUTCOMES)}), not "
+                                      f"{arg!r}", c.line, spec.source)
+            when[arg] = value
         else:
             raise specs.SpecError(f"unknown txlab metadata key {key!r} (title, anomaly, explain, "
-                                  "witness, show, expect)", c.line, spec.source)
+                                  "witness, show, expect, when)", c.line, spec.source)
     text = " ".join(line for line in story if line)
     return Meta(fields.get("title"), fields.get("anomaly"), fields.get("explain"),
-                tuple(witnesses), expect, text, fields.get("show"))
+                tuple(witnesses), expect, text, fields.get("show"), when)
 
 
 def _witness(value: str, line: int, spec: specs.Spec, steps: dict) -> Witness:
@@ -131,17 +184,90 @@ def _witness(value: str, line: int, spec: specs.Spec, steps: dict) -> Witness:
 
 
 @dataclass(frozen=True)
+class Fate:
+    """What happened to one session in one run, as the events showed it."""
+
+    session: str
+    waits: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (step, sessions it waited for)
+    error: tuple[str, str, str] | None = None  # (step, sqlstate, message): the first one
+    end: str = ""  # "committed" | "rolled back" | "" (no COMMIT or ROLLBACK seen)
+    error_at_commit: bool = False  # the failing step was a COMMIT (the server rolled back)
+
+    @property
+    def aborted(self) -> bool:
+        return self.error is not None
+
+    def words(self) -> str:
+        """`s2 waited for s1 at s2b, then aborted with 40001 at s2b (...)`"""
+        parts = []
+        for step, by in self.waits:
+            parts.append(f"waited for {' and '.join(by) if by else 'a lock'} at {step}")
+        if self.error:
+            step, code, msg = self.error
+            cause = errors.cause_name(errors.classify(code, msg)) if code else "no SQLSTATE"
+            cause = cause.replace(" (", ": ").rstrip(")") if "(" in cause else cause
+            at = "" if self.waits and self.waits[-1][0] == step else f" at {step}"
+            if self.error_at_commit:
+                at += ", its COMMIT"
+            if code == errors.DEADLOCK:
+                parts.append(f"was chosen as the deadlock victim ({code}{at}) and rolled back")
+            elif self.end == "rolled back" or self.error_at_commit:
+                parts.append(f"aborted with {code}{at} ({cause})")
+            else:
+                parts.append(f"got error {code}{at} ({cause})")
+        elif self.end:
+            parts.append(self.end)
+        return f"{self.session} " + ", then ".join(parts) if parts else ""
+
+
+@dataclass(frozen=True)
 class Verdict:
-    outcome: str  # anomaly | wait | abort | ok
-    line: str  # "ANOMALY: ..." / "PREVENTED: ..." / "NO ANOMALY: ..."
+    outcome: str  # anomaly | wait | abort | ok (what `expect` compares)
+    line: str  # "HEAD: what the run showed"
     aborted: tuple[tuple[str, str, str, str], ...] = ()  # (session, step, sqlstate, message)
     waited: tuple[tuple[str, str], ...] = ()  # (session, step)
     expected: str | None = None
     teaching: bool = True  # the demo looks for an anomaly (it has witnesses)
+    head: str = ""  # ANOMALY, PREVENTED, NO ANOMALY, COMMITTED, WAITED, ABORTED, DEADLOCK, ...
+    happened: str = ""  # what happened to each session, one sentence
+    cell: str = ""  # the short form for tables: "prevented (wait, 40001)"
 
     @property
     def as_expected(self) -> bool | None:
         return None if self.expected is None else self.expected == self.outcome
+
+
+def fates(run: d.PermutationRun, sessions: tuple[str, ...]) -> list[Fate]:
+    """Each session's waits, first error and end, from the events alone."""
+    waits: dict[str, list] = {s: [] for s in sessions}
+    first_error: dict[str, tuple] = {}
+    end: dict[str, str] = {}
+    commits = set()  # steps whose SQL is a COMMIT
+    for e in run.events:
+        if isinstance(e, d.StepReport) and re.fullmatch(r"\s*(commit|end)\s*;?\s*", e.sql, re.I):
+            commits.add(e.step)
+        if isinstance(e, d.StepReport) and e.kind == "waiting":
+            waits.setdefault(e.session, []).append((e.step, tuple(e.blocked_by)))
+        elif isinstance(e, d.Error) and e.step and e.session not in first_error:
+            first_error[e.session] = (e.step, e.sqlstate or "", e.message or e.text or "")
+        elif isinstance(e, d.Command) and e.step and e.session:
+            if e.command == "COMMIT":
+                end[e.session] = "committed"
+            elif e.command == "ROLLBACK":
+                end[e.session] = "rolled back"
+    return [Fate(s, tuple(waits.get(s, ())), first_error.get(s), end.get(s, ""),
+                 first_error.get(s, ("",))[0] in commits) for s in sessions]
+
+
+def happened(found: list[Fate]) -> str:
+    """`both committed` / `s1 committed; s2 waited for s1 at s2b, then ...`"""
+    plain = [f for f in found if not f.waits and not f.error]
+    if found and all(f.end == "committed" for f in plain) and len(plain) == len(found):
+        return "both committed" if len(found) == 2 else (
+            f"{found[0].session} committed" if len(found) == 1 else f"all {len(found)} committed")
+    said = [f.words() for f in found]
+    said = [w for w in said if w]
+    return "; ".join(said) if said else "no step waited or failed"
 
 
 def _witnessed(meta: Meta, run: d.PermutationRun) -> bool:
@@ -166,42 +292,64 @@ def _witnessed(meta: Meta, run: d.PermutationRun) -> bool:
     return True
 
 
-def verdict(meta: Meta, run: d.PermutationRun, level: str | None) -> Verdict:
-    aborted, seen_sessions = [], set()
-    for e in run.events:
-        if isinstance(e, d.Error) and e.step and e.session not in seen_sessions:
-            seen_sessions.add(e.session)
-            aborted.append((e.session, e.step, e.sqlstate or "", e.message or e.text or ""))
-    waited = [(e.session, e.step) for e in run.events
-              if isinstance(e, d.StepReport) and e.kind == "waiting"]
+def _head_and_note(meta: Meta, outcome: str, default: str) -> tuple[str, str]:
+    text = meta.when.get(outcome)
+    if not text:
+        return default, ""
+    word, _, note = text.partition(":")
+    return word.strip().upper(), note.strip()
+
+
+def verdict(meta: Meta, run: d.PermutationRun, level: str | None,
+            sessions: tuple[str, ...] = ()) -> Verdict:
+    """What the run showed. Words claim only what the events and witnesses show."""
+    sessions = sessions or tuple(dict.fromkeys(
+        e.session for e in run.events if isinstance(e, d.StepReport)))
+    found = fates(run, sessions)
+    aborted = tuple((f.session, *f.error) for f in found if f.error)
+    waited = tuple((f.session, step) for f in found for step, _ in f.waits)
     expected = meta.expected(level) if level else None
-    if _witnessed(meta, run):
-        what = meta.anomaly or meta.title or "anomaly"
-        return Verdict("anomaly", f"ANOMALY: {what}: {meta.explain or 'the witness held'}",
-                       tuple(aborted), tuple(waited), expected)
-    # A spec without an anomaly to look for gets neutral words instead of "PREVENTED".
+    what = happened(found)
     teaching = bool(meta.witnesses)
-    if aborted:
-        s, step, code, msg = aborted[0]
-        cause = errors.cause_name(errors.classify(code, msg))
-        more = f" (and {len(aborted) - 1} more)" if len(aborted) > 1 else ""
-        head = "PREVENTED" if teaching else "ABORTED"
-        return Verdict("abort", f"{head}: {s} aborted with {code} at step {step}: {msg} "
-                                f"[{cause}]{more}", tuple(aborted), tuple(waited), expected,
-                       teaching)
-    if waited:
-        s, step = waited[0]
-        holders = sorted({b for e in run.events if isinstance(e, d.StepReport)
-                          and e.kind == "waiting" and e.step == step for b in e.blocked_by})
-        by = " and ".join(holders) if holders else "another session"
-        head = "PREVENTED" if teaching else "WAITED"
-        return Verdict("wait", f"{head}: {s} waited for {by} (step {step} blocked on a lock "
-                               "until the other transaction finished)", (), tuple(waited), expected,
-                       teaching)
-    if not teaching:
-        return Verdict("ok", "DONE: no step waited or failed", (), (), expected, False)
-    return Verdict("ok", f"NO ANOMALY: {meta.anomaly or 'the anomaly'} did not occur; nothing "
-                         "had to wait or abort", (), (), expected)
+    codes = list(dict.fromkeys(a[2] or "error" for a in aborted))
+    deadlock = errors.DEADLOCK in codes
+    if _witnessed(meta, run):
+        outcome = "anomaly"
+    elif aborted:
+        outcome = "abort"
+    elif waited:
+        outcome = "wait"
+    else:
+        outcome = "ok"
+    anomaly = meta.anomaly or meta.title or "the anomaly"
+    if outcome == "anomaly":
+        head, note = _head_and_note(meta, outcome, "ANOMALY")
+        line = f"{head}: {anomaly}: {meta.explain or 'the witness held'} ({what})"
+        cell = head.lower() if head != "ANOMALY" else "ANOMALY"
+    else:
+        if teaching:
+            default = "NO ANOMALY" if outcome == "ok" else "PREVENTED"
+        elif deadlock:
+            default = "DEADLOCK"
+        else:
+            default = {"abort": "ABORTED", "wait": "WAITED", "ok": "COMMITTED"}[outcome]
+            if outcome == "ok" and what != "both committed" and not what.startswith("all "):
+                default = "DONE"
+        head, note = _head_and_note(meta, outcome, default)
+        if teaching and head in ("PREVENTED", "NO ANOMALY"):
+            line = f"{head}: {anomaly} did not occur; {what}"
+        else:
+            line = f"{head}: {what}"
+        word = head.lower()
+        if outcome == "abort":
+            cell = f"{word} ({'wait, ' if waited else ''}{', '.join(codes)})"
+        elif outcome == "wait" and head == "PREVENTED":
+            cell = "prevented (wait)"
+        else:
+            cell = word
+    if note:
+        line += f". {note[0].upper()}{note[1:]}"
+    return Verdict(outcome, line, aborted, waited, expected, teaching, head, what, cell)
 
 
 # ---------------------------------------------------------------- catalog
@@ -221,6 +369,27 @@ def catalog() -> dict[str, Path]:
     ordered = {n: found[n] for n in order if n in found}
     ordered.update({n: p for n, p in found.items() if n not in ordered})
     return ordered
+
+
+def template() -> str:
+    """The commented spec `txlab demo --new` writes (a runnable double booking)."""
+    return (demos_dir() / "new.spec.in").read_text()
+
+
+def write_template(path: str) -> Path:
+    """Write the template to `path`; never overwrites a file."""
+    target = Path(path)
+    if target.exists():
+        raise UsageError(f"{path} already exists; choose another name (txlab never overwrites "
+                         "a file with a template)")
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot write {path}: no such directory {target.parent}")
+    try:
+        with target.open("x") as f:
+            f.write(template())
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return target
 
 
 def resolve(ref: str) -> Path:
@@ -256,6 +425,10 @@ class DemoResult:
     levels: list[LevelRun]
     server_version: str = ""
     default_isolation: str = ""  # the server's default_transaction_isolation
+    plan: FinalPlan = field(default_factory=lambda: FinalPlan(None, ()))
+
+    def final_states(self, run: d.PermutationRun) -> list[tuple[str, object]]:
+        return self.plan.states(run)
 
 
 def levels_for(option: str | None) -> list[str | None]:
@@ -266,9 +439,9 @@ def levels_for(option: str | None) -> list[str | None]:
     return [db.parse_isolation(option).key]
 
 
-def run_demo(ref: str, dsn: str, isolation: str | None = None, permutation: str | None = None,
-             step_timeout: float = 30.0, max_permutations: int = 200,
-             schema: str = d.DEFAULT_SCHEMA) -> DemoResult:
+def prepare(ref: str, permutation: str | None = None,
+            max_permutations: int = 200) -> tuple[DemoResult, list]:
+    """The demo (spec, metadata, final-state plan) and the permutations to run."""
     path = resolve(ref)
     spec = specs.load(path)
     meta = parse_meta(spec)
@@ -278,16 +451,25 @@ def run_demo(ref: str, dsn: str, isolation: str | None = None, permutation: str 
             raise UsageError(f"{path} has no permutation lines and {count} interleavings; "
                              "pick one with --permutation or raise --max-permutations")
     perms = [specs.parse_permutation(spec, permutation)] if permutation else specs.permutations(spec)
-    result = DemoResult(path.stem, spec, meta, [])
+    return DemoResult(path.stem, spec, meta, [], plan=final_plan(meta, spec)), perms
+
+
+def run_demo(ref: str, dsn: str, isolation: str | None = None, permutation: str | None = None,
+             step_timeout: float = 30.0, max_permutations: int = 200,
+             schema: str = d.DEFAULT_SCHEMA) -> DemoResult:
+    result, perms = prepare(ref, permutation, max_permutations)
+    names = tuple(s.name for s in result.spec.sessions)
     for level in levels_for(isolation):
         iso_sql = db.LEVELS[level].sql if level else None
-        run = d.run_spec(spec, dsn, perms, iso_sql, step_timeout, meta.final_queries, schema)
-        result.levels.append(LevelRun(level, run, [verdict(meta, r, level) for r in run.runs]))
-    result.server_version, result.default_isolation = _server_facts(dsn)
+        run = d.run_spec(result.spec, dsn, perms, iso_sql, step_timeout, result.plan.queries,
+                         schema)
+        result.levels.append(LevelRun(level, run, [verdict(result.meta, r, level, names)
+                                                   for r in run.runs]))
+    result.server_version, result.default_isolation = server_facts(dsn)
     return result
 
 
-def _server_facts(dsn: str) -> tuple[str, str]:
+def server_facts(dsn: str) -> tuple[str, str]:
     """The server's version and its default_transaction_isolation."""
     conn = db.connect(dsn, "txlab-demo")
     try:
@@ -300,7 +482,7 @@ def _server_facts(dsn: str) -> tuple[str, str]:
 
 
 def _version(dsn: str) -> str:
-    return _server_facts(dsn)[0]
+    return server_facts(dsn)[0]
 
 
 def explicit_levels(spec: specs.Spec) -> list[str]:

@@ -326,15 +326,24 @@ class Driver:
         return [self.run_permutation(p) for p in (perms if perms is not None else permutations(self.spec))]
 
     def run_permutation(self, perm: Permutation) -> PermutationRun:
+        self.start_permutation(perm)
+        try:
+            for _ in self.iter_steps(perm):
+                pass
+        except BaseException:
+            self._abandon()
+            raise
+        return self.finish_permutation()
+
+    def start_permutation(self, perm: Permutation) -> None:
+        """Global setups on the control connection; a new PermutationRun."""
         self.run = PermutationRun(tuple(p.name for p in perm.steps))
         self.emit(PermutationStarted(self.run.permutation))
         for sql in self.spec.setups:
             self._block(sql, None, "setup", fatal=True)
-        try:
-            self._steps(perm)
-        except BaseException:
-            self._abandon()
-            raise
+
+    def finish_permutation(self) -> PermutationRun:
+        """The sessions' teardowns, then the global teardown."""
         for sess, spec_sess in zip(self.sessions, self.spec.sessions, strict=True):
             if spec_sess.teardown:
                 self._block(spec_sess.teardown, sess, f"teardown of session {sess.name}", fatal=False)
@@ -342,13 +351,25 @@ class Driver:
             self._block(self.spec.teardown, None, "teardown", fatal=False)
         return self.run
 
-    def _steps(self, perm: Permutation) -> None:
+    def waiting_sessions(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(session, step, sessions holding its lock) for each step still not complete."""
+        out = []
+        for sess in self.sessions:
+            if sess.active is not None and not sess.has_result():
+                out.append((sess.name, sess.active.name, self._blockers(sess)))
+        return out
+
+    def iter_steps(self, perm: Permutation):
+        """The sessions' setups, then the steps; yields the index of each step once it
+        has been sent and reported (done, or waiting). After the last one: the
+        remaining waits and the final queries. Callers drive it to the end (or
+        call abandon() on failure); step mode pauses between yields."""
         for sess, spec_sess in zip(self.sessions, self.spec.sessions, strict=True):
             if spec_sess.setup:
                 self._block(spec_sess.setup, sess, f"setup of session {sess.name}", fatal=True)
 
         waiting: list[PermutationStep] = []
-        for pstep in perm.steps:
+        for index, pstep in enumerate(perm.steps):
             step = self.steps[pstep.name]
             sess = self.sessions[step.session]
             if sess.active is not None:
@@ -371,6 +392,7 @@ class Driver:
             waiting = self.try_complete_steps(waiting, nonblock=True)
             if mustwait:
                 waiting.append(pstep)
+            yield index
 
         waiting = self.try_complete_steps(waiting, nonblock=False)
         if waiting:
@@ -379,6 +401,10 @@ class Driver:
         for sql in self.final_queries:  # before teardown; never part of a transcript
             results = self.control.execute(sql)
             self.run.final.append(results[-1] if results else None)
+
+    def abandon(self) -> None:
+        """After a failure or a stop half-way: see _abandon."""
+        self._abandon()
 
     def _abandon(self) -> None:
         """After a failure: end the sessions' transactions, then run the teardown,

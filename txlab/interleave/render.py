@@ -1,34 +1,49 @@
 """Render demo results: transcript | pretty (classroom timeline) | json, and the matrix.
 
-Renderers format; they never query the database.
+Renderers format; they never query the database. `pretty` is built from rich
+tables and styled text and fitted to the terminal by txlab.term (width, colour
+or none); `transcript` is the isolation tester's output byte for byte and is
+never wrapped or coloured.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import textwrap
+from dataclasses import dataclass, field
 
 from txlab import db, errors
+from txlab import term as terms
 from txlab.interleave import driver as d
 from txlab.interleave import transcript
-from txlab.interleave.demo import LEVEL_ORDER, OUTCOME_LABELS, DemoResult, Matrix
+from txlab.interleave.demo import LEVEL_ORDER, DemoResult, Matrix, Verdict
 
 FORMATS = ("pretty", "transcript", "json")
 
+# A verdict's head word -> its meaning in term.STYLES (colour only doubles the word).
+HEAD_STYLES = {
+    "ANOMALY": "violated", "PREVENTED": "prevented", "NO ANOMALY": "held",
+    "COMMITTED": "committed", "DONE": "muted", "WAITED": "waiting", "ABORTED": "aborted",
+    "DEADLOCK": "aborted",
+}
+SQL_WIDTH = 60  # a step's SQL in the side-by-side table is cut to this, with an ellipsis
 
-def _level_sql(level: str | None, default: str = "") -> str:
+
+def level_sql(level: str | None, default: str = "") -> str:
     if level:
         return db.LEVELS[level].sql
     return f"server default ({default.upper()})" if default else "server default"
 
 
-def render(result: DemoResult, fmt: str) -> str:
+def render(result: DemoResult, fmt: str, term: terms.Term | None = None,
+           timelines: bool | None = None) -> str:
+    """`timelines`: print each level's timeline (default: only when one level ran;
+    with several, the side-by-side table stands alone)."""
     if fmt == "transcript":
         return render_transcript(result)
     if fmt == "json":
         return json.dumps(to_json(result), indent=2) + "\n"
-    return render_pretty(result)
+    return render_pretty(result, term or terms.plain(), timelines)
 
 
 # ---------------------------------------------------------------- transcript
@@ -40,7 +55,7 @@ def render_transcript(result: DemoResult) -> str:
         return transcript.render(result.levels[0].run)
     parts = []
     for lr in result.levels:
-        parts.append(f"# isolation level: {_level_sql(lr.level)}\n")
+        parts.append(f"# isolation level: {level_sql(lr.level)}\n")
         parts.append(transcript.render(lr.run))
         parts.append("\n")
     return "".join(parts)
@@ -65,26 +80,32 @@ def _result_json(res) -> dict | None:
     return {"status": res.status_name, "sqlstate": res.sqlstate, "message": res.message}
 
 
+def verdict_json(v: Verdict) -> dict:
+    return {"outcome": v.outcome, "head": v.head, "line": v.line, "happened": v.happened,
+            "cell": v.cell, "expected": v.expected, "as_expected": v.as_expected,
+            "aborted": [dict(zip(("session", "step", "sqlstate", "message"), a, strict=True))
+                        for a in v.aborted],
+            "waited": [dict(zip(("session", "step"), w, strict=True)) for w in v.waited]}
+
+
 def to_json(result: DemoResult) -> dict:
     meta = result.meta
     levels = []
     for lr in result.levels:
         perms = []
         for run, v in zip(lr.run.runs, lr.verdicts, strict=True):
-            final = run.final[-1] if meta.show and run.final else None
+            states = result.final_states(run)
             perms.append({
                 "permutation": list(run.permutation),
                 "events": [_event_json(e) for e in run.events],
-                "final_state": _result_json(final),
-                "verdict": {"outcome": v.outcome, "line": v.line, "expected": v.expected,
-                            "as_expected": v.as_expected,
-                            "aborted": [dict(zip(("session", "step", "sqlstate", "message"), a, strict=True))
-                                        for a in v.aborted],
-                            "waited": [dict(zip(("session", "step"), w, strict=True)) for w in v.waited]},
+                "final_state": _result_json(states[0][1]) if states else None,
+                "final_states": [{"table": label or None, **(_result_json(res) or {})}
+                                 for label, res in states],
+                "verdict": verdict_json(v),
                 "warnings": run.warnings,
             })
         levels.append({"isolation": lr.level,
-                       "isolation_sql": _level_sql(lr.level, result.default_isolation),
+                       "isolation_sql": level_sql(lr.level, result.default_isolation),
                        "permutations": perms})
     return {"demo": result.name, "title": meta.title, "anomaly": meta.anomaly,
             "story": meta.story, "server_version": result.server_version,
@@ -92,122 +113,235 @@ def to_json(result: DemoResult) -> dict:
             "warnings": list(result.spec.warnings), "levels": levels}
 
 
-# ---------------------------------------------------------------- pretty
-
-COL = 40  # width of one session's column
+# ---------------------------------------------------------------- building blocks
 
 
-def _cell_lines(text: str, width: int) -> list[str]:
-    out = []
-    for raw in text.splitlines() or [""]:
-        out.extend(textwrap.wrap(raw, width, replace_whitespace=False, drop_whitespace=False,
-                                 break_long_words=True) or [""])
+def text_of(*parts):
+    """rich Text from (text, meaning) pairs and plain strings."""
+    from rich.text import Text
+
+    out = Text()
+    for p in parts:
+        if isinstance(p, tuple):
+            out.append(p[0], style=terms.STYLES.get(p[1], ""))
+        else:
+            out.append(p)
     return out
 
 
-class _Timeline:
-    def __init__(self, sessions: tuple[str, ...]):
-        self.sessions = sessions
-        self.lines: list[str] = []
-
-    def put(self, session: str | None, text: str, mark: str = "") -> None:
-        col = self.sessions.index(session) if session in self.sessions else 0
-        for i, line in enumerate(_cell_lines(text, COL - 2)):
-            prefix = f"{mark:>4} " if i == 0 and mark else "     "
-            self.lines.append((prefix + " " * (COL * col) + line).rstrip())
-
-    def rule(self) -> None:
-        self.lines.append("     " + "-" * (COL * len(self.sessions) - 2))
+def verdict_text(v: Verdict, mark_unexpected: bool = True):
+    """The verdict line: its head word styled by meaning, the rest plain."""
+    head = v.head or v.line.split(":", 1)[0]
+    rest = v.line[len(head):] if v.line.startswith(head) else ": " + v.line
+    parts = [(head, HEAD_STYLES.get(head, "warning")), rest]
+    if mark_unexpected and v.expected is not None and not v.as_expected:
+        parts += ["\n", (f"UNEXPECTED: the catalog expects '{v.expected}' at this level",
+                         "violated")]
+    return text_of(*parts)
 
 
-def _table(columns, rows) -> str:
-    text = transcript.result_set(columns, rows)
-    return text.rstrip("\n")
+def cell_text(v: Verdict):
+    """The short verdict for tables: `prevented (wait, 40001)`, with ` !` when it
+    differs from the demo's expectation."""
+    flag = " !" if v.expected is not None and v.expected != v.outcome else ""
+    return text_of((v.cell + flag, HEAD_STYLES.get(v.head, "warning")))
 
 
-def render_pretty(result: DemoResult) -> str:
-    meta, out = result.meta, []
-    title = meta.title or result.name
-    out.append(f"{title}  ({result.server_version})")
-    out.append("=" * len(out[0]))
-    if meta.story:
-        out.extend(textwrap.wrap(meta.story, 4 + COL * 2))
-    for w in result.spec.warnings:
-        out.append(f"warning: {w}")
-    summary = []
-    for lr in result.levels:
-        for run, v in zip(lr.run.runs, lr.verdicts, strict=True):
-            out.append("")
-            out.extend(_pretty_run(result, lr.level, run, v))
-            summary.append((_level_sql(lr.level, result.default_isolation),
-                            " ".join(run.permutation), v))
-    out.extend(_side_by_side(result))
-    if len(summary) > 1:
-        out.append("")
-        out.append("Summary")
-        width = max(len(s[0]) for s in summary)
-        for level, perm, v in summary:
-            flag = "" if v.as_expected in (None, True) else f"   (expected {v.expected}!)"
-            out.append(f"  {level:<{width}}  {OUTCOME_LABELS[v.outcome]:<21} {perm}{flag}")
-    return "\n".join(out) + "\n"
+def _table(**kw):
+    from rich import box
+    from rich.table import Table
+
+    kw.setdefault("box", box.SIMPLE_HEAD)
+    kw.setdefault("show_edge", False)
+    kw.setdefault("pad_edge", False)
+    kw.setdefault("header_style", terms.STYLES["heading"])
+    kw.setdefault("padding", (0, 1, 0, 0))
+    return Table(**kw)
 
 
-def _pretty_run(result: DemoResult, level: str | None, run: d.PermutationRun, v) -> list[str]:
-    sessions = tuple(s.name for s in result.spec.sessions)
-    head = f"Isolation: {_level_sql(level, result.default_isolation)}"
-    note = db.LEVELS[level].note if level else None
-    lines = [head + (f"  ({note})" if note else ""), f"Permutation: {' '.join(run.permutation)}", ""]
-    steps = result.spec.steps()
-    tl = _Timeline(sessions)
-    tl.lines.append("     " + "".join(f"{s:<{COL}}" for s in sessions).rstrip())
-    tl.rule()
-    for sess in result.spec.sessions:
-        if sess.setup:
-            tl.put(sess.name, f"(setup) {sess.setup.strip()}")
-    n = 0
-    for e in run.events:
+def fit(renderables: list, term: terms.Term) -> str:
+    """The blocks as text at the terminal's width; no trailing blanks on any line."""
+    from rich.console import Group
+
+    text = terms.to_text(Group(*renderables), term)
+    return "".join(line.rstrip(" ") + "\n" for line in text.splitlines())
+
+
+def result_block(columns, rows) -> str:
+    """A result set as the isolation tester prints it, without the trailing blank line."""
+    return transcript.result_set(columns, rows).rstrip("\n")
+
+
+# ---------------------------------------------------------------- timeline
+
+
+@dataclass
+class TimelineCell:
+    """One row of a timeline: a step launched (numbered) or completing, in its
+    session's column, with what it returned."""
+
+    number: str
+    session: str | None
+    lines: list = field(default_factory=list)  # (text, meaning)
+
+
+def timeline_cells(spec, events, start: int = 0) -> list[TimelineCell]:
+    """Timeline rows from driver events (plain data in, plain data out)."""
+    steps = spec.steps()
+    cells: list[TimelineCell] = []
+    n = start
+
+    def current(session):
+        if cells and cells[-1].session == session:
+            return cells[-1]
+        cells.append(TimelineCell("", session))
+        return cells[-1]
+
+    for e in events:
         if isinstance(e, d.StepReport):
             if e.kind == "resumed":
-                tl.put(e.session, f"... {e.step} completes (it was waiting)", "")
+                cells.append(TimelineCell("", e.session, [(f"… {e.step} completes "
+                                                           "(it was waiting)", "muted")]))
                 continue
             n += 1
-            tl.put(e.session, f"{e.step}: {e.sql.strip()}", f"{n}.")
+            cell = TimelineCell(f"{n}.", e.session, [(f"{e.step}: {e.sql.strip()}", "")])
             if e.kind == "waiting":
                 by = f" for {', '.join(e.blocked_by)}" if e.blocked_by else ""
-                tl.put(e.session, f"WAITING{by} ...")
+                cell.lines.append((f"WAITING{by} …", "waiting"))
+            cells.append(cell)
         elif isinstance(e, d.Rows) and e.step:
-            tl.put(e.session, _table(e.columns, e.rows))
+            current(e.session).lines.append((result_block(e.columns, e.rows), ""))
         elif isinstance(e, d.Command) and e.step and e.command:
-            note = ""
             if e.command == "ROLLBACK" and "COMMIT" in steps[e.step].sql.upper():
-                note = "  (COMMIT rolled back: the transaction had failed)"
-            tl.put(e.session, f"-> {e.command}{note}")
+                current(e.session).lines.append(
+                    ("→ ROLLBACK (the COMMIT rolled back: the transaction had failed)", "aborted"))
+            else:
+                meaning = {"COMMIT": "committed", "ROLLBACK": "aborted"}.get(e.command, "")
+                current(e.session).lines.append((f"→ {e.command}", meaning))
         elif isinstance(e, d.Error) and e.step:
             cause = errors.cause_name(errors.classify(e.sqlstate, e.message))
-            tl.put(e.session, f"ERROR {e.sqlstate}: {e.message or e.text}")
+            text = f"ERROR {e.sqlstate}: {e.message or e.text}"
             if cause != (e.message or ""):
-                tl.put(e.session, f"   ({cause})")
+                text += f"\n({cause})"
+            current(e.session).lines.append((text, "aborted"))
         elif isinstance(e, d.NoticeEvent):
-            tl.put(e.session, f"{e.severity}: {e.message}")
+            current(e.session).lines.append((f"{e.severity}: {e.message}", "muted"))
         elif isinstance(e, d.Canceled):
-            tl.put(None, f"step {e.step} cancelled after {e.seconds} s (step timeout)")
-    tl.rule()
-    lines.extend(tl.lines)
-    final = run.final[-1] if result.meta.show and run.final else None
-    if final is not None and final.has_tuples:
-        lines += ["", "Final state:"]
-        lines += ["  " + ln for ln in _table(final.columns, final.rows).splitlines()]
-    lines.append("")
-    lines.append(v.line)
-    if v.expected is not None and not v.as_expected:
-        lines.append(f"UNEXPECTED: the catalog expects '{v.expected}' at this level")
-    return lines
+            session = spec.sessions[steps[e.step].session].name if e.step in steps else None
+            current(session).lines.append(
+                (f"step {e.step} cancelled after {e.seconds} s (step timeout)", "aborted"))
+    return cells
+
+
+def timeline_table(spec, cells: list[TimelineCell], term: terms.Term, setups: bool = True):
+    sessions = [s.name for s in spec.sessions]
+    width = min(term.width, 5 + 46 * len(sessions))
+    t = _table(width=width)
+    t.add_column("", justify="right", no_wrap=True, width=3)
+    for s in sessions:
+        t.add_column(s, overflow="fold", ratio=1)
+    if setups:
+        for sess in spec.sessions:
+            if sess.setup:
+                t.add_row("", *[text_of((f"(setup) {sess.setup.strip()}", "muted"))
+                                if s == sess.name else "" for s in sessions])
+    for c in cells:
+        body = text_of(*[x for i, line in enumerate(c.lines)
+                       for x in ((["\n"] if i else []) + [line])])
+        col = sessions.index(c.session) if c.session in sessions else 0
+        t.add_row(c.number, *[body if i == col else "" for i in range(len(sessions))])
+    return t
+
+
+def state_blocks(states: list[tuple[str, object]], heading: str = "Final state"):
+    """The shown tables as result sets, each under its name."""
+    if not states:
+        return None
+    parts: list = [(heading, "heading")]
+    for label, res in states:
+        parts.append("\n")
+        if label:
+            parts.append((f"{label}\n", "muted"))
+        if res is None:
+            parts.append("  (not read)")
+        elif res.has_tuples:
+            parts.append("\n".join("  " + ln for ln in result_block(res.columns, res.rows)
+                                   .splitlines()))
+        else:
+            msg = (res.message or res.error_text or res.status_name or "").strip()
+            parts.append(f"  (could not read it: {msg})")
+    return text_of(*parts)
+
+
+# ---------------------------------------------------------------- pretty
+
+
+def header(result: DemoResult):
+    from rich.console import Group
+
+    meta = result.meta
+    title = meta.title or result.name
+    version = f"  ({result.server_version})" if result.server_version else ""
+    out: list = [text_of((title, "heading"), (version, "muted"))]
+    if meta.story:
+        out.append(text_of(meta.story))
+    for w in result.spec.warnings:
+        out.append(text_of(("warning: ", "warning"), w))
+    return Group(*out)
+
+
+def render_pretty(result: DemoResult, term: terms.Term, timelines: bool | None = None) -> str:
+
+    if timelines is None:
+        timelines = len(result.levels) == 1
+    blocks: list = [header(result)]
+    if timelines:
+        for lr in result.levels:
+            for run, v in zip(lr.run.runs, lr.verdicts, strict=True):
+                blocks.append(text_of(""))
+                blocks.extend(_pretty_run(result, lr.level, run, v, term))
+    blocks.extend(_side_by_side(result, term))
+    if len(result.levels) > 1 or not timelines:
+        blocks.extend(_verdicts(result))
+    if not result.meta.witnesses and not result.meta.anomaly:
+        blocks += [text_of(""), text_of((
+            "txlab cannot tell whether this is an anomaly: the spec has no `# txlab: witness` "
+            "line saying what to look for, so the verdict only says what happened (`txlab demo "
+            "--new FILE` writes a template that has one).", "muted"))]
+    return fit(blocks, term)
+
+
+def _pretty_run(result: DemoResult, level: str | None, run: d.PermutationRun, v: Verdict,
+                term: terms.Term) -> list:
+    note = db.LEVELS[level].note if level else None
+    out: list = [text_of(("Isolation: ", "heading"), level_sql(level, result.default_isolation),
+                       (f"  ({note})" if note else "", "muted")),
+                 text_of(("Permutation: ", "heading"), " ".join(run.permutation))]
+    out.append(timeline_table(result.spec, timeline_cells(result.spec, run.events), term))
+    states = state_blocks(result.final_states(run))
+    if states is not None:
+        out += [text_of(""), states]
+    out += [text_of(""), verdict_text(v)]
+    return out
+
+
+def _verdicts(result: DemoResult) -> list:
+    rows = []
+    for lr in result.levels:
+        for i, (run, v) in enumerate(zip(lr.run.runs, lr.verdicts, strict=True)):
+            label = level_sql(lr.level, result.default_isolation)
+            if len(lr.run.runs) > 1:
+                label += f"\n{' '.join(run.permutation)}"
+            rows.append((label if i == 0 or len(lr.run.runs) > 1 else "", v))
+    t = _table(box=None, show_header=False, padding=(0, 2, 0, 0))
+    t.add_column(no_wrap=False, style=terms.STYLES["heading"], max_width=24)
+    t.add_column(overflow="fold")
+    for label, v in rows:
+        t.add_row(label, verdict_text(v))
+    return [text_of(""), text_of(("Verdicts", "heading")), t]
 
 
 # ---------------------------------------------------------------- side by side
-
-SIDE_SQL = 30  # width of the step column of the side-by-side table
-SIDE_CELL = 23  # width of one level's column
 
 
 def _short_rows(rows) -> str:
@@ -218,14 +352,18 @@ def _short_rows(rows) -> str:
 
 
 def _final_cell(result: DemoResult, run: d.PermutationRun) -> str:
-    final = run.final[-1] if result.meta.show and run.final else None
-    if final is None or not final.has_tuples:
-        return ""
-    return _short_rows(final.rows)
+    parts = []
+    states = result.final_states(run)
+    for label, res in states:
+        if res is None:
+            continue
+        text = _short_rows(res.rows) if res.has_tuples else "(could not read)"
+        parts.append(f"{label}: {text}" if label and len(states) > 1 else text)
+    return "\n".join(parts)
 
 
-def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, str]]:
-    """(step label, what happened to it) for each step of one run, in order."""
+def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, list]]:
+    """(step label, [(what happened, meaning)]) for each step of one run, in order."""
     steps = result.spec.steps()
     out: list[list] = []
     last: dict[str, int] = {}  # step name -> its latest row in `out`
@@ -234,28 +372,48 @@ def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, st
             if e.kind == "resumed":
                 continue
             last[e.step] = len(out)
-            sql = " ".join(e.sql.split())
-            out.append([f"{len(out) + 1}. {e.step}: {sql}", []])
+            out.append([f"{len(out) + 1}. {e.step}: {terms.shorten(e.sql, SQL_WIDTH)}", []])
             if e.kind == "waiting":
-                out[-1][1].append("waits")
+                out[-1][1].append(("waits", "waiting"))
             continue
         step = getattr(e, "step", None)
         if step is None or step not in last:
             continue
         parts = out[last[step]][1]
         if isinstance(e, d.Rows):
-            parts.append(_short_rows(e.rows))
+            parts.append((_short_rows(e.rows), ""))
         elif isinstance(e, d.Command) and e.command:
             failed = e.command == "ROLLBACK" and "COMMIT" in steps[step].sql.upper()
-            parts.append("ROLLBACK (failed)" if failed else e.command)
+            meaning = {"COMMIT": "committed", "ROLLBACK": "aborted"}.get(e.command, "")
+            parts.append(("ROLLBACK (failed)" if failed else e.command, meaning))
         elif isinstance(e, d.Error):
-            parts.append(f"ERROR {e.sqlstate or ''}".rstrip())
+            parts.append((f"ERROR {e.sqlstate or ''}".rstrip(), "aborted"))
         elif isinstance(e, d.Canceled):
-            parts.append("cancelled")
-    return [(label, ", then ".join(parts) if parts else "ok") for label, parts in out]
+            parts.append(("cancelled", "aborted"))
+    return [(label, parts) for label, parts in out]
 
 
-def _side_by_side(result: DemoResult) -> list[str]:
+def _joined(parts: list):
+    if not parts:
+        return text_of("ok")
+    pieces: list = []
+    for i, p in enumerate(parts):
+        if i:
+            pieces.append(", then ")
+        pieces.append(p)
+    return text_of(*pieces)
+
+
+def _side_widths(term: terms.Term, levels: int) -> tuple[int, int]:
+    """(level column, step column) widths: levels get 12 to 24 cells (SERIALIZABLE
+    fits), the step the rest (at most 50); two cells between columns."""
+    gaps = 2 * levels
+    level_w = max(12, min(24, (term.width - gaps - 24) // levels))
+    step_w = max(14, min(50, term.width - gaps - level_w * levels))
+    return level_w, step_w
+
+
+def _side_by_side(result: DemoResult, term: terms.Term) -> list:
     """One table per permutation: a row per step, a column per level, so the levels
     can be read across. Only when the demo ran at more than one level."""
     if len(result.levels) < 2:
@@ -263,83 +421,75 @@ def _side_by_side(result: DemoResult) -> list[str]:
     perms = [tuple(r.permutation for r in lr.run.runs) for lr in result.levels]
     if any(p != perms[0] for p in perms):
         return []
-    heads = [_level_sql(lr.level, result.default_isolation) for lr in result.levels]
-    out: list[str] = []
+    heads = [level_sql(lr.level, result.default_isolation) for lr in result.levels]
+    out: list = []
     for i in range(len(perms[0])):
         cells = [_step_cells(result, lr.run.runs[i]) for lr in result.levels]
-        verdicts = [_cell(lr.verdicts[i]) for lr in result.levels]
-        out += ["", "Side by side" + (f" (permutation {i + 1})" if len(perms[0]) > 1 else ""),
-                f"{'step':<{SIDE_SQL}}  " + "  ".join(f"{h:<{SIDE_CELL}}" for h in heads).rstrip(),
-                "-" * (SIDE_SQL + (SIDE_CELL + 2) * len(heads))]
-        labels = [label for label, _ in cells[0]]
-        rows = [[label] + [c[n][1] if n < len(c) else "" for c in cells]
-                for n, label in enumerate(labels)]
+        title = "Side by side" + (f" (permutation {i + 1}: {' '.join(perms[0][i])})"
+                                  if len(perms[0]) > 1 else "")
+        t = _table()
+        level_w, step_w = _side_widths(term, len(heads))
+        t.add_column("step", overflow="fold", width=step_w)
+        for h in heads:
+            t.add_column(h, overflow="fold", width=level_w)
+        for n, (label, _parts) in enumerate(cells[0]):
+            t.add_row(label, *[_joined(c[n][1]) if n < len(c) else "" for c in cells])
         finals = [_final_cell(result, lr.run.runs[i]) for lr in result.levels]
         if any(finals):
-            rows.append(["final state"] + finals)
-        rows.append(["verdict"] + verdicts)
-        for row in rows:
-            label = textwrap.wrap(row[0], SIDE_SQL) or [""]
-            cols = [label[:2]] + [_cell_lines(c, SIDE_CELL) for c in row[1:]]
-            if len(label) > 2:
-                cols[0][1] = cols[0][1][:SIDE_SQL - 3] + "..."
-            for k in range(max(len(c) for c in cols)):
-                parts = [(c[k] if k < len(c) else "") for c in cols]
-                out.append((f"{parts[0]:<{SIDE_SQL}}  "
-                            + "  ".join(f"{x:<{SIDE_CELL}}" for x in parts[1:])).rstrip())
+            t.add_row(text_of(("final state", "heading")), *finals)
+        t.add_row(text_of(("verdict", "heading")), *[cell_text(lr.verdicts[i])
+                                                   for lr in result.levels])
+        out += [text_of(""), text_of((title, "heading")), t]
     return out
 
 
 # ---------------------------------------------------------------- matrix
 
-
-def _cell(v) -> str:
-    if v.outcome == "anomaly":
-        label = "ANOMALY"
-    elif v.outcome == "abort":
-        code = v.aborted[0][2] if v.aborted else "abort"
-        word = "prevented" if v.teaching else "aborted"
-        label = f"{word} ({'wait, ' if v.waited else ''}{code})"
-    elif v.outcome == "wait":
-        label = "prevented (wait)" if v.teaching else "waited"
-    else:
-        label = "no anomaly" if v.teaching else "ok"
-    return label + (" !" if v.expected is not None and v.expected != v.outcome else "")
+LEGEND = (
+    "ANOMALY = the anomaly's witness held. prevented (wait) = a session waited for a lock, and "
+    "the anomaly did not occur; prevented (SQLSTATE) = a transaction was aborted with that error, "
+    "and the anomaly did not occur; no anomaly = it did not occur and nothing had to wait or "
+    "abort. Demos that look for no anomaly say what happened: committed, waited, aborted "
+    "(SQLSTATE), deadlock (40P01: one session chosen as the victim), false positive (aborted "
+    "though nothing needed preventing). ! = differs from the catalog's expectation.")
 
 
-def render_matrix(matrix: Matrix, fmt: str = "pretty") -> str:
+def matrix_json(matrix: Matrix) -> dict:
+    return {
+        "server_version": matrix.server_version,
+        "levels": list(matrix.levels),
+        "rows": [{"demo": name, "title": title,
+                  "cells": {lvl: {"outcome": v.outcome, "expected": v.expected, "line": v.line,
+                                  "cell": v.cell, "head": v.head}
+                            for lvl, v in zip(matrix.levels, vs, strict=True)}}
+                 for name, title, vs in matrix.rows],
+        "mismatches": [dict(zip(("demo", "level", "expected", "outcome"), m, strict=True))
+                       for m in matrix.mismatches],
+    }
+
+
+def render_matrix(matrix: Matrix, fmt: str = "pretty", term: terms.Term | None = None) -> str:
+
     if fmt == "json":
-        return json.dumps({
-            "server_version": matrix.server_version,
-            "levels": list(matrix.levels),
-            "rows": [{"demo": name, "title": title,
-                      "cells": {lvl: {"outcome": v.outcome, "expected": v.expected, "line": v.line}
-                                for lvl, v in zip(matrix.levels, vs, strict=True)}}
-                     for name, title, vs in matrix.rows],
-            "mismatches": [dict(zip(("demo", "level", "expected", "outcome"), m, strict=True))
-                           for m in matrix.mismatches],
-        }, indent=2) + "\n"
-    heads = [db.LEVELS[lvl].sql for lvl in LEVEL_ORDER]
-    table = [[_cell(v) for v in verdicts] for _n, _t, verdicts in matrix.rows]
-    name_w = max(len(n) for n, _, _ in matrix.rows)
-    cell_w = max(len(c) for c in heads + [c for row in table for c in row])
-    out = [f"txlab demo matrix on {matrix.server_version}: what each isolation level does",
-           "", " " * name_w + "  " + "  ".join(f"{h:<{cell_w}}" for h in heads).rstrip(),
-           "-" * (name_w + (cell_w + 2) * len(heads))]
-    for (name, _title, _v), cells in zip(matrix.rows, table, strict=True):
-        out.append(f"{name:<{name_w}}  " + "  ".join(f"{c:<{cell_w}}" for c in cells).rstrip())
-    out += [""] + textwrap.wrap(
-        "ANOMALY = the anomaly occurred; prevented (wait) = a session waited for a lock and then "
-        "saw a consistent state; prevented (SQLSTATE) = a transaction was aborted with that "
-        "error; no anomaly = nothing had to happen. Demos without an anomaly to look for say "
-        "waited, aborted (SQLSTATE) or ok. ! = differs from the catalog's expectation.",
-        100)
-    out.append("")
+        return json.dumps(matrix_json(matrix), indent=2) + "\n"
+    term = term or terms.plain()
+    t = _table(leading=1 if term.width < 120 else 0)  # wrapped rows need a gap between them
+    level_w, name_w = _side_widths(term, len(LEVEL_ORDER))
+    t.add_column("demo", overflow="fold", width=min(name_w, 40))
+    for lvl in LEVEL_ORDER:
+        t.add_column(db.LEVELS[lvl].sql, overflow="fold", width=level_w)
+    for name, title, verdicts in matrix.rows:
+        label = text_of((name, "heading"), ("  " + title, "muted") if title and title != name else "")
+        t.add_row(label, *[cell_text(v) for v in verdicts])
     bad = matrix.mismatches
     if bad:
-        out.append(f"{len(bad)} cell(s) differ from the catalog's expectations (marked !):")
-        out += [f"  {n} at {lvl}: expected {exp}, got {got}" for n, lvl, exp, got in bad]
+        tail = [text_of((f"{len(bad)} cell(s) differ from the catalog's expectations (marked !):",
+                       "violated"))]
+        tail += [text_of(f"  {n} at {lvl}: expected {exp}, got {got}") for n, lvl, exp, got in bad]
     else:
-        out.append(f"All {len(matrix.rows) * len(matrix.levels)} cells match the catalog's "
-                   "expectations (the verified matrix).")
-    return "\n".join(out) + "\n"
+        tail = [text_of((f"All {len(matrix.rows) * len(matrix.levels)} cells match the catalog's "
+                       "expectations (the verified matrix).", "held"))]
+    blocks = [text_of((f"txlab demo matrix on {matrix.server_version}: what each isolation level "
+                     "does", "heading")), text_of(""), t, text_of(""), text_of((LEGEND, "muted")),
+              text_of(""), *tail]
+    return fit(blocks, term)

@@ -1,0 +1,179 @@
+"""Step mode for real: a txlab subprocess on a pseudo-terminal, driven key by key."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+
+import psycopg2
+import pytest
+from click.testing import CliRunner
+
+from txlab.cli import cli
+
+PROMPT = re.compile(rb"q: quit\]")
+ANSI = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+class Pty:
+    """txlab demo ... --step on a pseudo-terminal 80 columns wide."""
+
+    def __init__(self, args, env=None):
+        import fcntl
+        import struct
+
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+        self.saved = termios.tcgetattr(self.slave)
+        full_env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
+        full_env.update({"TERM": "xterm"}, **(env or {}))
+        self.proc = subprocess.Popen([sys.executable, "-m", "txlab", "demo", *args],
+                                     stdin=self.slave, stdout=self.slave, stderr=self.slave,
+                                     env=full_env, start_new_session=True)
+        self.out = b""
+        self.pos = 0  # output up to here has been looked at
+
+    def read_until(self, pattern: re.Pattern, timeout: float = 30) -> bytes:
+        """Output up to the next match of `pattern` after what was already consumed."""
+        start = self.pos
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = pattern.search(self.out, start)
+            if found:
+                self.pos = found.end()
+                return self.out[start:found.end()]
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.out += chunk
+        raise AssertionError(f"no {pattern.pattern!r} in:\n{self.plain(self.out[start:])}")
+
+    def key(self, k: str) -> str:
+        """Press `k` (at a prompt); what was printed up to the next prompt."""
+        os.write(self.master, k.encode())
+        return self.plain(self.read_until(PROMPT))
+
+    def finish(self, timeout: float = 30) -> int:
+        end = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < end:
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    break
+        code = self.proc.wait(timeout=5)
+        while select.select([self.master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.out += chunk
+        return code
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+        os.close(self.slave)
+
+    @staticmethod
+    def plain(data: bytes) -> str:
+        return ANSI.sub(b"", data).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+@pytest.fixture
+def step(pg_dsn):
+    ptys = []
+
+    def start(*args, env=None):
+        p = Pty([*args, "--step", "--dsn", pg_dsn], env)
+        ptys.append(p)
+        return p
+
+    yield start
+    for p in ptys:
+        p.close()
+
+
+def _demo_backends(dsn) -> int:
+    conn = psycopg2.connect(dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                    "'txlab-demo/%%' AND pid <> pg_backend_pid()")
+        return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_step_mode_runs_one_step_per_key_goes_back_and_shows_waits_and_state(step):
+    t = step("p4", "-i", "read-committed")
+    first = t.plain(t.read_until(PROMPT))
+    assert "Step 1 of 6: s1a (s1) SELECT * FROM test WHERE id = 1;" in first
+    t.key(" ")  # step 1
+    t.key(" ")  # step 2
+    t.key("\r")  # step 3
+    back = t.key("b")  # back: replay 1-2, offer step 3 again
+    assert "Back: replayed steps 1-2 from the start." in back
+    assert "Step 3 of 6: s1b (s1) UPDATE test SET value = 70 WHERE id = 1;" in back
+    t.key(" ")  # step 3 again
+    blocked = t.key(" ")  # step 4: s2b blocks on s1's row lock
+    assert "WAITING for s1" in blocked
+    assert "WAITING: s2 (s2b) waits for s1" in blocked
+    assert "Committed state" in blocked and "1|  100" in blocked  # s1's 70 is not committed yet
+    committed = t.key(" ")  # step 5: s1 commits, s2b completes
+    assert "… s2b completes (it was waiting)" in committed and "1|   70" in committed
+    os.write(t.master, b" ")  # step 6, the last
+    assert t.finish() == 0
+    out = t.plain(t.out)
+    assert "ANOMALY: P4 (lost update)" in out and out.rstrip().endswith("then committed)")
+    assert ANSI.search(t.out)  # a terminal: colour
+    assert max(len(ln) for ln in out.splitlines()) <= 80, [ln for ln in out.splitlines() if len(ln) > 80]
+    # the terminal is back as it was (line mode, echo)
+    assert termios.tcgetattr(t.slave)[3] == t.saved[3]
+
+
+def test_quit_while_a_step_waits_rolls_back_and_leaves_nothing_behind(step, pg_dsn):
+    t = step("p4", "-i", "repeatable-read", env={"NO_COLOR": "1"})
+    t.read_until(PROMPT)
+    for _ in range(4):
+        t.key(" ")  # up to s2b, which now waits for s1
+    os.write(t.master, b"q")
+    assert t.finish() == 0
+    out = t.plain(t.out)
+    assert "Stopped before step 5 of 6; the sessions were rolled back." in out
+    assert not ANSI.search(t.out)  # NO_COLOR: not one escape, even on a terminal
+    assert _demo_backends(pg_dsn) == 0
+    assert termios.tcgetattr(t.slave)[3] == t.saved[3]
+
+
+def test_sigterm_at_the_prompt_restores_the_terminal_and_cleans_up(step, pg_dsn):
+    t = step("deadlock", "-i", "rc")
+    t.read_until(PROMPT)
+    t.key(" ")
+    os.kill(t.proc.pid, signal.SIGTERM)
+    assert t.finish() == 130
+    assert termios.tcgetattr(t.slave)[3] == t.saved[3]
+    assert _demo_backends(pg_dsn) == 0
+
+
+def test_step_mode_refuses_without_a_terminal(pg_dsn):
+    r = CliRunner().invoke(cli, ["demo", "p4", "--step", "--dsn", pg_dsn], input=" \n")
+    assert r.exit_code == 2
+    assert "--step reads single key presses and needs a terminal" in r.output
+    r = CliRunner().invoke(cli, ["demo", "p4", "--step", "-i", "all", "--dsn", pg_dsn])
+    assert r.exit_code == 2 and "one isolation level at a time" in r.output

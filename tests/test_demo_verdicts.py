@@ -1,0 +1,219 @@
+"""Demo verdicts say only what the run showed; final states are always printed; the
+spec helpers (--show, --new) and the pretty output's fit at 80 and 200 columns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from txlab.cli import cli
+from txlab.interleave import demo, driver
+from txlab.interleave import spec as specs
+
+# A spec as a newcomer writes it: no txlab metadata at all, no `show` line.
+DOUBLE_BOOKING = """\
+# Two people book the same seat
+setup {
+  CREATE TABLE bookings (id serial PRIMARY KEY, seat text NOT NULL, who text NOT NULL);
+}
+teardown { DROP TABLE bookings; }
+
+session s1
+setup { BEGIN; }
+step s1_check { SELECT count(*) FROM bookings WHERE seat = '12A'; }
+step s1_book { INSERT INTO bookings (seat, who) VALUES ('12A', 'ann'); }
+step s1_commit { COMMIT; }
+
+session s2
+setup { BEGIN; }
+step s2_check { SELECT count(*) FROM bookings WHERE seat = '12A'; }
+step s2_book { INSERT INTO bookings (seat, who) VALUES ('12A', 'bob'); }
+step s2_commit { COMMIT; }
+
+permutation s1_check s2_check s1_book s2_book s1_commit s2_commit
+"""
+
+
+@pytest.fixture
+def demo_cmd(pg_dsn, monkeypatch):
+    monkeypatch.delenv("TXLAB_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    def invoke(*args, dsn=True, columns=80):
+        argv = ["demo", *args] + (["--dsn", pg_dsn] if dsn else [])
+        return CliRunner().invoke(cli, argv, catch_exceptions=False,
+                                  env={"COLUMNS": str(columns), "NO_COLOR": None})
+
+    return invoke
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def widest(text: str) -> int:
+    return max(len(ln) for ln in text.splitlines())
+
+
+# ---------------------------------------------------------------- a spec of one's own
+
+
+def test_a_spec_without_metadata_says_what_happened_and_shows_its_tables(demo_cmd, tmp_path):
+    spec = tmp_path / "my.spec"
+    spec.write_text(DOUBLE_BOOKING)
+    r = demo_cmd(str(spec), "-i", "read-committed")
+    assert r.exit_code == 0, r.output
+    out = flat(r.output)
+    assert "COMMITTED: both committed" in out
+    for claim in ("NO ANOMALY", "no anomaly", "PREVENTED", "prevented"):
+        assert claim not in out
+    # the final state of the table the spec created, without a `show` line: the double booking
+    final = r.output[r.output.index("Final state"):]
+    assert "bookings" in final and "12A |ann" in final and "12A |bob" in final
+    assert "(2 rows)" in final
+    assert "no `# txlab: witness` line" in out
+    assert widest(r.output) <= 80
+
+
+def test_a_spec_without_metadata_at_serializable_names_the_abort_without_prevented(
+        demo_cmd, tmp_path):
+    spec = tmp_path / "my.spec"
+    spec.write_text(DOUBLE_BOOKING)
+    r = demo_cmd(str(spec), "-i", "serializable", columns=200)
+    assert r.exit_code == 0, r.output
+    assert ("ABORTED: s1 committed; s2 aborted with 40001 at s2_commit, its COMMIT "
+            "(serialization failure: read/write dependencies)") in r.output
+    assert "PREVENTED" not in r.output and "12A |ann" in r.output and "(1 row)" in r.output
+
+
+def test_a_witness_turns_the_same_spec_into_an_anomaly_verdict(demo_cmd, tmp_path):
+    spec = tmp_path / "my.spec"
+    spec.write_text("# txlab: anomaly = double booking\n"
+                    "# txlab: witness = check SELECT count(*) = 2 FROM bookings\n" + DOUBLE_BOOKING)
+    r = demo_cmd(str(spec), "-i", "rc", columns=200)
+    assert "ANOMALY: double booking: the witness held (both committed)" in r.output
+    assert "no `# txlab: witness` line" not in r.output
+
+
+# ---------------------------------------------------------------- catalog wording
+
+
+def test_deadlock_says_deadlock_and_names_the_victim(demo_cmd):
+    r = demo_cmd("deadlock", "-i", "read-committed", columns=200)
+    assert r.exit_code == 0, r.output
+    assert ("DEADLOCK: s1 waited for s2 at s1b, then was chosen as the deadlock victim (40P01) "
+            "and rolled back; s2 waited for s1 at s2b, then committed") in r.output
+    assert "PREVENTED" not in r.output and "prevented" not in r.output
+    assert "accounts" not in r.output.split("Final state")[1].splitlines()[1]  # the show query
+
+
+def test_the_ssi_false_positive_is_called_one_and_never_prevented(demo_cmd):
+    r = demo_cmd("ssi-false-positive", "-i", "all", columns=200)
+    assert r.exit_code == 0, r.output
+    verdicts = r.output[r.output.index("Verdicts"):]
+    assert verdicts.count("COMMITTED: both committed") == 3
+    assert ("FALSE POSITIVE: s1 committed; s2 aborted with 40001 at s2c, its COMMIT "
+            "(serialization failure: read/write dependencies). Nothing needed preventing")\
+        in flat(verdicts)
+    assert "PREVENTED" not in r.output and "prevented" not in r.output
+    side = r.output[r.output.index("Side by side"):r.output.index("Verdicts")]
+    assert "false positive (40001)" in side
+
+
+def test_an_abort_the_anomaly_does_not_explain_is_not_called_prevented(demo_cmd):
+    # G1c never occurs in PostgreSQL; SERIALIZABLE aborts these steps as a write skew
+    r = demo_cmd("g1c", "-i", "serializable", columns=200)
+    assert r.exit_code == 0, r.output
+    assert "ABORTED: s1 committed; s2 aborted with 40001 at s2c, its COMMIT" in r.output
+    assert "PREVENTED" not in r.output and "write skew" in r.output
+
+
+def test_lock_handling_demos_use_neutral_words(demo_cmd):
+    r = demo_cmd("nowait", "-i", "rc", columns=200)
+    assert ("ABORTED: s1 committed; s2 aborted with 55P03 at s2l (lock not available: "
+            "lock timeout / NOWAIT)") in r.output
+    assert "PREVENTED" not in r.output and "no `# txlab: witness`" not in r.output
+
+
+def test_no_demo_without_witnesses_claims_prevention_at_any_level():
+    """Offline, over every catalog demo: the verdict words a spec can get."""
+    sessions = ("s1", "s2")
+    for name, path in demo.catalog().items():
+        meta = demo.parse_meta(specs.load(path))
+        if meta.witnesses:
+            continue
+        for events in (_waited_then_aborted(), []):
+            v = demo.verdict(meta, driver.PermutationRun(("s1a",), events), "serializable",
+                             sessions)
+            assert v.head not in ("PREVENTED", "NO ANOMALY"), name
+            assert not v.cell.startswith(("prevented", "no anomaly")), name
+
+
+def _waited_then_aborted():
+    d = driver
+    return [d.StepReport("s2a", "s2", "UPDATE t SET v = 1;", "waiting", ("s1",)),
+            d.StepReport("s1c", "s1", "COMMIT;", "done"), d.Command("s1", "COMMIT", "s1c"),
+            d.StepReport("s2a", "s2", "UPDATE t SET v = 1;", "resumed"),
+            d.Error("s2", "ERROR", "40001", "could not serialize access due to concurrent update",
+                    step="s2a"),
+            d.StepReport("s2c", "s2", "COMMIT;", "done"), d.Command("s2", "ROLLBACK", "s2c")]
+
+
+def test_what_happened_is_read_from_the_events():
+    meta = demo.Meta()
+    v = demo.verdict(meta, driver.PermutationRun(("s2a",), _waited_then_aborted()), None,
+                     ("s1", "s2"))
+    assert v.line == ("ABORTED: s1 committed; s2 waited for s1 at s2a, then aborted with 40001 "
+                      "(serialization failure: concurrent update)")
+    assert (v.outcome, v.cell) == ("abort", "aborted (wait, 40001)")
+    # an error outside a transaction block (no ROLLBACK follows) is not called an abort
+    err = [driver.StepReport("a1", "a", "INSERT ...", "done"),
+           driver.Error("a", "ERROR", "23505", "duplicate key value", step="a1")]
+    v = demo.verdict(meta, driver.PermutationRun(("a1",), err), None, ("a",))
+    assert v.line == "ABORTED: a got error 23505 at a1 (unique violation)"
+    # nothing happened to anyone: no claim at all
+    v = demo.verdict(meta, driver.PermutationRun(("a1",), []), None, ("a", "b"))
+    assert v.line == "DONE: no step waited or failed"
+
+
+# ---------------------------------------------------------------- --show, --new
+
+
+def test_show_prints_a_builtin_spec_to_copy(demo_cmd, tmp_path):
+    r = demo_cmd("--show", "p4", dsn=False)
+    assert r.exit_code == 0
+    assert r.output == (demo.demos_dir() / "p4.spec").read_text()
+
+
+def test_new_writes_a_runnable_commented_template_and_never_overwrites(demo_cmd, tmp_path):
+    target = tmp_path / "mine.spec"
+    r = demo_cmd("--new", str(target), dsn=False)
+    assert r.exit_code == 0 and f"wrote {target}" in r.stderr
+    text = target.read_text()
+    assert "## " in text and "# txlab: witness" in text
+    again = demo_cmd("--new", str(target), dsn=False)
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    assert target.read_text() == text
+    ran = demo_cmd(str(target), "-i", "all", "--format", "json")
+    assert ran.exit_code == 0, ran.output  # every outcome as the template expects
+    data = json.loads(ran.output)
+    assert data["story"].startswith("Alice and Bob") and "##" not in data["story"]
+    outcomes = [lv["permutations"][0]["verdict"]["outcome"] for lv in data["levels"]]
+    assert outcomes == ["anomaly", "anomaly", "anomaly", "abort"]
+    states = data["levels"][1]["permutations"][0]["final_states"]
+    assert states == [{"table": "bookings", "columns": ["seat", "name"],
+                       "rows": [["1", "alice"], ["1", "bob"]]}]
+
+
+# ---------------------------------------------------------------- fit
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_pretty_output_fits_the_width(demo_cmd, columns):
+    for args in (["p4", "-i", "all"], ["otv", "-i", "rc"], ["read-only-anomaly", "-i", "ser"]):
+        r = demo_cmd(*args, columns=columns)
+        assert r.exit_code == 0, r.output
+        assert widest(r.output) <= columns, args
+        assert "\x1b[" not in r.output  # not a terminal: no escapes
