@@ -40,6 +40,17 @@ class Pty:
         self.out = b""
         self.pos = 0  # output up to here has been looked at
 
+    def _pull(self, wait: float = 0.1) -> bool:
+        """Read what the terminal has within `wait` seconds; False once it is closed."""
+        if not select.select([self.master], [], [], wait)[0]:
+            return True
+        try:
+            chunk = os.read(self.master, 65536)
+        except OSError:
+            return False
+        self.out += chunk
+        return bool(chunk)
+
     def read_until(self, pattern: re.Pattern, timeout: float = 30) -> bytes:
         """Output up to the next match of `pattern` after what was already consumed."""
         start = self.pos
@@ -49,14 +60,8 @@ class Pty:
             if found:
                 self.pos = found.end()
                 return self.out[start:found.end()]
-            if select.select([self.master], [], [], 0.1)[0]:
-                try:
-                    chunk = os.read(self.master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.out += chunk
+            if not self._pull():
+                break
         raise AssertionError(f"no {pattern.pattern!r} in:\n{self.plain(self.out[start:])}")
 
     def key(self, k: str) -> str:
@@ -65,22 +70,13 @@ class Pty:
         return self.plain(self.read_until(PROMPT))
 
     def finish(self, timeout: float = 30) -> int:
+        """Wait for the exit code, collecting everything printed."""
         end = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < end:
-            if select.select([self.master], [], [], 0.1)[0]:
-                try:
-                    self.out += os.read(self.master, 65536)
-                except OSError:
-                    break
+        while self.proc.poll() is None and time.monotonic() < end and self._pull():
+            pass
         code = self.proc.wait(timeout=5)
-        while select.select([self.master], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            self.out += chunk
+        while select.select([self.master], [], [], 0.1)[0] and self._pull(0):
+            pass
         return code
 
     def close(self):

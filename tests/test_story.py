@@ -67,7 +67,8 @@ def test_a_violated_run_says_what_broke_in_numbers_and_why(runs):
                                f"{money['actual']:,} instead of {money['expected']:,}")
     assert "declared safe only at REPEATABLE READ and SERIALIZABLE, not at READ COMMITTED" in said
     lost = next(a for a in rep["anomalies"] if a["kind"] == "lost update")
-    assert f"The history checker found {lost['count']:,} lost updates" in said
+    assert f"The history checker found {lost['count']:,} overwritten updates (lost update: " \
+        in said
     assert "`txlab explain lost-update`" in said
     assert 2 <= len(rep["story"]) <= 4
     assert "held" not in said
@@ -144,7 +145,7 @@ def test_a_forbidden_anomaly_is_called_a_bug_even_when_invariants_held(runs):
                          "example": ""}]
     told = story.tell(rep)
     said = " ".join(told["story"])
-    assert "But the history checker found 1 G1a case (aborted read" in said
+    assert "But the history checker found 1 read (G1a: aborted read" in said
     assert "READ COMMITTED forbids: a database or harness bug" in said
     assert "found no anomaly" not in said
 

@@ -38,7 +38,7 @@ def _term():
     from txlab import term
 
     ctx = click.get_current_context(silent=True)
-    no_color = False
+    no_color = bool(ctx and ctx.find_root().meta.get("txlab.no_color"))
     while ctx is not None:
         no_color = no_color or bool(ctx.params.get("no_color"))
         ctx = ctx.parent
@@ -120,11 +120,11 @@ def demo(name, isolation, permutation, fmt, all_, list_, show, new, step, timeli
         click.echo(demos.resolve(name).read_text(), nl=False)
         return
     if list_:
-        for key, path in demos.catalog().items():
-            from txlab.interleave import spec as specs
+        from txlab.interleave import spec as specs
 
-            meta = demos.parse_meta(specs.load(path))
-            click.echo(f"{key:<26} {meta.title or ''}")
+        rows = [(key, demos.parse_meta(specs.load(path)).title or "")
+                for key, path in demos.catalog().items()]
+        click.echo(render.render_list(rows, _term()), nl=False)
         return
     if all_:
         if name or permutation or isolation:

@@ -50,15 +50,15 @@ ABORT_WHY = {
 ANOMALY_WHY = {
     "lost update": "two transactions read the same version of a row and both wrote it, so the "
                    "later write replaced the earlier one unseen",
-    "G-single": "read skew: a transaction saw some of another's changes but not the rest",
+    "G-single": "read skew, a transaction saw some of another's changes but not the rest",
     "G-nonadjacent": "a cycle of transactions that each missed another's write",
-    "G2-item": "write skew: two transactions each changed what the other had read, and both "
+    "G2-item": "write skew, two transactions each changed what the other had read, and both "
                "committed",
-    "G0": "dirty write: transactions overwrote each other's uncommitted writes",
-    "G1a": "aborted read: a transaction read a write that was rolled back",
-    "G1b": "intermediate read: a transaction read a value its writer changed again before "
+    "G0": "dirty write, transactions overwrote each other's uncommitted writes",
+    "G1a": "aborted read, a transaction read a write that was rolled back",
+    "G1b": "intermediate read, a transaction read a value its writer changed again before "
            "committing",
-    "G1c": "circular information flow: transactions read each other's writes",
+    "G1c": "circular information flow, transactions read each other's writes",
     "internal": "a transaction's read disagreed with its own earlier write",
     "garbage-read": "a read returned a value nobody wrote",
 }
@@ -84,21 +84,31 @@ def _levels(keys) -> str:
 
 
 def _unit(a: dict) -> str:
+    """What the count counts (the report's `unit` when it has one): a lost-update group of
+    n adds n - 1 overwritten updates; a cycle kind counts strongly connected groups of
+    transactions holding such a cycle; the rest count reads or findings."""
     if a.get("unit"):
         return a["unit"]
+    one = a["count"] == 1
     if a["kind"] == "lost update":
-        return "lost update" if a["count"] == 1 else "lost updates"
-    base = a["kind"].split("-process")[0].split("-realtime")[0]
-    if base in ("G0", "G1c", "G-single", "G-nonadjacent", "G2-item"):
-        return f"{a['kind']} cycle" + ("" if a["count"] == 1 else "s")
-    return f"{a['kind']} case" + ("" if a["count"] == 1 else "s")
+        return "overwritten update" if one else "overwritten updates"
+    if a["kind"] in ("G1a", "G1b", "internal", "garbage-read"):
+        return "read" if one else "reads"
+    if a["kind"].split("-process")[0].split("-realtime")[0] in _CYCLES:
+        return "group with a cycle" if one else "groups with a cycle"
+    return "finding" if one else "findings"
+
+
+_CYCLES = ("G0", "G1c", "G-single", "G-nonadjacent", "G2-item")
 
 
 def _anomaly_words(a: dict) -> str:
+    """`2,932 overwritten updates (lost update: ...; `txlab explain lost-update`)`"""
     kind = a["kind"]
     base = kind.split("-process")[0].split("-realtime")[0]
     why = ANOMALY_WHY.get(kind) or ANOMALY_WHY.get(base) or a.get("definition", "")
-    return f"{_n(a['count'])} {_unit(a)} ({why}; `txlab explain {kind.replace(' ', '-')}`)"
+    return (f"{_n(a['count'])} {_unit(a)} ({kind}: {why}; "
+            f"`txlab explain {kind.replace(' ', '-')}`)")
 
 
 # ---------------------------------------------------------------- commands
@@ -213,7 +223,7 @@ def _why_broke(r: dict) -> list[str]:
     elif r["anomalies"]:
         found = [_anomaly_words(a) for a in r["anomalies"][:2]]
         more = len(r["anomalies"]) - len(found)
-        tail = f", and {_plural(more, 'other kind')} of anomaly" if more else ""
+        tail = f" ({_plural(more, 'more kind')} in the table below)" if more else ""
         out.append(f"The history checker found {' and '.join(found)}{tail}.")
     else:
         out.append("The history checker found no anomaly among the rows transactions read or "

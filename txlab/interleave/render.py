@@ -443,6 +443,19 @@ def _side_by_side(result: DemoResult, term: terms.Term) -> list:
     return out
 
 
+# ---------------------------------------------------------------- list
+
+
+def render_list(rows: list[tuple[str, str]], term: terms.Term | None = None) -> str:
+    """`demo --list`: each demo's name and title, fitted to the width."""
+    t = _table(box=None, show_header=False, padding=(0, 2, 0, 0))
+    t.add_column(no_wrap=True)
+    t.add_column(overflow="fold")
+    for name, title in rows:
+        t.add_row(name, text_of((title, "muted")))
+    return fit([t], term or terms.plain())
+
+
 # ---------------------------------------------------------------- matrix
 
 LEGEND = (
