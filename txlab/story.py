@@ -223,7 +223,7 @@ def _why_broke(r: dict) -> list[str]:
     elif r["anomalies"]:
         found = [_anomaly_words(a) for a in r["anomalies"][:2]]
         more = len(r["anomalies"]) - len(found)
-        tail = f" ({_plural(more, 'more kind')} in the table below)" if more else ""
+        tail = f"; {_plural(more, 'more kind')} in the table below" if more else ""
         out.append(f"The history checker found {' and '.join(found)}{tail}.")
     else:
         out.append("The history checker found no anomaly among the rows transactions read or "
