@@ -24,6 +24,12 @@ def pg_dsn():
         yield dsn
 
 
+@pytest.fixture(scope="session")
+def txlab_dsn(pg_dsn):
+    """txlab's pytest plugin (txlab_engine, txlab_schema_dsn) uses this suite's server."""
+    return pg_dsn
+
+
 @pytest.fixture
 def schema():
     """A fresh schema name per test, so tests never see each other's tables."""

@@ -1,4 +1,4 @@
-"""Test your own transaction code with txlab, pytest and hypothesis.
+"""The scenario API: run a txlab scenario concurrently and check its history.
 
     from txlab.testing import postgres, run, knob_values
 
@@ -9,8 +9,8 @@
 
 `run` takes a scenario name, a path to a scenario file, or a `Scenario` object
 built in the test itself (the same contract as scenario files: see
-docs/writing-scenarios.md). As a pytest plugin (`pytest_plugins = ["txlab.testing"]`)
-this module provides the session fixture `txlab_dsn`.
+docs/writing-scenarios.md). For application code that owns its transactions, see
+`txlab.testing.stress` and `txlab.testing.interleave` instead.
 """
 
 from __future__ import annotations
@@ -156,24 +156,3 @@ def _knob_strategy(knob: Knob, st):
         hi = knob.max if knob.max is not None else max(lo, d * 2)
         return st.floats(lo, hi, allow_nan=False)
     return st.just(d)
-
-
-# ---------------------------------------------------------------- pytest plugin
-
-
-def _fixture():
-    import pytest
-
-    @pytest.fixture(scope="session")
-    def txlab_dsn():
-        """A PostgreSQL for the test session (TXLAB_TEST_DSN or an embedded server)."""
-        with postgres() as dsn:
-            yield dsn
-
-    return txlab_dsn
-
-
-try:  # only when pytest is importable: expose the fixture for `pytest_plugins`
-    txlab_dsn = _fixture()
-except ImportError:  # pragma: no cover
-    pass

@@ -1,0 +1,331 @@
+"""txlab.testing.interleave on application-shaped code: the seat example of
+docs/examples/seats.py (SQLAlchemy ORM) and read-modify-write in plain psycopg2.
+Every case that must fail has a neighbour that must pass."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import partial
+from pathlib import Path
+
+import psycopg2
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from sqlalchemy import text
+
+from txlab.cli import cli
+from txlab.interleave import driver
+from txlab.interleave import spec as specs
+from txlab.interleave.demo import parse_meta
+from txlab.testing import interleave, snapshot
+from txlab.testing import strategies as tx
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+
+
+def _load_seats():
+    found = importlib.util.spec_from_file_location("txlab_doc_seats", EXAMPLES / "seats.py")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
+
+
+seats = _load_seats()
+ONE_BOOKING = "SELECT count(*) <= 1 FROM bookings WHERE seat_id = '12A'"
+
+
+def one_booking(session):
+    return session.scalar(text("SELECT count(*) FROM bookings WHERE seat_id = '12A'")) <= 1
+
+
+@pytest.fixture
+def seat_engine(txlab_engine):
+    seats.Base.metadata.create_all(txlab_engine)
+    with txlab_engine.begin() as conn:
+        conn.execute(seats.Seat.__table__.insert(), [{"id": "12A"}, {"id": "12B"}])
+    return txlab_engine
+
+
+def book(fn):
+    return [partial(fn, seat_id="12A", customer="ann"), partial(fn, seat_id="12A", customer="bob")]
+
+
+def bookings(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT seat_id, customer FROM bookings ORDER BY id")).all()
+
+
+# ---------------------------------------------------------------- SQLAlchemy ORM
+
+
+@pytest.mark.parametrize("level", ["read-committed", "repeatable-read"])
+def test_count_then_insert_double_books_and_shrinks(seat_engine, level):
+    r = interleave(book(seats.reserve_seat), engine=seat_engine, isolation=level,
+                   invariant=one_booking, seed=7)
+    assert not r.ok and r.failures >= 1
+    s = r.schedule
+    assert s.failure == "the invariant one_booking returned False"
+    assert s.preemptions == 1 and len(s.steps) == 6  # the least interleaving that fails
+    assert [step.kind for step in s.steps].count("commit") == 2
+    sql_level = level.replace("-", " ").upper()
+    assert [st.begin for st in s.steps if st.begin] == [f"BEGIN ISOLATION LEVEL {sql_level}"] * 2
+    assert json.loads(dict(s.final_state)["bookings"]).__len__() == 2
+    text_ = r.explain()
+    assert "FAILED: the invariant one_booking returned False" in text_
+    assert "s1 reserve_seat" in text_ and "-> 0" in text_
+    assert bookings(seat_engine) == []  # the tables are left as interleave found them
+
+
+def test_serializable_fails_without_retry_and_passes_with_it(seat_engine):
+    bare = interleave(book(seats.reserve_seat), engine=seat_engine, isolation="serializable",
+                      invariant=one_booking, seed=1)
+    assert not bare.ok
+    end = next(e for e in bare.schedule.ends if e.exception)
+    assert (end.exception, end.sqlstate) == ("OperationalError", "40001")
+    retrying = interleave(book(seats.reserve_seat_retrying), engine=seat_engine,
+                          isolation="serializable", invariant=one_booking, seed=1)
+    assert retrying.ok and retrying.exhausted, retrying.explain()
+    retried = [s for s in retrying.explored if any(st.sqlstate == "40001" for st in s.steps)]
+    assert retried, "some schedule must make the app retry"
+    for s in retried:  # the app rolled back (unless COMMIT failed) and counted again
+        i = next(i for i, st in enumerate(s.steps) if st.sqlstate == "40001")
+        later = [st.kind for st in s.steps[i + 1:] if st.session == s.steps[i].session]
+        want = ["statement"] if s.steps[i].kind == "commit" else ["rollback", "statement"]
+        assert later[:len(want)] == want
+
+
+def test_locked_version_passes_every_schedule(seat_engine):
+    r = interleave(book(seats.reserve_seat_locked), engine=seat_engine, isolation="read committed",
+                   invariant=one_booking, seed=3)
+    assert r.ok and r.exhausted and r.schedules > 2, r.explain()
+    assert r.waited > 0  # the second booker waited for the row lock in some schedules
+    assert f"OK: no failure in all {r.schedules} schedules" in r.explain()
+
+
+def test_spec_replays_to_the_same_final_state(seat_engine, pg_dsn):
+    r = interleave(book(seats.reserve_seat), engine=seat_engine, isolation="rc",
+                   invariant=ONE_BOOKING, seed=5)
+    assert not r.ok and r.spec
+    spec = specs.parse(r.spec)
+    assert spec.permutations[0].steps[0].name == "s1a"
+    assert replayed(spec, pg_dsn) == r.schedule.final_state
+
+
+def replayed(spec, dsn):
+    """The final state after running the spec's permutation with txlab's demo driver."""
+    show = parse_meta(spec).show
+    run = driver.run_spec(spec, dsn, final_queries=(show,), schema="txlab_test_replay")
+    return tuple(map(tuple, run.runs[0].final[-1].rows))
+
+
+def test_txlab_demo_replays_the_spec_as_an_anomaly(seat_engine, pg_dsn, tmp_path):
+    r = interleave(book(seats.reserve_seat), engine=seat_engine, isolation="rc",
+                   invariant=ONE_BOOKING, seed=5)
+    path = tmp_path / "double-booking.spec"
+    path.write_text(r.spec)
+    out = CliRunner().invoke(cli, ["demo", str(path), "--dsn", pg_dsn, "--schema",
+                                   "txlab_test_replay", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    verdict = json.loads(out.stdout)["levels"][0]["permutations"][0]["verdict"]
+    assert verdict["outcome"] == "anomaly"
+    final = json.loads(out.stdout)["levels"][0]["permutations"][0]["final_state"]["rows"]
+    assert tuple(map(tuple, final)) == r.schedule.final_state
+
+
+# ---------------------------------------------------------------- plain psycopg2
+
+
+def add_ten(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT balance FROM accounts WHERE id = %s", (1,))
+    (balance,) = cur.fetchone()
+    cur.execute("UPDATE accounts SET balance = %s WHERE id = %s", (balance + 10, 1))
+    conn.commit()
+
+
+def add_ten_locked(conn):
+    with conn:  # psycopg2 commits at the end of the block
+        cur = conn.cursor()
+        cur.execute("SELECT balance FROM accounts WHERE id = 1 FOR UPDATE")
+        (balance,) = cur.fetchone()
+        cur.execute("UPDATE accounts SET balance = %s WHERE id = 1", (balance + 10,))
+
+
+def balance_is_120(conn):
+    cur = conn.cursor()
+    cur.execute("SELECT balance FROM accounts WHERE id = 1")
+    return cur.fetchone()[0] == 120
+
+
+@pytest.fixture
+def accounts_dsn(txlab_schema_dsn):
+    conn = psycopg2.connect(txlab_schema_dsn)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int, "
+                          "note jsonb DEFAULT '{}'); INSERT INTO accounts VALUES (1, 100)")
+    conn.close()
+    return txlab_schema_dsn
+
+
+def test_lost_update_found_with_a_wait_and_replayed(accounts_dsn, pg_dsn):
+    r = interleave([add_ten, add_ten], dsn=accounts_dsn, isolation="read-committed",
+                   invariant=balance_is_120, seed=2)
+    assert not r.ok
+    waited = [st for st in r.schedule.steps if st.waited]
+    assert len(waited) == 1 and waited[0].sql.startswith("UPDATE") and waited[0].blocked_by
+    assert "WAITING for s" in r.explain() and "completes" in r.explain()
+    assert json.loads(dict(r.schedule.final_state)["accounts"])[0]["balance"] == 110
+    # the jsonb default '{}' is written so that the spec reads back
+    assert replayed(specs.parse(r.spec), pg_dsn) == r.schedule.final_state
+
+
+def test_repeatable_read_refuses_the_lost_update_with_40001(accounts_dsn):
+    r = interleave([add_ten, add_ten], dsn=accounts_dsn, isolation="repeatable read",
+                   invariant=balance_is_120, seed=2)
+    assert not r.ok and "raised SerializationFailure (SQLSTATE 40001)" in r.schedule.failure
+    assert r.schedule.steps[-1].closing and r.schedule.steps[-1].kind == "rollback"
+
+
+def test_locked_read_modify_write_passes_every_schedule(accounts_dsn):
+    r = interleave([add_ten_locked, add_ten_locked], dsn=accounts_dsn,
+                   isolation="read committed", invariant=balance_is_120, seed=2)
+    assert r.ok and r.exhausted and r.waited, r.explain()
+    first = r.explored[0]
+    assert [st.kind for st in first.steps] == ["statement", "statement", "commit"] * 2
+
+
+# ---------------------------------------------------------------- as in production
+
+
+def two_transactions_and_a_retry(conn):
+    """Commit twice; the second transaction picks the next id and retries on 23505."""
+    cur = conn.cursor()
+    cur.execute("INSERT INTO log (note) VALUES ('first')")
+    conn.commit()
+    while True:
+        cur.execute("SELECT coalesce(max(id), 0) + 1 FROM items")
+        (next_id,) = cur.fetchone()
+        try:
+            cur.execute("INSERT INTO items (id) VALUES (%s)", (next_id,))
+            conn.commit()
+            return
+        except psycopg2.errors.UniqueViolation:
+            conn.rollback()
+
+
+def test_commits_twice_and_retries_as_in_production(txlab_schema_dsn):
+    conn = psycopg2.connect(txlab_schema_dsn)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE TABLE log (id serial PRIMARY KEY, note text); "
+                          "CREATE TABLE items (id int PRIMARY KEY)")
+    r = interleave([two_transactions_and_a_retry] * 2, dsn=txlab_schema_dsn,
+                   invariant="SELECT (SELECT count(*) FROM log) = 2 AND "
+                             "(SELECT count(*) FROM items) = 2", seed=4, max_schedules=30)
+    assert r.ok and r.schedules == 30, r.explain()  # the least preempted 30 of 182
+    serial = r.explored[0]
+    assert [st.kind for st in serial.steps if st.session == 0].count("commit") == 2
+    assert sum(1 for st in serial.steps if st.begin) == 4  # two transactions per session
+    retried = [s for s in r.explored if any(st.sqlstate == "23505" for st in s.steps)]
+    assert retried and all(s.ends[0].exception is None for s in retried)
+    # every schedule started from the same state: the same ids every time
+    assert {dict(s.final_state)["log"] for s in r.explored} == {dict(serial.final_state)["log"]}
+    cur = conn.cursor()
+    cur.execute("SELECT (SELECT count(*) FROM log) + (SELECT count(*) FROM items)")
+    assert cur.fetchone()[0] == 0  # and interleave left the tables as it found them
+    conn.close()
+
+
+def test_setup_builds_the_state_of_every_schedule(accounts_dsn):
+    calls = []
+
+    def setup(conn):
+        calls.append(1)
+        conn.cursor().execute("UPDATE accounts SET balance = 100 WHERE id = 1")
+
+    r = interleave([add_ten_locked, add_ten_locked], dsn=accounts_dsn, setup=setup,
+                   invariant=balance_is_120, seed=1)
+    assert r.ok and len(calls) == r.schedules + 1  # once to capture the state, once per run
+
+
+# ---------------------------------------------------------------- hypothesis
+
+
+def test_hypothesis_drives_schedules_and_shrinks_them(seat_engine):
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True)
+    @given(schedule=tx.schedules(sessions=2))
+    def check(schedule):
+        r = interleave(book(seats.reserve_seat), engine=seat_engine, isolation="rc",
+                       invariant=one_booking, schedule=schedule)
+        assert r.schedules == 1
+        assert r.ok, r.explain()
+
+    with pytest.raises(AssertionError) as failed:
+        check()
+    notes = "\n".join(getattr(failed.value, "__notes__", []))
+    assert "schedule=[0, 1]" in notes  # s1 counts, then s2 books, then s1 books
+
+
+# ---------------------------------------------------------------- units
+
+
+def test_brace_safe_keeps_values_and_refuses_what_it_cannot_write(pg_dsn):
+    from txlab.testing.specgen import SpecUnavailable, brace_safe
+
+    cases = ["SELECT '{}'::jsonb", "SELECT E'a\\\\}b', 'it''s }'", "SELECT U&'x}'",
+             "SELECT '{1,2}'::int[] AS a"]
+    conn = psycopg2.connect(pg_dsn)
+    try:
+        for sql in cases:
+            safe = brace_safe(sql)
+            assert "}" not in safe
+            cur = conn.cursor()
+            cur.execute(sql)
+            before = cur.fetchone()
+            cur.execute(safe)
+            assert cur.fetchone() == before, (sql, safe)
+    finally:
+        conn.close()
+    with pytest.raises(SpecUnavailable):
+        brace_safe("SELECT $$}$$")
+
+
+def test_snapshot_writes_tables_that_rebuild_the_same_state(txlab_schema_dsn, pg_dsn):
+    conn = psycopg2.connect(txlab_schema_dsn)
+    conn.autocommit = True
+    conn.cursor().execute("""
+        CREATE TYPE mood AS ENUM ('ok', 'sad');
+        CREATE TABLE parent (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, m mood,
+                             tags int[] DEFAULT '{}', UNIQUE (m, id));
+        CREATE TABLE child (id serial PRIMARY KEY, parent_id int REFERENCES parent (id),
+                            v int CHECK (v > 0), doubled int GENERATED ALWAYS AS (v * 2) STORED);
+        CREATE INDEX child_v ON child (v) WHERE v > 1;
+        INSERT INTO parent (m, tags) VALUES ('ok', '{1,2}'), ('sad', DEFAULT);
+        INSERT INTO child (parent_id, v) VALUES (2, 3), (1, 1);""")
+    state = snapshot.capture(conn, snapshot.current_schema(conn))
+    conn.close()
+    assert [t.name for t in state.tables] == ["parent", "child"]
+    from txlab.testing.specgen import brace_safe
+
+    other = psycopg2.connect(pg_dsn)
+    other.autocommit = True
+    cur = other.cursor()
+    cur.execute("CREATE SCHEMA txlab_test_rebuild; SET search_path = txlab_test_rebuild")
+    try:
+        cur.execute(brace_safe(snapshot.setup_sql(state)))
+        cur.execute(snapshot.final_state_sql(state))
+        rebuilt = cur.fetchall()
+        cur.execute("INSERT INTO parent (m) VALUES ('ok') RETURNING id")
+        assert cur.fetchone()[0] == 3  # the identity goes on where it was
+        cur.execute("INSERT INTO child (parent_id, v) VALUES (1, 5) RETURNING id, doubled")
+        assert cur.fetchone() == (3, 10)
+        cur.execute(snapshot.teardown_sql(state))
+    finally:
+        cur.execute("DROP SCHEMA txlab_test_rebuild CASCADE")
+        other.close()
+    conn = psycopg2.connect(txlab_schema_dsn)
+    cur = conn.cursor()
+    cur.execute(snapshot.final_state_sql(state))
+    assert cur.fetchall() == rebuilt
+    conn.close()

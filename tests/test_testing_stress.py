@@ -1,0 +1,149 @@
+"""txlab.testing.stress on application-shaped code. Violations are made near-certain
+by design: one hot seat or row, eight workers, and think time between statements."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import psycopg2
+import pytest
+from sqlalchemy import text
+
+from txlab.testing import stress
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+_found = importlib.util.spec_from_file_location("txlab_doc_seats_stress", EXAMPLES / "seats.py")
+seats = importlib.util.module_from_spec(_found)
+_found.loader.exec_module(seats)
+
+
+def one_booking(session):
+    return session.scalar(text("SELECT count(*) FROM bookings WHERE seat_id = '12A'")) <= 1
+
+
+@pytest.fixture
+def seat_engine(txlab_engine):
+    seats.Base.metadata.create_all(txlab_engine)
+    with txlab_engine.begin() as conn:
+        conn.execute(seats.Seat.__table__.insert(), [{"id": "12A"}])
+    return txlab_engine
+
+
+def test_stress_finds_the_naive_double_booking(seat_engine):
+    r = stress(lambda s, i: seats.reserve_seat(s, "12A", f"customer {i}"), engine=seat_engine,
+               workers=8, calls=16, think_ms=20, invariant=one_booking, seed=1)
+    assert not r.ok and r.verdict.held is False
+    assert r.returned == 16 and r.commits >= 2  # every call returned; several booked the seat
+    assert "FAILED: the invariant one_booking returned False" in r.explain()
+
+
+def test_stress_passes_the_locked_version(seat_engine):
+    r = stress(lambda s, i: seats.reserve_seat_locked(s, "12A", f"customer {i}"),
+               engine=seat_engine, workers=8, calls=16, think_ms=20, invariant=one_booking,
+               seed=1)
+    assert r.ok, r.explain()
+    # one call booked and committed; the others found the seat taken and returned with
+    # their (read-only) transaction open, which closing the Session rolled back
+    assert (r.returned, r.commits, r.rollbacks, r.left_open) == (16, 1, 0, 15)
+
+
+def test_stress_groups_sqlalchemy_errors_by_sqlstate_and_serializable_retry_passes(seat_engine):
+    bare = stress(lambda s, i: seats.reserve_seat(s, "12A", f"c{i}"), engine=seat_engine,
+                  isolation="serializable", workers=8, calls=16, think_ms=20,
+                  invariant=one_booking, seed=2)
+    assert not bare.ok and bare.verdict.held is True
+    kinds = {(x.exception, x.sqlstate) for x in bare.raised}
+    assert kinds == {("OperationalError", "40001")}, bare.explain()
+    assert "SQLSTATE 40001 (serialization failure" in bare.explain()
+
+    with seat_engine.begin() as conn:
+        conn.execute(text("DELETE FROM bookings"))
+    retrying = stress(lambda s, i: seats.reserve_seat_retrying(s, "12A", f"c{i}", attempts=20),
+                      engine=seat_engine, isolation="serializable", workers=8, calls=16,
+                      think_ms=20, invariant=one_booking, seed=2)
+    assert retrying.ok and retrying.returned == 16, retrying.explain()
+    assert retrying.rollbacks >= 1  # the application rolled back and retried by itself
+
+
+# ---------------------------------------------------------------- plain psycopg2
+
+
+def add_ten(conn, i):
+    cur = conn.cursor()
+    cur.execute("SELECT balance FROM accounts WHERE id = 1")
+    (balance,) = cur.fetchone()
+    cur.execute("UPDATE accounts SET balance = %s WHERE id = 1", (balance + 10,))
+    conn.commit()
+
+
+def add_ten_in_sql(conn, i):
+    with conn:
+        conn.cursor().execute("UPDATE accounts SET balance = balance + 10 WHERE id = 1")
+
+
+class Closed(Exception):
+    """The application's own refusal (a domain error)."""
+
+
+def add_ten_unless_closed(conn, i):
+    if i % 4 == 0:
+        raise Closed("account closed")
+    add_ten_in_sql(conn, i)
+
+
+def balance_is(expected):
+    def balance(conn):
+        cur = conn.cursor()
+        cur.execute("SELECT balance FROM accounts WHERE id = 1")
+        return cur.fetchone()[0] == expected
+    return balance
+
+
+@pytest.fixture
+def accounts_dsn(txlab_schema_dsn):
+    conn = psycopg2.connect(txlab_schema_dsn)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int); "
+                          "INSERT INTO accounts VALUES (1, 0)")
+    conn.close()
+    return txlab_schema_dsn
+
+
+def reset(dsn):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    conn.cursor().execute("UPDATE accounts SET balance = 0")
+    conn.close()
+
+
+def test_stress_finds_the_lost_update_and_passes_the_atomic_update(accounts_dsn):
+    lost = stress(add_ten, dsn=accounts_dsn, workers=8, calls=24, think_ms=10,
+                  invariant=balance_is(240), seed=3)
+    assert not lost.ok and lost.verdict.held is False and lost.commits == 24
+    reset(accounts_dsn)
+    atomic = stress(add_ten_in_sql, dsn=accounts_dsn, workers=8, calls=24, think_ms=10,
+                    invariant=balance_is(240), seed=3)
+    assert atomic.ok and atomic.commits == 24 and atomic.statements == 24, atomic.explain()
+
+
+def test_retries_call_again_after_40001(accounts_dsn):
+    bare = stress(add_ten, dsn=accounts_dsn, isolation="repeatable read", workers=8, calls=24,
+                  think_ms=10, invariant=balance_is(240), seed=4)
+    assert not bare.ok
+    assert [(x.exception, x.sqlstate) for x in bare.raised] == [("SerializationFailure", "40001")]
+    reset(accounts_dsn)
+    retried = stress(add_ten, dsn=accounts_dsn, isolation="repeatable read", workers=8,
+                     calls=24, think_ms=10, retries=100, invariant=balance_is(240), seed=4)
+    assert retried.ok and retried.retried >= 1 and retried.raised == (), retried.explain()
+
+
+def test_allowed_exceptions_are_outcomes_not_failures(accounts_dsn):
+    r = stress(add_ten_unless_closed, dsn=accounts_dsn, workers=4, calls=12,
+               invariant=balance_is(90), allow=(Closed,), seed=5)
+    assert r.ok, r.explain()
+    assert [(x.exception, x.count, x.allowed) for x in r.raised] == [("Closed", 3, True)]
+    reset(accounts_dsn)
+    strict = stress(add_ten_unless_closed, dsn=accounts_dsn, workers=4, calls=12,
+                    invariant=balance_is(90), seed=5)
+    assert not strict.ok and strict.unexpected == 3

@@ -1,0 +1,173 @@
+"""Text for assertion messages: stress and interleave results. Renders only; the
+numbers and verdicts are the results' own."""
+
+from __future__ import annotations
+
+import textwrap
+
+from txlab import errors
+from txlab.testing.specgen import flatten
+
+WIDTH = 78
+
+
+def _cause(code: str | None, message: str | None) -> str:
+    return errors.cause_name(errors.classify(code, message)) if code else ""
+
+
+# ---------------------------------------------------------------- stress
+
+
+def render_stress(r) -> str:
+    head = (f"stress: {r.calls} calls of {r.function} from {r.workers} workers at "
+            f"{r.isolation} (think {r.think_ms:g} ms, seed {r.seed}, {r.elapsed_s:.1f} s)")
+    out = textwrap.wrap(head, WIDTH)
+    if r.ok:
+        out.append("OK: " + ("the invariant held" if r.verdict.held else "no invariant given")
+                   + "; no unexpected exception")
+    else:
+        why = []
+        if r.failure:
+            why.append(r.failure)
+        if r.verdict.held is False:
+            why.append(f"the invariant {r.invariant} {r.verdict.detail or 'failed'}")
+        elif r.verdict.held is None and r.invariant != "no invariant":
+            why.append(r.verdict.detail)
+        if r.unexpected:
+            why.append(f"{r.unexpected} call(s) raised an exception the application does "
+                       "not expect")
+        out.append("FAILED: " + "; ".join(why))
+    raised = sum(x.count for x in r.raised)
+    out.append(f"  calls       {r.returned} returned, {raised} raised"
+               + (f", {r.retried} repeated after 40001/40P01" if r.retried else ""))
+    out.append(f"  statements  {r.statements}; {r.commits} commits, {r.rollbacks} rollbacks"
+               + (f", {r.left_open} left open (rolled back)" if r.left_open else ""))
+    for x in r.raised:
+        code = f" SQLSTATE {x.sqlstate} ({_cause(x.sqlstate, x.example)})" if x.sqlstate else ""
+        flag = " [allowed]" if x.allowed else ""
+        out.append(f"  {x.count:>6} x {x.exception}{code}{flag}: {x.example}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- interleave
+
+
+def render_interleave(r) -> str:
+    who = ", ".join(f"{s} = {label}" for s, label in zip(r.sessions, r.labels, strict=True))
+    out = textwrap.wrap(f"interleave: {who}; {r.isolation}; invariant {r.invariant}; "
+                        f"seed {r.seed}", WIDTH)
+    if r.exhausted:
+        scope = f"all {r.schedules} schedules"
+    else:
+        scope = f"{r.schedules} schedules (of about {r.estimate} without lock waits)"
+    waits = f"; a session waited for a lock in {r.waited}" if r.waited else ""
+    if r.ok:
+        out.append(f"OK: no failure in {scope}{waits} ({r.elapsed_s:.1f} s)")
+        if not r.exhausted:
+            out.append("  (max_schedules was reached: raise it to explore more)")
+    else:
+        s = r.schedule
+        out += textwrap.wrap(f"FAILED: {s.failure}", WIDTH, subsequent_indent="  ")
+        out.append(f"{r.failures} failing among {scope}{waits} ({r.elapsed_s:.1f} s). "
+                   f"The shortest failing schedule, {len(s.steps)} steps with "
+                   f"{s.preemptions} preemption{'s' if s.preemptions != 1 else ''}:")
+        out.append("")
+        out += timeline(s)
+        if s.final_state:
+            out += ["", "Final state:"]
+            for table, rows in s.final_state:
+                out += textwrap.wrap(f"{table}: {rows}", WIDTH, initial_indent="  ",
+                                     subsequent_indent="    ")
+        out.append("")
+        if r.spec:
+            out.append("result.spec is this schedule as an isolation-tester spec: save it and "
+                       "replay it with `txlab demo FILE.spec`.")
+        elif r.spec_note:
+            out.append(f"No spec: {r.spec_note}")
+    if r.diverged:
+        out.append(f"note: {r.diverged} schedule(s) did not follow their planned order on "
+                   "re-running (the application or the server behaved differently)")
+    return "\n".join(out) + "\n"
+
+
+def timeline(s) -> list[str]:
+    """One column per session, one numbered entry per step, like `txlab demo`."""
+    n = len(s.sessions)
+    col = max(26, min(40, (WIDTH - 4) // max(n, 1)))
+    lines = ["    " + "".join(f"{f'{name} {label}':<{col}}"[:col]
+                              for name, label in zip(s.sessions, s.labels, strict=True)).rstrip(),
+             "    " + "-" * (col * n - 2)]
+
+    def put(session: int, text: str, mark: str = "") -> None:
+        for i, line in enumerate(_wrap(text, col - 2)):
+            prefix = f"{mark:>3} " if i == 0 and mark else "    "
+            lines.append((prefix + " " * (col * session) + line).rstrip())
+
+    number = 0
+    for kind, index in s.timeline:
+        if kind == "end":
+            e = s.ends[index]
+            if e.exception:
+                code = f" ({e.sqlstate})" if e.sqlstate else ""
+                put(index, f"<- raised {e.exception}{code}" + (" [allowed]" if e.allowed else ""))
+            else:
+                put(index, "<- returned")
+            continue
+        step = s.steps[index]
+        if kind == "resumed":
+            put(step.session, f"... step {_number(s, index)} completes")
+            for line in _outcome(step):
+                put(step.session, line)
+            continue
+        number += 1
+        sql = flatten(step.sql)
+        sql += "" if sql.endswith(";") else ";"
+        text = (f"{step.begin};\n" if step.begin else "") + sql
+        if step.closing:
+            text += "  (txlab: the function ended with its transaction open)"
+        put(step.session, text, f"{number}.")
+        if step.waited:
+            by = ", ".join(s.sessions[b] for b in step.blocked_by)
+            put(step.session, f"WAITING for {by or 'a lock'} ...")
+        else:
+            for line in _outcome(step):
+                put(step.session, line)
+    lines.append("    " + "-" * (col * n - 2))
+    return lines
+
+
+def _number(s, index: int) -> int:
+    return sum(1 for kind, i in s.timeline if kind == "step" and i <= index)
+
+
+def _outcome(step) -> list[str]:
+    if step.error is not None:
+        out = [f"ERROR {step.sqlstate or ''}: {step.error}".replace(" :", ":")]
+        cause = _cause(step.sqlstate, step.error)
+        if cause and cause != step.error:
+            out.append(f"   ({cause})")
+        return out
+    if not step.done:
+        return ["(did not finish)"]
+    if step.rows is not None and (step.tag or "").startswith("SELECT"):
+        return [f"-> {_rows(step.rows, step.tag)}"]
+    if step.rows:
+        return [f"-> {step.tag}, returning {_rows(step.rows, None)}"]
+    return [f"-> {step.tag}"]
+
+
+def _rows(rows, tag: str | None) -> str:
+    if not rows:
+        return "no rows"
+    text = "; ".join("|".join("NULL" if v is None else str(v) for v in row) for row in rows)
+    total = tag.split()[-1] if tag and tag.split()[-1].isdigit() else None
+    if total is not None and int(total) > len(rows):
+        text += f"; ... ({total} rows)"
+    return text
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    out = []
+    for raw in text.splitlines() or [""]:
+        out += textwrap.wrap(raw, width, break_long_words=True, subsequent_indent="  ") or [""]
+    return out
