@@ -11,9 +11,6 @@ from hypothesis import strategies as st
 from txlab.scenario import Invariant, Knob, Scenario, Strategy, Verdict
 from txlab.testing import run
 
-pytest_plugins = ["txlab.testing"]  # provides the session fixture txlab_dsn
-
-
 # ---- the application code under test: two versions of "redeem a coupon" ----
 
 def redeem_check_then_insert(tx):

@@ -64,6 +64,7 @@ class End:
     sqlstate: str | None = None
     message: str = ""
     allowed: bool = False  # an exception listed in `allow`
+    value: str = ""  # what it returned (repr, shortened)
 
 
 @dataclass
@@ -104,7 +105,7 @@ class InterleaveResult:
     seed: int
     schedules: int  # how many were run while exploring
     exhausted: bool  # every schedule was run
-    estimate: int  # schedules if no step ever waited (exact when exhausted: `schedules`)
+    estimate: int  # about how many schedules exist (exact when exhausted: `schedules`)
     failures: int  # failing schedules among those run
     schedule: Schedule | None  # the shortest failing schedule (None: none failed)
     spec: str | None  # that schedule as an isolation-tester spec
@@ -205,12 +206,12 @@ class _Session:
     # -- in the session's thread
 
     def _main(self) -> None:
-        target, exc = self.run.ctx.target, None
+        target, exc, value = self.run.ctx.target, None, None
         try:
             with target.hooks.bound(self):
                 handle = target.open()
                 try:
-                    self.fn(handle)
+                    value = self.fn(handle)
                 except Exception as e:
                     exc = e
                 finally:
@@ -226,7 +227,7 @@ class _Session:
         except BaseException as e:
             exc = exc or e
         with self.run.cv:
-            self.end = _end(self.index, exc, self.run.ctx.allow)
+            self.end = _end(self.index, exc, self.run.ctx.allow, value)
             self.state = "done"
             self.run.cv.notify_all()
 
@@ -267,9 +268,10 @@ class _Session:
         return step
 
 
-def _end(index: int, exc: BaseException | None, allow) -> End:
+def _end(index: int, exc: BaseException | None, allow, value) -> End:
     if exc is None:
-        return End(index)
+        text = repr(value)
+        return End(index, value=text if len(text) <= 60 else text[:57] + "...")
     return End(index, type(exc).__name__, observe.sqlstate(exc), observe.message(exc),
                bool(allow) and isinstance(exc, allow))
 
@@ -483,10 +485,12 @@ def _shortness(sched: Schedule) -> tuple:
     return sched.preemptions, len(sched.steps), sched.choices
 
 
-def _estimate(first: Schedule) -> int:
-    """The number of schedules if no statement ever waited for a lock: the ways to
-    interleave the sessions' steps (as counted in the first run)."""
-    counts = [sum(1 for s in first.steps if s.session == i) for i in range(len(first.sessions))]
+def _estimate(runs: list[Schedule]) -> int:
+    """About how many schedules there are: the ways to interleave the sessions' steps,
+    with each session's longest run seen (exact when no statement waits for a lock and
+    the sessions' statements do not depend on each other)."""
+    counts = [max(sum(1 for st in r.steps if st.session == i) for r in runs)
+              for i in range(len(runs[0].sessions))]
     total = math.factorial(sum(counts))
     for c in counts:
         total //= math.factorial(c)
@@ -535,7 +539,7 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
     best = min(failing, key=_shortness) if failing else None
     spec, note = _spec(best, ctx, target, invariant, seed, len(runs)) if best else (None, None)
     return InterleaveResult(ctx.sessions, labels, target.level_text, name_of(invariant), seed,
-                            len(runs), exhausted, len(runs) if exhausted else _estimate(runs[0]),
+                            len(runs), exhausted, len(runs) if exhausted else _estimate(runs),
                             len(failing), best, spec, note, time.monotonic() - start, runs)
 
 

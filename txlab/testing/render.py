@@ -54,40 +54,44 @@ def render_stress(r) -> str:
 
 def render_interleave(r) -> str:
     who = ", ".join(f"{s} = {label}" for s, label in zip(r.sessions, r.labels, strict=True))
-    out = textwrap.wrap(f"interleave: {who}; {r.isolation}; invariant {r.invariant}; "
+    out = textwrap.wrap(f"interleave: {who} at {r.isolation}; invariant {r.invariant}; "
                         f"seed {r.seed}", WIDTH)
-    if r.exhausted:
-        scope = f"all {r.schedules} schedules"
-    else:
-        scope = f"{r.schedules} schedules (of about {r.estimate} without lock waits)"
-    waits = f"; a session waited for a lock in {r.waited}" if r.waited else ""
+    ran = f"all {r.schedules} schedules" if r.exhausted else \
+        f"{r.schedules} schedules (of about {r.estimate})"
+    waits = f"; in {r.waited} a session waited for a lock" if r.waited else ""
     if r.ok:
-        out.append(f"OK: no failure in {scope}{waits} ({r.elapsed_s:.1f} s)")
+        out += textwrap.wrap(f"OK: no failure in {ran}{waits} ({r.elapsed_s:.1f} s)", WIDTH)
         if not r.exhausted:
-            out.append("  (max_schedules was reached: raise it to explore more)")
-    else:
-        s = r.schedule
-        out += textwrap.wrap(f"FAILED: {s.failure}", WIDTH, subsequent_indent="  ")
-        out.append(f"{r.failures} failing among {scope}{waits} ({r.elapsed_s:.1f} s). "
-                   f"The shortest failing schedule, {len(s.steps)} steps with "
-                   f"{s.preemptions} preemption{'s' if s.preemptions != 1 else ''}:")
-        out.append("")
-        out += timeline(s)
-        if s.final_state:
-            out += ["", "Final state:"]
-            for table, rows in s.final_state:
-                out += textwrap.wrap(f"{table}: {rows}", WIDTH, initial_indent="  ",
-                                     subsequent_indent="    ")
-        out.append("")
-        if r.spec:
-            out.append("result.spec is this schedule as an isolation-tester spec: save it and "
-                       "replay it with `txlab demo FILE.spec`.")
-        elif r.spec_note:
-            out.append(f"No spec: {r.spec_note}")
-    if r.diverged:
-        out.append(f"note: {r.diverged} schedule(s) did not follow their planned order on "
-                   "re-running (the application or the server behaved differently)")
-    return "\n".join(out) + "\n"
+            out.append("(max_schedules was reached: raise it to explore more)")
+        return "\n".join(out + _diverged(r)) + "\n"
+    s = r.schedule
+    out += textwrap.wrap(f"FAILED: {s.failure}", WIDTH, subsequent_indent="  ")
+    plural = "" if s.preemptions == 1 else "s"
+    out += textwrap.wrap(f"Ran {ran}, {r.failures} failed{waits} ({r.elapsed_s:.1f} s). "
+                         f"The shortest failing schedule: {len(s.steps)} steps, "
+                         f"{s.preemptions} preemption{plural}.", WIDTH)
+    out.append("")
+    out += timeline(s)
+    if s.final_state:
+        out.append("Final state:")
+        for table, rows in s.final_state:
+            out += textwrap.wrap(f"{table}: {rows}", WIDTH, initial_indent="  ",
+                                 subsequent_indent="    ")
+    if r.spec:
+        out += textwrap.wrap("result.spec holds this schedule as an isolation-tester spec: "
+                             "save it to a file and replay it with `txlab demo FILE.spec`.",
+                             WIDTH)
+    elif r.spec_note:
+        out += textwrap.wrap(f"No spec: {r.spec_note}", WIDTH)
+    return "\n".join(out + _diverged(r)) + "\n"
+
+
+def _diverged(r) -> list[str]:
+    if not r.diverged:
+        return []
+    return textwrap.wrap(f"note: {r.diverged} schedule(s) did not follow their planned order "
+                         "when run (the application or the server behaved differently from "
+                         "an earlier run with the same start)", WIDTH)
 
 
 def timeline(s) -> list[str]:
@@ -111,7 +115,7 @@ def timeline(s) -> list[str]:
                 code = f" ({e.sqlstate})" if e.sqlstate else ""
                 put(index, f"<- raised {e.exception}{code}" + (" [allowed]" if e.allowed else ""))
             else:
-                put(index, "<- returned")
+                put(index, f"<- returned {e.value}".rstrip())
             continue
         step = s.steps[index]
         if kind == "resumed":
