@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 import psycopg2
+import psycopg2.extras
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -329,3 +330,59 @@ def test_snapshot_writes_tables_that_rebuild_the_same_state(txlab_schema_dsn, pg
     cur.execute(snapshot.final_state_sql(state))
     assert cur.fetchall() == rebuilt
     conn.close()
+
+
+# ---------------------------------------------------------------- the edges of "as in production"
+
+
+def transfer(source, target):
+    def move(conn):
+        cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)  # the app's own kind
+        cur.execute("UPDATE accounts SET balance = balance - 10 WHERE id = %s "
+                    "RETURNING balance", (source,))
+        assert "balance" in cur.fetchone()
+        cur.execute("UPDATE accounts SET balance = balance + 10 WHERE id = %s", (target,))
+        conn.commit()
+    move.__name__ = f"transfer_{source}_{target}"
+    return move
+
+
+def test_a_deadlock_is_left_to_the_server(accounts_dsn):
+    conn = psycopg2.connect(accounts_dsn)
+    conn.autocommit = True
+    conn.cursor().execute("INSERT INTO accounts VALUES (2, 100)")
+    conn.close()
+    # s1 updates 1, s2 updates 2, s2 waits for 1, s1 waits for 2: a deadlock
+    r = interleave([transfer(1, 2), transfer(2, 1)], dsn=accounts_dsn, schedule=[0, 1, 0],
+                   invariant="SELECT sum(balance) = 200 FROM accounts")
+    assert not r.ok and r.given
+    s = r.schedule
+    assert [st.waited for st in s.steps[:4]] == [False, False, True, True]
+    assert [e.sqlstate for e in s.ends] == [None, "40P01"]
+    assert "DeadlockDetected (SQLSTATE 40P01)" in s.failure
+    assert "ERROR 40P01: deadlock detected" in r.explain()
+
+
+def test_atomic_update_waits_and_passes_every_schedule(accounts_dsn):
+    def add_ten_in_sql(conn):
+        conn.cursor().execute("UPDATE accounts SET balance = balance + 10 WHERE id = 1")
+        conn.commit()
+
+    r = interleave([add_ten_in_sql] * 2, dsn=accounts_dsn, invariant=balance_is_120)
+    assert r.ok and r.exhausted and r.waited, r.explain()
+
+
+def test_a_sessionmaker_keeps_its_configuration(seat_engine):
+    from sqlalchemy.orm import sessionmaker
+
+    seen = []
+
+    def book_and_look(session):
+        booked = seats.reserve_seat(session, "12B", "cy")
+        seen.append(session.expire_on_commit)
+        return booked
+
+    r = interleave([book_and_look], engine=sessionmaker(seat_engine, expire_on_commit=False),
+                   invariant=lambda s: True)
+    assert r.ok and r.schedules == 1 and seen == [False]
+    assert r.explored[0].ends[0].value == "True"

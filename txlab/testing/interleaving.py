@@ -112,6 +112,7 @@ class InterleaveResult:
     spec_note: str | None  # why there is no spec
     elapsed_s: float
     explored: list[Schedule] = field(default_factory=list, repr=False)  # in the order run
+    given: bool = False  # one schedule, given by `schedule=` (hypothesis), was run
 
     @property
     def waited(self) -> int:
@@ -127,6 +128,11 @@ class InterleaveResult:
     @property
     def ok(self) -> bool:
         return self.schedule is None
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"FAILED ({self.failures} failing)"
+        return (f"<InterleaveResult {verdict}: {self.schedules} schedules"
+                f"{' (all)' if self.exhausted else ''} at {self.isolation}>")
 
     def explain(self) -> str:
         from txlab.testing.render import render_interleave
@@ -523,7 +529,7 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
         raise UsageError("max_schedules must be at least 1")
     target = Target(engine, dsn, isolation)
     seed = seed if seed is not None else secrets.randbelow(2**31)
-    labels = tuple(_label(fn) for fn in fns)
+    labels = tuple(name_of(fn) for fn in fns)
     start = time.monotonic()
     with target.control() as control, target.observing():
         ctx = _Context(target, fns, labels, invariant, setup, allow, step_timeout, control)
@@ -538,14 +544,21 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
     failing = [s for s in runs if s.failed]
     best = min(failing, key=_shortness) if failing else None
     spec, note = _spec(best, ctx, target, invariant, seed, len(runs)) if best else (None, None)
-    return InterleaveResult(ctx.sessions, labels, target.level_text, name_of(invariant), seed,
+    return InterleaveResult(ctx.sessions, labels, _level(target, runs), name_of(invariant), seed,
                             len(runs), exhausted, len(runs) if exhausted else _estimate(runs),
-                            len(failing), best, spec, note, time.monotonic() - start, runs)
+                            len(failing), best, spec, note, time.monotonic() - start, runs,
+                            schedule is not None)
 
 
-def _label(fn) -> str:
-    inner = getattr(fn, "func", fn)  # functools.partial
-    return getattr(inner, "__name__", None) or type(inner).__name__
+def _level(target: Target, runs: list[Schedule]) -> str:
+    """The isolation level asked for, else the one the application's BEGINs used."""
+    if target.level:
+        return target.level.sql
+    begins = {st.begin.removeprefix("BEGIN ISOLATION LEVEL ") for r in runs for st in r.steps
+              if st.begin}
+    if len(begins) == 1:
+        return f"{begins.pop()} (the application's own level)"
+    return target.level_text
 
 
 def _spec(sched: Schedule, ctx: _Context, target: Target, invariant, seed: int, runs: int):

@@ -56,8 +56,12 @@ def render_interleave(r) -> str:
     who = ", ".join(f"{s} = {label}" for s, label in zip(r.sessions, r.labels, strict=True))
     out = textwrap.wrap(f"interleave: {who} at {r.isolation}; invariant {r.invariant}; "
                         f"seed {r.seed}", WIDTH)
-    ran = f"all {r.schedules} schedules" if r.exhausted else \
-        f"{r.schedules} schedules (of about {r.estimate})"
+    if r.given:
+        ran = "the given schedule"
+    elif r.exhausted:
+        ran = f"all {r.schedules} schedules"
+    else:
+        ran = f"{r.schedules} schedules (of about {r.estimate})"
     waits = f"; in {r.waited} a session waited for a lock" if r.waited else ""
     if r.ok:
         out += textwrap.wrap(f"OK: no failure in {ran}{waits} ({r.elapsed_s:.1f} s)", WIDTH)
@@ -67,9 +71,10 @@ def render_interleave(r) -> str:
     s = r.schedule
     out += textwrap.wrap(f"FAILED: {s.failure}", WIDTH, subsequent_indent="  ")
     plural = "" if s.preemptions == 1 else "s"
-    out += textwrap.wrap(f"Ran {ran}, {r.failures} failed{waits} ({r.elapsed_s:.1f} s). "
-                         f"The shortest failing schedule: {len(s.steps)} steps, "
-                         f"{s.preemptions} preemption{plural}.", WIDTH)
+    which = "The schedule" if r.given else "The shortest failing schedule"
+    failed = "" if r.given else f", {r.failures} failed"
+    out += textwrap.wrap(f"Ran {ran}{failed}{waits} ({r.elapsed_s:.1f} s). {which}: "
+                         f"{len(s.steps)} steps, {s.preemptions} preemption{plural}.", WIDTH)
     out.append("")
     out += timeline(s)
     if s.final_state:

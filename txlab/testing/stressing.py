@@ -54,6 +54,11 @@ class StressResult:
     elapsed_s: float
     failure: str | None = None  # a worker crashed in txlab itself
 
+    def __repr__(self) -> str:
+        return (f"<StressResult {'ok' if self.ok else 'FAILED'}: {self.calls} calls, "
+                f"{self.returned} returned, {self.commits} commits, invariant "
+                f"{ {True: 'held', False: 'broken', None: 'not checked'}[self.verdict.held]}>")
+
     @property
     def unexpected(self) -> int:
         return sum(r.count for r in self.raised if not r.allowed)

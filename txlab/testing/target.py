@@ -144,9 +144,11 @@ def _check_sql(query: str, control) -> Verdict:
     return Verdict(bool(row[0]), "" if row[0] else f"returned {row[0]!r}")
 
 
-def name_of(invariant) -> str:
-    if invariant is None:
+def name_of(fn) -> str:
+    """A function's name for messages (a partial's function; an SQL invariant's text)."""
+    if fn is None:
         return "no invariant"
-    if isinstance(invariant, str):
-        return invariant
-    return getattr(invariant, "__name__", None) or repr(invariant)
+    if isinstance(fn, str):
+        return fn
+    inner = getattr(fn, "func", fn)  # functools.partial
+    return getattr(inner, "__name__", None) or type(inner).__name__
