@@ -23,7 +23,7 @@ from txlab.interleave.demo import parse_meta
 from txlab.testing import interleave, snapshot
 from txlab.testing import strategies as tx
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "seat-booking"
 
 
 def _load_seats():

@@ -13,7 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, text
 
 from txlab.testing import plugin
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "seat-booking"
 
 
 def pytest_run(args, cwd, env_changes, drop=()):

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from txlab.testing import stress
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "seat-booking"
 _found = importlib.util.spec_from_file_location("txlab_doc_seats_stress", EXAMPLES / "seats.py")
 seats = importlib.util.module_from_spec(_found)
 _found.loader.exec_module(seats)
