@@ -39,6 +39,9 @@ class Target:
                 self.session_factory, engine = engine, engine.kw.get("bind")
                 if engine is None:
                     raise UsageError("the sessionmaker has no bind: give it an engine")
+            if getattr(engine, "dialect", None) is None or engine.dialect.driver != "psycopg2":
+                raise UsageError("txlab.testing watches psycopg2 connections: create the engine "
+                                 "with a postgresql+psycopg2:// URL (or pass dsn=)")
             self.engine = engine
             self.app_engine = (engine.execution_options(isolation_level=self.level.sql)
                                if self.level else engine)
