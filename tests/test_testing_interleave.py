@@ -386,3 +386,24 @@ def test_a_sessionmaker_keeps_its_configuration(seat_engine):
                    invariant=lambda s: True)
     assert r.ok and r.schedules == 1 and seen == [False]
     assert r.explored[0].ends[0].value == "True"
+
+
+def test_a_session_waiting_in_python_is_reported_not_a_hang(accounts_dsn):
+    import threading
+
+    never = threading.Event()
+
+    def hold_the_row(conn):
+        conn.cursor().execute("UPDATE accounts SET balance = 0 WHERE id = 1")
+        never.wait(10)  # waits for something only another session could do, in Python
+        conn.commit()
+
+    r = interleave([hold_the_row], dsn=accounts_dsn, invariant=None, step_timeout=0.5)
+    never.set()
+    assert not r.ok and r.schedules == 1 and r.schedule.stuck
+    assert "made no progress for 0.5 s (busy outside the database)" in r.schedule.failure
+    conn = psycopg2.connect(accounts_dsn)  # and it left the table as it found it
+    cur = conn.cursor()
+    cur.execute("SELECT balance FROM accounts")
+    assert cur.fetchall() == [(100,)]
+    conn.close()

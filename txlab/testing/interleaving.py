@@ -82,6 +82,7 @@ class Schedule:
     failure: str | None  # why it failed; None: it passed
     final_state: tuple[tuple[str, str], ...] = ()  # (table, rows as JSON)
     diverged: bool = False  # re-running did not follow the planned order
+    stuck: bool = False  # a session made no progress for step_timeout
 
     @property
     def failed(self) -> bool:
@@ -363,12 +364,16 @@ class _Run:
             self._abandon()
         for s in self.sessions:
             s.thread.join(timeout=ctx.step_timeout)
+            if s.thread.is_alive() and s.pid is not None:  # it hangs in Python: free its locks
+                with ctx.control.cursor() as cur:
+                    cur.execute("SELECT pg_terminate_backend(%s)", (s.pid,))
         verdict = ctx.target.check(ctx.invariant, ctx.control)
         ends = [s.end or End(s.index, "Stuck", None, "did not finish") for s in self.sessions]
+        stuck = failure is not None
         failure = failure or _failure(verdict, ends, ctx)
         return Schedule(ctx.sessions, ctx.labels, tuple(self.choices), tuple(self.decisions),
                         self.steps, self.timeline, ends, verdict, failure, ctx.final_state(),
-                        self.policy.diverged)
+                        self.policy.diverged, stuck)
 
     def _loop(self) -> None:
         last = None
@@ -473,6 +478,8 @@ def _explore(ctx: _Context, max_schedules: int, rng: random.Random, keep_going: 
         cost, _, prefix = heapq.heappop(heap)
         sched = ctx.execute(_Follow(prefix))
         runs.append(sched)
+        if sched.stuck:
+            break  # more schedules would hang the same way
         if sched.failed and failed_at is None:
             failed_at = cost
         counts = _preemptions(sched.choices, sched.decisions)
