@@ -31,6 +31,15 @@ def txlab_dsn(pg_dsn):
 
 
 @pytest.fixture
+def seat_engine(txlab_engine):
+    """txlab_engine with the tables and seats of docs/examples/seat-booking/seats.py."""
+    from apps import create
+
+    create(txlab_engine)
+    return txlab_engine
+
+
+@pytest.fixture
 def schema():
     """A fresh schema name per test, so tests never see each other's tables."""
     return f"txlab_test_{os.getpid()}_{next(_schemas)}"

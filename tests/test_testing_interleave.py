@@ -4,14 +4,13 @@ Every case that must fail has a neighbour that must pass."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from functools import partial
-from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
 import pytest
+from apps import one_booking, seats, sql
 from click.testing import CliRunner
 from hypothesis import given, settings
 from sqlalchemy import text
@@ -23,30 +22,7 @@ from txlab.interleave.demo import parse_meta
 from txlab.testing import interleave, snapshot
 from txlab.testing import strategies as tx
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "seat-booking"
-
-
-def _load_seats():
-    found = importlib.util.spec_from_file_location("txlab_doc_seats", EXAMPLES / "seats.py")
-    module = importlib.util.module_from_spec(found)
-    found.loader.exec_module(module)
-    return module
-
-
-seats = _load_seats()
 ONE_BOOKING = "SELECT count(*) <= 1 FROM bookings WHERE seat_id = '12A'"
-
-
-def one_booking(session):
-    return session.scalar(text("SELECT count(*) FROM bookings WHERE seat_id = '12A'")) <= 1
-
-
-@pytest.fixture
-def seat_engine(txlab_engine):
-    seats.Base.metadata.create_all(txlab_engine)
-    with txlab_engine.begin() as conn:
-        conn.execute(seats.Seat.__table__.insert(), [{"id": "12A"}, {"id": "12B"}])
-    return txlab_engine
 
 
 def book(fn):
@@ -162,11 +138,8 @@ def balance_is_120(conn):
 
 @pytest.fixture
 def accounts_dsn(txlab_schema_dsn):
-    conn = psycopg2.connect(txlab_schema_dsn)
-    conn.autocommit = True
-    conn.cursor().execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int, "
+    sql(txlab_schema_dsn, "CREATE TABLE accounts (id int PRIMARY KEY, balance int, "
                           "note jsonb DEFAULT '{}'); INSERT INTO accounts VALUES (1, 100)")
-    conn.close()
     return txlab_schema_dsn
 
 
@@ -217,9 +190,7 @@ def two_transactions_and_a_retry(conn):
 
 
 def test_commits_twice_and_retries_as_in_production(txlab_schema_dsn):
-    conn = psycopg2.connect(txlab_schema_dsn)
-    conn.autocommit = True
-    conn.cursor().execute("CREATE TABLE log (id serial PRIMARY KEY, note text); "
+    sql(txlab_schema_dsn, "CREATE TABLE log (id serial PRIMARY KEY, note text); "
                           "CREATE TABLE items (id int PRIMARY KEY)")
     r = interleave([two_transactions_and_a_retry] * 2, dsn=txlab_schema_dsn,
                    invariant="SELECT (SELECT count(*) FROM log) = 2 AND "
@@ -232,10 +203,9 @@ def test_commits_twice_and_retries_as_in_production(txlab_schema_dsn):
     assert retried and all(s.ends[0].exception is None for s in retried)
     # every schedule started from the same state: the same ids every time
     assert {dict(s.final_state)["log"] for s in r.explored} == {dict(serial.final_state)["log"]}
-    cur = conn.cursor()
-    cur.execute("SELECT (SELECT count(*) FROM log) + (SELECT count(*) FROM items)")
-    assert cur.fetchone()[0] == 0  # and interleave left the tables as it found them
-    conn.close()
+    # and interleave left the tables as it found them
+    assert sql(txlab_schema_dsn, "SELECT (SELECT count(*) FROM log) + "
+                                 "(SELECT count(*) FROM items)") == [(0,)]
 
 
 def test_setup_builds_the_state_of_every_schedule(accounts_dsn):
@@ -348,10 +318,7 @@ def transfer(source, target):
 
 
 def test_a_deadlock_is_left_to_the_server(accounts_dsn):
-    conn = psycopg2.connect(accounts_dsn)
-    conn.autocommit = True
-    conn.cursor().execute("INSERT INTO accounts VALUES (2, 100)")
-    conn.close()
+    sql(accounts_dsn, "INSERT INTO accounts VALUES (2, 100)")
     # s1 updates 1, s2 updates 2, s2 waits for 1, s1 waits for 2: a deadlock
     r = interleave([transfer(1, 2), transfer(2, 1)], dsn=accounts_dsn, schedule=[0, 1, 0],
                    invariant="SELECT sum(balance) = 200 FROM accounts")
@@ -402,8 +369,4 @@ def test_a_session_waiting_in_python_is_reported_not_a_hang(accounts_dsn):
     never.set()
     assert not r.ok and r.schedules == 1 and r.schedule.stuck
     assert "made no progress for 0.5 s (busy outside the database)" in r.schedule.failure
-    conn = psycopg2.connect(accounts_dsn)  # and it left the table as it found it
-    cur = conn.cursor()
-    cur.execute("SELECT balance FROM accounts")
-    assert cur.fetchall() == [(100,)]
-    conn.close()
+    assert sql(accounts_dsn, "SELECT balance FROM accounts") == [(100,)]  # as it found it

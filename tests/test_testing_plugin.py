@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
+from apps import sql
 from sqlalchemy import Column, Integer, MetaData, Table, text
 
 from txlab.testing import plugin
@@ -25,13 +25,7 @@ def pytest_run(args, cwd, env_changes, drop=()):
 
 
 def leftover_schemas(dsn) -> int:
-    conn = psycopg2.connect(dsn)
-    try:
-        cur = conn.cursor()
-        cur.execute(r"SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'txlab\_app\_%'")
-        return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return sql(dsn, r"SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'txlab\_app\_%'")[0][0]
 
 
 def test_seat_example_runs_with_no_conftest_and_leaves_nothing(pg_dsn):

@@ -3,31 +3,11 @@ by design: one hot seat or row, eight workers, and think time between statements
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-import psycopg2
 import pytest
+from apps import one_booking, seats, sql
 from sqlalchemy import text
 
 from txlab.testing import stress
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "seat-booking"
-_found = importlib.util.spec_from_file_location("txlab_doc_seats_stress", EXAMPLES / "seats.py")
-seats = importlib.util.module_from_spec(_found)
-_found.loader.exec_module(seats)
-
-
-def one_booking(session):
-    return session.scalar(text("SELECT count(*) FROM bookings WHERE seat_id = '12A'")) <= 1
-
-
-@pytest.fixture
-def seat_engine(txlab_engine):
-    seats.Base.metadata.create_all(txlab_engine)
-    with txlab_engine.begin() as conn:
-        conn.execute(seats.Seat.__table__.insert(), [{"id": "12A"}])
-    return txlab_engine
 
 
 def test_stress_finds_the_naive_double_booking(seat_engine):
@@ -102,19 +82,13 @@ def balance_is(expected):
 
 @pytest.fixture
 def accounts_dsn(txlab_schema_dsn):
-    conn = psycopg2.connect(txlab_schema_dsn)
-    conn.autocommit = True
-    conn.cursor().execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int); "
+    sql(txlab_schema_dsn, "CREATE TABLE accounts (id int PRIMARY KEY, balance int); "
                           "INSERT INTO accounts VALUES (1, 0)")
-    conn.close()
     return txlab_schema_dsn
 
 
 def reset(dsn):
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    conn.cursor().execute("UPDATE accounts SET balance = 0")
-    conn.close()
+    sql(dsn, "UPDATE accounts SET balance = 0")
 
 
 def test_stress_finds_the_lost_update_and_passes_the_atomic_update(accounts_dsn):
