@@ -28,14 +28,6 @@ def leftover_schemas(dsn) -> int:
     return sql(dsn, r"SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'txlab\_app\_%'")[0][0]
 
 
-def test_seat_example_runs_with_no_conftest_and_leaves_nothing(pg_dsn):
-    """docs/examples/test_seats.py, run as a user would run it."""
-    out = pytest_run(["test_seats.py"], EXAMPLES, {"TXLAB_TEST_DSN": pg_dsn})
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "4 passed" in out.stdout
-    assert leftover_schemas(pg_dsn) == 0
-
-
 FIXTURES_TEST = '''
 from sqlalchemy import text
 
@@ -54,15 +46,16 @@ def test_no_database_needed(tmp_path):
 '''
 
 
-def test_fixtures_resolve_the_database_like_the_cli(pg_dsn, tmp_path):
+def test_seat_example_and_fixtures_with_no_conftest(pg_dsn, tmp_path):
+    """docs/examples/seat-booking/test_seats.py and a fixture check, run as a user would,
+    with the database named by TXLAB_DSN (before DATABASE_URL, which answers nothing)."""
     (tmp_path / "test_fixtures.py").write_text(FIXTURES_TEST)
-    # TXLAB_DSN comes before DATABASE_URL (which names nothing that answers)
-    out = pytest_run(["test_fixtures.py"], tmp_path, {
+    out = pytest_run([str(EXAMPLES / "test_seats.py"), "test_fixtures.py"], tmp_path, {
         "TXLAB_DSN": pg_dsn, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
         "TXLAB_HOME": str(tmp_path / "home")})
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 passed" in out.stdout
-    assert leftover_schemas(pg_dsn) == 0
+    assert "6 passed" in out.stdout
+    assert leftover_schemas(pg_dsn) == 0  # every test's schema was dropped
 
 
 PLAIN_TEST = """
