@@ -62,16 +62,24 @@ def engine_for(dsn: str, **kwargs):
 @contextlib.contextmanager
 def fresh_schema(dsn: str) -> Iterator[str]:
     """A new txlab-owned schema; dropped afterwards."""
+    import psycopg2
+
     from txlab import db
+    from txlab.errors import DatabaseError
 
     name = f"txlab_app_{os.getpid()}_{next(_schemas)}"
-    conn = db.connect(dsn, "txlab-pytest")
+    # A connection the test left open (and locking) must not hang the teardown.
+    conn = db.connect(dsn, "txlab-pytest", lock_timeout="10s")
     try:
         db.prepare_schema(conn, name)
         yield name
     finally:
         try:
             db.drop_schema(conn, name)
+        except psycopg2.errors.LockNotAvailable:
+            raise DatabaseError(f"could not drop the test's schema {name}: a connection the "
+                                "test opened still holds a lock in it (close Sessions and "
+                                "connections, e.g. with `with Session(engine) as s:`)") from None
         finally:
             conn.close()
 
