@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from sqlalchemy import text
 
+from txlab import db
 from txlab.cli import cli
 from txlab.interleave import driver
 from txlab.interleave import spec as specs
@@ -81,13 +82,24 @@ def test_locked_version_passes_every_schedule(seat_engine):
     assert f"OK: no failure in all {r.schedules} schedules" in r.explain()
 
 
-def test_spec_replays_to_the_same_final_state(seat_engine, pg_dsn):
+@pytest.fixture
+def replay_dsn(pg_dsn):
+    """The server, with the replays' schema (txlab_test_replay) dropped afterwards."""
+    yield pg_dsn
+    conn = db.connect(pg_dsn)
+    try:
+        db.drop_schema(conn, "txlab_test_replay")
+    finally:
+        conn.close()
+
+
+def test_spec_replays_to_the_same_final_state(seat_engine, replay_dsn):
     r = interleave(book(seats.reserve_seat), engine=seat_engine, isolation="rc",
                    invariant=ONE_BOOKING, seed=5)
     assert not r.ok and r.spec
     spec = specs.parse(r.spec)
     assert spec.permutations[0].steps[0].name == "s1a"
-    assert replayed(spec, pg_dsn) == r.schedule.final_state
+    assert replayed(spec, replay_dsn) == r.schedule.final_state
 
 
 def replayed(spec, dsn):
@@ -97,12 +109,12 @@ def replayed(spec, dsn):
     return tuple(map(tuple, run.runs[0].final[-1].rows))
 
 
-def test_txlab_demo_replays_the_spec_as_an_anomaly(seat_engine, pg_dsn, tmp_path):
+def test_txlab_demo_replays_the_spec_as_an_anomaly(seat_engine, replay_dsn, tmp_path):
     r = interleave(book(seats.reserve_seat), engine=seat_engine, isolation="rc",
                    invariant=ONE_BOOKING, seed=5)
     path = tmp_path / "double-booking.spec"
     path.write_text(r.spec)
-    out = CliRunner().invoke(cli, ["demo", str(path), "--dsn", pg_dsn, "--schema",
+    out = CliRunner().invoke(cli, ["demo", str(path), "--dsn", replay_dsn, "--schema",
                                    "txlab_test_replay", "--format", "json"])
     assert out.exit_code == 0, out.output
     verdict = json.loads(out.stdout)["levels"][0]["permutations"][0]["verdict"]
@@ -143,7 +155,7 @@ def accounts_dsn(txlab_schema_dsn):
     return txlab_schema_dsn
 
 
-def test_lost_update_found_with_a_wait_and_replayed(accounts_dsn, pg_dsn):
+def test_lost_update_found_with_a_wait_and_replayed(accounts_dsn, replay_dsn):
     r = interleave([add_ten, add_ten], dsn=accounts_dsn, isolation="read-committed",
                    invariant=balance_is_120, seed=2)
     assert not r.ok
@@ -152,7 +164,7 @@ def test_lost_update_found_with_a_wait_and_replayed(accounts_dsn, pg_dsn):
     assert "WAITING for s" in r.explain() and "completes" in r.explain()
     assert json.loads(dict(r.schedule.final_state)["accounts"])[0]["balance"] == 110
     # the jsonb default '{}' is written so that the spec reads back
-    assert replayed(specs.parse(r.spec), pg_dsn) == r.schedule.final_state
+    assert replayed(specs.parse(r.spec), replay_dsn) == r.schedule.final_state
 
 
 def test_repeatable_read_refuses_the_lost_update_with_40001(accounts_dsn):
@@ -263,9 +275,10 @@ def test_brace_safe_keeps_values_and_refuses_what_it_cannot_write(pg_dsn):
 
 
 def test_snapshot_writes_tables_that_rebuild_the_same_state(txlab_schema_dsn, pg_dsn):
-    conn = psycopg2.connect(txlab_schema_dsn)
-    conn.autocommit = True
-    conn.cursor().execute("""
+    from txlab.testing.plugin import fresh_schema, schema_dsn
+    from txlab.testing.specgen import brace_safe
+
+    sql(txlab_schema_dsn, """
         CREATE TYPE mood AS ENUM ('ok', 'sad');
         CREATE TABLE parent (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, m mood,
                              tags int[] DEFAULT '{}', UNIQUE (m, id));
@@ -274,32 +287,23 @@ def test_snapshot_writes_tables_that_rebuild_the_same_state(txlab_schema_dsn, pg
         CREATE INDEX child_v ON child (v) WHERE v > 1;
         INSERT INTO parent (m, tags) VALUES ('ok', '{1,2}'), ('sad', DEFAULT);
         INSERT INTO child (parent_id, v) VALUES (2, 3), (1, 1);""")
+    conn = psycopg2.connect(txlab_schema_dsn)
+    conn.autocommit = True
     state = snapshot.capture(conn, snapshot.current_schema(conn))
     conn.close()
     assert [t.name for t in state.tables] == ["parent", "child"]
-    from txlab.testing.specgen import brace_safe
-
-    other = psycopg2.connect(pg_dsn)
-    other.autocommit = True
-    cur = other.cursor()
-    cur.execute("CREATE SCHEMA txlab_test_rebuild; SET search_path = txlab_test_rebuild")
-    try:
-        cur.execute(brace_safe(snapshot.setup_sql(state)))
-        cur.execute(snapshot.final_state_sql(state))
-        rebuilt = cur.fetchall()
-        cur.execute("INSERT INTO parent (m) VALUES ('ok') RETURNING id")
-        assert cur.fetchone()[0] == 3  # the identity goes on where it was
-        cur.execute("INSERT INTO child (parent_id, v) VALUES (1, 5) RETURNING id, doubled")
-        assert cur.fetchone() == (3, 10)
-        cur.execute(snapshot.teardown_sql(state))
-    finally:
-        cur.execute("DROP SCHEMA txlab_test_rebuild CASCADE")
-        other.close()
-    conn = psycopg2.connect(txlab_schema_dsn)
-    cur = conn.cursor()
-    cur.execute(snapshot.final_state_sql(state))
-    assert cur.fetchall() == rebuilt
-    conn.close()
+    original = sql(txlab_schema_dsn, snapshot.final_state_sql(state))
+    with fresh_schema(pg_dsn) as other:  # an empty schema: build it there from the SQL
+        elsewhere = schema_dsn(pg_dsn, other)
+        sql(elsewhere, brace_safe(snapshot.setup_sql(state)))
+        assert sql(elsewhere, snapshot.final_state_sql(state)) == original
+        # the identity and the sequence go on where they were
+        assert sql(elsewhere, "INSERT INTO parent (m) VALUES ('ok') RETURNING id") == [(3,)]
+        assert sql(elsewhere, "INSERT INTO child (parent_id, v) VALUES (1, 5) "
+                              "RETURNING id, doubled") == [(3, 10)]
+        sql(elsewhere, snapshot.teardown_sql(state))
+        assert sql(elsewhere, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+                              f"n.oid = c.relnamespace WHERE nspname = '{other}'") == [(0,)]
 
 
 # ---------------------------------------------------------------- the edges of "as in production"
