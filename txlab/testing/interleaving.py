@@ -114,6 +114,7 @@ class InterleaveResult:
     elapsed_s: float
     explored: list[Schedule] = field(default_factory=list, repr=False)  # in the order run
     given: bool = False  # one schedule, given by `schedule=` (hypothesis), was run
+    state_sql: str | None = None  # the query behind final_state (every table as JSON)
 
     @property
     def waited(self) -> int:
@@ -550,11 +551,12 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
                 snapshot.restore(control, ctx.state)  # leave the tables as they were
     failing = [s for s in runs if s.failed]
     best = min(failing, key=_shortness) if failing else None
-    spec, note = _spec(best, ctx, target, invariant, seed, len(runs)) if best else (None, None)
-    return InterleaveResult(ctx.sessions, labels, _level(target, runs), name_of(invariant), seed,
+    level = _level(target, runs)
+    spec, note = _spec(best, ctx, level, invariant, seed, len(runs)) if best else (None, None)
+    return InterleaveResult(ctx.sessions, labels, level, name_of(invariant), seed,
                             len(runs), exhausted, len(runs) if exhausted else _estimate(runs),
                             len(failing), best, spec, note, time.monotonic() - start, runs,
-                            schedule is not None)
+                            schedule is not None, ctx.final_sql)
 
 
 def _level(target: Target, runs: list[Schedule]) -> str:
@@ -568,7 +570,7 @@ def _level(target: Target, runs: list[Schedule]) -> str:
     return target.level_text
 
 
-def _spec(sched: Schedule, ctx: _Context, target: Target, invariant, seed: int, runs: int):
+def _spec(sched: Schedule, ctx: _Context, level: str, invariant, seed: int, runs: int):
     title = " and ".join(f"{s} {label}" for s, label in zip(sched.sessions, sched.labels,
                                                              strict=True))
     notes = (f"The shortest failing schedule txlab.testing.interleave found (seed {seed}, "
@@ -577,7 +579,7 @@ def _spec(sched: Schedule, ctx: _Context, target: Target, invariant, seed: int, 
              "literals.", "Replay it: txlab demo THIS-FILE.spec")
     try:
         text = specgen.build(sched.steps, sched.sessions, ctx.state,
-                             title=f"{title} at {target.level_text}",
+                             title=f"{title} at {level}",
                              explain=sched.failure or "",
                              notes=notes,
                              invariant_sql=invariant if isinstance(invariant, str) else None)

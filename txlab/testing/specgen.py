@@ -92,12 +92,10 @@ def build(steps, sessions: tuple[str, ...], state: snapshot.State, *, title: str
             name = _step_name(sessions[step.session], len(own))
             own.append((name, _block(sql)))
             permutation.append(name)
+    # No `show` line: `txlab demo` shows every table the setup creates.
     head = [f"# txlab: title = {_one_line(title)}", f"# txlab: explain = {_one_line(explain)}"]
-    show = snapshot.final_state_sql(state)
-    if show:
-        head.append(f"# txlab: show = {show}")
     if invariant_sql:
-        head.append(f"# txlab: anomaly = the invariant {_one_line(invariant_sql)} is false")
+        head.append("# txlab: anomaly = broken invariant")
         head.append(f"# txlab: witness = check SELECT NOT ({_one_line(invariant_sql)})")
     head.append("#")
     head += [f"# {line}".rstrip() for line in notes]
