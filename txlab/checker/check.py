@@ -6,7 +6,7 @@ import gc
 import time
 from dataclasses import dataclass, field
 
-from txlab.checker import cycles, explain, graph, infer, models, versions
+from txlab.checker import components, cycles, explain, graph, infer, models, versions
 from txlab.checker.loading import FAIL, INFO, OK, Txns, load
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
@@ -23,6 +23,7 @@ class Result:
     stats: dict
     history: dict
     plots: list = field(default_factory=list)  # (kind, dot text) per example cycle
+    components: list | None = None  # with graphs=True: components.describe's drawable graphs
 
     @property
     def forbidden(self) -> list:
@@ -37,7 +38,7 @@ class Result:
             "allowed": [n for n, a in self.anomalies.items() if a["status"] == "allowed"],
             "unknown": self.unknown, "models_ruled_out": self.models_ruled_out,
             "anomalies": self.anomalies, "stats": self.stats,
-        }
+        } | ({} if self.components is None else {"components": self.components})
 
 
 def _default_model(tx: Txns) -> tuple[str, str | None]:
@@ -52,7 +53,7 @@ def _default_model(tx: Txns) -> tuple[str, str | None]:
 
 def check(history, model: str | None = None, *, isolation: str | None = None,
           max_examples: int = 3, time_limit: float = 10.0, process: bool | None = None,
-          realtime: bool | None = None) -> Result:
+          realtime: bool | None = None, graphs: bool = False) -> Result:
     """Check a history (path, txlab History, list of Elle ops, or Txns) against a model.
 
     model: one of models.MODELS; or isolation: a PostgreSQL level, mapped to the
@@ -62,19 +63,23 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
     -realtime cycles; by default only when the model is strict-serializable, the
     one model that forbids those (Elle does the same; realtime costs n x workers
     edges, and at weaker levels the variants only repeat the plain anomalies).
+    graphs: also describe the cyclic components' dependency graphs, small enough
+    to draw (components.describe; the result's `components`).
     """
     # Millions of small objects and no reference cycles: the collector's full
     # passes would cost more than the check itself.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(history, model, isolation, max_examples, time_limit, process, realtime)
+        return _check(history, model, isolation, max_examples, time_limit, process, realtime,
+                      graphs)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _check(history, model, isolation, max_examples, time_limit, process, realtime) -> Result:
+def _check(history, model, isolation, max_examples, time_limit, process, realtime,
+           graphs) -> Result:
     t0 = time.perf_counter()
     tx = history if isinstance(history, Txns) else load(history)
     if model is not None:
@@ -98,6 +103,7 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     t_scc = time.perf_counter()
     cyc = cycles.find(tx, idx, comps, max_examples, time_limit, process, realtime)
     t_cycles = time.perf_counter()
+    drawn = components.describe(tx, idx, comps, cyc.examples, process, realtime) if graphs else None
 
     anomalies: dict = {}
     plots = []
@@ -139,7 +145,7 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
                          "scc": round(t_scc - t_edges, 3), "cycles": round(t_cycles - t_scc, 3),
                          "total": round(time.perf_counter() - t0, 3)}}
     return Result(model, level, verdict, anomalies, unknown, models.ruled_out(found_names), stats,
-                  hist, plots)
+                  hist, plots, drawn)
 
 
 def _entry(anomalies: dict, kind: str, model: str) -> dict:
