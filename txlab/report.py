@@ -70,7 +70,9 @@ def verdict(r: RunResult) -> str:
 
 
 def anomalies(r: RunResult) -> list[dict]:
-    """The checker's findings, most severe first: kind, count, status, definition, example."""
+    """The checker's findings, most severe first: kind, count, status, definition, example
+    (the first example's text) and examples (the checker's data for each: transactions,
+    cycle steps, text)."""
     if r.check is None:
         return []
     out = []
@@ -78,7 +80,8 @@ def anomalies(r: RunResult) -> list[dict]:
         examples = a.get("examples") or []
         out.append({"kind": kind, "count": a["count"], "status": a["status"],
                     "definition": a.get("definition", ""),
-                    "example": examples[0].get("text", "") if examples else ""})
+                    "example": examples[0].get("text", "") if examples else "",
+                    "examples": examples})
     return out
 
 
