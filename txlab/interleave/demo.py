@@ -456,13 +456,15 @@ def prepare(ref: str, permutation: str | None = None,
 
 def run_demo(ref: str, dsn: str, isolation: str | None = None, permutation: str | None = None,
              step_timeout: float = 30.0, max_permutations: int = 200,
-             schema: str = d.DEFAULT_SCHEMA) -> DemoResult:
+             schema: str = d.DEFAULT_SCHEMA, step_states: bool = False) -> DemoResult:
+    """Run a demo at the levels `isolation` names. step_states: also read the shown
+    tables (the plan's `shown` queries) after every step: each run's `states`."""
     result, perms = prepare(ref, permutation, max_permutations)
     names = tuple(s.name for s in result.spec.sessions)
     for level in levels_for(isolation):
         iso_sql = db.LEVELS[level].sql if level else None
         run = d.run_spec(result.spec, dsn, perms, iso_sql, step_timeout, result.plan.queries,
-                         schema)
+                         schema, result.plan.shown if step_states else ())
         result.levels.append(LevelRun(level, run, [verdict(result.meta, r, level, names)
                                                    for r in run.runs]))
     result.server_version, result.default_isolation = server_facts(dsn)
@@ -502,6 +504,7 @@ class Matrix:
     server_version: str
     levels: tuple[str, ...]
     rows: list[tuple[str, str, list[Verdict]]]  # (demo, title, verdict per level)
+    results: list[DemoResult] = field(default_factory=list)  # each row's demo, every level
 
     @property
     def mismatches(self) -> list[tuple[str, str, str, str]]:
@@ -513,9 +516,12 @@ class Matrix:
         return out
 
 
-def run_matrix(dsn: str, step_timeout: float = 30.0, schema: str = d.DEFAULT_SCHEMA) -> Matrix:
-    rows = []
+def run_matrix(dsn: str, step_timeout: float = 30.0, schema: str = d.DEFAULT_SCHEMA,
+               step_states: bool = False) -> Matrix:
+    rows, results = [], []
     for name, path in catalog().items():
-        res = run_demo(str(path), dsn, "all", step_timeout=step_timeout, schema=schema)
+        res = run_demo(str(path), dsn, "all", step_timeout=step_timeout, schema=schema,
+                       step_states=step_states)
         rows.append((name, res.meta.title or name, [lr.verdicts[0] for lr in res.levels]))
-    return Matrix(_version(dsn), LEVEL_ORDER, rows)
+        results.append(res)
+    return Matrix(_version(dsn), LEVEL_ORDER, rows, results)

@@ -106,12 +106,34 @@ class Unexpected:
     status: str
 
 
+@dataclass(frozen=True)
+class StepState:
+    """The tables after step `step` of a permutation (1-based, in the permutation's
+    order; 0 = after the sessions' setups, before the first step): one entry per
+    state query, (label, result, error).
+
+    Each query is read on the control connection in its own READ COMMITTED READ
+    ONLY transaction: it sees only COMMITTED data, never a session's uncommitted
+    writes, and takes no lock a session could wait for. A result is None when the
+    query could not run; error says why (e.g. a session's table lock outlasted
+    STATE_LOCK_TIMEOUT_MS). Never part of a transcript.
+    """
+
+    step: int
+    name: str | None  # the step's name; None for 0
+    tables: tuple[tuple[str, pq.Result | None, str | None], ...]
+
+
+STATE_LOCK_TIMEOUT_MS = 200  # a state read never waits long for a session's table lock
+
+
 @dataclass
 class PermutationRun:
     permutation: tuple[str, ...]
     events: list = field(default_factory=list)
     final: list[pq.Result] = field(default_factory=list)  # results of `final_queries`
     warnings: list[str] = field(default_factory=list)
+    states: list[StepState] = field(default_factory=list)  # with state_queries only
 
 
 @dataclass
@@ -219,8 +241,9 @@ class StepTimeout(DatabaseError):
 class Driver:
     def __init__(self, spec: Spec, dsn: str, isolation_sql: str | None = None,
                  step_timeout: float = 60.0, final_queries: tuple[str, ...] = (),
-                 schema: str | None = None):
+                 schema: str | None = None, state_queries: tuple[tuple[str, str], ...] = ()):
         self.schema = schema
+        self.state_queries = state_queries  # (label, query): read after every step (StepState)
         self.spec = spec
         self.dsn = dsn
         self.isolation_sql = isolation_sql
@@ -368,6 +391,7 @@ class Driver:
             if spec_sess.setup:
                 self._block(spec_sess.setup, sess, f"setup of session {sess.name}", fatal=True)
 
+        self._capture_state(0, None)
         waiting: list[PermutationStep] = []
         for index, pstep in enumerate(perm.steps):
             step = self.steps[pstep.name]
@@ -392,6 +416,7 @@ class Driver:
             waiting = self.try_complete_steps(waiting, nonblock=True)
             if mustwait:
                 waiting.append(pstep)
+            self._capture_state(index + 1, pstep.name)
             yield index
 
         waiting = self.try_complete_steps(waiting, nonblock=False)
@@ -401,6 +426,24 @@ class Driver:
         for sql in self.final_queries:  # before teardown; never part of a transcript
             results = self.control.execute(sql)
             self.run.final.append(results[-1] if results else None)
+
+    def _capture_state(self, n: int, name: str | None) -> None:
+        """The committed tables after step n, on the control connection (see StepState)."""
+        if not self.state_queries:
+            return
+        tables = []
+        for label, sql in self.state_queries:
+            results = self.control.execute(
+                "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; "
+                f"SET LOCAL lock_timeout = {STATE_LOCK_TIMEOUT_MS}; {sql}")
+            self.control.execute("ROLLBACK")
+            last = results[-1] if results else None
+            if last is not None and last.has_tuples:
+                tables.append((label, last, None))
+            else:
+                why = (last.error_text or last.message or last.status_name).strip() if last else ""
+                tables.append((label, None, why or "no result"))
+        self.run.states.append(StepState(n, name, tuple(tables)))
 
     def abandon(self) -> None:
         """After a failure or a stop half-way: see _abandon."""
@@ -530,10 +573,14 @@ def prepare_schema(dsn: str, schema: str) -> None:
 
 def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
              isolation_sql: str | None = None, step_timeout: float = 60.0,
-             final_queries: tuple[str, ...] = (), schema: str = DEFAULT_SCHEMA) -> SpecRun:
+             final_queries: tuple[str, ...] = (), schema: str = DEFAULT_SCHEMA,
+             state_queries: tuple[tuple[str, str], ...] = ()) -> SpecRun:
     """Run the given permutations (default: the spec's, or all interleavings) in a
-    fresh txlab-owned `schema` (search_path of every connection)."""
+    fresh txlab-owned `schema` (search_path of every connection). With
+    `state_queries` ((label, query), ...), each run's `states` holds their committed
+    results after every step."""
     prepare_schema(dsn, schema)
-    with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema) as driver:
+    with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema,
+                state_queries) as driver:
         runs = driver.run_all(perms)
     return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings))

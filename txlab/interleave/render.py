@@ -88,6 +88,14 @@ def verdict_json(v: Verdict) -> dict:
             "waited": [dict(zip(("session", "step"), w, strict=True)) for w in v.waited]}
 
 
+def _state_json(st: d.StepState) -> dict:
+    """The committed tables after a step (driver.StepState), shaped as final_states."""
+    return {"step": st.step, "after": st.name,
+            "tables": [{"table": label or None,
+                        **(_result_json(res) if res is not None else {"error": err})}
+                       for label, res, err in st.tables]}
+
+
 def to_json(result: DemoResult) -> dict:
     meta = result.meta
     levels = []
@@ -103,7 +111,7 @@ def to_json(result: DemoResult) -> dict:
                                  for label, res in states],
                 "verdict": verdict_json(v),
                 "warnings": run.warnings,
-            })
+            } | ({"states": [_state_json(st) for st in run.states]} if run.states else {}))
         levels.append({"isolation": lr.level,
                        "isolation_sql": level_sql(lr.level, result.default_isolation),
                        "permutations": perms})
