@@ -115,9 +115,14 @@ def _verdict(row: Row, markdown: bool) -> str:
     return f"**{text}**" if markdown else text
 
 
+def to_dicts(rows: list[Row]) -> list[dict]:
+    """The rows as data: `--format json`, and what the HTML page embeds."""
+    return [asdict(r) | {"surprise": r.surprise} for r in rows]
+
+
 def render(rows: list[Row], fmt: str, server: str = "") -> str:
     if fmt == "json":
-        return json.dumps([asdict(r) | {"surprise": r.surprise} for r in rows], indent=2) + "\n"
+        return json.dumps(to_dicts(rows), indent=2) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out)
