@@ -163,6 +163,9 @@ def _embedded_version() -> str:
               help="Write the report to FILE instead of standard output.")
 @click.option("--history", "history_file", type=click.Path(dir_okay=False, writable=True),
               metavar="FILE", help="Write every attempt of every transaction as JSON lines.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write the report as one self-contained HTML page: timeline of every "
+                   "attempt, rates, latency, invariants, anomalies drawn.")
 @click.option("--lock-timeout-ms", default=10_000, show_default=True, type=click.IntRange(min=0),
               help="lock_timeout on worker sessions (0 = wait forever).")
 @click.option("--statement-timeout-ms", default=30_000, show_default=True,
@@ -176,7 +179,7 @@ def _embedded_version() -> str:
 @schema_option
 @scenario_path_option
 def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
-        params, fmt, output, history_file, lock_timeout_ms, statement_timeout_ms,
+        params, fmt, output, history_file, html_file, lock_timeout_ms, statement_timeout_ms,
         deadlock_timeout_ms, check, dsn, schema, scenario_path):
     """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
 
@@ -211,6 +214,11 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
     if history_file:
         history.write(result.history, history_file)
         _err(f"history: {len(result.history.attempts)} attempts written to {history_file}")
+    if html_file:
+        from txlab import timeline
+        from txlab.html import run as run_page
+
+        _write_html(html_file, run_page.page(report.to_dict(result), timeline.attempt_records(result)))
     if output:
         Path(output).write_text(text)
         _err(f"report written to {output}")
@@ -219,6 +227,11 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
     if result.interrupted:
         sys.exit(errors.EXIT_INTERRUPTED)
     sys.exit(errors.EXIT_VIOLATED if result.failed_verdict else errors.EXIT_OK)
+
+
+def _write_html(path: str, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
+    _err(f"html page written to {path}")
 
 
 def _progress_line(elapsed: float, committed: int, aborted: int) -> None:
@@ -278,6 +291,9 @@ def describe(scenario, scenario_path):
               default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the matrix to FILE instead of standard output.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write the matrix as one self-contained HTML page (cells coloured by "
+                   "verdict, declared-safe-but-violated cells called out).")
 @click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
               help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
                    "needs a superuser, as the embedded server's user is.")
@@ -287,7 +303,7 @@ def describe(scenario, scenario_path):
 @schema_option
 @scenario_path_option
 def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed, fmt, output,
-           deadlock_timeout_ms, no_fail, dsn, schema, scenario_path):
+           html_file, deadlock_timeout_ms, no_fail, dsn, schema, scenario_path):
     """Run every scenario x strategy x isolation level briefly; one row each.
 
     Default: every scenario, every strategy, the four levels. Exit code 1 when any
@@ -329,6 +345,10 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
         finally:
             conn.close()
     text = matrix_mod.render(rows, fmt, version)
+    if html_file:
+        from txlab.html import matrix as matrix_page
+
+        _write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version))
     if output:
         Path(output).write_text(text)
         _err(f"matrix written to {output}")

@@ -33,6 +33,9 @@ Exit codes:
                    "serializable.")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
               show_default=True, help="Output format.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write one self-contained HTML page: verdict, classes, each example's "
+                   "cycle drawn, each cyclic component's dependency graph on demand.")
 @click.option("--plots", type=click.Path(file_okay=False), metavar="DIR",
               help="Write one Graphviz .dot per example cycle to DIR (and .svg if `dot` exists).")
 @click.option("--max-examples", default=3, show_default=True, type=click.IntRange(min=0),
@@ -45,8 +48,8 @@ Exit codes:
 @click.option("--realtime/--no-realtime", default=None,
               help="Add realtime edges (find -realtime cycles); default: only for "
                    "strict-serializable.")
-def check(history_file, model, isolation, fmt, plots, max_examples, time_limit, process,
-          realtime):
+def check(history_file, model, isolation, fmt, html_file, plots, max_examples, time_limit,
+          process, realtime):
     """Check a saved HISTORY for isolation anomalies (G0, G1a-c, G-single, G2-item, ...).
 
     HISTORY is a file written by `txlab run --history`, or an Elle rw-register or
@@ -61,12 +64,17 @@ def check(history_file, model, isolation, fmt, plots, max_examples, time_limit, 
     try:
         result = checker.check(history_file, model, isolation=isolation,
                                max_examples=max_examples, time_limit=time_limit,
-                               process=process, realtime=realtime)
+                               process=process, realtime=realtime, graphs=bool(html_file))
     except checker.HistoryFormatError as exc:
         raise errors.UsageError(f"cannot check {exc}") from None
     except ValueError as exc:  # unknown model or isolation level
         raise click.BadParameter(str(exc)) from None
     click.echo(checker.render(result, fmt), nl=False)
+    if html_file:
+        from txlab.html import check as check_page
+
+        Path(html_file).write_text(check_page.page(result.to_dict()), encoding="utf-8")
+        click.echo(f"txlab: html page written to {html_file}", err=True)
     if plots:
         written = write_plots(result, Path(plots))
         click.echo(f"txlab: {written} written to {plots}", err=True)

@@ -64,6 +64,11 @@ def _announce(url: str) -> None:
                    "isolationtester prints; json: events and verdicts as data.")
 @click.option("--all", "all_", is_flag=True,
               help="Run every built-in demo at every level and print the matrix.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
+              metavar="FILE",
+              help="Also write one self-contained HTML page: a step player per level with the "
+                   "committed table state after each step (with --all: the matrix, each cell "
+                   "linking to its player).")
 @click.option("--list", "list_", is_flag=True, help="List the built-in demos.")
 @click.option("--show", "show", is_flag=True,
               help="Print NAME's spec (a built-in demo or a file) instead of running it: a "
@@ -88,7 +93,7 @@ def _announce(url: str) -> None:
 @click.option("--schema", default="txlab_demo", show_default=True, callback=_schema,
               help="Schema txlab creates (and empties before each demo) for the spec's tables; "
                    "nothing outside it is touched.")
-def demo(name, isolation, permutation, fmt, all_, list_, show, new, step, timelines,
+def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, step, timelines,
          step_timeout, max_permutations, dsn, schema):
     """Run a step-by-step demo: NAME from the catalog (see --list) or a .spec file
     in PostgreSQL's isolation-tester format.
@@ -133,8 +138,14 @@ def demo(name, isolation, permutation, fmt, all_, list_, show, new, step, timeli
         if fmt == "transcript":
             raise click.UsageError("--all prints a matrix: use --format pretty or json")
         with server.open_database(dsn, os.environ, announce=_announce) as database:
-            matrix = demos.run_matrix(database.dsn, step_timeout, schema)
+            matrix = demos.run_matrix(database.dsn, step_timeout, schema,
+                                      step_states=bool(html_file))
         click.echo(render.render_matrix(matrix, fmt, _term()), nl=False)
+        if html_file:
+            from txlab.html import demo as demo_html
+
+            _write_html(html_file, demo_html.matrix_page(
+                render.matrix_json(matrix), [render.to_json(r) for r in matrix.results]))
         sys.exit(errors.EXIT_VIOLATED if matrix.mismatches else errors.EXIT_OK)
     if not name:
         raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
@@ -153,6 +164,9 @@ def demo(name, isolation, permutation, fmt, all_, list_, show, new, step, timeli
             raise errors.UsageError(
                 f"{path} has no permutation lines and {count} interleavings; pick one with "
                 "--permutation or raise --max-permutations")
+    if step and html_file:
+        raise click.UsageError("--step is interactive; --html writes the page of a whole run: "
+                               "give one of them")
     if step:
         return _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema)
     for w in parsed.warnings:
@@ -163,8 +177,12 @@ def demo(name, isolation, permutation, fmt, all_, list_, show, new, step, timeli
                        "only changes what a plain BEGIN gets", err=True)
     with server.open_database(dsn, os.environ, announce=_announce) as database:
         result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
-                                max_permutations, schema)
+                                max_permutations, schema, step_states=bool(html_file))
     click.echo(render.render(result, fmt, _term(), timelines or None), nl=False)
+    if html_file:
+        from txlab.html import demo as demo_html
+
+        _write_html(html_file, demo_html.page(render.to_json(result)))
     for lr in result.levels:
         for w in (w for r in lr.run.runs for w in r.warnings):
             click.echo(f"txlab: warning: {w}", err=True)
@@ -188,6 +206,13 @@ def _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema):
                               schema, keys, lambda text: click.echo(text, nl=False), term)
     unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
     sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
+
+
+def _write_html(path: str, text: str) -> None:
+    from pathlib import Path
+
+    Path(path).write_text(text, encoding="utf-8")
+    click.echo(f"txlab: html page written to {path}", err=True)
 
 
 @click.command("acid", epilog="""\b
