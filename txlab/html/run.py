@@ -6,6 +6,7 @@ timeline summary of the attempt records (txlab.timeline); render(data) -> HTML.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from txlab import timeline
@@ -144,7 +145,8 @@ def _fill(c: dict, i: int, colours: dict) -> str:
 
 
 def _patterns(tl: dict, colours: dict) -> str:
-    """Aborted classes are hatched, so they differ from committed ones without colour."""
+    """Each outcome class's fill (.k0, .k1, ...); aborted classes are hatched, so they
+    differ from committed ones without colour."""
     out = []
     for i, c in enumerate(tl["classes"]):
         if c["outcome"] == "aborted":
@@ -152,7 +154,9 @@ def _patterns(tl: dict, colours: dict) -> str:
                        f'patternTransform="rotate(45)"><rect width="5" height="5" '
                        f'fill="{colours[c["key"]]}"/><line x1="0" y1="0" x2="0" y2="5" '
                        'stroke="#fff" stroke-width="1.6"/></pattern>')
-    return f'<svg width="0" height="0" class="defs" aria-hidden="true"><defs>{"".join(out)}</defs></svg>'
+    fills = "".join(f".k{i}{{fill:{_fill(c, i, colours)}}}" for i, c in enumerate(tl["classes"]))
+    return (f"<style>{fills}</style>"
+            f'<svg width="0" height="0" class="defs" aria-hidden="true"><defs>{"".join(out)}</defs></svg>')
 
 
 def _axis(duration: float, y: float, height: float) -> str:
@@ -208,13 +212,12 @@ def _timeline(tl: dict, colours: dict) -> str:
             x, wd = _x(s, k), max(MIN_MARK, (e - s) * k - 0.5)
             y = top + lane_of[w] * lane + 24 - 2
             counts = ",".join(f"{c}:{n}" for c, n in segs)
-            out.append(f'<g class="mk bin"{attrs(tabindex="-1", data_w=w, data_s=s, data_e=e, data_counts=counts)}>')
+            out.append(f'<g class="mk bin"{attrs(data_w=w, data_s=s, data_e=e, data_counts=counts)}>')
             for c, n in sorted(segs):
                 hh = 22 * n / peak
                 y -= hh
-                out.append(f'<rect class="z seg"{attrs(data_s=s, data_e=e, data_outcome=classes[c]["outcome"], data_class=classes[c]["key"], data_count=n)} '
-                           f'x="{x:.1f}" y="{y:.2f}" width="{wd:.1f}" height="{max(hh, 0.6):.2f}" '
-                           f'fill="{_fill(classes[c], c, colours)}"/>')
+                out.append(f'<rect class="z seg k{c}"{attrs(data_s=s, data_e=e, data_outcome=classes[c]["outcome"], data_count=n)} '
+                           f'x="{x:.1f}" y="{y:.2f}" width="{wd:.1f}" height="{max(hh, 0.6):.2f}"/>')
             out.append("</g>")
     for m in tl["marks"]:
         c = classes[m["c"]]
@@ -223,9 +226,8 @@ def _timeline(tl: dict, colours: dict) -> str:
         if c["outcome"] == "declined":
             y, mh = y + mh / 2, mh / 2
         x, wd = _x(m["s"], k), max(MIN_MARK, (m["e"] - m["s"]) * k)
-        out.append(f'<rect class="mk z mark"{attrs(tabindex="-1", data_id=m["id"], data_w=m["w"], data_s=m["s"], data_e=m["e"], data_outcome=c["outcome"], data_class=c["key"])} '
-                   f'x="{x:.1f}" y="{y:.1f}" width="{wd:.1f}" height="{mh:.1f}" '
-                   f'fill="{_fill(c, m["c"], colours)}"/>')
+        out.append(f'<rect class="mk z mark k{m["c"]}"{attrs(data_id=m["id"], data_w=m["w"], data_s=m["s"], data_e=m["e"], data_outcome=c["outcome"])} '
+                   f'x="{x:.1f}" y="{y:.1f}" width="{wd:.1f}" height="{mh:.1f}"/>')
     out.append('<rect class="brush" x="0" y="0" width="0" height="0" visibility="hidden"/></svg>')
     if exact:
         what = f"every attempt: {tl['attempts']} marks"
@@ -339,8 +341,6 @@ def _latency(tl: dict, r: dict, colours: dict) -> str:
     per = 4  # buckets per doubling (timeline._PER_OCTAVE)
 
     def x_of(ms):
-        import math
-
         return LEFT + (math.log2(ms / lo) * per) * colw
 
     for i, b in enumerate(hist):  # label bucket edges at round values
@@ -354,9 +354,11 @@ def _latency(tl: dict, r: dict, colours: dict) -> str:
         if v is None or v <= 0:
             continue
         x = min(max(x_of(v), LEFT), W - RIGHT)
+        right = x > W - 160  # near the right edge: the label goes left of its line
+        anchor = ' text-anchor="end"' if right else ""
         out.append(f'<g class="pct"><line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" '
-                   f'y2="{top + hh}"/><text x="{x + 3:.1f}" y="{top + 8 + 13 * j}">'
-                   f"{key} {v:g} ms</text></g>")
+                   f'y2="{top + hh}"/><text x="{x - 3 if right else x + 3:.1f}" '
+                   f'y="{top + 8 + 13 * j}"{anchor}>{key} {v:g} ms</text></g>')
     out.append("</svg>")
     return ('<section aria-labelledby="h-lat"><h2 id="h-lat">Latency distribution</h2>'
             + "".join(out) + "</section>")

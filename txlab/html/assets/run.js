@@ -116,6 +116,7 @@
     }
     for (const l of lanes.values()) l.sort((x, y) => x.dataset.s - y.dataset.s);
     const order = [...lanes.keys()];
+    for (const el of svg.querySelectorAll(".mk")) el.tabIndex = -1;  // focusable, one tab stop
     at = svg.querySelector(".mk");
     if (at) at.tabIndex = 0;
     svg.addEventListener("keydown", (e) => {
