@@ -206,3 +206,17 @@ def test_the_checker_describes_component_graphs_only_when_asked():
     cycle = drawn["anomalies"]["G-single"]["examples"][0]
     assert {(s["from"], s["to"], s["edge"], s["key"]) for s in cycle["steps"]} == edges
     assert all(e["because"] for e in comps[0]["edges"])
+
+
+@pytest.mark.parametrize("argv", [["run", "bank-transfer"], ["demo", "p4"], ["matrix"],
+                                  ["check", "h.jsonl"]])
+def test_an_html_file_in_a_missing_folder_is_refused_before_any_work(argv, tmp_path):
+    from click.testing import CliRunner
+
+    from txlab.cli import cli
+
+    target = tmp_path / "no-such-folder" / "page.html"
+    res = CliRunner().invoke(cli, [*argv, "--html", str(target), "--dsn", "postgresql://nowhere"]
+                             if argv[0] != "check" else [*argv, "--html", str(target)])
+    assert res.exit_code == 2, res.output
+    assert f"--html {target}: no such folder" in res.output

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import psycopg2
 
-from txlab import __version__, db, errors, history, report, server
+from txlab import __version__, db, errors, history, html, report, server
 from txlab import scenario as scenarios
 from txlab.settings import DEFAULT_DURATION_S, RunSettings
 
@@ -187,6 +187,7 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
     """
     if duration and transactions:
         raise click.UsageError("give --duration or --transactions, not both")
+    html.check_target(html_file)
     settings = RunSettings(
         scenario=scenario, seed=seed if seed is not None else secrets.randbelow(2**31),
         strategy=strategy, isolation=isolation, workers=workers,
@@ -311,6 +312,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
     """
     from txlab import matrix as matrix_mod
 
+    html.check_target(html_file)
     known = scenarios.discover(scenario_path)
     chosen = [scenarios.resolve(n, scenario_path) for n in names] or [
         known[k] for k in sorted(known)]

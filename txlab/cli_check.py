@@ -57,10 +57,11 @@ def check(history_file, model, isolation, fmt, html_file, plots, max_examples, t
 
     Example: txlab check run.jsonl --isolation "REPEATABLE READ" --plots plots/
     """
-    from txlab import checker
+    from txlab import checker, html
 
     if model and isolation:
         raise click.UsageError("give --model or --isolation, not both")
+    html.check_target(html_file)
     try:
         result = checker.check(history_file, model, isolation=isolation,
                                max_examples=max_examples, time_limit=time_limit,

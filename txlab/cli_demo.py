@@ -109,9 +109,11 @@ def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, s
       txlab demo my-case.spec --permutation "s1a s2a s1c s2c"
       txlab demo --all
     """
+    from txlab import html
     from txlab.interleave import demo as demos
     from txlab.interleave import render
 
+    html.check_target(html_file)
     if new:
         if name or show or all_ or list_:
             raise click.UsageError("--new FILE writes a template and exits; give it alone")

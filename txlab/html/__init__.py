@@ -10,3 +10,18 @@ ONE HTML string with its styles, scripts and data inline:
     html.matrix.page(matrix.to_dicts(rows), server_version)
     html.check.page(check_result.to_dict())
 """
+
+from pathlib import Path
+
+from txlab.errors import UsageError
+
+
+def check_target(path: str | None) -> None:
+    """Refuse an --html FILE that cannot be written, before any work is done."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"--html {path}: is a directory; give a file name such as page.html")
+    if not p.parent.is_dir():
+        raise UsageError(f"--html {path}: no such folder {p.parent}")
