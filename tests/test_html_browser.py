@@ -159,6 +159,25 @@ def test_run_page_has_a_mark_per_attempt_and_shows_the_transaction(bank, open_pa
         assert cells[:3] == [inv["name"], str(inv["expected"]), str(inv["actual"])]
 
 
+def test_aborted_attempts_are_marked_by_cause_with_their_sqlstate(pg_dsn, open_page, tmp_path):
+    f = tmp_path / "ser.html"
+    code, out = invoke("run", "bank-transfer", "-i", "serializable", "-n", "150", "-w", "6",
+                       "--think-ms", "2", "-p", "accounts=3", "--seed", "5", "--format", "json",
+                       "--html", str(f), "--dsn", pg_dsn, "--schema", "txlab_html_ser")
+    assert code == 0, out
+    aborted = json.loads(out)["outcomes"]["aborted"]
+    assert sum(aborted.values()) > 0  # 3 accounts, 6 workers, think time: 40001 near-certain
+    page = open_page(f, "run-aborts").page
+    marks = page.locator('#timeline .mark[data-outcome="aborted"]')
+    assert marks.count() == sum(aborted.values())
+    legend = " ".join(page.locator("ul.legend").first.inner_text().split())
+    for cause, n in aborted.items():
+        assert f"({cause[:5]}) {n}" in legend  # label, SQLSTATE and count in words
+    marks.first.focus()
+    assert "(SQLSTATE 40001)" in page.locator("#tip").inner_text()
+    assert page.locator('#rates rect[data-outcome="aborted"]').count() > 0
+
+
 def test_choosing_an_anomaly_highlights_its_transactions(bank, open_page):
     d, report = bank
     page = open_page(d / "run.html").page
