@@ -136,7 +136,7 @@ def _cell_html(items: list[dict]) -> str:
     return "".join(f"<div>{_item(i, sql)}</div>" for i in items)
 
 
-def _state_blocks(perm: dict, n_rows: int) -> str:
+def _state_blocks(perm: dict) -> str:
     states = perm.get("states") or []
     if not states:
         return ""
@@ -198,7 +198,7 @@ def _player(demo: dict, p: dict, pid: str) -> str:
             f' data-steps="{n}"><h3>{esc(title)}</h3>{_verdict_line(perm["verdict"])}{controls}'
             f'<div class="stage"><table class="steps"><thead><tr><th class="n" scope="col">#</th>'
             f'{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f"{_state_blocks(perm, n) or final}</div></section>")
+            f"{_state_blocks(perm) or final}</div></section>")
 
 
 def _intro(demo: dict) -> str:
