@@ -129,7 +129,7 @@ def test_story_and_next_render_at_the_top_when_present():
               "anomalies": [], "check": None, "latency_ms": {},
               "story": ["Money vanished: 8 workers moved money at once.", "Lost updates did it."],
               "next": [{"command": "txlab run bank-transfer -i serializable",
-                        "reason": "see SERIALIZABLE refuse it"}]}
+                        "why": "see SERIALIZABLE refuse it"}]}
     html = run_page.page(report, iter(synthetic(20)))
     story = html.index("Money vanished: 8 workers moved money at once.")
     assert story < html.index('id="h-tl"')  # above the timeline
@@ -157,12 +157,13 @@ def test_step_states_are_the_committed_state_after_each_step_and_leave_transcrip
     res = demo.run_demo(str(path), pg_dsn, "read-committed", step_states=True)
     run = res.levels[0].run.runs[0]
     assert transcript.render(res.levels[0].run) == golden
-    values = [dict(st.result.rows)["1"] for st in run.states]
+    assert all(len(st.tables) == 1 and st.tables[0][0] == "" for st in run.states)  # `show`
+    values = [dict(st.tables[0][1].rows)["1"] for st in run.states]
     # before, s1a, s2a, s1b, s2b (waits), s1c commits 70, s2b resumed and s2c commits 50
     assert values == ["100", "100", "100", "100", "100", "70", "50"]
     assert [st.name for st in run.states] == [None, *run.permutation]
     data = render.to_json(res)["levels"][0]["permutations"][0]
-    assert data["states"][-1]["state"] == data["final_state"]
+    assert data["states"][-1]["tables"] == data["final_states"]
     plain = demo.run_demo(str(path), pg_dsn, "read-committed")
     assert plain.levels[0].run.runs[0].states == []
     assert "states" not in render.to_json(plain)["levels"][0]["permutations"][0]
@@ -176,12 +177,13 @@ def test_a_state_read_blocked_by_a_table_lock_gives_up_and_says_why(pg_dsn):
             "permutation lock done\n")
     spec = specs.parse(text)
     plain = transcript.render(driver.run_spec(spec, pg_dsn))
-    run = driver.run_spec(spec, pg_dsn, state_query="SELECT * FROM t")
+    run = driver.run_spec(spec, pg_dsn, state_queries=(("t", "SELECT * FROM t"),))
     assert transcript.render(run) == plain
     states = run.runs[0].states
     assert [s.step for s in states] == [0, 1, 2]
-    assert states[0].result.rows == (("1",),) and states[2].result.rows == (("1",),)
-    assert states[1].result is None and "lock timeout" in states[1].error
+    assert states[0].tables[0][1].rows == (("1",),) and states[2].tables[0][1].rows == (("1",),)
+    label, result, error = states[1].tables[0]
+    assert label == "t" and result is None and "lock timeout" in error
 
 
 # ---------------------------------------------------------------- checker graphs

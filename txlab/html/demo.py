@@ -136,6 +136,19 @@ def _cell_html(items: list[dict]) -> str:
     return "".join(f"<div>{_item(i, sql)}</div>" for i in items)
 
 
+def _tables(tables: list[dict]) -> str:
+    """Tables in the demo JSON's final_states shape: {"table", "columns", "rows"}, or an
+    "error" when it could not be read."""
+    out = []
+    for t in tables:
+        if "error" in t:
+            out.append(f'<p class="error">{esc(t["table"] or "state")} not readable: '
+                       f'{esc(t["error"])}</p>')
+        else:
+            out.append(result_table(t, t.get("table") or ""))
+    return "".join(out)
+
+
 def _state_blocks(perm: dict) -> str:
     states = perm.get("states") or []
     if not states:
@@ -143,10 +156,8 @@ def _state_blocks(perm: dict) -> str:
     blocks = []
     for st in states:
         what = "before the first step" if st["step"] == 0 else f"after step {st['step']} ({st['after']})"
-        body = (result_table(st["state"]) if st.get("state") is not None
-                else f'<p class="error">not readable: {esc(st.get("error"))}</p>')
         blocks.append(f'<div class="st"{attrs(data_state=st["step"])}>'
-                      f"<h4>Committed state {esc(what)}</h4>{body}</div>")
+                      f"<h4>Committed state {esc(what)}</h4>{_tables(st['tables'])}</div>")
     return (f'<aside class="state" aria-live="polite" aria-label="Committed table state">'
             f'{"".join(blocks)}<p class="note">{esc(STATE_NOTE)}</p></aside>')
 
@@ -191,8 +202,8 @@ def _player(demo: dict, p: dict, pid: str) -> str:
         f'<button type="button" data-act="last">Last »</button>'
         '<span class="caption">keys: ← → step, Home / End</span></div>')
     final = ""
-    if perm.get("final_state") and not perm.get("states"):
-        final = result_table(perm["final_state"], "final state")
+    if perm.get("final_states") and not perm.get("states"):
+        final = f'<aside class="state"><h4>Final state</h4>{_tables(perm["final_states"])}</aside>'
     title = f"{p['level_sql']}: permutation {' '.join(perm['permutation'])}"
     return (f'<section class="player" id="{esc(pid)}" tabindex="0" aria-label="{esc(title)}"'
             f' data-steps="{n}"><h3>{esc(title)}</h3>{_verdict_line(perm["verdict"])}{controls}'
@@ -255,10 +266,10 @@ def _side_by_side(data: dict, prefix: str) -> str:
                 cells.append(f"<td>{esc(', then '.join(words) or 'ok')}</td>")
             body.append(f'<tr><th scope="row">{row["n"]}. {esc(row["step"])}: '
                         f'<code class="sql">{esc(" ".join(sql.split()))}</code></th>{"".join(cells)}</tr>')
-        finals = [lv["permutations"][i].get("final_state") for lv in levels]
+        finals = [lv["permutations"][i].get("final_states") or [] for lv in levels]
         if any(finals):
             body.append('<tr><th scope="row">final state</th>' + "".join(
-                f"<td>{result_table(f) if f else ''}</td>" for f in finals) + "</tr>")
+                f"<td>{_tables(f)}</td>" for f in finals) + "</tr>")
         verdicts = []
         for p, lv in zip(ps, levels, strict=True):
             v = lv["permutations"][i]["verdict"]
@@ -326,7 +337,7 @@ def render_matrix(data: dict) -> str:
             c = row["cells"][lv]
             bad = c.get("expected") is not None and c["expected"] != c["outcome"]
             pid = _slug(row["demo"], lv, 0)  # its player
-            label = c.get("label") or c["outcome"]
+            label = c.get("cell") or c["outcome"]
             cls = f"cell outcome-{c['outcome']}" + (" mismatch" if bad else "")
             cell = attrs(class_=cls, data_demo=row["demo"], data_level=lv,
                          data_outcome=c["outcome"], data_tip=c["line"])
