@@ -3,8 +3,8 @@
 `Stepper` drives the same Driver as every other run, pausing between steps:
 `step()` runs the next step and returns what it did (its events), which
 sessions are still waiting and on whom, and the tables as a new transaction
-would see them (read on the control connection, so the sessions' own
-snapshots are not disturbed). Going back replays the permutation from the
+would see them (the driver's state after each step, driver.StepState: read on
+the control connection, so the sessions' own snapshots are not disturbed). Going back replays the permutation from the
 start, in a freshly emptied schema, up to the wanted step: a database cannot
 undo a step, so the same steps are simply run again.
 """
@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from txlab.interleave import driver as d
 from txlab.interleave.demo import FinalPlan
 from txlab.interleave.spec import Permutation, Spec
-
-STATE_LOCK_TIMEOUT = "200ms"  # a session may hold a table lock; never hang on it
 
 
 @dataclass
@@ -53,7 +51,7 @@ class Stepper:
     def start(self) -> None:
         d.prepare_schema(self.dsn, self.schema)
         self.driver = d.Driver(self.spec, self.dsn, self.isolation_sql, self.step_timeout,
-                               self.plan.queries, self.schema).__enter__()
+                               self.plan.queries, self.schema, self.plan.shown).__enter__()
         try:
             self.driver.start_permutation(self.perm)
             self.steps = self.driver.iter_steps(self.perm)
@@ -117,14 +115,7 @@ class Stepper:
         return events, run
 
     def state(self) -> list:
-        """The shown tables (show query, or every table the spec created), committed rows."""
-        control = self.driver.control
-        control.execute(f"SET lock_timeout = '{STATE_LOCK_TIMEOUT}'")
-        try:
-            out = []
-            for label, sql in self.plan.shown:
-                results = control.execute(sql)
-                out.append((label, results[-1] if results else None))
-            return out
-        finally:
-            control.execute("RESET lock_timeout")
+        """The shown tables (show query, or every table the spec created) after the
+        step just run: (label, committed rows, or None when unreadable)."""
+        states = self.driver.run.states
+        return [(label, res) for label, res, _error in states[-1].tables] if states else []
