@@ -384,7 +384,7 @@ def render(data: dict) -> str:
     r, tl = data["report"], data["timeline"]
     colours = svg.class_colours(tl["classes"])
     body = "".join([
-        _header(r), _story(r), _verdict(r), _perf(r), '<main>', _patterns(tl, colours),
+        _header(r), _verdict(r), _story(r), _perf(r), '<main>', _patterns(tl, colours),
         _timeline(tl, colours) if tl["attempts"] else "", _rates(tl, colours),
         _latency(tl, r, colours), _outcomes(r, data.get("causes") or {}), _invariants(r),
         _anomalies(r), "</main>",
