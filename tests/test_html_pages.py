@@ -222,3 +222,22 @@ def test_an_html_file_in_a_missing_folder_is_refused_before_any_work(argv, tmp_p
                              if argv[0] != "check" else [*argv, "--html", str(target)])
     assert res.exit_code == 2, res.output
     assert f"--html {target}: no such folder" in res.output
+
+
+def test_check_page_of_an_elle_history_draws_its_cycle_with_processes():
+    from txlab.html import check as check_page
+
+    def op(t, p, value, i):
+        return {"type": t, "f": "txn", "process": p, "time": i, "index": i, "value": value}
+
+    hist = [op("invoke", 0, [["append", "x", 1], ["r", "y", None]], 0),
+            op("invoke", 1, [["append", "y", 1], ["r", "x", None]], 1),
+            op("ok", 0, [["append", "x", 1], ["r", "y", []]], 2),
+            op("ok", 1, [["append", "y", 1], ["r", "x", []]], 3),
+            op("invoke", 2, [["r", "x", None], ["r", "y", None]], 4),
+            op("ok", 2, [["r", "x", [1]], ["r", "y", [1]]], 5)]
+    result = checker.check(hist, "serializable", graphs=True)
+    html = check_page.page(result.to_dict())
+    assert result.verdict == "invalid" and "G2-item forbidden at serializable" in html
+    assert html.count('<g class="edge" data-edge="rw"') == 4  # the example and its component
+    assert "process 0</text>" in html and "worker 0" not in html

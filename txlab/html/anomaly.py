@@ -8,7 +8,7 @@ from txlab.html import svg
 from txlab.html.page import badge, esc
 
 
-def example_html(ex: dict, uid: str, highlight: bool) -> str:
+def example_html(ex: dict, uid: str, highlight: bool, who: str = "worker") -> str:
     """One checker example: its graph (a cycle) and its explanation; with highlight, a
     button that marks its transactions on the run page's timeline."""
     ids = " ".join(str(t["id"]) for t in ex.get("transactions") or ()
@@ -19,20 +19,22 @@ def example_html(ex: dict, uid: str, highlight: bool) -> str:
                      f'data-ids="{esc(ids)}">Show its transactions on the timeline</button>')
     if ex.get("steps"):
         cap = f"{ex.get('kind')}: " + " → ".join(ex.get("cycle") or ())
-        parts.append(svg.graph(ex.get("transactions") or [], ex["steps"], uid, cap))
+        parts.append(svg.graph(ex.get("transactions") or [], ex["steps"], uid, cap, who=who))
         parts.append(svg.edge_legend(s["edge"] for s in ex["steps"]))
     parts.append(f'<pre class="explain">{esc(ex.get("text") or ex.get("because") or "")}</pre>')
     return "".join(parts)
 
 
-def anomaly_html(kind: str, a: dict, uid: str, highlight: bool = False) -> str:
-    """a: the checker's entry for `kind` (count, status, definition, examples)."""
+def anomaly_html(kind: str, a: dict, uid: str, highlight: bool = False,
+                 who: str = "worker") -> str:
+    """a: the checker's entry for `kind` (count, status, definition, examples); who:
+    what a transaction's process is called (worker, or Elle's process)."""
     forbidden = a.get("status") == "forbidden"
     head = (f'<h3 id="{esc(uid)}">{esc(kind)} <span class="count">× {esc(a["count"])}</span> '
             + badge("FORBIDDEN at this level" if forbidden else "allowed at this level",
                     "bad" if forbidden else "info") + "</h3>")
     exs = a.get("examples") or []
-    body = "".join(f"<h4>Example {i}</h4>" + example_html(ex, f"{uid}x{i}", highlight)
+    body = "".join(f"<h4>Example {i}</h4>" + example_html(ex, f"{uid}x{i}", highlight, who)
                    for i, ex in enumerate(exs, 1))
     if not exs and a.get("example"):
         body = f'<pre class="explain">{esc(a["example"])}</pre>'

@@ -39,7 +39,7 @@ def _verdict(c: dict) -> str:
             f"<span>{esc(text)}</span></section>")
 
 
-def _component(n: int, comp: dict) -> str:
+def _component(n: int, comp: dict, who: str) -> str:
     shown = ("all of it" if comp["complete"] else
              f"{comp['shown']} transactions around its example cycles")
     where = f"; holds {', '.join(comp['examples'])}" if comp["examples"] else ""
@@ -49,7 +49,7 @@ def _component(n: int, comp: dict) -> str:
             f"(showing {esc(shown)}){esc(where)}</summary>"
             + svg.graph(comp["transactions"], comp["edges"], f"comp{n}",
                         f"component {n}: dependency graph",
-                        emphasize=set(comp.get("in_examples") or ()))
+                        emphasize=set(comp.get("in_examples") or ()), who=who)
             + '<p class="caption">Thick borders: the transactions of its example cycles.</p>'
             + svg.edge_legend(e["edge"] for e in comp["edges"])
             + "<details><summary>Its edges as a table</summary>"
@@ -70,6 +70,7 @@ def render(data: dict) -> str:
              f'<p class="caption">{esc(c["model"])}: {esc(data["model_summary"])}</p></header>',
              _verdict(c), "<main>"]
     anomalies = c["anomalies"]
+    who = "worker" if h.get("format") == "txlab" else "process"
     if anomalies:
         rows = [[f'<a href="#k{i}">{esc(k)}</a>', esc(a["count"]),
                  badge("FORBIDDEN", "bad") if a["status"] == "forbidden" else badge("allowed", "info"),
@@ -78,7 +79,7 @@ def render(data: dict) -> str:
                      + table(["anomaly", "count", f"at {c['model']}", "what it is"], rows, "classes")
                      + "</section>")
         parts.append('<section aria-labelledby="h-ex"><h2 id="h-ex">Examples, explained</h2>'
-                     + "".join(anomaly_html(k, a, f"k{i}") for i, (k, a) in
+                     + "".join(anomaly_html(k, a, f"k{i}", who=who) for i, (k, a) in
                                enumerate(anomalies.items(), 1)) + "</section>")
     else:
         parts.append("<p>No anomalies found.</p>")
@@ -88,7 +89,7 @@ def render(data: dict) -> str:
                      "cyclic components</h2><p class=\"caption\">Open one to draw it: each "
                      "transaction a box, each dependency an arrow labelled with its kind and key; "
                      "hover an arrow for the reason.</p>"
-                     + "".join(_component(n, comp) for n, comp in enumerate(comps, 1))
+                     + "".join(_component(n, comp, who) for n, comp in enumerate(comps, 1))
                      + "</section>")
     notes = []
     if c.get("unknown"):

@@ -75,9 +75,10 @@ def _clip(cx, cy, tx, ty, hw, hh):
 
 
 def graph(transactions: list[dict], edges: list[dict], uid: str, caption: str = "",
-          labels: bool | None = None, emphasize=()) -> str:
+          labels: bool | None = None, emphasize=(), who: str = "worker") -> str:
     """Transactions as boxes on a ring, edges as arrows labelled `rw account:5`;
-    the transactions named in `emphasize` get a thick border.
+    the transactions named in `emphasize` get a thick border; `who` names a
+    transaction's process (txlab's worker, Elle's process).
 
     transactions: [{"name", "outcome", "process"?, "ops"?}] (checker's txn_data);
     edges: [{"from", "to", "edge", "key"?, "because"?}] (cycle steps, component edges).
@@ -126,7 +127,7 @@ def graph(transactions: list[dict], edges: list[dict], uid: str, caption: str = 
         out.append("</g>")
     for t in transactions:
         x, y = pos[t["name"]]
-        sub = f"worker {t['process']}" if t.get("process") is not None else (t.get("outcome") or "")
+        sub = f"{who} {t['process']}" if t.get("process") is not None else (t.get("outcome") or "")
         if t.get("note"):
             sub = t["note"]
         ops = "\n".join(str(o) for o in (t.get("ops") or [])[:8])
