@@ -326,6 +326,10 @@ def test_demo_every_level_has_a_tab_and_a_side_by_side(pg_dsn, open_page, tmp_pa
     rr = data["levels"][2]["permutations"][0]
     assert player_state(page, player) == rr["states"][-1]["tables"][0]["rows"]
     assert "40001" in player.locator(".error").first.inner_text()
+    page.emulate_media(media="print")  # printed: every level's player, no buttons
+    assert page.locator(".player:visible").count() == len(data["levels"])
+    assert page.locator(".player .controls:visible").count() == 0
+    page.emulate_media(media="screen")
 
 
 @pytest.fixture(scope="module")
