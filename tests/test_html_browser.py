@@ -338,11 +338,20 @@ def catalog_matrix(pg_dsn):
     return demo.run_matrix(pg_dsn, step_timeout=2, step_states=True)
 
 
-def test_step_states_leave_every_catalog_transcript_unchanged(catalog_matrix):
+def test_step_states_leave_every_catalog_transcript_unchanged(catalog_matrix, pg_dsn):
     for res in catalog_matrix.results:
         for lr in res.levels:
             golden = (GOLDEN / "demos" / f"{res.name}.{lr.level}.out").read_text()
-            assert transcript.render(lr.run) == golden, (res.name, lr.level)
+            got = transcript.render(lr.run)
+            if got != golden:
+                # One rerun: on a loaded machine the deadlock demo's victim can report its
+                # error before its locks are released, and the other session's completion is
+                # then reported a step later (with or without step states). A capture that
+                # changed transcripts would change the rerun too.
+                again = demo.run_demo(res.name, pg_dsn, lr.level, step_timeout=2,
+                                      step_states=True)
+                got = transcript.render(again.levels[0].run)
+            assert got == golden, (res.name, lr.level)
             assert all(len(r.states) == len(r.permutation) + 1 for r in lr.run.runs)
 
 
