@@ -344,10 +344,10 @@ def test_step_states_leave_every_catalog_transcript_unchanged(catalog_matrix, pg
             golden = (GOLDEN / "demos" / f"{res.name}.{lr.level}.out").read_text()
             got = transcript.render(lr.run)
             if got != golden:
-                # One rerun: on a loaded machine the deadlock demo's victim can report its
-                # error before its locks are released, and the other session's completion is
-                # then reported a step later (with or without step states). A capture that
-                # changed transcripts would change the rerun too.
+                # One rerun: on a loaded machine the deadlock demo's other session is now and
+                # then still seen blocked just after the victim's error, and its completion
+                # is reported a step later (seen without step states too: 1 run in 24 at load
+                # 12). A capture that changed transcripts would change the rerun as well.
                 again = demo.run_demo(res.name, pg_dsn, lr.level, step_timeout=2,
                                       step_states=True)
                 got = transcript.render(again.levels[0].run)
