@@ -9,8 +9,9 @@ txlab started, and refuses any other server.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -284,11 +285,17 @@ def _recovery_lines(log: Path, start: int) -> list[str]:
 # ---------------------------------------------------------------- all
 
 
-def run(part: str, database: server.Database) -> list[Experiment]:
+def crashes(part: str, database: server.Database) -> bool:
+    """Would running `part` crash (and restart) this database's server?"""
+    return part in ("durability", "all") and database.embedded is not None
+
+
+def run(part: str, database: server.Database, crash: bool = True) -> list[Experiment]:
+    """Run `part` (or all); `crash=False` leaves durability out of `all`."""
     if part not in (*PARTS, "all"):
         raise UsageError(f"unknown part {part!r}; choose one of: {', '.join(PARTS)}, all")
     parts = PARTS if part == "all" else (part,)
-    if "durability" in parts and part == "all" and database.embedded is None:
+    if "durability" in parts and part == "all" and (database.embedded is None or not crash):
         parts = tuple(p for p in parts if p != "durability")
     out = []
     for p in parts:
@@ -299,20 +306,57 @@ def run(part: str, database: server.Database) -> list[Experiment]:
     return out
 
 
-def render(experiments: list[Experiment], skipped_durability: bool = False) -> str:
-    lines = []
+SKIPPED = ("Skipped: it crashes and restarts the server, so it runs only on an embedded "
+           "server txlab started (no --dsn), and on the persistent one only when confirmed.")
+
+
+def to_dict(experiments: list[Experiment], skipped_durability: bool = False) -> dict:
+    return {"experiments": [asdict(e) for e in experiments],
+            "held": all(e.held for e in experiments),
+            "skipped": ["durability"] if skipped_durability else []}
+
+
+def render(experiments: list[Experiment], skipped_durability: bool = False, fmt: str = "text",
+           term=None) -> str:
+    """text (fitted to `term`, default plain 80 columns) or json."""
+    d = to_dict(experiments, skipped_durability)
+    if fmt == "json":
+        return json.dumps(d, indent=2) + "\n"
+    from rich.console import Group
+    from rich.text import Text
+
+    from txlab import term as term_mod
+
+    t = term or term_mod.plain()
+    parts: list = []
     current = None
-    for e in experiments:
-        if e.part != current:
-            current = e.part
-            lines += ["", current.upper(), "=" * len(current)]
-        lines += ["", f"{e.title}", f"  Why it matters: {e.why}", ""]
-        for s in e.steps:
-            lines.append(f"  > {s.action}")
-            lines += [f"      {ln}" for ln in s.outcome.splitlines()]
-        lines += ["", f"  {e.verdict}"]
-    if skipped_durability:
-        lines += ["", "DURABILITY", "==========", "",
-                  "  Skipped: it crashes and restarts the server, so it runs only on an embedded "
-                  "server txlab started (no --dsn)."]
-    return "\n".join(lines).lstrip("\n") + "\n"
+    for e in d["experiments"]:
+        if e["part"] != current:
+            current = e["part"]
+            parts += ["", term_mod.heading(current.upper()), term_mod.heading("=" * len(current))]
+        parts += ["", term_mod.heading(e["title"]),
+                  Text(term_mod.wrapped(f"Why it matters: {e['why']}", t, indent=2, hang=2)), ""]
+        for step in e["steps"]:
+            parts.append(Text("  > " + term_mod.shorten(step["action"], t.width - 4)))
+            for line in step["outcome"].splitlines():
+                parts.append(_outcome(term_mod.wrapped(line, t, indent=6, hang=2)))
+        verdict = e["verdict"]
+        word, sep, rest = verdict.partition(":")
+        parts += ["", Text("  ").append(word, style=term_mod.style_of(word)).append(sep + rest)]
+    if d["skipped"]:
+        parts += ["", term_mod.heading("DURABILITY"), term_mod.heading("=========="), "",
+                  Text(term_mod.wrapped(SKIPPED, t, indent=2, hang=2))]
+    while parts and parts[0] == "":
+        parts.pop(0)
+    return term_mod.to_text(Group(*parts), t)
+
+
+def _outcome(text: str):
+    from rich.text import Text
+
+    from txlab import term as term_mod
+
+    out = Text(text)
+    if text.lstrip().startswith("ERROR"):
+        out.stylize(term_mod.STYLES["aborted"])
+    return out

@@ -10,14 +10,31 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import psycopg2
 
-from txlab import __version__, db, errors, history, html, report, server
+from txlab import __version__, db, errors, history, html, names, report, server
 from txlab import scenario as scenarios
-from txlab.settings import DEFAULT_DURATION_S, RunSettings
+from txlab.cli_shared import (
+    CONTEXT,
+    complete_levels,
+    complete_scenarios,
+    complete_strategies,
+    complete_terms,
+    emit,
+    err,
+    format_option,
+    no_color_param,
+    out_term,
+    output_option,
+    seconds_option,
+    show_click_error,
+    stderr_term,
+    stdout_term,
+    write_html,
+)
+from txlab.settings import DEFAULT_DURATION_S, DEFAULT_THINK_MS, RunSettings
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -29,24 +46,42 @@ Exit codes:
   141  the output pipe was closed early (e.g. piped into head)"""
 
 
-def _err(message: str) -> None:
-    click.echo(f"txlab: {message}", err=True)
+def _err(message: str, label: str | None = None) -> None:
+    err(message, label)
 
 
 class Group(click.Group):
-    """Turns txlab's errors into a message and an exit code, never a traceback."""
+    """Turns txlab's errors into a message and an exit code, never a traceback;
+    gives every command -h and --no-color; wraps usage errors to the width."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            show_click_error(exc)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            _err("aborted", None)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def add_command(self, cmd, name=None):
+        _give_no_color(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except errors.TxlabError as exc:
-            _err(f"error: {exc}")
+            _err(str(exc), "error")
             sys.exit(exc.exit_code)
         except psycopg2.Error as exc:
-            _err(f"database error: {db.first_line(exc)}")
+            _err(db.first_line(exc), "database error")
             sys.exit(errors.EXIT_RUNTIME)
         except KeyboardInterrupt:
-            _err("interrupted")
+            _err("interrupted", None)
             sys.exit(errors.EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -55,17 +90,26 @@ class Group(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(141)
         except OSError as exc:
-            _err(f"error: {exc}")
+            _err(str(exc), "error")
             sys.exit(errors.EXIT_RUNTIME)
         except Exception as exc:
             if os.environ.get("TXLAB_DEBUG"):
                 raise
-            _err(f"internal error: {type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)")
+            _err(f"{type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)",
+                 "internal error")
             sys.exit(errors.EXIT_RUNTIME)
 
 
-@click.group(cls=Group, epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, prog_name="txlab")
+def _give_no_color(cmd: click.Command) -> None:
+    """Every command (and subcommand) takes --no-color, as the group does."""
+    if not any(p.name == "no_color" for p in cmd.params):
+        cmd.params.append(no_color_param())
+    for sub in getattr(cmd, "commands", {}).values():
+        _give_no_color(sub)
+
+
+@click.group(cls=Group, epilog=EXIT_CODES_HELP, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", "-V", prog_name="txlab")
 def cli():
     """txlab: a transaction and concurrency lab for PostgreSQL.
 
@@ -75,7 +119,15 @@ def cli():
     The database: --dsn, else TXLAB_DSN, else DATABASE_URL, else the persistent
     embedded server if `txlab server start` is running, else a temporary embedded
     PostgreSQL started for the run.
+
+    Output fits the terminal (else COLUMNS, else 80 columns) and is coloured
+    only on a terminal (never with NO_COLOR or --no-color). Every term a report
+    prints is explained by `txlab explain TERM`; shell completion: see
+    docs/cli.md.
     """
+
+
+_give_no_color(cli)  # --no-color before the command name, too
 
 
 # ---------------------------------------------------------------- shared options
@@ -125,6 +177,34 @@ def _announce(url: str) -> None:
          "(`txlab server start` keeps one running between runs)")
 
 
+isolation_option = click.option(
+    "--isolation", "-i", default="read-committed", show_default=True, callback=_isolation,
+    shell_complete=complete_levels, metavar="LEVEL",
+    help="read-uncommitted | read-committed | repeatable-read | serializable "
+         "(SQL spellings and ru/rc/rr/ser also work).")
+workers_option = click.option("--workers", "-w", default=8, show_default=True,
+                              type=click.IntRange(1, 90),
+                              help="Concurrent worker threads, one connection each.")
+think_option = click.option(
+    "--think-ms", default=DEFAULT_THINK_MS, show_default=True, type=click.FloatRange(min=0),
+    metavar="MS", help="Pause inside each transaction between its reads and its writes.")
+retries_option = click.option(
+    "--retries", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
+    help="Retry a transaction aborted by 40001, 40P01 or a version conflict up to N times.")
+param_option = click.option(
+    "--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
+    help="Scenario knob (repeatable); see `txlab describe SCENARIO`.")
+seed_option = click.option("--seed", type=int,
+                           help="Random seed (random by default, always printed).")
+deadlock_option = click.option(
+    "--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
+    help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
+         "needs a superuser, as the embedded server's user is.")
+no_fail_option = click.option(
+    "--no-fail", is_flag=True,
+    help="Exit 0 even when an invariant was violated (a teaching run; errors still exit 2/3).")
+
+
 def _embedded_version() -> str:
     try:
         out = subprocess.run([str(server.bin_dir() / "postgres"), "-V"], capture_output=True,
@@ -138,55 +218,48 @@ def _embedded_version() -> str:
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("scenario")
-@click.option("--isolation", "-i", default="read-committed", show_default=True, callback=_isolation,
-              help="read-uncommitted | read-committed | repeatable-read | serializable "
-                   "(SQL spellings and ru/rc/rr/ser also work).")
-@click.option("--strategy", "-s", help="Concurrency-control strategy; see `txlab list` "
-              "(default: the scenario's first).")
-@click.option("--workers", "-w", default=8, show_default=True, type=click.IntRange(1, 90),
-              help="Concurrent worker threads, one connection each.")
-@click.option("--duration", "-d", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions).")
+@click.argument("scenario", shell_complete=complete_scenarios)
+@isolation_option
+@click.option("--strategy", "-s", shell_complete=complete_strategies, metavar="STRATEGY",
+              help="Concurrency-control strategy; see `txlab describe SCENARIO` "
+                   "(default: the scenario's first).")
+@workers_option
+@seconds_option("duration", "--duration", "-d", type=click.FloatRange(min=0, min_open=True),
+                help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions).")
 @click.option("--transactions", "-n", type=click.IntRange(min=1), metavar="N",
               help="Run exactly N transactions in all, then stop.")
-@click.option("--seed", type=int, help="Random seed (random by default, always printed).")
-@click.option("--think-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              metavar="MS", help="Pause inside each transaction between its reads and its writes.")
-@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Retry a transaction aborted by 40001, 40P01 or a version conflict up to N times.")
-@click.option("--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
-              help="Scenario knob (repeatable); see `txlab list`.")
-@click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="table",
-              show_default=True, help="Report format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the report to FILE instead of standard output.")
+@seed_option
+@think_option
+@retries_option
+@param_option
+@format_option(report.FORMATS, {"table": "text"}, "Report format.")
+@output_option()
 @click.option("--history", "history_file", type=click.Path(dir_okay=False, writable=True),
               metavar="FILE", help="Write every attempt of every transaction as JSON lines.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the report as one self-contained HTML page: timeline of every "
                    "attempt, rates, latency, invariants, anomalies drawn.")
 @click.option("--lock-timeout-ms", default=10_000, show_default=True, type=click.IntRange(min=0),
-              help="lock_timeout on worker sessions (0 = wait forever).")
+              metavar="MS", help="lock_timeout on worker sessions (0 = wait forever).")
 @click.option("--statement-timeout-ms", default=30_000, show_default=True,
-              type=click.IntRange(min=0), help="statement_timeout on worker sessions (0 = none).")
-@click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
-              help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
-                   "needs a superuser, as the embedded server's user is.")
+              type=click.IntRange(min=0), metavar="MS",
+              help="statement_timeout on worker sessions (0 = none).")
+@deadlock_option
 @click.option("--check/--no-check", "check", default=True, show_default=True,
               help="Check the history for anomalies (G0 ... G2-item) at the end.")
+@no_fail_option
 @dsn_option
 @schema_option
 @scenario_path_option
 def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
         params, fmt, output, history_file, html_file, lock_timeout_ms, statement_timeout_ms,
-        deadlock_timeout_ms, check, dsn, schema, scenario_path):
+        deadlock_timeout_ms, check, no_fail, dsn, schema, scenario_path):
     """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
 
     Example: txlab run bank-transfer --isolation serializable --retries 5
     """
     if duration and transactions:
-        raise click.UsageError("give --duration or --transactions, not both")
+        raise click.UsageError("give --duration-s or --transactions, not both")
     html.check_target(html_file)
     settings = RunSettings(
         scenario=scenario, seed=seed if seed is not None else secrets.randbelow(2**31),
@@ -197,7 +270,7 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
         deadlock_timeout_ms=deadlock_timeout_ms, check=check,
     )
-    found = scenarios.resolve(settings.scenario, settings.scenario_path)
+    found = names.scenario(settings.scenario, settings.scenario_path)
     found.params(dict(settings.params))  # validate knobs before starting any server
     found.strategy(settings.strategy)
     from txlab import runner
@@ -211,7 +284,7 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         finally:
             if progress:
                 click.echo("\r\033[K", err=True, nl=False)
-    text = report.render(result, fmt)
+    text = report.render(result, fmt, out_term(output))
     if history_file:
         history.write(result.history, history_file)
         _err(f"history: {len(result.history.attempts)} attempts written to {history_file}")
@@ -219,20 +292,13 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         from txlab import timeline
         from txlab.html import run as run_page
 
-        _write_html(html_file, run_page.page(report.to_dict(result), timeline.attempt_records(result)))
-    if output:
-        Path(output).write_text(text)
-        _err(f"report written to {output}")
-    else:
-        click.echo(text, nl=False)
+        write_html(html_file, run_page.page(report.to_dict(result), timeline.attempt_records(result)))
+    emit(text, output)
     if result.interrupted:
         sys.exit(errors.EXIT_INTERRUPTED)
-    sys.exit(errors.EXIT_VIOLATED if result.failed_verdict else errors.EXIT_OK)
+    failed = result.failed_verdict and not no_fail
+    sys.exit(errors.EXIT_VIOLATED if failed else errors.EXIT_OK)
 
-
-def _write_html(path: str, text: str) -> None:
-    Path(path).write_text(text, encoding="utf-8")
-    _err(f"html page written to {path}")
 
 
 def _progress_line(elapsed: float, committed: int, aborted: int) -> None:
@@ -247,93 +313,114 @@ def _progress_line(elapsed: float, committed: int, aborted: int) -> None:
 @cli.command("list")
 @scenario_path_option
 def list_(scenario_path):
-    """List the scenarios, their strategies and knobs."""
-    from tabulate import tabulate
+    """List the scenarios (with their strategies and knobs), and where the demos are."""
+    from txlab import describe as describe_mod
 
     found = scenarios.discover(scenario_path)
-    rows = [
-        [s.name, s.summary, s.teaches, ", ".join(x.name for x in s.strategies),
-         ", ".join(f"{k.name}={k.default}" for k in s.knobs)]
-        for s in sorted(found.values(), key=lambda s: s.name)
-    ]
-    click.echo(tabulate(rows, headers=["scenario", "summary", "teaches", "strategies", "knobs"],
-                        tablefmt="simple"))
+    click.echo(describe_mod.render_list(found, stdout_term()), nl=False)
 
 
 @cli.command()
-@click.argument("scenario")
+@click.argument("scenario", shell_complete=complete_scenarios)
 @scenario_path_option
 def describe(scenario, scenario_path):
     """Explain SCENARIO: story, invariants, strategies at each level, knobs."""
     from txlab import describe as describe_mod
 
-    click.echo(describe_mod.render(scenarios.resolve(scenario, scenario_path)), nl=False)
+    click.echo(describe_mod.render(names.scenario(scenario, scenario_path), stdout_term()),
+               nl=False)
+
+
+@cli.command()
+@click.argument("term", nargs=-1, shell_complete=complete_terms)
+@format_option(("text", "json"), help="text, or json (the entry as data).")
+@output_option("explanation")
+def explain(term, fmt, output):
+    """Explain a TERM that txlab prints: an SQLSTATE (40001, 40P01 ...), an anomaly
+    (lost update, G2-item ...), an isolation level, a strategy, or report jargon
+    (naive, model, rw edge ...). Without TERM: list every term.
+
+    \b
+    Examples:
+      txlab explain 40001
+      txlab explain lost update
+      txlab explain rw edge
+
+    Exit code 2 when the term is unknown (the closest matches are printed).
+    """
+    from txlab import glossary, glossary_view
+
+    t = out_term(output)
+    if not term:
+        text = glossary_view.render_list(glossary.entries(), fmt, t)
+    else:
+        text = glossary_view.render_entry(glossary.lookup(" ".join(term)), fmt, t)
+    emit(text, output, "explanation")
 
 
 # ---------------------------------------------------------------- matrix
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
-@click.argument("names", metavar="[SCENARIO]...", nargs=-1)
+@click.argument("names", metavar="[SCENARIO]...", nargs=-1, shell_complete=complete_scenarios)
 @click.option("--isolation", "-i", "levels", default="all", show_default=True,
+              shell_complete=complete_levels, metavar="LEVEL[,...]|all",
               help="Comma-separated levels, or all.")
 @click.option("--strategy", "-s", "strategies", default="all", show_default=True,
+              shell_complete=complete_strategies, metavar="STRATEGY[,...]|all",
               help="Comma-separated strategy names, or all.")
-@click.option("--duration", "-d", default=1.5, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Length of each run.")
-@click.option("--workers", "-w", default=8, show_default=True, type=click.IntRange(1, 90))
-@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Retries on 40001 / 40P01 / version conflicts in every run.")
-@click.option("--think-ms", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              metavar="MS", help="Pause between reads and writes in every transaction.")
-@click.option("--seed", type=int, help="Random seed (random by default, printed).")
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]),
-              default="table", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the matrix to FILE instead of standard output.")
+@seconds_option("duration", "--duration", "-d", default=1.5, show_default=True,
+                type=click.FloatRange(min=0, min_open=True), help="Length of each run.")
+@workers_option
+@retries_option
+@think_option
+@param_option
+@seed_option
+@format_option(("text", "markdown", "json", "csv"), {"table": "text"}, "Matrix format.")
+@output_option("matrix")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the matrix as one self-contained HTML page (cells coloured by "
                    "verdict, declared-safe-but-violated cells called out).")
-@click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
-              help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
-                   "needs a superuser, as the embedded server's user is.")
-@click.option("--no-fail", is_flag=True,
-              help="Exit 0 even when combinations violate invariants (a teaching table).")
+@deadlock_option
+@no_fail_option
 @dsn_option
 @schema_option
 @scenario_path_option
-def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed, fmt, output,
-           html_file, deadlock_timeout_ms, no_fail, dsn, schema, scenario_path):
+def matrix(names, levels, strategies, duration, workers, retries, think_ms, params, seed, fmt,
+           output, html_file, deadlock_timeout_ms, no_fail, dsn, schema, scenario_path):
     """Run every scenario x strategy x isolation level briefly; one row each.
 
-    Default: every scenario, every strategy, the four levels. Exit code 1 when any
-    combination violated an invariant, unless --no-fail.
+    Default: every scenario, every strategy, the four levels. A knob (-p) applies
+    to the scenarios that have it. Exit code 1 when any combination violated an
+    invariant, unless --no-fail. Progress goes to standard error: one updating
+    line on a terminal, one line per combination otherwise.
     """
     from txlab import matrix as matrix_mod
 
     html.check_target(html_file)
     known = scenarios.discover(scenario_path)
-    chosen = [scenarios.resolve(n, scenario_path) for n in names] or [
-        known[k] for k in sorted(known)]
+    chosen = [_scenario(n, scenario_path) for n in names] or [known[k] for k in sorted(known)]
     try:
         level_list = matrix_mod.parse_levels(levels)
     except errors.UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--isolation") from None
     strategy_list = None if strategies.strip().lower() == "all" else [
         x.strip() for x in strategies.split(",") if x.strip()]
-    combos = matrix_mod.plan(chosen, strategy_list, level_list)
+    combos = matrix_mod.plan(chosen, strategy_list, level_list, params)
     seed = seed if seed is not None else secrets.randbelow(2**31)
     base = RunSettings(scenario="", seed=seed, workers=workers, duration_s=duration,
-                       retries=retries, think_ms=think_ms, schema=schema,
+                       retries=retries, think_ms=think_ms, params=params, schema=schema,
                        scenario_path=tuple(scenario_path), deadlock_timeout_ms=deadlock_timeout_ms)
     _err(f"{len(combos)} combinations x {duration:g} s, seed {seed}")
     tty = sys.stderr.isatty()
 
     def progress(i, n, combo):
+        s, strat, level = combo
+        line = f"[{i + 1}/{n}] {s.name} {strat} {level.sql}"
         if tty:
-            s, strat, level = combo
-            click.echo(f"\r\033[K[{i + 1}/{n}] {s.name} {strat} {level.sql}", err=True, nl=False)
+            click.echo(f"\r\033[K{line}"[: stderr_term().width + 4], err=True, nl=False)
+        else:
+            click.echo(f"txlab: {line}", err=True)
 
     with server.open_database(dsn, os.environ, announce=_announce) as database:
         try:
@@ -346,18 +433,17 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
             version = db.server_version(conn)
         finally:
             conn.close()
-    text = matrix_mod.render(rows, fmt, version)
     if html_file:
         from txlab.html import matrix as matrix_page
 
-        _write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version))
-    if output:
-        Path(output).write_text(text)
-        _err(f"matrix written to {output}")
-    else:
-        click.echo(text, nl=False)
+        write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version))
+    emit(matrix_mod.render(rows, fmt, version, out_term(output)), output, "matrix")
     violated = any(not r.holds or r.forbidden for r in rows)
     sys.exit(errors.EXIT_VIOLATED if violated and not no_fail else errors.EXIT_OK)
+
+
+def _scenario(ref, scenario_path):
+    return names.scenario(ref, scenario_path)
 
 
 # ---------------------------------------------------------------- server
@@ -397,11 +483,22 @@ def server_stop():
 @server_group.command("status")
 def server_status():
     """Say whether the persistent server runs; exit 3 if it does not."""
+    from rich.text import Text
+
+    from txlab import term
+
     pgdata = server.persistent_pgdata()
+    t = stdout_term()
     if server.is_running(pgdata):
-        click.echo(f"running: {server.url_for(pgdata)} (data: {pgdata})")
+        lines = [Text.assemble(("running", term.STYLES["held"]), f": {server.url_for(pgdata)}"),
+                 f"data: {pgdata}"]
     else:
-        click.echo(f"not running (data: {pgdata})")
+        lines = [Text("not running", style=term.STYLES["aborted"]), f"data: {pgdata}",
+                 "start it with: txlab server start"]
+    from rich.console import Group
+
+    click.echo(term.to_text(Group(*lines), t), nl=False)
+    if not server.is_running(pgdata):
         sys.exit(errors.EXIT_RUNTIME)
 
 
@@ -423,13 +520,21 @@ def server_url():
 @dsn_option
 @schema_option
 def clean(dsn, schema):
-    """Drop txlab's schema (only if txlab created it) from the database."""
-    with server.open_database(dsn, os.environ) as database:
-        conn = db.connect(database.dsn)
-        try:
-            dropped = db.drop_schema(conn, schema)
-        finally:
-            conn.close()
+    """Drop txlab's schema (only if txlab created it) from the database.
+
+    Uses --dsn, TXLAB_DSN, DATABASE_URL or the running persistent server; it never
+    starts a server (a temporary server's schema vanishes with the server).
+    """
+    database = server.configured_dsn(dsn, os.environ) or server.persistent_if_running()
+    if database is None:
+        _err("no database to clean: no --dsn, TXLAB_DSN or DATABASE_URL, and the persistent "
+             "server is not running (temporary servers leave nothing behind)")
+        return
+    conn = db.connect(database.dsn)
+    try:
+        dropped = db.drop_schema(conn, schema)
+    finally:
+        conn.close()
     _err(f"dropped schema {schema}" if dropped else f"no schema {schema}: nothing to do")
 
 

@@ -13,6 +13,15 @@ from pathlib import Path
 import click
 
 from txlab import errors
+from txlab.cli_shared import (
+    emit,
+    err,
+    format_option,
+    out_term,
+    output_option,
+    seconds_option,
+    write_html,
+)
 
 CHECK_EXIT_HELP = """\b
 Exit codes:
@@ -31,8 +40,8 @@ Exit codes:
               help="A PostgreSQL level, judged by the model it provides: READ COMMITTED -> "
                    "read-committed, REPEATABLE READ -> snapshot-isolation, SERIALIZABLE -> "
                    "serializable.")
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
-              show_default=True, help="Output format.")
+@format_option(("text", "json"))
+@output_option()
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write one self-contained HTML page: verdict, classes, each example's "
                    "cycle drawn, each cyclic component's dependency graph on demand.")
@@ -40,15 +49,15 @@ Exit codes:
               help="Write one Graphviz .dot per example cycle to DIR (and .svg if `dot` exists).")
 @click.option("--max-examples", default=3, show_default=True, type=click.IntRange(min=0),
               metavar="N", help="Explained examples per anomaly class.")
-@click.option("--time-limit", default=10.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Cycle search time per strongly connected component; past it: unknown.")
+@seconds_option("time-limit", "--time-limit", default=10.0, show_default=True,
+                type=click.FloatRange(min=0, min_open=True),
+                help="Cycle search time per strongly connected component; past it: unknown.")
 @click.option("--process/--no-process", default=None,
               help="Add process edges (find -process cycles); default: only for strict-serializable.")
 @click.option("--realtime/--no-realtime", default=None,
               help="Add realtime edges (find -realtime cycles); default: only for "
                    "strict-serializable.")
-def check(history_file, model, isolation, fmt, html_file, plots, max_examples, time_limit,
+def check(history_file, model, isolation, fmt, output, html_file, plots, max_examples, time_limit,
           process, realtime):
     """Check a saved HISTORY for isolation anomalies (G0, G1a-c, G-single, G2-item, ...).
 
@@ -70,17 +79,16 @@ def check(history_file, model, isolation, fmt, html_file, plots, max_examples, t
         raise errors.UsageError(f"cannot check {exc}") from None
     except ValueError as exc:  # unknown model or isolation level
         raise click.BadParameter(str(exc)) from None
-    click.echo(checker.render(result, fmt), nl=False)
+    emit(checker.render(result, fmt, out_term(output)), output)
     if html_file:
         from txlab.html import check as check_page
 
-        Path(html_file).write_text(check_page.page(result.to_dict()), encoding="utf-8")
-        click.echo(f"txlab: html page written to {html_file}", err=True)
+        write_html(html_file, check_page.page(result.to_dict()))
     if plots:
         written = write_plots(result, Path(plots))
-        click.echo(f"txlab: {written} written to {plots}", err=True)
+        err(f"{written} written to {plots}", None)
     if result.verdict == checker.UNKNOWN:
-        click.echo("txlab: verdict unknown: a cycle search timed out (see --time-limit)", err=True)
+        err("verdict unknown: a cycle search timed out (see --time-limit-s)", None)
     sys.exit(errors.EXIT_VIOLATED if result.verdict == checker.INVALID else errors.EXIT_OK)
 
 

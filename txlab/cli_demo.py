@@ -7,7 +7,19 @@ import sys
 
 import click
 
-from txlab import errors, server
+from txlab import errors, names, server
+from txlab.cli_shared import AliasedOption as _AliasedOption
+from txlab.cli_shared import (
+    complete_demos,
+    complete_levels,
+    emit,
+    err,
+    format_option,
+    out_term,
+    output_option,
+    seconds_option,
+    write_html,
+)
 
 EXIT_HELP = """\b
 Exit codes:
@@ -33,35 +45,30 @@ def _schema(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
-def _term():
-    """What standard output can show (width, colour); --no-color wherever the CLI defines it."""
-    from txlab import term
-
-    ctx = click.get_current_context(silent=True)
-    no_color = bool(ctx and ctx.find_root().meta.get("txlab.no_color"))
-    while ctx is not None:
-        no_color = no_color or bool(ctx.params.get("no_color"))
-        ctx = ctx.parent
-    return term.detect(no_color=no_color)
+def _term(output: str | None = None):
+    """What the output can show: the terminal's width and colour (not with --no-color or
+    NO_COLOR), or plain text COLUMNS (else 80) wide for -o FILE."""
+    return out_term(output)
 
 
 def _announce(url: str) -> None:
-    click.echo("txlab: started a temporary embedded PostgreSQL server for this run; it stops "
-               "at the end (`txlab server start` keeps one running)", err=True)
+    err("started a temporary embedded PostgreSQL server for this run; it stops at the end "
+        "(`txlab server start` keeps one running)", None)
 
 
 @click.command("demo", epilog=EXIT_HELP)
-@click.argument("name", required=False)
-@click.option("--isolation", "-i", metavar="LEVEL|all",
+@click.argument("name", required=False, shell_complete=complete_demos)
+@click.option("--isolation", "-i", metavar="LEVEL|all", shell_complete=complete_levels,
               help="Run the sessions' plain BEGIN at this level (read-committed, repeatable-read, "
                    "serializable, read-uncommitted, or `all` for the four side by side). "
                    "Default: the server's default_transaction_isolation.")
-@click.option("--permutation", "-p", metavar='"s1a s2a ..."',
+@click.option("--permutation", "-P", metavar='"s1a s2a ..."', cls=_AliasedOption,
+              hidden_aliases=("-p",),
               help="Run this permutation instead of the spec's (markers like s2a(*) allowed).")
-@click.option("--format", "fmt", type=click.Choice(["pretty", "transcript", "json"]),
-              default="pretty", show_default=True,
-              help="pretty: classroom timeline and verdict; transcript: exactly what PostgreSQL's "
-                   "isolationtester prints; json: events and verdicts as data.")
+@format_option(("text", "transcript", "json"), {"pretty": "text"},
+               "text: classroom timeline and verdict; transcript: exactly what PostgreSQL's "
+               "isolationtester prints; json: events and verdicts as data.")
+@output_option()
 @click.option("--all", "all_", is_flag=True,
               help="Run every built-in demo at every level and print the matrix.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
@@ -83,17 +90,17 @@ def _announce(url: str) -> None:
 @click.option("--timelines", is_flag=True,
               help="With --isolation all: print each level's timeline before the side-by-side "
                    "table (by default the table stands alone).")
-@click.option("--step-timeout", default=30.0, show_default=True,
-              type=click.FloatRange(min=0.1), metavar="SECONDS",
-              help="Cancel a step that has not finished after this long (it is reported, "
-                   "never a hang).")
+@seconds_option("step-timeout", "--step-timeout", default=30.0, show_default=True,
+                type=click.FloatRange(min=0.1),
+                help="Cancel a step that has not finished after this long (it is reported, "
+                     "never a hang).")
 @click.option("--max-permutations", default=200, show_default=True, type=click.IntRange(min=1),
               help="Refuse specs without permutation lines that have more interleavings.")
 @_dsn_option
 @click.option("--schema", default="txlab_demo", show_default=True, callback=_schema,
               help="Schema txlab creates (and empties before each demo) for the spec's tables; "
                    "nothing outside it is touched.")
-def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, step, timelines,
+def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show, new, step, timelines,
          step_timeout, max_permutations, dsn, schema):
     """Run a step-by-step demo: NAME from the catalog (see --list) or a .spec file
     in PostgreSQL's isolation-tester format.
@@ -106,7 +113,7 @@ def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, s
       txlab demo --new my.spec             (a commented template)
       txlab demo my.spec -i all
       txlab demo p4 -i rc --step           (one step per key press)
-      txlab demo my-case.spec --permutation "s1a s2a s1c s2c"
+      txlab demo my-case.spec -P "s1a s2a s1c s2c"
       txlab demo --all
     """
     from txlab import html
@@ -114,17 +121,18 @@ def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, s
     from txlab.interleave import render
 
     html.check_target(html_file)
+    fmt = "pretty" if fmt == "text" else fmt  # the demo renderer's name for the text view
     if new:
         if name or show or all_ or list_:
             raise click.UsageError("--new FILE writes a template and exits; give it alone")
         path = demos.write_template(new)
-        click.echo(f"txlab: wrote {path}; run it with `txlab demo {path} -i all`, then make it "
-                   "your own", err=True)
+        err(f"wrote {path}; run it with `txlab demo {path} -i all`, then make it your own",
+            None)
         return
     if show:
         if not name:
             raise click.UsageError("--show needs a demo NAME (see --list) or a .spec file")
-        click.echo(demos.resolve(name).read_text(), nl=False)
+        emit(names.demo(name).read_text(), output, "spec")
         return
     if list_:
         from txlab.interleave import spec as specs
@@ -138,21 +146,21 @@ def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, s
             raise click.UsageError("--all runs the whole catalog at every level; "
                                    "give no NAME, --isolation or --permutation with it")
         if fmt == "transcript":
-            raise click.UsageError("--all prints a matrix: use --format pretty or json")
+            raise click.UsageError("--all prints a matrix: use --format text or json")
         with server.open_database(dsn, os.environ, announce=_announce) as database:
             matrix = demos.run_matrix(database.dsn, step_timeout, schema,
                                       step_states=bool(html_file))
-        click.echo(render.render_matrix(matrix, fmt, _term()), nl=False)
+        emit(render.render_matrix(matrix, fmt, _term(output)), output)
         if html_file:
             from txlab.html import demo as demo_html
 
-            _write_html(html_file, demo_html.matrix_page(
+            write_html(html_file, demo_html.matrix_page(
                 render.matrix_json(matrix), [render.to_json(r) for r in matrix.results]))
         sys.exit(errors.EXIT_VIOLATED if matrix.mismatches else errors.EXIT_OK)
     if not name:
         raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
     # Validate everything before starting a server.
-    path = demos.resolve(name)
+    path = names.demo(name)
     from txlab.interleave import spec as specs
 
     parsed = specs.load(path)
@@ -170,24 +178,25 @@ def demo(name, isolation, permutation, fmt, all_, html_file, list_, show, new, s
         raise click.UsageError("--step is interactive; --html writes the page of a whole run: "
                                "give one of them")
     if step:
-        return _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema)
+        return _step_mode(path, isolation, permutation, "json" if output else fmt, step_timeout,
+                          dsn, schema)
     for w in parsed.warnings:
-        click.echo(f"txlab: warning: {w}", err=True)
+        err(w, "warning")
     if isolation:
         for where in demos.explicit_levels(parsed):
-            click.echo(f"txlab: warning: {where} sets its own isolation level; --isolation "
-                       "only changes what a plain BEGIN gets", err=True)
+            err(f"{where} sets its own isolation level; --isolation only changes what a plain "
+                "BEGIN gets", "warning")
     with server.open_database(dsn, os.environ, announce=_announce) as database:
         result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
                                 max_permutations, schema, step_states=bool(html_file))
-    click.echo(render.render(result, fmt, _term(), timelines or None), nl=False)
+    emit(render.render(result, fmt, _term(output), timelines or None), output)
     if html_file:
         from txlab.html import demo as demo_html
 
-        _write_html(html_file, demo_html.page(render.to_json(result)))
+        write_html(html_file, demo_html.page(render.to_json(result)))
     for lr in result.levels:
         for w in (w for r in lr.run.runs for w in r.warnings):
-            click.echo(f"txlab: warning: {w}", err=True)
+            err(w, "warning")
     unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
     sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
 
@@ -198,7 +207,7 @@ def _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema):
     from txlab.keys import Keys
 
     if fmt != "pretty":
-        raise click.UsageError("--step shows the classroom view; give no --format with it")
+        raise click.UsageError("--step shows the classroom view; give no --format or -o with it")
     if len(demos.levels_for(isolation)) > 1:
         raise click.UsageError("--step runs one isolation level at a time; pick one with -i")
     keys = Keys()  # refuses when standard input is not a terminal, before any server starts
@@ -210,12 +219,6 @@ def _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema):
     sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
 
 
-def _write_html(path: str, text: str) -> None:
-    from pathlib import Path
-
-    Path(path).write_text(text, encoding="utf-8")
-    click.echo(f"txlab: html page written to {path}", err=True)
-
 
 @click.command("acid", epilog="""\b
 Exit codes:
@@ -225,8 +228,12 @@ Exit codes:
   3    database or runtime error""")
 @click.argument("part", default="all",
                 type=click.Choice(["atomicity", "consistency", "isolation", "durability", "all"]))
+@click.option("--yes", "-y", is_flag=True,
+              help="Crash and restart the persistent server for durability without asking.")
+@format_option(("text", "json"))
+@output_option()
 @_dsn_option
-def acid(part, dsn):
+def acid(part, yes, fmt, output, dsn):
     """Show A, C, I and D on a real PostgreSQL, with a short narrative for each.
 
     \b
@@ -238,7 +245,9 @@ def acid(part, dsn):
                  SERIALIZABLE
     durability   commit rows, crash the server (pg_ctl stop -m immediate),
                  restart: committed rows survive, the in-flight ones do not.
-                 Only on an embedded server txlab started (not with --dsn).
+                 Only on an embedded server txlab started (not with --dsn);
+                 on the persistent one (`txlab server start`) only after a
+                 yes (asked on a terminal, or --yes).
 
     Works in its own schema, txlab_acid, and drops it afterwards.
     """
@@ -247,7 +256,27 @@ def acid(part, dsn):
     with server.open_database(dsn, os.environ, announce=_announce) as database:
         if part == "durability" and database.embedded is None:
             acid_lib.durability(database)  # raises the explanation
-        experiments = acid_lib.run(part, database)
-        skipped = part == "all" and database.embedded is None
-    click.echo(acid_lib.render(experiments, skipped), nl=False)
+        crash = _may_crash(part, database, yes)
+        experiments = acid_lib.run(part, database, crash)
+        skipped = part == "all" and (database.embedded is None or not crash)
+    emit(acid_lib.render(experiments, skipped, fmt, out_term(output)), output)
     sys.exit(errors.EXIT_OK if all(e.held for e in experiments) else errors.EXIT_VIOLATED)
+
+
+def _may_crash(part: str, database, yes: bool) -> bool:
+    """Ask before crashing a server that outlives this command (the persistent one)."""
+    from txlab import acid as acid_lib
+
+    if not acid_lib.crashes(part, database) or "persistent" not in database.source or yes:
+        return True
+    question = (f"durability crashes and restarts {database.source}; anything connected to it "
+                "loses its connection.")
+    if not sys.stdin.isatty():
+        raise errors.UsageError(f"{question} Pass --yes to allow it, or stop it first "
+                                "(`txlab server stop`): then txlab starts a temporary one.")
+    if click.confirm(f"txlab: {question} Go on?", default=False, err=True):
+        return True
+    if part == "durability":
+        raise errors.UsageError("durability not run: the persistent server was left alone")
+    err("durability skipped: the persistent server was left alone", None)
+    return False

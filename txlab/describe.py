@@ -1,37 +1,75 @@
-"""`txlab describe`: a scenario's story, invariants, strategies by level, and knobs."""
+"""`txlab list` and `txlab describe`: the scenarios, fitted to the terminal."""
 
 from __future__ import annotations
 
 import inspect
 
-from tabulate import tabulate
+from rich.console import Group
+from rich.padding import Padding
+from rich.text import Text
 
+from txlab import term as term_mod
 from txlab.db import LEVELS
 from txlab.matrix import SHORT
 from txlab.scenario import Scenario
+from txlab.term import STYLES, Term, heading
 
 
-def render(s: Scenario) -> str:
-    parts = [f"{s.name}: {s.summary}", f"Teaches: {s.teaches}"]
+def render_list(found: dict[str, Scenario], t: Term) -> str:
+    rows = [[s.name, s.summary, s.teaches, ", ".join(x.name for x in s.strategies),
+             " ".join(f"{k.name}={k.default}" for k in s.knobs)]
+            for s in sorted(found.values(), key=lambda s: s.name)]
+    body = term_mod.table(["scenario", "summary", "teaches", "strategies", "knobs (-p)"], rows,
+                          t, wrap={1: 24, 2: 18, 3: 18, 4: 18})
+    try:
+        from txlab.interleave import demo
+
+        demos = list(demo.catalog())
+    except Exception:  # the demo catalog is optional for listing scenarios
+        demos = []
+    tail = ("Run one: txlab run SCENARIO [-s STRATEGY] [-i LEVEL] [-p KNOB=VALUE]; more "
+            "about one: txlab describe SCENARIO.")
+    if demos:
+        tail += (f" Step-by-step demos ({len(demos)}: {', '.join(demos[:6])}, ...) are a "
+                 "separate list: txlab demo --list, then txlab demo NAME -i all.")
+    tail += " Terms: txlab explain."
+    return term_mod.to_text(Group(body, "", Text(term_mod.wrapped(tail, t),
+                                                  style=STYLES["muted"])), t)
+
+
+def render(s: Scenario, t: Term | None = None) -> str:
+    t = t or term_mod.plain()
+    parts: list = [Text.assemble((s.name, STYLES["heading"]), f": {s.summary}"),
+                   Text(f"Teaches: {s.teaches}")]
     if s.description:
         text = inspect.cleandoc(s.description)
         first, _, rest = text.partition("\n")
         if first.startswith(f"{s.name}:"):  # the docstring's title repeats the header
             text = rest.strip()
-        parts.append(text)
-    parts.append("Invariants:\n" + "\n".join(f"  - {i.name}" for i in s.invariants))
-    rows = [[st.name, st.help] + ["keeps invariants" if lvl in st.safe_at else "may violate"
+        parts += ["", Text(_reflow(text))]
+    parts += ["", heading("Invariants")]
+    parts += [Padding(Text(f"- {i.name}"), (0, 0, 0, 2)) for i in s.invariants]
+    rows = [[st.name, st.help] + ["safe" if lvl in st.safe_at else "unsafe"
                                   for lvl in LEVELS]
             for st in s.strategies]
-    parts.append("Strategies (expected behaviour at each level, from the scenario's own "
-                 "declaration; `txlab matrix` measures it):\n"
-                 + tabulate(rows, headers=["strategy", "what it does"] + [SHORT[k] for k in LEVELS],
-                            tablefmt="simple", maxcolwidths=[None, 50, None, None, None, None]))
+    parts += ["", heading("Strategies"),
+              Text(term_mod.wrapped("Expected behaviour at each level, from the scenario's own "
+                                    "declaration (safe: keeps every invariant); "
+                                    "`txlab matrix " + s.name + "` measures it.", t),
+                   style=STYLES["muted"]),
+              term_mod.table(["strategy", "what it does"] + [SHORT[k] for k in LEVELS], rows, t,
+                             wrap={1: 20})]
     knobs = [[k.name, k.default, k.help + (f" ({', '.join(k.choices)})" if k.choices else "")]
              for k in s.knobs]
-    parts.append("Knobs (--param NAME=VALUE):\n"
-                 + (tabulate(knobs, headers=["knob", "default", "meaning"], tablefmt="simple")
-                    if knobs else "  (none)"))
+    parts += ["", heading("Knobs (-p NAME=VALUE)")]
+    parts.append(term_mod.table(["knob", "default", "meaning"], knobs, t, wrap={2: 24})
+                 if knobs else Text("  (none)"))
     if s.path:
-        parts.append(f"Source: {s.path}")
-    return "\n\n".join(parts) + "\n"
+        parts += ["", Text(f"Source: {s.path}", style=STYLES["muted"])]
+    return term_mod.to_text(Group(*parts), t)
+
+
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs as one line each (the renderer wraps them to the width)."""
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)

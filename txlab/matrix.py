@@ -52,8 +52,15 @@ Combo = tuple[Scenario, str, Isolation]
 
 
 def plan(scenarios: Iterable[Scenario], strategies: list[str] | None,
-         levels: list[Isolation]) -> list[Combo]:
-    """Every (scenario, strategy, level) selected; unknown strategy names are an error."""
+         levels: list[Isolation], params: Iterable[tuple[str, str]] = ()) -> list[Combo]:
+    """Every (scenario, strategy, level) selected; unknown strategy names are an error,
+    and so is a knob (-p) that no selected scenario has, or a bad value for one."""
+    scenarios = list(scenarios)
+    for name, _ in params:
+        if not any(_knobs_of(s, ((name, ""),)) for s in scenarios):
+            raise UsageError(f"--param {name}: no selected scenario has this knob")
+    for s in scenarios:
+        s.params(dict(_knobs_of(s, params)))  # validate values before any run
     combos: list[Combo] = []
     seen: set[str] = set()
     for s in scenarios:
@@ -67,13 +74,20 @@ def plan(scenarios: Iterable[Scenario], strategies: list[str] | None,
     return combos
 
 
+def _knobs_of(s: Scenario, params: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The knobs among `params` that scenario `s` has."""
+    names = {k.name for k in s.knobs}
+    return tuple((k, v) for k, v in params if k.replace("-", "_") in names)
+
+
 def run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
                progress: Callable[[int, int, Combo], None] | None = None) -> list[Row]:
     rows = []
     for i, (scenario, strategy, level) in enumerate(combos):
         if progress:
             progress(i, len(combos), (scenario, strategy, level))
-        settings = replace(base, scenario=scenario.name, strategy=strategy, isolation=level)
+        settings = replace(base, scenario=scenario.name, strategy=strategy, isolation=level,
+                           params=_knobs_of(scenario, base.params))
         r = runner.run(settings, scenario, dsn)
         o = r.outcomes
         rows.append(Row(
@@ -99,8 +113,11 @@ def parse_levels(text: str) -> list[Isolation]:
 # ---------------------------------------------------------------- rendering
 
 
+SHORT_CAUSES = {"40001-concurrent-update": "40001-cu", "40001-rw-dependencies": "40001-rw"}
+
+
 def _aborted(row: Row) -> str:
-    return ", ".join(f"{k} {v}" for k, v in row.aborted.items()) or "-"
+    return ", ".join(f"{SHORT_CAUSES.get(k, k)} {v}" for k, v in row.aborted.items()) or "-"
 
 
 def _anomalies(row: Row) -> str:
@@ -108,11 +125,10 @@ def _anomalies(row: Row) -> str:
                      for k, v in row.anomalies.items()) or "-"
 
 
-def _verdict(row: Row, markdown: bool) -> str:
+def _verdict(row: Row) -> str:
     if row.holds:
         return "holds"
-    text = "VIOLATED" + (" (UNEXPECTED)" if row.surprise else "")
-    return f"**{text}**" if markdown else text
+    return "VIOLATED" + (", UNEXPECTED" if row.surprise else "")
 
 
 def to_dicts(rows: list[Row]) -> list[dict]:
@@ -120,7 +136,9 @@ def to_dicts(rows: list[Row]) -> list[dict]:
     return [asdict(r) | {"surprise": r.surprise} for r in rows]
 
 
-def render(rows: list[Row], fmt: str, server: str = "") -> str:
+def render(rows: list[Row], fmt: str, server: str = "", term=None) -> str:
+    """The matrix as text (fitted to `term`, default plain 80 columns), markdown,
+    json or csv; every view shows the same rows, verdicts and summary."""
     if fmt == "json":
         return json.dumps(to_dicts(rows), indent=2) + "\n"
     if fmt == "csv":
@@ -135,34 +153,77 @@ def render(rows: list[Row], fmt: str, server: str = "") -> str:
                         "holds" if r.holds else "VIOLATED", ";".join(r.violated),
                         ";".join(f"{k}={v}" for k, v in r.anomalies.items()), r.expected_safe])
         return out.getvalue()
-    markdown = fmt == "markdown"
-    style = "github" if markdown else "simple"
-    parts = []
-    title = f"txlab isolation matrix{' on ' + server if server else ''}"
-    parts.append(f"# {title}" if markdown else title)
-    headers = ["strategy", "level", "commits/s", "aborted by cause", "retries", "invariants",
-               "anomalies"]
+    if fmt in ("text", "table"):
+        return _text(rows, server, term)
+    parts = [f"# {_title(server)}"]
     for scenario in dict.fromkeys(r.scenario for r in rows):
-        body = [[r.strategy, SHORT[r.isolation], f"{r.committed_per_s:.0f}", _aborted(r),
-                 r.retries, _verdict(r, markdown), _anomalies(r)]
-                for r in rows if r.scenario == scenario]
-        table = tabulate(body, headers=headers, tablefmt=style, disable_numparse=True)
-        parts.append((f"## {scenario}" if markdown else f"{scenario}") + "\n" + table)
+        body = [[cell.replace("VIOLATED", "**VIOLATED**") if i == 5 else cell
+                 for i, cell in enumerate(_cells(r))] for r in rows if r.scenario == scenario]
+        parts.append(f"## {scenario}\n" + tabulate(body, headers=HEADERS, tablefmt="github",
+                                                     disable_numparse=True))
+    parts += [LEGEND, summary(rows)]
+    return "\n\n".join(parts) + "\n"
+
+
+HEADERS = ["strategy", "level", "tps", "aborted", "retries", "verdict", "anomalies"]
+RETRIES = HEADERS.index("retries")
+LEGEND = ("Levels: RU read uncommitted (runs as RC in PostgreSQL), RC read committed, "
+          "RR repeatable read (snapshot isolation), SER serializable. Anomalies are named by "
+          "txlab's checker (Adya / Elle classes; `txlab explain NAME`); FORBIDDEN marks one "
+          "the level does not allow. tps: commits per second. Aborted: count by SQLSTATE or "
+          "cause (40001-cu: concurrent update, 40001-rw: read/write dependencies). Verdict: "
+          "did every invariant hold; UNEXPECTED: violated at a level the strategy declares "
+          "safe.")
+
+
+def _title(server: str) -> str:
+    return f"txlab isolation matrix{' on ' + server if server else ''}"
+
+
+def _cells(r: Row) -> list[str]:
+    return [r.strategy, SHORT[r.isolation], f"{r.committed_per_s:.0f}", _aborted(r),
+            str(r.retries), _verdict(r), _anomalies(r)]
+
+
+def summary(rows: list[Row]) -> str:
     bad = [r for r in rows if not r.holds]
     surprises = [r for r in rows if r.surprise]
     forbidden = [r for r in rows if r.forbidden]
-    legend = ("Levels: RU read uncommitted (runs as RC in PostgreSQL), RC read committed, "
-              "RR repeatable read (snapshot isolation), SER serializable.")
-    summary = f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
+    text = f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
     if surprises:
-        summary += (f"; {len(surprises)} UNEXPECTED (violated at a level the strategy declares "
-                    "safe: " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
-                                         for r in surprises) + ")")
+        text += (f"; {len(surprises)} UNEXPECTED (violated at a level the strategy declares "
+                 "safe: " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
+                                      for r in surprises) + ")")
     if forbidden:
-        summary += (f"; {len(forbidden)} with an anomaly the level FORBIDS (a database or harness "
-                    "bug): " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
-                                         for r in forbidden))
-    legend += (" Anomalies are named by txlab's checker (Adya / Elle classes); FORBIDDEN marks "
-               "one the level does not allow.")
-    parts += [legend, summary]
-    return "\n\n".join(parts) + "\n"
+        text += (f"; {len(forbidden)} with an anomaly the level FORBIDS (a database or harness "
+                 "bug): " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
+                                      for r in forbidden))
+    return text
+
+
+def _text(rows: list[Row], server: str, t) -> str:
+    from rich.console import Group
+    from rich.text import Text
+
+    from txlab import term as term_mod
+
+    t = t or term_mod.plain()
+    parts: list = [term_mod.heading(_title(server))]
+    # with no retry anywhere the retries column is all zeros: leave it out of the text view
+    keep = [i for i in range(len(HEADERS)) if i != RETRIES or any(r.retries for r in rows)]
+    for scenario in dict.fromkeys(r.scenario for r in rows):
+        body = [[c for i, c in enumerate(_cells(r)) if i in keep]
+                for r in rows if r.scenario == scenario]
+        heads = [h for i, h in enumerate(HEADERS) if i in keep]
+        parts += ["", term_mod.heading(scenario),
+                  term_mod.table(heads, body, t, wrap={heads.index("aborted"): 8,
+                                                       heads.index("verdict"): 8,
+                                                       heads.index("anomalies"): 12},
+                                 right=(2, heads.index("retries")) if "retries" in heads
+                                 else (2,))]
+    parts += ["", Text(term_mod.wrapped(LEGEND, t), style=term_mod.STYLES["muted"]), ""]
+    line = summary(rows)
+    style = term_mod.STYLES["violated" if any(not r.holds or r.forbidden for r in rows)
+                            else "held"]
+    parts.append(Text(term_mod.wrapped(line, t), style=style))
+    return term_mod.to_text(Group(*parts), t)

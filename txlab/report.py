@@ -1,19 +1,20 @@
-"""render(result, format): the run report as table, markdown or JSON. Never queries."""
+"""render(result, format): the run report as text, markdown or JSON. Never queries.
+
+`to_dict` is the report's data; the text view (txlab.report_term, for terminals
+and plain files) and the markdown view below render it and add nothing.
+"""
 
 from __future__ import annotations
 
 import json
-import textwrap
-
-from tabulate import tabulate
 
 from txlab import story
+from txlab.checker import models
 from txlab.errors import RETRYABLE, cause_name, cause_sqlstate
 from txlab.runner import RunResult
 from txlab.stats import INTERRUPTED_CAUSE
 
-FORMATS = ("table", "json", "markdown")
-STORY_WIDTH = 80
+FORMATS = ("text", "json", "markdown")  # "table" is the old name of "text"
 
 
 def to_dict(r: RunResult) -> dict:
@@ -61,6 +62,8 @@ def _data(r: RunResult) -> dict:
         "retries": r.retries,
         "notes": notes(r),
         "declared": r.declared,
+        "terms": terms(r),
+        "summary": summary(r),
     }
 
 
@@ -78,18 +81,30 @@ def anomalies(r: RunResult) -> list[dict]:
     out = []
     for kind, a in r.check.anomalies.items():
         examples = a.get("examples") or []
-        out.append({"kind": kind, "count": a["count"], "status": a["status"],
+        out.append({"kind": kind, "count": a["count"],
+                    "unit": a.get("unit") or models.count_unit(kind, a["count"]),
+                    "status": a["status"],
                     "definition": a.get("definition", ""),
                     "example": examples[0].get("text", "") if examples else "",
                     "examples": examples})
     return out
 
 
-def _example(r: RunResult) -> tuple[str, str] | None:
-    found = anomalies(r)
-    pick = next((a for a in found if a["status"] == "forbidden" and a["example"]), None)
-    pick = pick or next((a for a in found if a["example"]), None)
-    return (pick["kind"], pick["example"]) if pick else None
+def terms(r: RunResult) -> list[str]:
+    """The terms this report prints that `txlab explain` explains, in order of appearance."""
+    out = [r.strategy, r.isolation.sql]
+    out += [c for c in sorted(r.outcomes.aborted, key=lambda c: -r.outcomes.aborted[c])]
+    if r.outcomes.declined:
+        out.append("declined")
+    if r.retries or r.outcomes.retries:
+        out.append("retries")
+    out += [a["kind"] for a in anomalies(r)]
+    if r.check is not None:
+        out.append("model")
+    from txlab import glossary
+
+    known = glossary.index()
+    return list(dict.fromkeys(t for t in out if glossary.key(t) in known))
 
 
 def notes(r: RunResult) -> list[str]:
@@ -109,130 +124,154 @@ def notes(r: RunResult) -> list[str]:
     return out
 
 
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def _sections(r: RunResult, fmt: str) -> list[tuple[str, list, list]]:
-    """(title, headers, rows) for each table of the report."""
-    o = r.outcomes
-    params = " ".join(f"{k}={v}" for k, v in r.params.items())
-    header = [
-        ["scenario", r.scenario, "server", r.server],
-        ["strategy", r.strategy, "seed", r.seed],
-        ["isolation", r.isolation.sql, "workers", r.workers],
-        ["duration", f"{r.duration_s:.2f} s", "think time", f"{r.think_ms:g} ms"],
-        ["retries allowed", r.retries, "params", params],
-    ]
-    lat = r.latency_ms
-    perf = [
-        ["throughput", f"{r.throughput_tps:.1f} committed/s"],
-        ["latency p50 / p95 / p99 / max",
-         f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} ms"],
-    ]
-    outcome_rows = [
-        ["committed", "", o.committed],
-        ["declined by business rule", ", ".join(f"{k}: {v}" for k, v in o.declined_reasons.items()),
-         o.declined],
-    ]
-    for cause, n in sorted(o.aborted.items(), key=lambda kv: -kv[1]):
-        code = cause_sqlstate(cause) or "-"
-        name = "rolled back at interrupt" if cause == INTERRUPTED_CAUSE else cause_name(cause)
-        tag = " (retryable)" if cause in RETRYABLE else ""
-        outcome_rows.append([f"aborted: {name}{tag}", code, n])
-    if not o.aborted:
-        outcome_rows.append(["aborted", "", 0])
-    outcome_rows += [["retries", "", o.retries], ["failed after all retries", "", o.failed]]
-    if o.unknown:
-        outcome_rows.append(["unknown (connection lost in COMMIT)", "", o.unknown])
-    mark = "**VIOLATED**" if fmt == "markdown" else "VIOLATED"
-    inv = [
-        [i.name, i.expected, i.actual, "HOLDS" if i.holds else mark, i.detail]
-        for i in r.invariants
-    ]
-    level = r.isolation.sql
-    if r.check is None:
-        anom = [["not checked (--no-check)", "", "", ""]]
-    else:
-        anom = [[a["kind"], a["count"],
-                 "allowed" if a["status"] == "allowed" else ("**FORBIDDEN**" if fmt == "markdown"
-                                                             else "FORBIDDEN"),
-                 a["definition"]] for a in anomalies(r)] or [["none found", 0, "", ""]]
-    return [
-        ("Run", [], header),
-        ("Performance (latency of committed transactions, including their retries)", [], perf),
-        ("Outcomes", ["outcome", "SQLSTATE", "count"], outcome_rows),
-        ("Invariants", ["invariant", "expected", "actual", "verdict", "detail"], inv),
-        (_anomaly_title(r), ["anomaly", "count", f"at {level}", "what it is"], anom),
-    ]
-
-
-def _anomaly_title(r: RunResult) -> str:
-    if r.check is None:
-        return "Anomalies in the history"
-    c = r.check
-    text = f"Anomalies in the history (checked against the {c.model} model: {c.verdict})"
-    if c.unknown:
-        text += f"; search timed out for {', '.join(c.unknown)}"
-    return text
-
-
-def _summary(r: RunResult) -> str:
+def summary(r: RunResult) -> list[str]:
+    """The closing verdict lines every view prints."""
     bad = [i.name for i in r.invariants if not i.holds]
     prefix = "INTERRUPTED: partial run. " if r.interrupted else ""
-    lines = []
     if bad:
-        lines.append(f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated "
-                     f"({', '.join(bad)})")
+        lines = [f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated "
+                 f"({', '.join(bad)})"]
     else:
-        lines.append(f"{prefix}HOLDS: all {len(r.invariants)} invariants held")
+        lines = [f"{prefix}HOLDS: all {len(r.invariants)} invariants held"]
     if r.forbidden:
         lines.append(f"FORBIDDEN ANOMALY: {', '.join(r.forbidden)} found at {r.isolation.sql}, "
                      "which forbids it: a database or harness bug")
-    return "\n".join(lines)
+    return lines
 
 
-def story_block(data: dict, fmt: str = "table") -> str:
-    """The report's opening: to_dict()'s story sentences, then the commands worth
-    trying next, each with why."""
-    text = " ".join(data["story"])
-    if not data["next"]:
-        return text
-    if fmt == "markdown":
-        tries = [f"- `{n['command']}`: {n['why']}" for n in data["next"]]
-        return text + "\n\nTry next:\n\n" + "\n".join(tries)
-    text = textwrap.fill(text, STORY_WIDTH)
-    tries = [f"  {n['command']}\n" + textwrap.fill(n["why"], STORY_WIDTH, initial_indent=" " * 6,
-                                                    subsequent_indent=" " * 6)
-             for n in data["next"]]
-    return text + "\n\nTry next:\n" + "\n".join(tries)
+# ---------------------------------------------------------------- views of to_dict
 
 
-def render(r: RunResult, fmt: str = "table") -> str:
+def render(r: RunResult, fmt: str = "text", term=None) -> str:
+    """The report as `fmt`; `term` (txlab.term.Term) sets the text view's width and
+    colour (default: plain, 80 columns)."""
+    d = to_dict(r)
     if fmt == "json":
-        return json.dumps(to_dict(r), indent=2, default=str) + "\n"
-    style = "github" if fmt == "markdown" else "simple"
-    parts = []
-    title = f"txlab run: {r.scenario} / {r.strategy} / {r.isolation.sql}"
-    parts.append(f"# {title}" if fmt == "markdown" else title)
-    parts.append(story_block(to_dict(r), fmt))
-    for name, headers, rows in _sections(r, fmt):
-        heading = f"## {name}" if fmt == "markdown" else name
-        if headers:
-            body = tabulate(rows, headers=headers, tablefmt=style, disable_numparse=True)
-        elif fmt == "markdown":
-            body = tabulate(rows, headers=[""] * len(rows[0]), tablefmt=style, disable_numparse=True)
+        return json.dumps(d, indent=2, default=str) + "\n"
+    if fmt == "markdown":
+        return markdown(d)
+    if fmt in ("text", "table"):
+        from txlab import report_term
+        from txlab import term as term_mod
+
+        return report_term.render(d, term or term_mod.plain())
+    raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+
+def level_sql(d: dict) -> str:
+    from txlab.db import LEVELS
+
+    return LEVELS[d["isolation"]].sql if d["isolation"] in LEVELS else d["isolation"]
+
+
+def ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def run_rows(d: dict) -> list[tuple[str, object]]:
+    params = " ".join(f"{k}={v}" for k, v in d["params"].items())
+    return [("scenario", d["scenario"]), ("server", d["server"]), ("strategy", d["strategy"]),
+            ("seed", d["seed"]), ("isolation", level_sql(d)), ("workers", d["workers"]),
+            ("duration", f"{d['duration_s']:.2f} s"), ("think time", f"{d['think_ms']:g} ms"),
+            ("retries allowed", d["retries"]), ("params", params)]
+
+
+def latency(d: dict) -> str:
+    lat = d["latency_ms"]
+    return (f"p50 {ms(lat['p50'])} / p95 {ms(lat['p95'])} / p99 {ms(lat['p99'])} / "
+            f"max {ms(lat['max'])} ms")
+
+
+def outcome_rows(d: dict) -> list[list]:
+    """[outcome, SQLSTATE, count] rows; the first column starts with the status word."""
+    o = d["outcomes"]
+    rows = [["committed", "", o["committed"]],
+            ["declined by business rule" + (": " + ", ".join(
+                f"{k} {v}" for k, v in o["declined_reasons"].items())
+                if o["declined_reasons"] else ""), "", o["declined"]]]
+    for cause, n in sorted(o["aborted"].items(), key=lambda kv: -kv[1]):
+        name = "rolled back at interrupt" if cause == INTERRUPTED_CAUSE else cause_name(cause)
+        tag = " (retryable)" if cause in RETRYABLE else ""
+        rows.append([f"aborted: {name}{tag}", cause_sqlstate(cause) or "-", n])
+    if not o["aborted"]:
+        rows.append(["aborted", "", 0])
+    rows += [["retries", "", o["retries"]], ["failed after all retries", "", o["failed"]]]
+    if o.get("unknown"):
+        rows.append(["unknown (connection lost in COMMIT)", "", o["unknown"]])
+    return rows
+
+
+def anomaly_title(d: dict) -> str:
+    c = d["check"]
+    if c is None:
+        return "Anomalies in the history"
+    text = f"Anomalies in the history (checked against the {c['model']} model: {c['verdict']})"
+    if c["unknown"]:
+        text += f"; search timed out for {', '.join(c['unknown'])}"
+    return text
+
+
+def example(d: dict) -> tuple[str, str] | None:
+    found = d["anomalies"]
+    pick = next((a for a in found if a["status"] == "forbidden" and a["example"]), None)
+    pick = pick or next((a for a in found if a["example"]), None)
+    return (pick["kind"], pick["example"]) if pick else None
+
+
+def story_lines(d: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """What to_dict()["story"] (sentences) and ["next"] ({"command", "why"} each) hold,
+    as (sentences, [(command, why)]); every view prints them first. Either key may be
+    absent; a plain string stands for a list of one."""
+    story = d.get("story") or []
+    story = [story] if isinstance(story, str) else [str(x) for x in story if x]
+    tries = []
+    for item in d.get("next") or []:
+        if isinstance(item, dict):
+            tries.append((str(item.get("command", "")), str(item.get("why", ""))))
         else:
-            body = tabulate(rows, tablefmt="plain", disable_numparse=True)
-        parts.append(f"{heading}\n{body}")
-    example = _example(r)
-    if example:
-        kind, text = example
-        heading = f"## Example: {kind}" if fmt == "markdown" else f"Example: {kind}"
-        body = f"```\n{text}\n```" if fmt == "markdown" else text
-        parts.append(f"{heading}\n{body}")
-    for note in notes(r):
-        parts.append(f"Note: {note}")
-    summary = _summary(r)
-    parts.append(f"**{summary}**" if fmt == "markdown" else summary)
+            tries.append((str(item), ""))
+    return story, tries
+
+
+def markdown(d: dict) -> str:
+    from tabulate import tabulate
+
+    def table(headers, rows):
+        return tabulate(rows, headers=headers or [""] * len(rows[0]), tablefmt="github",
+                        disable_numparse=True)
+
+    parts = [f"# txlab run: {d['scenario']} / {d['strategy']} / {level_sql(d)}"]
+    story, tries = story_lines(d)
+    if story:
+        parts.append(" ".join(story))
+    if tries:
+        parts.append("Try next:\n\n" + "\n".join(f"- `{c}`" + (f": {w}" if w else "")
+                                                   for c, w in tries))
+    run = run_rows(d)
+    parts.append("## Run\n" + table([], [[k, v, *(run[i + 1] if i + 1 < len(run) else ("", ""))]
+                                           for i, (k, v) in enumerate(run) if i % 2 == 0]))
+    parts.append("## Performance (latency of committed transactions, including their retries)\n"
+                 + table([], [["throughput", f"{d['throughput_tps']:.1f} committed/s"],
+                              ["latency", latency(d)]]))
+    parts.append("## Outcomes\n" + table(["outcome", "SQLSTATE", "count"], outcome_rows(d)))
+    parts.append("## Invariants\n" + table(
+        ["invariant", "verdict", "expected", "actual", "detail"],
+        [[i["name"], "HOLDS" if i["holds"] else "**VIOLATED**", i["expected"], i["actual"],
+          i["detail"]] for i in d["invariants"]]))
+    level = level_sql(d)
+    if d["check"] is None:
+        anom = [["not checked (--no-check)", "", "", ""]]
+    else:
+        anom = [[a["kind"], f"{a['count']} {a['unit']}",
+                 "allowed" if a["status"] == "allowed" else "**FORBIDDEN**", a["definition"]]
+                for a in d["anomalies"]] or [["none found", "", "", ""]]
+    parts.append(f"## {anomaly_title(d)}\n" + table(["anomaly", "found", f"at {level}",
+                                                      "what it is"], anom))
+    ex = example(d)
+    if ex:
+        parts.append(f"## Example: {ex[0]}\n```\n{ex[1]}\n```")
+    parts += [f"Note: {n}" for n in d["notes"]]
+    parts.append("\n".join(f"**{line}**" for line in d["summary"]))
+    if d.get("terms"):
+        parts.append("Explain a term: " + ", ".join(f"`txlab explain {t}`" for t in d["terms"]))
     return "\n\n".join(parts) + "\n"

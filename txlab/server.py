@@ -131,7 +131,7 @@ def stop(pgdata: Path, mode: str = "fast") -> bool:
 # ---------------------------------------------------------------- resolution
 
 
-def _persistent_if_running() -> Database | None:
+def persistent_if_running() -> Database | None:
     pgdata = persistent_pgdata()
     if is_running(pgdata):
         url = url_for(pgdata)
@@ -171,7 +171,7 @@ def open_database(
 
     `announce` receives one line when txlab starts a temporary server.
     """
-    found = configured_dsn(dsn_option, env) or _persistent_if_running()
+    found = configured_dsn(dsn_option, env) or persistent_if_running()
     if found:
         yield found
         return

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from txlab.db import LEVELS, Isolation
 
 DEFAULT_DURATION_S = 10.0
+# One default for run and matrix: a short pause between a transaction's reads and
+# writes, so that concurrent transactions overlap enough to show what the level allows.
+DEFAULT_THINK_MS = 1.0
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class RunSettings:
     workers: int = 8
     duration_s: float | None = DEFAULT_DURATION_S  # None when counting transactions
     transactions: int | None = None
-    think_ms: float = 0.0
+    think_ms: float = 0.0  # the CLI passes DEFAULT_THINK_MS unless told otherwise
     retries: int = 0
     params: tuple[tuple[str, str], ...] = ()
     schema: str = "txlab"

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 DEFAULT_WIDTH = 80
@@ -58,6 +59,7 @@ WORDS: dict[str, str] = {
     "waiting": "waiting", "waits": "waiting", "waited": "waiting", "blocked": "waiting",
     "declined": "declined",
     "prevented": "prevented",
+    "safe": "held", "unsafe": "warning",
 }
 MIN_WIDTH = 40  # narrower than this, layouts stop making sense; wrap at this width anyway
 
@@ -150,8 +152,153 @@ def shorten(text: str, width: int) -> str:
     return line if len(line) <= width else line[: max(0, width - 1)].rstrip() + ELLIPSIS
 
 
+_TRAILING = re.compile(r"[ ]+((?:\x1b\[[0-9;]*m)*)$")
+
+
 def to_text(renderable, term: Term) -> str:
-    """`renderable` (a rich renderable or a plain string) as the text to print."""
+    """`renderable` (a rich renderable or a plain string) as the text to print.
+
+    rich pads lines to the full width; the padding is stripped so that piped
+    output carries no trailing blanks.
+    """
     buffer = io.StringIO()
     console(term, buffer).print(renderable)
-    return buffer.getvalue()
+    return "\n".join(_TRAILING.sub(r"\1", line) for line in buffer.getvalue().split("\n"))
+
+
+# ---------------------------------------------------------------- layouts shared by renderers
+
+
+def heading(text: str):
+    return styled(text, "heading")
+
+
+def cell(value):
+    """A table cell: rich Text stays as it is; status words get their style; the rest str."""
+    from rich.text import Text
+
+    if isinstance(value, Text):
+        return value
+    text = "" if value is None else str(value)
+    return Text(text, style=style_of(text)) if style_of(text) else Text(text)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence], term: Term, *,
+          wrap: Sequence[int] | Mapping[int, int] = (), min_wrap: int = 14,
+          right: Sequence[int] = (), stack: bool = True):
+    """Rows as a table when it fits `term.width`, else stacked: each row a block
+    (its first cell as a heading, then one `header  value` line per other cell).
+
+    wrap: indexes of columns whose cells may wrap (at least `min_wrap` wide), or
+    {index: least width}; the others keep their full width.
+    right: right-aligned columns (numbers).
+    With stack=False the table is always a table (cells wrap as they must).
+    """
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+              show_header=bool(headers),
+              header_style=STYLES["heading"] if term.color else "")
+    least = dict(wrap) if isinstance(wrap, Mapping) else dict.fromkeys(wrap, min_wrap)
+    ncols = len(headers) if headers else len(rows[0]) if rows else 0
+    widths = _widths(headers, rows, least, term.width) if rows else None
+    if stack and rows and widths is None:
+        return stacked(headers, rows)
+    for i in range(ncols):
+        wraps = i in least
+        t.add_column(headers[i] if headers else "", no_wrap=not wraps,
+                     width=widths[i] if widths else None,
+                     justify="right" if i in right else "left", overflow="fold")
+    for row in rows:
+        t.add_row(*(cell(v) for v in row))
+    return t
+
+
+COLUMN_GAP = 2  # SIMPLE_HEAD without edges: right padding, then the (blank) separator
+
+
+def _widths(headers, rows, least: Mapping[int, int], width: int) -> list[int] | None:
+    """Column widths that fit `width`: columns not in `least` keep their widest cell;
+    the widest wrapping column gives up a cell at a time, down to its least width
+    (or its longest word). None when even that does not fit."""
+    from rich.cells import cell_len
+
+    n = len(rows[0])
+    texts = [[str(headers[i]) if headers else ""] + [str(cell(r[i])) for r in rows]
+             for i in range(n)]
+    natural = [max(cell_len(line) for t in col for line in (t.splitlines() or [""]))
+               for col in texts]
+    floor = [max(least[i], max((cell_len(w) for t in texts[i] for w in t.split()), default=0))
+             if i in least else natural[i] for i in range(n)]
+    out = list(natural)
+    budget = width - COLUMN_GAP * (n - 1)
+    while sum(out) > budget:
+        shrinkable = [i for i in range(n) if out[i] > floor[i]]
+        if not shrinkable:
+            return None
+        out[max(shrinkable, key=lambda i: out[i] - floor[i])] -= 1
+    return out
+
+
+def stacked(headers: Sequence[str], rows: Sequence[Sequence]):
+    """Each row as a block: the first cell, then `header  value` lines (empty cells left out)."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.table import Table
+
+    blocks = []
+    for n, row in enumerate(rows):
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style=STYLES["muted"])
+        grid.add_column(overflow="fold")
+        for h, v in zip(headers[1:], row[1:], strict=False):
+            if v not in (None, ""):
+                grid.add_row(h, cell(v))
+        first = cell(row[0])
+        first.stylize(STYLES["heading"])
+        blocks += ([""] if n else []) + [first, Padding(grid, (0, 0, 0, 2))]
+    return Group(*blocks)
+
+
+def pairs(items: Sequence[tuple[str, object]], term: Term, *, columns: int = 2):
+    """key/value pairs, `columns` pairs side by side when they fit, else one per line."""
+    from rich.table import Table
+
+    def grid(n):
+        g = Table.grid(padding=(0, 2))
+        for _ in range(n):
+            g.add_column(no_wrap=True, style=STYLES["muted"])
+            g.add_column(overflow="fold")
+        for i in range(0, len(items), n):
+            chunk = list(items[i:i + n])
+            chunk += [("", "")] * (n - len(chunk))
+            g.add_row(*(x for k, v in chunk for x in (k, cell(v))))
+        return g
+
+    from rich.measure import Measurement
+
+    c = console(term)
+    for n in range(columns, 1, -1):
+        g = grid(n)
+        if Measurement.get(c, c.options, g).maximum <= term.width:
+            return g
+    return grid(1)
+
+
+def wrapped(text: str, term: Term, indent: int = 0, hang: int = 0) -> str:
+    """Plain text wrapped to the width line by line, keeping each line's own indent;
+    continuation lines get `hang` more spaces. Long words (URLs) are folded."""
+    import textwrap
+
+    out = []
+    for line in str(text).splitlines() or [""]:
+        lead = indent + len(line) - len(line.lstrip(" "))
+        body = line.strip()
+        if not body:
+            out.append("")
+            continue
+        out += textwrap.wrap(body, width=max(MIN_WIDTH // 2, term.width), initial_indent=" " * lead,
+                             subsequent_indent=" " * (lead + hang), break_on_hyphens=False,
+                             break_long_words=True)
+    return "\n".join(out)

@@ -17,7 +17,7 @@ class Result:
     model: str
     isolation: str | None
     verdict: str
-    anomalies: dict  # name -> {"count", "status", "definition", "examples": [data]}
+    anomalies: dict  # name -> {"count", "unit", "status", "definition", "examples": [data]}
     unknown: list  # kinds whose search timed out somewhere
     models_ruled_out: list
     stats: dict
@@ -122,6 +122,8 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
             ex["text"] = explain.cycle_text(ex)
             a["examples"].append(ex)
             plots.append((kind, explain.cycle_dot(ex)))
+    for kind, a in anomalies.items():
+        a["unit"] = models.count_unit(kind, a["count"])
     anomalies = dict(sorted(anomalies.items(), key=lambda kv: models.ORDER.get(kv[0], 999)))
     found_names = set(anomalies)
     unknown = sorted((u for u in cyc.unknown if u not in found_names), key=models.ORDER.get)

@@ -63,6 +63,30 @@ for _suffix, _why in SUFFIXES.items():
                     f"like {b}, but the cycle {_why}") for b in BASE_CYCLES
     )
 BY_NAME = {a.name: a for a in ANOMALIES}
+
+# What a count counts (check.py adds one per finding, a lost-update group of n
+# adds n - 1; cycles.py adds one per strongly connected group of transactions
+# that holds such a cycle): (singular, plural).
+_UNITS = {
+    "duplicate-versions": ("duplicated version", "duplicated versions"),
+    "cyclic-versions": ("key", "keys"),
+    "incompatible-order": ("pair of reads", "pairs of reads"),
+    "missing-versions": ("missing version", "missing versions"),
+    "garbage-read": ("read", "reads"),
+    "G1a": ("read", "reads"),
+    "G1b": ("read", "reads"),
+    "internal": ("read", "reads"),
+    "lost update": ("overwritten update", "overwritten updates"),
+}
+CYCLE_UNIT = ("group with a cycle", "groups with a cycle")
+
+
+def count_unit(kind: str, count: int = 2) -> str:
+    """The unit of an anomaly's count, singular when count is 1: "overwritten updates"."""
+    spec = BY_NAME.get(kind)
+    one, many = _UNITS.get(kind) or (CYCLE_UNIT if spec is None or spec.family == "cycle"
+                                     else ("finding", "findings"))
+    return one if count == 1 else many
 ORDER = {a.name: i for i, a in enumerate(ANOMALIES)}
 
 _CHAINS = {"duplicate-versions", "cyclic-versions", "incompatible-order", "missing-versions"}

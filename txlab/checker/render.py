@@ -9,11 +9,12 @@ from txlab.checker import models
 FORMATS = ("text", "json")
 
 
-def render(result, fmt: str = "text") -> str:
+def render(result, fmt: str = "text", term=None) -> str:
+    """JSON, or text fitted to `term` (txlab.term.Term; default plain, 80 columns)."""
     if fmt == "json":
         return json.dumps(result.to_dict(), indent=2, default=_json_default) + "\n"
     if fmt == "text":
-        return _text(result)
+        return _text(result.to_dict(), term)
     raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
@@ -23,41 +24,57 @@ def _json_default(x):
     return str(x)
 
 
-def _text(r) -> str:
-    h = r.history
+def _text(d: dict, t) -> str:
+    from rich.console import Group
+    from rich.text import Text
+
+    from txlab import term as term_mod
+
+    t = t or term_mod.plain()
+    h = d["history"]
     run = " ".join(f"{h[k]}" for k in ("scenario", "strategy") if k in h)
-    lines = [
-        f"history    {h['transactions']} transactions ({h['committed']} committed, "
-        f"{h['failed']} failed, {h['unknown']} unknown), format {h['format']}"
-        + (f", {run}" if run else "") + (f" at {r.isolation}" if r.isolation else ""),
-        f"model      {r.model}: {models.MODELS[r.model].summary}",
-        "",
-    ]
-    if r.anomalies:
-        w = max(len("anomaly"), *(len(n) for n in r.anomalies))
-        lines.append(f"{'anomaly':<{w}}  {'count':>7}  at this level")
-        for name, a in r.anomalies.items():
-            flag = "FORBIDDEN" if a["status"] == "forbidden" else "allowed"
-            lines.append(f"{name:<{w}}  {a['count']:>7}  {flag}")
+    summary = (f"{h['transactions']} transactions ({h['committed']} committed, {h['failed']} "
+               f"failed, {h['unknown']} unknown), format {h['format']}"
+               + (f", {run}" if run else "") + (f" at {d['isolation']}" if d["isolation"] else ""))
+    parts: list = [term_mod.pairs([("history", summary),
+                                   ("model", f"{d['model']}: {models.MODELS[d['model']].summary}")],
+                                  t, columns=1), ""]
+    anomalies = d["anomalies"]
+    if anomalies:
+        rows = [[name, f"{a['count']} {a.get('unit', '')}".strip(),
+                 "FORBIDDEN" if a["status"] == "forbidden" else "allowed"]
+                for name, a in anomalies.items()]
+        parts.append(term_mod.table(["anomaly", "found", "at this level"], rows, t,
+                                    wrap={1: 12}))
     else:
-        lines.append("no anomalies found")
-    if r.unknown:
-        lines.append(f"search timed out for: {', '.join(r.unknown)} (raise --time-limit)")
-    for name, a in r.anomalies.items():
+        parts.append(Text("no anomalies found"))
+    if d["unknown"]:
+        parts.append(Text(term_mod.wrapped(f"search timed out for: {', '.join(d['unknown'])} "
+                                           "(raise --time-limit-s)", t),
+                          style=term_mod.STYLES["warning"]))
+    for name, a in anomalies.items():
         for n, ex in enumerate(a["examples"], 1):
-            tag = ("FORBIDDEN at this level: a database or harness bug"
-                   if a["status"] == "forbidden" else "allowed at this level")
-            lines += ["", f"{name} #{n} ({tag})", f"  {a['definition']}", ex["text"]]
-    lines.append("")
-    if r.models_ruled_out:
-        lines.append(f"ruled out: {', '.join(r.models_ruled_out)}")
-    s = r.stats["seconds"]
-    lines.append(f"checked in {s['total']:.2f} s ({r.stats['edges']} edges, "
-                 f"{r.stats['components']} cyclic components, largest {r.stats['largest_component']})")
-    verdict = r.verdict.upper()
-    if r.verdict == "invalid":
-        verdict += f": {', '.join(r.forbidden)} forbidden at {r.model}"
-    elif r.verdict == "unknown":
+            forbidden = a["status"] == "forbidden"
+            tag = ("FORBIDDEN at this level: a database or harness bug" if forbidden
+                   else "allowed at this level")
+            head = Text(f"{name} #{n} (", style=term_mod.STYLES["heading"])
+            head.append(tag, style=term_mod.STYLES["forbidden" if forbidden else "allowed"])
+            head.append(")")
+            parts += ["", head, Text(term_mod.wrapped(a["definition"], t, indent=2, hang=2)),
+                      Text(term_mod.wrapped(ex["text"], t, hang=4))]
+    parts.append("")
+    if d["models_ruled_out"]:
+        parts.append(Text(term_mod.wrapped(f"ruled out: {', '.join(d['models_ruled_out'])}", t)))
+    st = d["stats"]
+    parts.append(Text(term_mod.wrapped(
+        f"checked in {st['seconds']['total']:.2f} s ({st['edges']} edges, {st['components']} "
+        f"cyclic components, largest {st['largest_component']})", t), style=term_mod.STYLES["muted"]))
+    verdict = d["verdict"].upper()
+    if d["verdict"] == "invalid":
+        verdict += f": {', '.join(d['forbidden'])} forbidden at {d['model']}"
+    elif d["verdict"] == "unknown":
         verdict += ": a forbidden anomaly may have been missed (search timed out)"
-    lines.append(verdict)
-    return "\n".join(lines) + "\n"
+    word, sep, rest = verdict.partition(":")
+    parts.append(Text(word, style=term_mod.style_of(word) or term_mod.STYLES["warning"])
+                 .append(sep + rest))
+    return term_mod.to_text(Group(*parts), t)

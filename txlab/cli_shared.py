@@ -1,0 +1,245 @@
+"""What every txlab command shares: one option vocabulary and one way to print.
+
+The vocabulary (docs/cli.md, "Options that mean the same everywhere"):
+
+- `-h/--help` on every command; `--no-color` on every command (and before it).
+- `--format FORMAT` and `-o/--output FILE` on every command that prints a report;
+  `text` is the readable format everywhere, `json` the one for programs.
+- Durations carry their unit in the name: seconds (`-s`) for how long txlab runs
+  or waits, milliseconds (`-ms`) for what happens inside a transaction or a
+  PostgreSQL setting. Older spellings (`--duration`, `--step-timeout`,
+  `--time-limit`) keep working as hidden aliases.
+- `-i` is the isolation level, `-s` the strategy, `-p` a scenario knob, `-w`
+  workers, `-n` transactions, `-d` the duration, wherever they appear.
+
+Printing: `out_term(output)` says how the report may look (the terminal's width
+and colour, or plain text at COLUMNS/80 for `-o FILE`), `emit` writes it, and
+`err` writes a message to standard error wrapped to its width, with its label
+coloured on a terminal.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from txlab import term
+
+NO_COLOR_KEY = "txlab.no_color"
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+# ---------------------------------------------------------------- colour and width
+
+
+def _no_color(ctx, param, value):
+    if value:
+        ctx.find_root().meta[NO_COLOR_KEY] = True
+    return value
+
+
+def no_color_param() -> click.Option:
+    return click.Option(["--no-color"], is_flag=True, expose_value=False, is_eager=True,
+                        callback=_no_color,
+                        help="Plain text even on a terminal (so does the NO_COLOR variable).")
+
+
+def _color_refused() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().meta.get(NO_COLOR_KEY))
+
+
+def stdout_term() -> term.Term:
+    return term.detect(sys.stdout, no_color=_color_refused())
+
+
+def stderr_term() -> term.Term:
+    return term.detect(sys.stderr, no_color=_color_refused())
+
+
+def out_term(output: str | None) -> term.Term:
+    """How a report may look: the terminal's, or plain (COLUMNS, else 80) for -o FILE."""
+    if output:
+        return term.detect(io.StringIO(), no_color=True)
+    return stdout_term()
+
+
+def emit(text: str, output: str | None, what: str = "report") -> None:
+    """The report to FILE (-o) or standard output."""
+    if output:
+        Path(output).write_text(text)
+        err(f"{what} written to {output}", None)
+    else:
+        click.echo(text, nl=False, color=True)
+
+
+def write_html(path: str, text: str) -> None:
+    """An HTML page (--html FILE)."""
+    Path(path).write_text(text, encoding="utf-8")
+    err(f"html page written to {path}", None)
+
+
+# ---------------------------------------------------------------- messages
+
+
+def err(message: str, label: str | None = "error") -> None:
+    """`txlab: LABEL: message` on standard error, wrapped to its width."""
+    from rich.text import Text
+
+    t = stderr_term()
+    line = Text("txlab: ")
+    if label:
+        line.append(f"{label}:", style=term.STYLES.get(label, term.STYLES["error"]))
+        line.append(" ")
+    line.append(str(message))
+    click.echo(term.to_text(line, t), nl=False, err=True, color=True)
+
+
+def show_click_error(exc: click.ClickException) -> None:
+    """click's usage errors, wrapped to the width and with -h as the hint."""
+    from rich.text import Text
+
+    t = stderr_term()
+    parts = []
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        parts.append(ctx.get_usage())
+        if ctx.command.get_help_option(ctx) is not None:
+            parts.append(f"Try '{ctx.command_path} -h' for help.")
+        parts.append("")
+    body = Text()
+    body.append("Error:", style=term.STYLES["error"])
+    body.append(" " + exc.format_message())
+    text = "\n".join(term.wrapped(p, t, hang=2) for p in parts)
+    click.echo((text + "\n" if parts else "") + term.to_text(body, t), nl=False, err=True,
+               color=True)
+
+
+# ---------------------------------------------------------------- option vocabulary
+
+
+class AliasedOption(click.Option):
+    """An option with older spellings that still work but are not shown in --help."""
+
+    def __init__(self, *args, hidden_aliases: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hidden_aliases = tuple(hidden_aliases)
+        self.opts = [*self.opts, *self.hidden_aliases]
+
+    def get_help_record(self, ctx):
+        shown = self.opts
+        self.opts = [o for o in shown if o not in self.hidden_aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+class FormatChoice(click.Choice):
+    """--format: the command's formats; older names (table, pretty) map to `text`."""
+
+    def __init__(self, choices, aliases: dict[str, str] | None = None):
+        super().__init__(list(choices), case_sensitive=False)
+        self.aliases = aliases or {}
+
+    def convert(self, value, param, ctx):
+        value = self.aliases.get(str(value).lower(), value)
+        return super().convert(value, param, ctx)
+
+
+def format_option(formats=("text", "json"), aliases: dict[str, str] | None = None,
+                  help: str = "Output format."):
+    return click.option("--format", "fmt", type=FormatChoice(formats, aliases), default=formats[0],
+                        show_default=True, help=help)
+
+
+def output_option(what: str = "report"):
+    return click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+                        metavar="FILE",
+                        help=f"Write the {what} to FILE (plain text, no colour) instead of "
+                             "standard output.")
+
+
+def seconds_option(name: str, old: str | None, short: str | None = None, **kwargs):
+    """A duration in seconds: --NAME-s, with --NAME (the old spelling) as a hidden alias."""
+    decls = [f"--{name}-s", *([short] if short else [])]
+    dest = name.replace("-", "_")
+    return click.option(*decls, dest, cls=AliasedOption, hidden_aliases=(old,) if old else (),
+                        metavar="SECONDS", **kwargs)
+
+
+# ---------------------------------------------------------------- shell completion
+
+
+def _complete(items, incomplete):
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(n, help=h) for n, h in items if n.startswith(incomplete)]
+
+
+def complete_scenarios(ctx, param, incomplete):
+    from txlab import scenario
+
+    try:
+        found = scenario.discover(ctx.params.get("scenario_path") or ())
+    except Exception:  # completion must never fail loudly
+        return []
+    return _complete(((n, s.summary) for n, s in sorted(found.items())), incomplete)
+
+
+def complete_strategies(ctx, param, incomplete):
+    from txlab import scenario
+
+    try:
+        found = scenario.discover(ctx.params.get("scenario_path") or ())
+        chosen = ctx.params.get("scenario") or (ctx.params.get("names") or [None])[0]
+        pool = [found[chosen]] if chosen in found else list(found.values())
+    except Exception:
+        return []
+    seen: dict[str, str] = {}
+    for s in pool:
+        for st in s.strategies:
+            seen.setdefault(st.name, st.help)
+    return _complete(sorted(seen.items()), incomplete)
+
+
+def complete_levels(ctx, param, incomplete):
+    from txlab.db import LEVELS
+
+    items = [(k, v.sql) for k, v in LEVELS.items()]
+    if param.name in ("levels", "isolation") and ctx.command.name in ("matrix", "demo"):
+        items.append(("all", "every level"))
+    return _complete(items, incomplete)
+
+
+def complete_demos(ctx, param, incomplete):
+    try:
+        from txlab.interleave import demo
+
+        names = list(demo.catalog())
+    except Exception:
+        return []
+    out = _complete(((n, "") for n in names), incomplete)
+    if "/" in incomplete or incomplete.endswith(".spec") or incomplete.startswith("."):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file")]
+    return out
+
+
+def complete_terms(ctx, param, incomplete):
+    from txlab import glossary
+
+    try:
+        entries = glossary.entries()
+    except Exception:
+        return []
+    return _complete(((e.term, e.title) for e in entries), incomplete)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

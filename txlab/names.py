@@ -1,0 +1,111 @@
+"""txlab's namespaces point at each other.
+
+Scenarios (`txlab run NAME`), demos (`txlab demo NAME`), strategies (`-s NAME`),
+isolation levels (`-i NAME`) and explained terms (`txlab explain NAME`) are
+separate lists; a name typed in the wrong place gets a pointer to the right
+one ("p4 is a demo: txlab demo p4"), and a typo gets "did you mean" from every
+list. `scenario(ref)` and `demo(ref)` resolve like txlab.scenario.resolve and
+txlab.interleave.demo.resolve, with those hints added to the error.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from pathlib import Path
+
+from txlab.errors import UsageError
+
+
+def _scenarios(extra=()) -> dict:
+    from txlab import scenario
+
+    try:
+        return scenario.discover(extra)
+    except UsageError:
+        return {}
+
+
+def _demos() -> list[str]:
+    from txlab.interleave import demo
+
+    return list(demo.catalog())
+
+
+def _levels() -> dict[str, str]:
+    from txlab.db import LEVELS
+
+    out = {}
+    for key, level in LEVELS.items():
+        out[key] = key
+        out[level.sql.lower().replace(" ", "-")] = key
+    out.update({"ru": "read-uncommitted", "rc": "read-committed", "rr": "repeatable-read",
+                "ser": "serializable"})
+    return out
+
+
+def where_else(name: str, asked: str, extra=()) -> str:
+    """A sentence pointing NAME at the namespace it belongs to, or at close names; ""
+    when there is nothing to say. `asked` is the namespace that did not know it:
+    "scenario" or "demo"."""
+    key = name.strip().lower().replace("_", "-")
+    scenarios = _scenarios(extra)
+    demos = _demos()
+    if asked != "demo" and key in demos:
+        return f"{name} is a demo: txlab demo {key}"
+    if asked != "scenario" and key in scenarios:
+        return f"{name} is a scenario: txlab run {key}"
+    levels = _levels()
+    if key.replace(" ", "-") in levels:
+        level = levels[key.replace(" ", "-")]
+        return (f"{name} is an isolation level: txlab run SCENARIO -i {level}, or "
+                f"txlab demo NAME -i {level}")
+    owners = sorted(s.name for s in scenarios.values()
+                    if any(st.name == key for st in s.strategies))
+    if owners:
+        return (f"{name} is a strategy of {', '.join(owners)}: txlab run {owners[0]} "
+                f"-s {key}")
+    from txlab import glossary
+
+    try:
+        known = glossary.index()
+    except Exception:  # a broken scenario file must not hide the real message
+        known = {}
+    if glossary.key(name) in known:
+        return f"{name} is explained by: txlab explain {name}"
+    pool = {**{s: f"the scenario {s}" for s in scenarios}, **{d: f"the demo {d}" for d in demos}}
+    close = get_close_matches(key, list(pool), n=3, cutoff=0.6)
+    if close:
+        return "Did you mean " + " or ".join(f"{pool[c]} ({c!r})" for c in close) + "?"
+    return ""
+
+
+def scenario(ref: str, extra=()):
+    """txlab.scenario.resolve, with a pointer when REF is a demo, a level, a strategy ..."""
+    from txlab import scenario as scenarios
+
+    try:
+        return scenarios.resolve(ref, extra)
+    except UsageError as exc:
+        if ref.endswith(".py") or "/" in ref:
+            raise
+        hint = where_else(ref, "scenario", extra)
+        if not hint or hint.startswith("Did you mean") and "Did you mean" in str(exc):
+            raise
+        raise UsageError(f"unknown scenario {ref!r}: {hint}. Scenarios: "
+                         f"{', '.join(sorted(_scenarios(extra)))} (see `txlab list`).") from None
+
+
+def demo(ref: str) -> Path:
+    """txlab.interleave.demo.resolve, with a pointer when REF is a scenario, a level ..."""
+    from txlab.interleave import demo as demos
+
+    try:
+        return demos.resolve(ref)
+    except UsageError:
+        if ref.endswith(".spec") or "/" in ref:
+            raise
+        hint = where_else(ref, "demo")
+        if not hint:
+            raise
+        raise UsageError(f"unknown demo {ref!r}: {hint}. Demos: {', '.join(_demos())} "
+                         "(see `txlab demo --list`), or give a path to a .spec file.") from None
