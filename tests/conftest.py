@@ -18,6 +18,12 @@ from txlab.testing import postgres
 _schemas = itertools.count()
 
 
+def pytest_configure(config):
+    # Off a terminal, txlab fits its output to COLUMNS (else 80). Tests look for phrases
+    # in messages and reports, so they get room; the width tests set COLUMNS themselves.
+    os.environ["COLUMNS"] = "200"
+
+
 @pytest.fixture(scope="session")
 def pg_dsn():
     with postgres() as dsn:  # TXLAB_TEST_DSN, else a temporary embedded server

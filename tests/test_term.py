@@ -48,3 +48,19 @@ def test_shorten_cuts_with_an_ellipsis():
     assert term.shorten("SELECT  1", 20) == "SELECT 1"
     cut = term.shorten("UPDATE account SET balance = balance - 10 WHERE id = 1", 20)
     assert len(cut) <= 20 and cut.endswith(term.ELLIPSIS)
+
+
+def test_tables_wrap_or_stack_and_never_exceed_the_width():
+    rows = [["transfer log agrees with balances", "VIOLATED",
+             "every balance = initial + logged in - logged out", "3 accounts disagree",
+             "account 1: balance 886, log says 89; account 2: balance 1258, log says 1637"]]
+    heads = ["invariant", "verdict", "expected", "actual", "detail"]
+    least = {0: 20, 2: 16, 3: 16, 4: 28}
+    narrow = term.to_text(term.table(heads, rows, term.plain(80), wrap=least), term.plain(80))
+    wide = term.to_text(term.table(heads, rows, term.plain(200), wrap=least), term.plain(200))
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert narrow.splitlines()[0] == "transfer log agrees with balances"  # one block per row
+    assert "  verdict   VIOLATED" in narrow
+    assert wide.splitlines()[0].split() == heads  # a table, one line per row
+    assert len(wide.splitlines()) == 3
+    assert all(line == line.rstrip() for line in narrow.splitlines() + wide.splitlines())

@@ -337,7 +337,7 @@ def render(experiments: list[Experiment], skipped_durability: bool = False, fmt:
         parts += ["", term_mod.heading(e["title"]),
                   Text(term_mod.wrapped(f"Why it matters: {e['why']}", t, indent=2, hang=2)), ""]
         for step in e["steps"]:
-            parts.append(Text("  > " + term_mod.shorten(step["action"], t.width - 4)))
+            parts += [Text(line) for line in _action(step["action"], t.width)]
             for line in step["outcome"].splitlines():
                 parts.append(_outcome(term_mod.wrapped(line, t, indent=6, hang=2)))
         verdict = e["verdict"]
@@ -349,6 +349,25 @@ def render(experiments: list[Experiment], skipped_durability: bool = False, fmt:
     while parts and parts[0] == "":
         parts.pop(0)
     return term_mod.to_text(Group(*parts), t)
+
+
+def _action(action: str, width: int) -> list[str]:
+    """`  > SQL  -- comment`; when too wide, the comment goes on its own line and the
+    SQL is shortened with an ellipsis."""
+    line = "  > " + action
+    if len(line) <= width:
+        return [line]
+    sql, sep, comment = action.partition("  -- ")
+    out = ["  > " + _shorten(sql, width - 4)]
+    if sep:
+        out.append("    " + _shorten("-- " + comment, width - 4))
+    return out
+
+
+def _shorten(text: str, width: int) -> str:
+    from txlab import term as term_mod
+
+    return term_mod.shorten(text, width)
 
 
 def _outcome(text: str):

@@ -449,7 +449,7 @@ def _scenario(ref, scenario_path):
 # ---------------------------------------------------------------- server
 
 
-@cli.group("server")
+@cli.group("server", cls=Group)
 def server_group():
     """Manage a persistent embedded PostgreSQL so repeated runs skip the start-up.
 
@@ -482,23 +482,24 @@ def server_stop():
 
 @server_group.command("status")
 def server_status():
-    """Say whether the persistent server runs; exit 3 if it does not."""
-    from rich.text import Text
+    """Say whether the persistent server runs; exit 3 if it does not.
 
+    The URL is printed whole on a line of its own, so it can be copied (also by
+    `txlab server url`).
+    """
     from txlab import term
 
     pgdata = server.persistent_pgdata()
     t = stdout_term()
-    if server.is_running(pgdata):
-        lines = [Text.assemble(("running", term.STYLES["held"]), f": {server.url_for(pgdata)}"),
-                 f"data: {pgdata}"]
+    running = server.is_running(pgdata)
+    word = term.to_text(term.word("running" if running else "not running"), t).rstrip("\n")
+    if running:
+        text = f"{word}\n  url:  {server.url_for(pgdata)}\n  data: {pgdata}\n"
     else:
-        lines = [Text("not running", style=term.STYLES["aborted"]), f"data: {pgdata}",
-                 "start it with: txlab server start"]
-    from rich.console import Group
-
-    click.echo(term.to_text(Group(*lines), t), nl=False)
-    if not server.is_running(pgdata):
+        text = (f"{word}\n  data: {pgdata}\n"
+                + term.wrapped("  start it with `txlab server start`", t) + "\n")
+    click.echo(text, nl=False)
+    if not running:
         sys.exit(errors.EXIT_RUNTIME)
 
 

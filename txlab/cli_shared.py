@@ -21,7 +21,6 @@ coloured on a terminal.
 from __future__ import annotations
 
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -196,8 +195,9 @@ def complete_strategies(ctx, param, incomplete):
 
     try:
         found = scenario.discover(ctx.params.get("scenario_path") or ())
-        chosen = ctx.params.get("scenario") or (ctx.params.get("names") or [None])[0]
-        pool = [found[chosen]] if chosen in found else list(found.values())
+        # the scenario typed before -s: parsed, or still in ctx.args while completing
+        typed = [ctx.params.get("scenario"), *(ctx.params.get("names") or ()), *ctx.args]
+        pool = [found[n] for n in typed if n in found] or list(found.values())
     except Exception:
         return []
     seen: dict[str, str] = {}
@@ -239,7 +239,3 @@ def complete_terms(ctx, param, incomplete):
     except Exception:
         return []
     return _complete(((e.term, e.title) for e in entries), incomplete)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

@@ -59,6 +59,9 @@ _NAMES = {
     CONNECTION_LOST: "connection lost",
 }
 
+# Every cause key a report can name (txlab explain covers each; tests walk this).
+CAUSE_NAMES = tuple(_NAMES)
+
 # Causes after which the same transaction may be tried again (--retries).
 RETRYABLE = frozenset(
     {SERIALIZATION_CONCURRENT_UPDATE, SERIALIZATION_RW_DEPENDENCIES, "40001", DEADLOCK,

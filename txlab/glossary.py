@@ -201,8 +201,8 @@ SQLSTATES = (
        """Retry (`--retries N`); optimistic locking pays off when conflicts are rare.""",
        ("txlab run bank-transfer -s optimistic -p accounts=3 --retries 5",
         "txlab run limited-stock-cart -s orm-optimistic --retries 5"),
-       ("optimistic", "version conflict", "staledataerror", "optimistic locking"),
-       ("retries",)),
+       ("version conflict", "staledataerror", "optimistic locking"),
+       ("retries", "optimistic")),
     _e("connection-lost", "SQLSTATE", "connection lost (txlab's own cause)",
        """The server did not answer: the connection broke (server crash, restart,
        network). If it broke during COMMIT the outcome is unknown: the transaction
@@ -403,6 +403,9 @@ LEVELS = (
     _e("READ UNCOMMITTED", "isolation level", "READ UNCOMMITTED (runs as READ COMMITTED)",
        """The weakest SQL level. PostgreSQL runs it exactly as READ COMMITTED: it never
        shows uncommitted data.""",
+       why="""The SQL standard allows dirty reads here; PostgreSQL's multiversion design
+       never needs them, so it gives READ COMMITTED instead, with all of READ
+       COMMITTED's anomalies (lost update, read skew, write skew).""",
        fix="Use READ COMMITTED and say so; the name promises nothing extra here.",
        show=("txlab run bank-transfer -i read-uncommitted",),
        aliases=("read-uncommitted", "read uncommitted", "ru"), see=("READ COMMITTED",)),
@@ -658,10 +661,12 @@ def entries() -> list[Entry]:
 
 
 def index(found: list[Entry] | None = None) -> dict[str, Entry]:
-    """Every spelling (term and aliases, any case, - _ and space alike) -> its entry."""
-    out: dict[str, Entry] = {}
-    for e in found or entries():
-        for name in (e.term, *e.aliases):
+    """Every spelling (term and aliases, any case, - _ and space alike) -> its entry;
+    a term is never shadowed by another entry's alias."""
+    found = found or entries()
+    out: dict[str, Entry] = {key(e.term): e for e in reversed(found)}  # a term beats an alias
+    for e in found:
+        for name in e.aliases:
             out.setdefault(key(name), e)
     return out
 

@@ -73,7 +73,7 @@ def where_else(name: str, asked: str, extra=()) -> str:
     if glossary.key(name) in known:
         return f"{name} is explained by: txlab explain {name}"
     pool = {**{s: f"the scenario {s}" for s in scenarios}, **{d: f"the demo {d}" for d in demos}}
-    close = get_close_matches(key, list(pool), n=3, cutoff=0.6)
+    close = get_close_matches(key, list(pool), n=3, cutoff=0.5)
     if close:
         return "Did you mean " + " or ".join(f"{pool[c]} ({c!r})" for c in close) + "?"
     return ""

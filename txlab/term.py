@@ -57,6 +57,7 @@ WORDS: dict[str, str] = {
     "aborted": "aborted", "rolled back": "aborted", "rollback": "aborted", "error": "aborted",
     "failed": "aborted",
     "waiting": "waiting", "waits": "waiting", "waited": "waiting", "blocked": "waiting",
+    "running": "held", "not running": "aborted",
     "declined": "declined",
     "prevented": "prevented",
     "safe": "held", "unsafe": "warning",

@@ -1,0 +1,135 @@
+"""`txlab explain`: every term a report can print is explained, and the commands it
+suggests are real commands."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+from txlab import errors, glossary, scenario
+from txlab.checker import models
+from txlab.cli import cli
+from txlab.db import LEVELS
+from txlab.stats import INTERRUPTED_CAUSE
+
+
+def _explain(*args):
+    return CliRunner().invoke(cli, ["explain", *args], catch_exceptions=False)
+
+
+def _printable_terms() -> dict[str, str]:
+    """Every term a report can print -> where it comes from."""
+    out = {cause: "errors" for cause in errors.CAUSE_NAMES}
+    out[INTERRUPTED_CAUSE] = "stats"
+    out.update({a.name: "anomaly" for a in models.ANOMALIES})
+    out.update({name: "model" for name in models.MODELS})
+    for key, level in LEVELS.items():
+        out[key] = out[level.sql] = "level"
+    for s in scenario.discover(()).values():
+        out.update({st.name: f"strategy of {s.name}" for st in s.strategies})
+    # jargon the reports print
+    out.update(dict.fromkeys(("naive", "model", "valid", "invalid", "rw edge", "G-nonadjacent",
+                              "declined", "retries", "committed", "aborted", "allowed",
+                              "forbidden", "UNEXPECTED", "cycle", "think time", "throughput",
+                              "seed", "invariant"), "jargon"))
+    return out
+
+
+def test_every_printable_term_is_explained():
+    for term, source in _printable_terms().items():
+        e = glossary.lookup(term)
+        assert e.what, (term, source)
+        if e.kind in ("SQLSTATE", "anomaly", "isolation level") and term != INTERRUPTED_CAUSE:
+            assert e.why and e.fix, f"{term} ({source}) says what, not why and what to do"
+        if source.startswith("strategy"):
+            assert any(line.startswith(source.split()[-1] + ":") for line in e.uses), term
+        if e.kind in ("SQLSTATE", "anomaly", "isolation level", "strategy") and \
+                term not in (INTERRUPTED_CAUSE, "23502", "23503"):
+            assert e.show, f"{term}: no command shows it"
+
+
+def test_strategies_come_from_the_scenarios_not_a_copy():
+    e = glossary.lookup("for-update-unsorted")
+    st = scenario.discover(()).get("limited-stock-cart").strategy("for-update-unsorted")
+    assert e.kind == "strategy" and st.help in e.uses[0]
+
+
+def _commands():
+    for e in glossary.entries():
+        for cmd in e.show:
+            yield e.term, cmd
+
+
+def test_the_commands_it_suggests_parse():
+    """Each `txlab ...` an entry suggests names a real command, scenario, strategy,
+    demo, knob and option value (placeholders in capitals excepted)."""
+    catalogue = scenario.discover(())
+    from txlab.interleave import demo
+
+    demos = demo.catalog()
+    for term, cmd in _commands():
+        argv = shlex.split(cmd)
+        assert argv[0] == "txlab", (term, cmd)
+        if any(a.isupper() and len(a) > 2 for a in argv):
+            continue  # HISTORY, SCENARIO: a placeholder
+        ctx = cli.make_context("txlab", argv[1:], resilient_parsing=False)
+        sub = cli.get_command(ctx, argv[1])
+        assert sub is not None, (term, cmd)
+        sub_ctx = sub.make_context(argv[1], argv[2:])  # parses options and their values
+        p = sub_ctx.params
+        if argv[1] == "run":
+            s = catalogue[p["scenario"]]
+            s.strategy(p["strategy"])
+            s.params(dict(p["params"]))
+        elif argv[1] == "demo":
+            assert p["name"] in demos, (term, cmd)
+        elif argv[1] in ("matrix", "describe"):
+            for name in p.get("names") or [p.get("scenario")] if "scenario" in p else ():
+                assert name in catalogue, (term, cmd)
+
+
+def test_cli_explain_prints_an_entry_and_lists_terms():
+    r = _explain("40001")
+    assert r.exit_code == 0
+    flat = " ".join(r.stdout.split())
+    for text in ("40001-concurrent-update", "40001-rw-dependencies", "What to do", "--retries",
+                 "txlab demo p4 -i repeatable-read"):
+        assert text in flat, text
+    r = _explain("lost", "update")  # several words are one term
+    assert r.exit_code == 0 and r.stdout.startswith("lost update")
+    assert _explain("READ_COMMITTED").stdout.startswith("READ COMMITTED")
+    data = json.loads(_explain("rw", "edge", "--format", "json").stdout)
+    assert data["term"] == "rw edge" and data["kind"] == "report term"
+    listing = _explain()
+    assert listing.exit_code == 0
+    for text in ("40P01", "G2-item", "SERIALIZABLE", "naive", "rw edge", "for-update-unsorted"):
+        assert text in listing.stdout, text
+
+
+@pytest.mark.parametrize("term, close", [("lost-updte", "lost update"), ("40P1", "40P01"),
+                                         ("serialisable", None), ("g2item", "G2-item")])
+def test_unknown_terms_exit_2_with_the_closest(term, close):
+    r = _explain(term)
+    if close is None:  # a spelling variant that is an alias
+        assert r.exit_code == 0
+        return
+    assert r.exit_code == 2 and close in r.stderr and "Traceback" not in r.stderr
+
+
+def test_nothing_close_still_exits_2():
+    r = _explain("zzzzqqq")
+    assert r.exit_code == 2 and "txlab explain` lists every term" in r.stderr
+
+
+def test_a_run_report_names_its_terms(pg_dsn, schema):
+    r = CliRunner().invoke(cli, ["run", "bank-transfer", "-n", "40", "-p", "accounts=2",
+                                 "--think-ms", "5", "--format", "json", "--dsn", pg_dsn,
+                                 "--schema", schema], catch_exceptions=False)
+    rep = json.loads(r.stdout)
+    assert rep["terms"][:2] == ["naive", "READ COMMITTED"]
+    for t in rep["terms"]:
+        glossary.lookup(t)
+    assert all(a["unit"] for a in rep["anomalies"])

@@ -1,0 +1,171 @@
+"""One vocabulary: the same option means the same thing in every command, and the
+namespaces (scenarios, demos, strategies, levels, terms) point at each other."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from txlab.cli import cli
+
+REPORT_COMMANDS = ("run", "matrix", "check", "demo", "acid", "explain")
+
+
+def _commands(group=cli, path=("txlab",)):
+    for name, cmd in sorted(group.commands.items()):
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def _invoke(*args, **kw):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kw)
+
+
+def test_dash_h_and_no_color_on_every_command():
+    assert _invoke("-h").exit_code == 0
+    for path, _cmd in _commands():
+        r = _invoke(*path[1:], "-h")
+        assert r.exit_code == 0 and "Usage:" in r.stdout, path
+        assert "--no-color" in r.stdout, path
+    assert _invoke("--no-color", "list").exit_code == 0
+
+
+def _options(cmd):
+    return {o: p for p in cmd.params if isinstance(p, click.Option)
+            for o in p.opts + p.secondary_opts}
+
+
+def test_report_commands_take_format_and_output():
+    for name in REPORT_COMMANDS:
+        opts = _options(cli.commands[name])
+        assert "--format" in opts and "-o" in opts and "--output" in opts, name
+        assert "text" in opts["--format"].type.choices and "json" in opts["--format"].type.choices
+
+
+def test_durations_name_their_unit_and_old_spellings_still_work():
+    for path, cmd in _commands():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.metavar in ("SECONDS", "MS"):
+                long = max(p.opts, key=len)
+                unit = "-s" if p.metavar == "SECONDS" else "-ms"
+                assert long.endswith(unit), (path, long)
+    run, matrix, check = cli.commands["run"], cli.commands["matrix"], cli.commands["check"]
+    assert run.make_context("run", ["x", "--duration", "2.5"]).params["duration"] == 2.5
+    assert run.make_context("run", ["x", "-d", "3"]).params["duration"] == 3
+    assert matrix.make_context("matrix", ["--duration", "0.5"]).params["duration"] == 0.5
+    assert check.make_context("check", ["h", "--time-limit", "4"]).params["time_limit"] == 4
+    demo = cli.commands["demo"]
+    assert demo.make_context("demo", ["p4", "--step-timeout", "5"]).params["step_timeout"] == 5
+    help_text = _invoke("run", "-h").stdout
+    assert "--duration-s" in help_text and "--duration " not in help_text
+
+
+def test_one_meaning_per_short_option_and_one_think_default():
+    meanings: dict[str, set] = {}
+    for _path, cmd in _commands():
+        for p in cmd.params:
+            if isinstance(p, click.Option):
+                for o in p.opts:
+                    if len(o) == 2 and o not in getattr(p, "hidden_aliases", ()):
+                        meanings.setdefault(o, set()).add(max(p.opts, key=len))
+    assert meanings["-p"] == {"--param"}
+    assert meanings["-P"] == {"--permutation"}
+    for short, longs in meanings.items():
+        assert len(longs) == 1, (short, longs)
+    defaults = {name: _options(cli.commands[name])["--think-ms"].default
+                for name in ("run", "matrix")}
+    assert len(set(defaults.values())) == 1, defaults
+    demo = cli.commands["demo"]
+    assert demo.make_context("demo", ["p4", "-p", "s1 s2"]).params["permutation"] == "s1 s2"
+
+
+def test_run_no_fail(txlab):
+    args = ("run", "bank-transfer", "-s", "naive", "-p", "accounts=2", "--think-ms", "20",
+            "-n", "40", "--format", "json")
+    failing = txlab(*args)
+    assert failing.exit_code == 1
+    assert txlab(*args, "--no-fail").exit_code == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (("run", "p4"), ["p4 is a demo", "txlab demo p4"]),
+    (("run", "g2item"), ["Did you mean", "the demo g2-item"]),
+    (("run", "serializable"), ["isolation level", "-i serializable"]),
+    (("run", "lock-doctors"), ["strategy of on-call", "txlab run on-call -s lock-doctors"]),
+    (("describe", "deadlock"), ["deadlock is a demo"]),
+    (("demo", "bank-transfer"), ["bank-transfer is a scenario", "txlab run bank-transfer"]),
+    (("demo", "p5"), ["Did you mean", "'p4'"]),
+    (("demo", "40001"), ["txlab explain 40001"]),
+    (("matrix", "p4"), ["p4 is a demo"]),
+])
+def test_namespaces_point_at_each_other(args, words):
+    r = _invoke(*args)
+    assert r.exit_code == 2, r.output
+    flat = " ".join(r.stderr.split())
+    for w in words:
+        assert w in flat, (args, w, flat)
+
+
+def test_list_mentions_demos_and_explain():
+    flat = " ".join(_invoke("list").stdout.split())
+    assert "txlab demo --list" in flat and "txlab explain" in flat
+
+
+def _complete(line: str) -> list[str]:
+    words = line.split()
+    cword = len(words) if line.endswith(" ") else len(words) - 1
+    env = {**os.environ, "COMP_WORDS": line, "COMP_CWORD": str(cword),
+           "_TXLAB_COMPLETE": "bash_complete"}
+    out = subprocess.run([sys.executable, "-c", "from txlab.cli import main; main()"],
+                         capture_output=True, text=True, env=env, timeout=60).stdout
+    return [item.split(",", 1)[1] for item in out.split()]
+
+
+def test_shell_completion_knows_the_names():
+    assert _complete("txlab run bank") == ["bank-transfer"]
+    assert _complete("txlab run on-call -s ") == ["lock-doctors", "materialize", "naive"]
+    assert "serializable" in _complete("txlab run on-call -i ")
+    assert "all" in _complete("txlab matrix -i ")
+    assert set(_complete("txlab demo g2")) == {"g2", "g2-item", "g2-three"}
+    assert "40P01" in _complete("txlab explain 40")
+
+
+def test_clean_never_starts_a_server(tmp_path, monkeypatch):
+    for name in ("TXLAB_DSN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TXLAB_HOME", str(tmp_path))
+    r = _invoke("clean")
+    assert r.exit_code == 0 and "no database to clean" in " ".join(r.stderr.split())
+    assert list(tmp_path.iterdir()) == []  # nothing initialised, nothing started
+
+
+@pytest.mark.slow
+def test_acid_asks_before_crashing_the_persistent_server(tmp_path):
+    from ptyutil import on_pty as _on_pty
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TXLAB_DSN", "DATABASE_URL")}
+    env["TXLAB_HOME"] = str(tmp_path)
+
+    def txlab(*args, **kw):
+        return subprocess.run([sys.executable, "-m", "txlab", *args], capture_output=True,
+                              text=True, env=env, timeout=120, **kw)
+
+    assert txlab("server", "start").returncode == 0
+    try:
+        refused = txlab("acid", "durability", stdin=subprocess.DEVNULL)
+        assert refused.returncode == 2
+        flat = " ".join(refused.stderr.split())
+        assert "crashes and restarts the persistent" in flat and "--yes" in flat
+        assert "Traceback" not in refused.stderr
+        rc, out = _on_pty(["acid", "durability"], {"TXLAB_HOME": str(tmp_path)},
+                          stdin_data=b"n\n")
+        assert rc == 2 and "Go on?" in out and "left alone" in out
+        assert txlab("server", "status").returncode == 0  # never crashed
+    finally:
+        txlab("server", "stop")
