@@ -101,9 +101,12 @@ class Group(click.Group):
 
 
 def _give_no_color(cmd: click.Command) -> None:
-    """Every command (and subcommand) takes --no-color, as the group does."""
+    """Every command (and subcommand) takes --no-color and -h, as the group does (its own
+    context settings, so -h works however the command's context is made)."""
     if not any(p.name == "no_color" for p in cmd.params):
         cmd.params.append(no_color_param())
+    for name, value in CONTEXT.items():
+        cmd.context_settings.setdefault(name, value)
     for sub in getattr(cmd, "commands", {}).values():
         _give_no_color(sub)
 
