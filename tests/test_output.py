@@ -217,15 +217,18 @@ def test_the_story_block_comes_first(pg_dsn, schema):
     """The text view prints whatever to_dict() holds under "story" and "next" at the top."""
     import json
 
-    from txlab import report_term
+    from txlab import report, report_term
 
     r = CliRunner().invoke(cli, ["run", "bank-transfer", "-s", "atomic", "-n", "20",
                                  "--format", "json", "--dsn", pg_dsn, "--schema", schema],
                            catch_exceptions=False)
     d = json.loads(r.stdout)
-    d["story"] = ["All 20 transfers committed; no money vanished."]
+    d["story"] = ["All 20 transfers committed.", "No money vanished."]
     d["next"] = [{"command": "txlab run bank-transfer -s naive", "why": "the unsafe way"}]
     lines = report_term.render(d, term.plain(80)).splitlines()
-    assert lines[2] == "All 20 transfers committed; no money vanished."
-    assert lines[3] == "Next: txlab run bank-transfer -s naive  (the unsafe way)"
-    assert lines[5] == "Run"
+    assert lines[2:8] == ["All 20 transfers committed. No money vanished.", "", "Try next:",
+                          "  txlab run bank-transfer -s naive", "      the unsafe way", ""]
+    assert lines[8] == "Run"
+    md = report.markdown(d)
+    assert "All 20 transfers committed. No money vanished.\n\nTry next:" in md
+    assert "- `txlab run bank-transfer -s naive`: the unsafe way" in md

@@ -23,9 +23,9 @@ from txlab.term import STYLES, Term, heading
 def render(d: dict, t: Term) -> str:
     level = report.level_sql(d)
     parts: list = [heading(f"txlab run: {d['scenario']} / {d['strategy']} / {level}")]
-    story, nxt = report.story_lines(d)
-    if story or nxt:
-        parts += ["", *_story(story, nxt)]
+    story, tries = report.story_lines(d)
+    if story or tries:
+        parts += ["", *_story(story, tries, t)]
     parts += _section("Run", term_mod.pairs(report.run_rows(d), t))
     parts += _section(
         "Performance (committed transactions, retries included)",
@@ -58,12 +58,16 @@ def _section(title: str, body) -> list:
     return ["", heading(title), body]
 
 
-def _story(story: list[str], nxt: list[str]) -> list:
-    out: list = [Text(line) for line in story]
-    for n in nxt:
-        line = Text("Next: ", style=STYLES["heading"])
-        line.append(n, style=STYLES["command"])
-        out.append(line)
+def _story(story: list[str], tries: list[tuple[str, str]], t: Term) -> list:
+    """The sentences as one paragraph, then "Try next:" with each command and why."""
+    out: list = [Text(term_mod.wrapped(" ".join(story), t))] if story else []
+    if tries:
+        out += [""] if story else []
+        out.append(heading("Try next:"))
+        for command, why in tries:
+            out.append(Text("  ").append(command, style=STYLES["command"]))
+            if why:
+                out.append(Text(term_mod.wrapped(why, t, indent=6)))
     return out
 
 
