@@ -7,6 +7,7 @@ import pty
 import select
 import subprocess
 import sys
+import tempfile
 
 
 def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120):
@@ -19,7 +20,9 @@ def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120):
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {k: v for k, v in os.environ.items()
            if k not in ("NO_COLOR", "COLUMNS", "TXLAB_DSN", "DATABASE_URL")}
-    env.update({"TERM": "xterm-256color", **(env_extra or {})})
+    # never the user's ~/.cache/txlab: a fresh TXLAB_HOME unless the test gives one
+    env.update({"TERM": "xterm-256color", "TXLAB_HOME": tempfile.mkdtemp(prefix="txpty"),
+                **(env_extra or {})})
     proc = subprocess.Popen([sys.executable, "-m", "txlab", *args], stdin=slave, stdout=slave,
                             stderr=slave, env=env, close_fds=True)
     os.close(slave)

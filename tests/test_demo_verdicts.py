@@ -190,7 +190,7 @@ def test_show_prints_a_builtin_spec_to_copy(demo_cmd, tmp_path):
 def test_new_writes_a_runnable_commented_template_and_never_overwrites(demo_cmd, tmp_path):
     target = tmp_path / "mine.spec"
     r = demo_cmd("--new", str(target), dsn=False)
-    assert r.exit_code == 0 and f"wrote {target}" in r.stderr
+    assert r.exit_code == 0 and f"wrote {target}" in " ".join(r.stderr.split())
     text = target.read_text()
     assert "## " in text and "# txlab: witness" in text
     again = demo_cmd("--new", str(target), dsn=False)

@@ -150,7 +150,8 @@ def test_a_forbidden_anomaly_is_called_a_bug_even_when_invariants_held(runs):
     assert "found no anomaly" not in said
 
 
-def test_the_table_report_opens_with_the_story(txlab):
+def test_the_table_report_opens_with_the_story(txlab, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # the text view fits COLUMNS when not on a terminal
     r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "20")
     lines = r.stdout.splitlines()
     assert lines[2].startswith("All 3 invariants held over")

@@ -21,7 +21,7 @@ class RunSettings:
     workers: int = 8
     duration_s: float | None = DEFAULT_DURATION_S  # None when counting transactions
     transactions: int | None = None
-    think_ms: float = 0.0  # the CLI passes DEFAULT_THINK_MS unless told otherwise
+    think_ms: float = DEFAULT_THINK_MS
     retries: int = 0
     params: tuple[tuple[str, str], ...] = ()
     schema: str = "txlab"
