@@ -194,7 +194,7 @@ def test_new_writes_a_runnable_commented_template_and_never_overwrites(demo_cmd,
     text = target.read_text()
     assert "## " in text and "# txlab: witness" in text
     again = demo_cmd("--new", str(target), dsn=False)
-    assert again.exit_code == 2 and "already exists" in again.stderr
+    assert again.exit_code == 2 and "already exists" in " ".join(again.stderr.split())
     assert target.read_text() == text
     ran = demo_cmd(str(target), "-i", "all", "--format", "json")
     assert ran.exit_code == 0, ran.output  # every outcome as the template expects
