@@ -7,7 +7,6 @@ either stream is wider. The colour tests run a real txlab in a pseudo-terminal.
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import subprocess
 import sys
@@ -134,19 +133,7 @@ def test_error_messages_fit(at, width):
     _fits(r, width, "unreachable database")
 
 
-def _demo_renderer_fitted() -> bool:
-    """The demo output (timelines, side-by-side table, matrix) is the demos branch's
-    part of issue 9; it is fitted once its renderer uses txlab.term."""
-    from txlab.interleave import render
-
-    return "txlab.term" in inspect.getsource(render) or "import term" in inspect.getsource(render)
-
-
-@pytest.mark.parametrize("width", [
-    pytest.param(80, marks=pytest.mark.xfail(
-        not _demo_renderer_fitted(), strict=True,
-        reason="demo output is fitted to 80 columns by the demos branch (issue 9)")),
-    200])
+@pytest.mark.parametrize("width", WIDTHS)
 def test_demo_outputs_fit(at, width):
     for args in (("demo", "--list"), ("demo", "p4"), ("demo", "p4", "-i", "all"),
                  ("demo", "deadlock", "-i", "read-committed")):
@@ -185,6 +172,12 @@ def test_colour_on_a_terminal_and_never_otherwise(pg_dsn, schema, tmp_path):
     assert "VIOLATED" in text and "\x1b" not in text
     rc, out = _on_pty([*args, "--no-color"])
     assert rc == 1 and "VIOLATED" in out and "\x1b[" not in out.replace("\x1b[K", "")
+    # the demos' output too (rendered by txlab/interleave/render.py with the same styles)
+    demo = ["demo", "p4", "-i", "read-committed", "--dsn", pg_dsn]
+    rc, out = _on_pty(demo)
+    assert rc == 0 and _coloured("ANOMALY") in out and _widest(_strip(out)) <= 80
+    rc, out = _on_pty(demo, {"NO_COLOR": "1"})
+    assert rc == 0 and "ANOMALY" in out and "\x1b[" not in out
 
 
 def _coloured(word: str) -> str:
