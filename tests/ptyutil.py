@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,8 +22,8 @@ def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120):
     env = {k: v for k, v in os.environ.items()
            if k not in ("NO_COLOR", "COLUMNS", "TXLAB_DSN", "DATABASE_URL")}
     # never the user's ~/.cache/txlab: a fresh TXLAB_HOME unless the test gives one
-    env.update({"TERM": "xterm-256color", "TXLAB_HOME": tempfile.mkdtemp(prefix="txpty"),
-                **(env_extra or {})})
+    home = tempfile.mkdtemp(prefix="txpty")
+    env.update({"TERM": "xterm-256color", "TXLAB_HOME": home, **(env_extra or {})})
     proc = subprocess.Popen([sys.executable, "-m", "txlab", *args], stdin=slave, stdout=slave,
                             stderr=slave, env=env, close_fds=True)
     os.close(slave)
@@ -45,4 +46,5 @@ def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120):
     finally:
         os.close(master)
         proc.wait(timeout=timeout)
+        shutil.rmtree(home, ignore_errors=True)
     return proc.returncode, out.decode("utf-8", "replace").replace("\r\n", "\n")
