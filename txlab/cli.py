@@ -15,7 +15,9 @@ from pathlib import Path
 import click
 import psycopg2
 
-from txlab import __version__, db, errors, history, html, report, server
+from txlab import __version__, db, errors, history, html, paths, report, server, signals
+from txlab import cli_types as bounded
+from txlab import dsn as dsns
 from txlab import scenario as scenarios
 from txlab.settings import DEFAULT_DURATION_S, RunSettings
 
@@ -25,7 +27,8 @@ Exit codes:
   1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
   3    database or runtime error (cannot connect, server failure)
-  130  interrupted (Ctrl-C); the partial report is still printed
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP); the partial report is
+       still printed
   141  the output pipe was closed early (e.g. piped into head)"""
 
 
@@ -33,17 +36,42 @@ def _err(message: str) -> None:
     click.echo(f"txlab: {message}", err=True)
 
 
+def _dsns(ctx) -> list[str]:
+    """Every DSN this command may have seen (--dsn, TXLAB_DSN, DATABASE_URL), so that
+    no error message can show one of their secrets."""
+    found = [os.environ.get("TXLAB_DSN"), os.environ.get("DATABASE_URL")]
+    args = list(ctx.args)
+    for i, arg in enumerate(args):
+        if arg == "--dsn" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--dsn="):
+            found.append(arg.removeprefix("--dsn="))
+    return [d for d in found if d]
+
+
 class Group(click.Group):
-    """Turns txlab's errors into a message and an exit code, never a traceback."""
+    """Turns txlab's errors into a message and an exit code, never a traceback.
+
+    SIGTERM and SIGHUP take Ctrl-C's path (txlab.signals), for every command.
+    """
 
     def invoke(self, ctx):
+        with signals.handled():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
+        seen = _dsns(ctx)  # before click consumes the arguments
+
+        def err(message: str) -> None:
+            _err(dsns.mask_all(message, seen))
+
         try:
             return super().invoke(ctx)
         except errors.TxlabError as exc:
-            _err(f"error: {exc}")
+            err(f"error: {exc}")
             sys.exit(exc.exit_code)
         except psycopg2.Error as exc:
-            _err(f"database error: {db.first_line(exc)}")
+            err(f"database error: {db.first_line(exc)}")
             sys.exit(errors.EXIT_RUNTIME)
         except KeyboardInterrupt:
             _err("interrupted")
@@ -55,12 +83,12 @@ class Group(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(141)
         except OSError as exc:
-            _err(f"error: {exc}")
+            err(f"error: {exc}")
             sys.exit(errors.EXIT_RUNTIME)
         except Exception as exc:
             if os.environ.get("TXLAB_DEBUG"):
                 raise
-            _err(f"internal error: {type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)")
+            err(f"internal error: {type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)")
             sys.exit(errors.EXIT_RUNTIME)
 
 
@@ -146,17 +174,22 @@ def _embedded_version() -> str:
               "(default: the scenario's first).")
 @click.option("--workers", "-w", default=8, show_default=True, type=click.IntRange(1, 90),
               help="Concurrent worker threads, one connection each.")
-@click.option("--duration", "-d", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions).")
+@click.option("--duration", "-d", type=bounded.seconds(), metavar="SECONDS",
+              help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions; "
+                   "at most a week).")
 @click.option("--transactions", "-n", type=click.IntRange(min=1), metavar="N",
               help="Run exactly N transactions in all, then stop.")
 @click.option("--seed", type=int, help="Random seed (random by default, always printed).")
-@click.option("--think-ms", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--think-ms", default=0.0, show_default=True, type=bounded.think_ms(),
               metavar="MS", help="Pause inside each transaction between its reads and its writes.")
-@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--retries", default=0, show_default=True, type=bounded.retries(),
               help="Retry a transaction aborted by 40001, 40P01 or a version conflict up to N times.")
 @click.option("--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
-              help="Scenario knob (repeatable); see `txlab list`.")
+              help="Scenario knob (repeatable); see `txlab describe SCENARIO` for each "
+                   "knob's range.")
+@click.option("--allow-large-params", is_flag=True,
+              help="Accept knob values above their sane maximum (e.g. millions of rows to "
+                   "insert at setup).")
 @click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="table",
               show_default=True, help="Report format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
@@ -166,11 +199,11 @@ def _embedded_version() -> str:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the report as one self-contained HTML page: timeline of every "
                    "attempt, rates, latency, invariants, anomalies drawn.")
-@click.option("--lock-timeout-ms", default=10_000, show_default=True, type=click.IntRange(min=0),
+@click.option("--lock-timeout-ms", default=10_000, show_default=True, type=bounded.pg_ms(),
               help="lock_timeout on worker sessions (0 = wait forever).")
 @click.option("--statement-timeout-ms", default=30_000, show_default=True,
-              type=click.IntRange(min=0), help="statement_timeout on worker sessions (0 = none).")
-@click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
+              type=bounded.pg_ms(), help="statement_timeout on worker sessions (0 = none).")
+@click.option("--deadlock-timeout-ms", type=bounded.pg_ms(1), metavar="MS",
               help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
                    "needs a superuser, as the embedded server's user is.")
 @click.option("--check/--no-check", "check", default=True, show_default=True,
@@ -179,8 +212,8 @@ def _embedded_version() -> str:
 @schema_option
 @scenario_path_option
 def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
-        params, fmt, output, history_file, html_file, lock_timeout_ms, statement_timeout_ms,
-        deadlock_timeout_ms, check, dsn, schema, scenario_path):
+        params, allow_large_params, fmt, output, history_file, html_file, lock_timeout_ms,
+        statement_timeout_ms, deadlock_timeout_ms, check, dsn, schema, scenario_path):
     """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
 
     Example: txlab run bank-transfer --isolation serializable --retries 5
@@ -196,13 +229,16 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         schema=schema, scenario_path=tuple(scenario_path),
         statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
         deadlock_timeout_ms=deadlock_timeout_ms, check=check,
+        allow_large_params=allow_large_params,
     )
     found = scenarios.resolve(settings.scenario, settings.scenario_path)
-    found.params(dict(settings.params))  # validate knobs before starting any server
+    # validate knobs and output files before starting any server
+    found.params(dict(settings.params), allow_large=settings.allow_large_params)
     found.strategy(settings.strategy)
+    paths.check_outputs({"--output": output, "--history": history_file, "--html": html_file})
     from txlab import runner
 
-    with server.open_database(dsn, os.environ, announce=_announce) as database:
+    with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
         if not database.embedded or "persistent" in database.source:
             _err(f"database: {database.source} ({db.describe_target(database.dsn)})")
         progress = _progress_line if sys.stderr.isatty() else None
@@ -250,7 +286,10 @@ def list_(scenario_path):
     """List the scenarios, their strategies and knobs."""
     from tabulate import tabulate
 
-    found = scenarios.discover(scenario_path)
+    problems: list = []
+    found = scenarios.discover(scenario_path, problems=problems)
+    for _, problem in problems:
+        _err(f"warning: skipped {problem}")
     rows = [
         [s.name, s.summary, s.teaches, ", ".join(x.name for x in s.strategies),
          ", ".join(f"{k.name}={k.default}" for k in s.knobs)]
@@ -280,12 +319,12 @@ def describe(scenario, scenario_path):
 @click.option("--strategy", "-s", "strategies", default="all", show_default=True,
               help="Comma-separated strategy names, or all.")
 @click.option("--duration", "-d", default=1.5, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              type=bounded.seconds(), metavar="SECONDS",
               help="Length of each run.")
 @click.option("--workers", "-w", default=8, show_default=True, type=click.IntRange(1, 90))
-@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--retries", default=0, show_default=True, type=bounded.retries(),
               help="Retries on 40001 / 40P01 / version conflicts in every run.")
-@click.option("--think-ms", default=1.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--think-ms", default=1.0, show_default=True, type=bounded.think_ms(),
               metavar="MS", help="Pause between reads and writes in every transaction.")
 @click.option("--seed", type=int, help="Random seed (random by default, printed).")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]),
@@ -295,7 +334,7 @@ def describe(scenario, scenario_path):
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the matrix as one self-contained HTML page (cells coloured by "
                    "verdict, declared-safe-but-violated cells called out).")
-@click.option("--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
+@click.option("--deadlock-timeout-ms", type=bounded.pg_ms(1), metavar="MS",
               help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
                    "needs a superuser, as the embedded server's user is.")
 @click.option("--no-fail", is_flag=True,
@@ -323,6 +362,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
     strategy_list = None if strategies.strip().lower() == "all" else [
         x.strip() for x in strategies.split(",") if x.strip()]
     combos = matrix_mod.plan(chosen, strategy_list, level_list)
+    paths.check_outputs({"--output": output, "--html": html_file})
     seed = seed if seed is not None else secrets.randbelow(2**31)
     base = RunSettings(scenario="", seed=seed, workers=workers, duration_s=duration,
                        retries=retries, think_ms=think_ms, schema=schema,
@@ -335,7 +375,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, seed
             s, strat, level = combo
             click.echo(f"\r\033[K[{i + 1}/{n}] {s.name} {strat} {level.sql}", err=True, nl=False)
 
-    with server.open_database(dsn, os.environ, announce=_announce) as database:
+    with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
         try:
             rows = matrix_mod.run_matrix(combos, base, database.dsn, progress)
         finally:
@@ -391,7 +431,7 @@ def server_stop():
     if server.stop(pgdata):
         _err("stopped")
     else:
-        _err("not running")
+        _err("not running" + server.stale_note(pgdata))
 
 
 @server_group.command("status")
@@ -401,7 +441,7 @@ def server_status():
     if server.is_running(pgdata):
         click.echo(f"running: {server.url_for(pgdata)} (data: {pgdata})")
     else:
-        click.echo(f"not running (data: {pgdata})")
+        click.echo(f"not running (data: {pgdata}){server.stale_note(pgdata)}")
         sys.exit(errors.EXIT_RUNTIME)
 
 
@@ -423,13 +463,13 @@ def server_url():
 @dsn_option
 @schema_option
 def clean(dsn, schema):
-    """Drop txlab's schema (only if txlab created it) from the database."""
+    """Drop txlab's schema from the database, if txlab created it.
+
+    Refused (naming them) when objects outside the schema depend on it, and while
+    another txlab uses it.
+    """
     with server.open_database(dsn, os.environ) as database:
-        conn = db.connect(database.dsn)
-        try:
-            dropped = db.drop_schema(conn, schema)
-        finally:
-            conn.close()
+        dropped = db.drop_owned_schema(database.dsn, schema)
     _err(f"dropped schema {schema}" if dropped else f"no schema {schema}: nothing to do")
 
 

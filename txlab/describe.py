@@ -8,7 +8,17 @@ from tabulate import tabulate
 
 from txlab.db import LEVELS
 from txlab.matrix import SHORT
-from txlab.scenario import Scenario
+from txlab.scenario import Knob, Scenario, number
+
+
+def _accepted(k: Knob) -> str:
+    """The knob's range: its hard bounds, and its sane maximum."""
+    if k.choices or isinstance(k.default, (bool, str)):
+        return ""
+    low = "" if k.min is None else number(k.min)
+    if k.sane_max is not None:
+        return f"{low or '-' + number(k.sane_max)} to {number(k.sane_max)} (sane)"
+    return f"{low} to {number(k.max)}" if k.max is not None else f"at least {low}" if low else ""
 
 
 def render(s: Scenario) -> str:
@@ -27,10 +37,13 @@ def render(s: Scenario) -> str:
                  "declaration; `txlab matrix` measures it):\n"
                  + tabulate(rows, headers=["strategy", "what it does"] + [SHORT[k] for k in LEVELS],
                             tablefmt="simple", maxcolwidths=[None, 50, None, None, None, None]))
-    knobs = [[k.name, k.default, k.help + (f" ({', '.join(k.choices)})" if k.choices else "")]
+    knobs = [[k.name, k.default, _accepted(k),
+              k.help + (f" ({', '.join(k.choices)})" if k.choices else "")]
              for k in s.knobs]
     parts.append("Knobs (--param NAME=VALUE):\n"
-                 + (tabulate(knobs, headers=["knob", "default", "meaning"], tablefmt="simple")
+                 + (tabulate(knobs, headers=["knob", "default", "accepted", "meaning"],
+                             tablefmt="simple", disable_numparse=True)
+                    + "\nA value above a sane maximum needs --allow-large-params."
                     if knobs else "  (none)"))
     if s.path:
         parts.append(f"Source: {s.path}")
