@@ -91,9 +91,12 @@ def _server_user() -> pwd.struct_passwd | None:
             "ordinary user, or pass --dsn.") from None
 
 
-def can_enter(path: Path, user: pwd.struct_passwd) -> bool:
-    """Whether `user` may pass through every folder from / down to `path` (mode bits)."""
-    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
+def can_enter(path: Path, user: pwd.struct_passwd | None) -> bool:
+    """Whether `user` (None: a user yet to be created, in no group) may pass through
+    every folder from / down to `path`, by their mode bits."""
+    uid = user.pw_uid if user else -1
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem} \
+        if user else set()
     path = Path(os.path.realpath(path))
     for folder in (*reversed(path.parents), path):
         try:
@@ -102,7 +105,7 @@ def can_enter(path: Path, user: pwd.struct_passwd) -> bool:
             return False
         if not stat.S_ISDIR(st.st_mode):
             continue
-        if st.st_uid == user.pw_uid:
+        if st.st_uid == uid:
             bit = stat.S_IXUSR
         elif st.st_gid in groups:
             bit = stat.S_IXGRP
@@ -120,10 +123,10 @@ def _root_area(*parts: str) -> Path:
         folder.mkdir(mode=0o755, parents=True, exist_ok=True)
         for p in (ROOT_AREA, folder):
             st = os.lstat(p)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
-                raise DatabaseError(f"{p} is not a folder of root's that only root may write "
-                                    "to; txlab will not run PostgreSQL from it")
-            p.chmod(0o755)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+                raise DatabaseError(f"{p} is not a folder of root's; txlab will not run "
+                                    "PostgreSQL from it")
+            p.chmod(0o755)  # whatever the umask: the server's user enters, only root writes
     except OSError as exc:
         raise DatabaseError(f"cannot prepare {folder} for the embedded server: {exc}") from None
     return folder
@@ -198,12 +201,14 @@ def persistent_pgdata() -> Path:
     """The persistent server's data directory: under home(), or, as root when the
     server's user cannot enter home(), under /var/lib/txlab (one per home)."""
     folder = home() / "server"
-    user = None
-    if os.geteuid() == 0:
-        with contextlib.suppress(KeyError):
-            user = pwd.getpwnam(SYSTEM_USER)
+    if os.geteuid() != 0:
+        return folder / "pgdata"
+    try:
+        user = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        user = None
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
-    if user is None or can_enter(existing, user):
+    if can_enter(existing, user):
         return folder / "pgdata"
     ident = hashlib.sha256(os.path.realpath(folder).encode()).hexdigest()[:12]
     return ROOT_AREA / f"server-{ident}" / "pgdata"
@@ -232,6 +237,16 @@ def _postmaster_lines(pgdata: Path) -> list[str] | None:
         return (pgdata / "postmaster.pid").read_text().splitlines()
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _recorded_pid(pgdata: Path) -> int | None:
+    """The pid written in `pgdata`'s postmaster.pid (whatever process it is now)."""
+    lines = _postmaster_lines(pgdata)
+    try:
+        pid = int(lines[0]) if lines else 0
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -268,12 +283,8 @@ def postmaster_pid(pgdata: Path) -> int | None:
     A postmaster.pid whose pid is now another process (or a backend of some
     server) is stale: None.
     """
-    lines = _postmaster_lines(pgdata)
-    try:
-        pid = int(lines[0]) if lines else 0
-    except ValueError:
-        return None
-    if pid <= 0:
+    pid = _recorded_pid(pgdata)
+    if pid is None:
         return None
     serves = _serves(pid, pgdata)
     if serves is None:  # cannot look: trust pg_ctl's kill(pid, 0) as before
@@ -295,10 +306,9 @@ def is_running(pgdata: Path) -> bool:
 
 def stale_note(pgdata: Path) -> str:
     """For messages: a postmaster.pid that names a process which is not this server."""
-    lines = _postmaster_lines(pgdata)
-    if not lines or postmaster_pid(pgdata) is not None:
+    pid = _recorded_pid(pgdata)
+    if pid is None or postmaster_pid(pgdata) is not None:
         return ""
-    pid = lines[0].strip()
     return (f"; its postmaster.pid is stale (pid {pid} is not this server's postmaster), "
             "and that process was left alone")
 
@@ -309,12 +319,8 @@ def _signal(pgdata: Path, signum: int) -> int | None:
     The pid is pinned with a pidfd before the check, so it cannot be reused by
     another process between the check and the signal.
     """
-    lines = _postmaster_lines(pgdata)
-    try:
-        pid = int(lines[0]) if lines else 0
-    except ValueError:
-        return None
-    if pid <= 0:
+    pid = _recorded_pid(pgdata)
+    if pid is None:
         return None
     fd = None
     with contextlib.suppress(AttributeError, OSError):
@@ -419,12 +425,10 @@ def start(pgdata: Path, cluster_name: str | None = None) -> str:
 def _remove_stale_pidfile(pgdata: Path) -> None:
     """Remove a postmaster.pid whose process is verifiably not this data directory's
     server: PostgreSQL would refuse to start while that unrelated process lives."""
-    lines = _postmaster_lines(pgdata)
-    try:
-        pid = int(lines[0]) if lines else 0
-    except ValueError:
-        pid = 0
-    if lines is not None and (pid <= 0 or _serves(pid, pgdata) is False):
+    if _postmaster_lines(pgdata) is None:
+        return
+    pid = _recorded_pid(pgdata)
+    if pid is None or _serves(pid, pgdata) is False:
         with contextlib.suppress(FileNotFoundError):
             (pgdata / "postmaster.pid").unlink()
 
