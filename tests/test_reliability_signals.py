@@ -122,9 +122,10 @@ def test_an_interrupt_during_setup_cancels_the_statement(pg_dsn, schema, sig):
 def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
     spec = tmp_path / "sleepy.spec"
     spec.write_text("session s1\nstep s1a { SELECT pg_sleep(60); }\n")
-    proc = spawn("demo", str(spec), "--dsn", pg_dsn, "--schema", "txlab_sigdemo")
-    sleeping = ("SELECT pid FROM pg_stat_activity WHERE application_name LIKE '%%/s1' "
-                "AND query LIKE '%%pg_sleep%%' AND state = 'active'")
+    proc = spawn("demo", str(spec), "--dsn", pg_dsn, "--schema", "txlab_sigdemo",
+                 PGAPPNAME="txlab-sigterm-test")  # the sessions' application_name prefix
+    sleeping = ("SELECT pid FROM pg_stat_activity WHERE application_name = "
+                "'txlab-sigterm-test/s1' AND query LIKE '%%pg_sleep%%' AND state = 'active'")
     try:
         wait_for(lambda: query(pg_dsn, sleeping), what="the demo step")
         proc.send_signal(signal.SIGTERM)
@@ -132,7 +133,7 @@ def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     wait_for(lambda: not query(pg_dsn, sleeping), 10, "the step's session to end")
 
 

@@ -261,7 +261,12 @@ class Connection:
 
     def execute(self, sql: str) -> list[Result]:
         self.send(sql)
-        return list(self.results())
+        try:
+            return list(self.results())
+        except BaseException:  # an interrupt mid-way: leave the connection ready for the
+            for _ in self.results():  # next command (the demo's clean-up uses it)
+                pass
+            raise
 
     def notifications(self) -> list[Notification]:
         q = lib()
