@@ -36,19 +36,6 @@ def _err(message: str) -> None:
     click.echo(f"txlab: {message}", err=True)
 
 
-def _dsns(ctx) -> list[str]:
-    """Every DSN this command may have seen (--dsn, TXLAB_DSN, DATABASE_URL), so that
-    no error message can show one of their secrets."""
-    found = [os.environ.get("TXLAB_DSN"), os.environ.get("DATABASE_URL")]
-    args = list(ctx.args)
-    for i, arg in enumerate(args):
-        if arg == "--dsn" and i + 1 < len(args):
-            found.append(args[i + 1])
-        elif arg.startswith("--dsn="):
-            found.append(arg.removeprefix("--dsn="))
-    return [d for d in found if d]
-
-
 class Group(click.Group):
     """Turns txlab's errors into a message and an exit code, never a traceback.
 
@@ -60,7 +47,7 @@ class Group(click.Group):
             return self._invoke(ctx)
 
     def _invoke(self, ctx):
-        seen = _dsns(ctx)  # before click consumes the arguments
+        seen = dsns.given(ctx.args, os.environ)  # before click consumes the arguments
 
         def err(message: str) -> None:
             _err(dsns.mask_all(message, seen))

@@ -11,6 +11,7 @@ error message. Every message that may carry DSN-derived text goes through
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from difflib import SequenceMatcher
 from urllib.parse import unquote
 
@@ -143,6 +144,18 @@ def mask_all(text: str, dsns) -> str:
     for dsn in dsns:
         text = mask_text(text, dsn)
     return text
+
+
+def given(args: list[str], env: Mapping[str, str]) -> list[str]:
+    """Every DSN a command may have seen (--dsn in its arguments, TXLAB_DSN,
+    DATABASE_URL), so that no error message can show one of their secrets."""
+    found = [env.get("TXLAB_DSN"), env.get("DATABASE_URL")]
+    for i, arg in enumerate(args):
+        if arg == "--dsn" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--dsn="):
+            found.append(arg.removeprefix("--dsn="))
+    return [d for d in found if d]
 
 
 def mask_dsn(dsn: str) -> str:
