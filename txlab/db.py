@@ -225,6 +225,10 @@ def drop_schema(conn, schema: str) -> bool:
     return True
 
 
+class SchemaLocked(DatabaseError):
+    """Another session holds a lock on the schema's tables (an open transaction)."""
+
+
 def _lock_tables(cur, oid: int, schema: str) -> None:
     """Lock the schema's tables so no view or foreign key on them appears while we look."""
     cur.execute("SELECT format('%%I.%%I', %s, relname) FROM pg_class "
@@ -237,7 +241,7 @@ def _lock_tables(cur, oid: int, schema: str) -> None:
     try:
         cur.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
     except psycopg2.errors.LockNotAvailable:
-        raise DatabaseError(
+        raise SchemaLocked(
             f"schema {schema!r} is in use: another session has held a lock on its tables for "
             "10 s (an open transaction in psql?); end it and try again") from None
 

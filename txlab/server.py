@@ -626,15 +626,13 @@ def _persistent_if_running() -> Database | None:
     return None
 
 
-_SOURCES = {"--dsn": "--dsn", "TXLAB_DSN": "TXLAB_DSN", "DATABASE_URL": "DATABASE_URL"}
-
-
-def configured_dsn(dsn_option: str | None, env: Mapping[str, str]) -> Database | None:
-    """A DSN given by option or environment, if any; one that does not parse (or an
-    empty --dsn) is a usage error, its secrets masked."""
+def configured_dsn(dsn_option: str | None, env: Mapping[str, str],
+                   option: str = "--dsn") -> Database | None:
+    """A DSN given by option (named `option` in messages) or environment, if any; one
+    that does not parse (or an empty --dsn) is a usage error, its secrets masked."""
     if dsn_option is not None:
-        dsns.parse_dsn(dsn_option, "--dsn")
-        return Database(dsn_option, "--dsn")
+        dsns.parse_dsn(dsn_option, option)
+        return Database(dsn_option, option)
     for name in ("TXLAB_DSN", "DATABASE_URL"):
         if env.get(name):
             dsns.parse_dsn(env[name], name)
@@ -643,7 +641,7 @@ def configured_dsn(dsn_option: str | None, env: Mapping[str, str]) -> Database |
 
 
 def _hint(database: Database) -> str:
-    if database.source in _SOURCES:
+    if not database.embedded:  # given by an option or the environment
         return (f"Check the URL given by {database.source}, or leave it out to use an embedded "
                 "server.")
     if database.embedded and "persistent" in database.source:
@@ -664,14 +662,15 @@ def _hinted(database: Database) -> Iterator[Database]:
 @contextlib.contextmanager
 def open_database(
     dsn_option: str | None, env: Mapping[str, str], announce=lambda line: None,
-    notice: Notice = lambda line: None,
+    notice: Notice = lambda line: None, option: str = "--dsn",
 ) -> Iterator[Database]:
     """Resolve the database; start (and afterwards stop) a temporary server if needed.
 
     `announce` receives one line when txlab starts a temporary server; `notice`
     one for each leftover server of a killed txlab that was removed first.
+    `option` names where `dsn_option` came from, for messages.
     """
-    found = configured_dsn(dsn_option, env) or _persistent_if_running()
+    found = configured_dsn(dsn_option, env, option) or _persistent_if_running()
     if found:
         with _hinted(found):
             yield found
