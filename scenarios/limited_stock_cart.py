@@ -306,9 +306,10 @@ SCENARIO = Scenario(
     teaches="oversell by check-then-act (lost update, P4), deadlock, optimistic locking",
     description=__doc__,
     knobs=(
-        Knob("products", 5, "number of products (few = more contention)", min=1),
-        Knob("stock", 20, "initial stock of every product", min=0),
-        Knob("max_lines", 5, "most distinct products in one cart", min=1),
+        Knob("products", 5, "number of products (few = more contention)", min=1,
+             limit=100_000),
+        Knob("stock", 20, "initial stock of every product", min=0, limit=10**9),
+        Knob("max_lines", 5, "most distinct products in one cart", min=1, limit=1000),
         Knob("max_qty", 3, "largest quantity of one product in a cart", min=1),
     ),
     setup=setup,

@@ -145,8 +145,10 @@ SCENARIO = Scenario(
     teaches="write skew (G2-item)",
     description=__doc__,
     knobs=(
-        Knob("shifts", 10, "number of shifts (each a separate chance of write skew)", min=1),
-        Knob("doctors_per_shift", 2, "doctors on call in each shift at the start", min=1),
+        Knob("shifts", 10, "number of shifts (each a separate chance of write skew)", min=1,
+             limit=10_000),
+        Knob("doctors_per_shift", 2, "doctors on call in each shift at the start", min=1,
+             limit=100),
     ),
     setup=setup,
     strategies=(

@@ -170,9 +170,9 @@ SCENARIO = Scenario(
     teaches="phantom, predicate write skew (G2)",
     description=__doc__,
     knobs=(
-        Knob("rooms", 2, "number of rooms (few = more contention)", min=1),
+        Knob("rooms", 2, "number of rooms (few = more contention)", min=1, limit=10_000),
         Knob("slots", 16, "half-hour slots in the day (from 08:00)", min=1, max=48),
-        Knob("max_slots", 4, "longest booking, in slots", min=1),
+        Knob("max_slots", 4, "longest booking, in slots", min=1, limit=48),
     ),
     setup=setup,
     strategies=(

@@ -222,11 +222,12 @@ SCENARIO = Scenario(
     teaches="predicate write skew (G2), phantom",
     description=__doc__,
     knobs=(
-        Knob("events", 2, "number of events (few = more contention)", min=1),
+        Knob("events", 2, "number of events (few = more contention)", min=1, limit=10_000),
         Knob("capacity", 20, "seats per event", min=1),
-        Knob("buyers", 10, "distinct buyers", min=1),
-        Knob("max_seats", 2, "most seats one request asks for", min=1),
-        Knob("per_buyer_limit", 4, "most tickets one buyer may hold per event", min=1),
+        Knob("buyers", 10, "distinct buyers", min=1, limit=100_000),
+        Knob("max_seats", 2, "most seats one request asks for", min=1, limit=1000),
+        Knob("per_buyer_limit", 4, "most tickets one buyer may hold per event", min=1,
+             limit=1000),
     ),
     setup=setup,
     strategies=(

@@ -66,3 +66,22 @@ def txlab(pg_dsn, schema, monkeypatch):
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def open_tmp():
+    """A fresh folder under the system's temporary folder that every user may enter
+    (as root, the embedded server runs as its own user and must reach it). Servers a
+    test left running in it are stopped (verified as its own) before it is removed."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from txlab import server
+
+    path = Path(tempfile.mkdtemp(prefix="reltest-"))
+    path.chmod(0o755)
+    yield path
+    for pgdata in path.glob("**/pgdata"):
+        server.stop(pgdata, "immediate", timeout=20)
+    shutil.rmtree(path, ignore_errors=True)

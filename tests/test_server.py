@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -37,7 +38,10 @@ def test_temporary_embedded_server_for_one_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_persistent_server_lifecycle(tmp_path):
+def test_persistent_server_lifecycle(tmp_path, monkeypatch):
+    # tmp_path is private (mode 700): as root, the data goes to /var/lib/txlab
+    monkeypatch.setenv("TXLAB_HOME", str(tmp_path))
+    pgdata = server.persistent_pgdata()
     try:
         start = _txlab("server", "start", home=tmp_path)
         assert start.returncode == 0, start.stderr
@@ -56,3 +60,5 @@ def test_persistent_server_lifecycle(tmp_path):
     assert status.returncode == 3 and "not running" in status.stdout
     url = _txlab("server", "url", home=tmp_path)
     assert url.returncode == 3 and "txlab server start" in url.stderr
+    if server.ROOT_AREA in pgdata.parents:
+        shutil.rmtree(pgdata.parent)

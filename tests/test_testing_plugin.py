@@ -76,9 +76,10 @@ def test_no_server_starts_unless_a_fixture_asks(tmp_path):
 
 
 def test_resolution_order_without_starting_anything():
-    order = [({"TXLAB_TEST_DSN": "a", "TXLAB_DSN": "b", "DATABASE_URL": "c"}, "a"),
-             ({"TXLAB_DSN": "b", "DATABASE_URL": "c"}, "b"),
-             ({"DATABASE_URL": "c"}, "c")]
+    a, b, c = "dbname=a", "dbname=b", "dbname=c"  # DSNs are parsed (a bad one is exit 2)
+    order = [({"TXLAB_TEST_DSN": a, "TXLAB_DSN": b, "DATABASE_URL": c}, a),
+             ({"TXLAB_DSN": b, "DATABASE_URL": c}, b),
+             ({"DATABASE_URL": c}, c)]
     for env, expected in order:
         with plugin.database(env) as dsn:
             assert dsn == expected

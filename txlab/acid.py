@@ -298,11 +298,14 @@ def run(part: str, database: server.Database, crash: bool = True) -> list[Experi
     if "durability" in parts and part == "all" and (database.embedded is None or not crash):
         parts = tuple(p for p in parts if p != "durability")
     out = []
-    for p in parts:
-        if p == "durability":
-            out += durability(database)
-        else:
-            out += globals()[p](database.dsn)
+    # Owned for the whole command (the durability crash ends the lock's session
+    # early; the schema is dropped right after).
+    with db.schema_owner(database.dsn, SCHEMA, "acid"):
+        for p in parts:
+            if p == "durability":
+                out += durability(database)
+            else:
+                out += globals()[p](database.dsn)
     return out
 
 

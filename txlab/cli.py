@@ -14,7 +14,9 @@ import sys
 import click
 import psycopg2
 
-from txlab import __version__, db, errors, history, html, names, report, server
+from txlab import __version__, db, errors, history, html, names, paths, report, server, signals
+from txlab import cli_types as bounded
+from txlab import dsn as dsns
 from txlab import scenario as scenarios
 from txlab.cli_shared import (
     CONTEXT,
@@ -42,7 +44,8 @@ Exit codes:
   1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
   3    database or runtime error (cannot connect, server failure)
-  130  interrupted (Ctrl-C); the partial report is still printed
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP); the partial report is
+       still printed
   141  the output pipe was closed early (e.g. piped into head)"""
 
 
@@ -52,7 +55,10 @@ def _err(message: str, label: str | None = None) -> None:
 
 class Group(click.Group):
     """Turns txlab's errors into a message and an exit code, never a traceback;
-    gives every command -h and --no-color; wraps usage errors to the width."""
+    gives every command -h and --no-color; wraps usage errors to the width.
+
+    SIGTERM and SIGHUP take Ctrl-C's path (txlab.signals), for every command.
+    """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -72,13 +78,22 @@ class Group(click.Group):
         super().add_command(cmd, name)
 
     def invoke(self, ctx):
+        with signals.handled():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
+        seen = dsns.given(ctx.args, os.environ)  # before click consumes the arguments
+
+        def err(message: str, label: str | None = None) -> None:
+            _err(dsns.mask_all(message, seen), label)
+
         try:
             return super().invoke(ctx)
         except errors.TxlabError as exc:
-            _err(str(exc), "error")
+            err(str(exc), "error")
             sys.exit(exc.exit_code)
         except psycopg2.Error as exc:
-            _err(db.first_line(exc), "database error")
+            err(db.first_line(exc), "database error")
             sys.exit(errors.EXIT_RUNTIME)
         except KeyboardInterrupt:
             _err("interrupted", None)
@@ -90,13 +105,13 @@ class Group(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(141)
         except OSError as exc:
-            _err(str(exc), "error")
+            err(str(exc), "error")
             sys.exit(errors.EXIT_RUNTIME)
         except Exception as exc:
             if os.environ.get("TXLAB_DEBUG"):
                 raise
-            _err(f"{type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)",
-                 "internal error")
+            err(f"{type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)",
+                "internal error")
             sys.exit(errors.EXIT_RUNTIME)
 
 
@@ -189,18 +204,18 @@ workers_option = click.option("--workers", "-w", default=8, show_default=True,
                               type=click.IntRange(1, 90),
                               help="Concurrent worker threads, one connection each.")
 think_option = click.option(
-    "--think-ms", default=DEFAULT_THINK_MS, show_default=True, type=click.FloatRange(min=0),
+    "--think-ms", default=DEFAULT_THINK_MS, show_default=True, type=bounded.think_ms(),
     metavar="MS", help="Pause inside each transaction between its reads and its writes.")
 retries_option = click.option(
-    "--retries", default=0, show_default=True, type=click.IntRange(min=0), metavar="N",
+    "--retries", default=0, show_default=True, type=bounded.retries(), metavar="N",
     help="Retry a transaction aborted by 40001, 40P01 or a version conflict up to N times.")
 param_option = click.option(
     "--param", "-p", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
-    help="Scenario knob (repeatable); see `txlab describe SCENARIO`.")
+    help="Scenario knob (repeatable); see `txlab describe SCENARIO` for each knob's range.")
 seed_option = click.option("--seed", type=int,
                            help="Random seed (random by default, always printed).")
 deadlock_option = click.option(
-    "--deadlock-timeout-ms", type=click.IntRange(min=1), metavar="MS",
+    "--deadlock-timeout-ms", type=bounded.pg_ms(1), metavar="MS",
     help="deadlock_timeout on worker sessions (default: the server's, 1 s); "
          "needs a superuser, as the embedded server's user is.")
 no_fail_option = click.option(
@@ -227,14 +242,18 @@ def _embedded_version() -> str:
               help="Concurrency-control strategy; see `txlab describe SCENARIO` "
                    "(default: the scenario's first).")
 @workers_option
-@seconds_option("duration", "--duration", "-d", type=click.FloatRange(min=0, min_open=True),
-                help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions).")
+@seconds_option("duration", "--duration", "-d", type=bounded.seconds(),
+                help=f"Run for this long (default {DEFAULT_DURATION_S:g} s unless --transactions; "
+                     "at most a week).")
 @click.option("--transactions", "-n", type=click.IntRange(min=1), metavar="N",
               help="Run exactly N transactions in all, then stop.")
 @seed_option
 @think_option
 @retries_option
 @param_option
+@click.option("--allow-large-params", is_flag=True,
+              help="Accept knob values above their sane maximum (e.g. millions of rows to "
+                   "insert at setup).")
 @format_option(report.FORMATS, {"table": "text"}, "Report format.")
 @output_option()
 @click.option("--history", "history_file", type=click.Path(dir_okay=False, writable=True),
@@ -242,10 +261,10 @@ def _embedded_version() -> str:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the report as one self-contained HTML page: timeline of every "
                    "attempt, rates, latency, invariants, anomalies drawn.")
-@click.option("--lock-timeout-ms", default=10_000, show_default=True, type=click.IntRange(min=0),
+@click.option("--lock-timeout-ms", default=10_000, show_default=True, type=bounded.pg_ms(),
               metavar="MS", help="lock_timeout on worker sessions (0 = wait forever).")
 @click.option("--statement-timeout-ms", default=30_000, show_default=True,
-              type=click.IntRange(min=0), metavar="MS",
+              type=bounded.pg_ms(), metavar="MS",
               help="statement_timeout on worker sessions (0 = none).")
 @deadlock_option
 @click.option("--check/--no-check", "check", default=True, show_default=True,
@@ -255,8 +274,8 @@ def _embedded_version() -> str:
 @schema_option
 @scenario_path_option
 def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
-        params, fmt, output, history_file, html_file, lock_timeout_ms, statement_timeout_ms,
-        deadlock_timeout_ms, check, no_fail, dsn, schema, scenario_path):
+        params, allow_large_params, fmt, output, history_file, html_file, lock_timeout_ms,
+        statement_timeout_ms, deadlock_timeout_ms, check, no_fail, dsn, schema, scenario_path):
     """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
 
     Example: txlab run bank-transfer --isolation serializable --retries 5
@@ -272,13 +291,16 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         schema=schema, scenario_path=tuple(scenario_path),
         statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
         deadlock_timeout_ms=deadlock_timeout_ms, check=check,
+        allow_large_params=allow_large_params,
     )
     found = names.scenario(settings.scenario, settings.scenario_path)
-    found.params(dict(settings.params))  # validate knobs before starting any server
+    # validate knobs and output files before starting any server
+    found.params(dict(settings.params), allow_large=settings.allow_large_params)
     found.strategy(settings.strategy)
+    paths.check_outputs({"--output": output, "--history": history_file, "--html": html_file})
     from txlab import runner
 
-    with server.open_database(dsn, os.environ, announce=_announce) as database:
+    with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
         if not database.embedded or "persistent" in database.source:
             _err(f"database: {database.source} ({db.describe_target(database.dsn)})")
         progress = _progress_line if sys.stderr.isatty() else None
@@ -319,7 +341,10 @@ def list_(scenario_path):
     """List the scenarios (with their strategies and knobs), and where the demos are."""
     from txlab import describe as describe_mod
 
-    found = scenarios.discover(scenario_path)
+    problems: list = []
+    found = scenarios.discover(scenario_path, problems=problems)
+    for _, problem in problems:
+        _err(f"skipped {problem}", "warning")
     click.echo(describe_mod.render_list(found, stdout_term()), nl=False)
 
 
@@ -373,7 +398,7 @@ def explain(term, fmt, output):
               shell_complete=complete_strategies, metavar="STRATEGY[,...]|all",
               help="Comma-separated strategy names, or all.")
 @seconds_option("duration", "--duration", "-d", default=1.5, show_default=True,
-                type=click.FloatRange(min=0, min_open=True), help="Length of each run.")
+                type=bounded.seconds(), help="Length of each run.")
 @workers_option
 @retries_option
 @think_option
@@ -410,6 +435,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
     strategy_list = None if strategies.strip().lower() == "all" else [
         x.strip() for x in strategies.split(",") if x.strip()]
     combos = matrix_mod.plan(chosen, strategy_list, level_list, params)
+    paths.check_outputs({"--output": output, "--html": html_file})
     seed = seed if seed is not None else secrets.randbelow(2**31)
     base = RunSettings(scenario="", seed=seed, workers=workers, duration_s=duration,
                        retries=retries, think_ms=think_ms, params=params, schema=schema,
@@ -425,7 +451,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
         else:
             click.echo(f"txlab: {line}", err=True)
 
-    with server.open_database(dsn, os.environ, announce=_announce) as database:
+    with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
         try:
             rows = matrix_mod.run_matrix(combos, base, database.dsn, progress)
         finally:
@@ -480,7 +506,7 @@ def server_stop():
     if server.stop(pgdata):
         _err("stopped")
     else:
-        _err("not running")
+        _err("not running" + server.stale_note(pgdata))
 
 
 @server_group.command("status")
@@ -499,7 +525,9 @@ def server_status():
     if running:
         text = f"{word}\n  url:  {server.url_for(pgdata)}\n  data: {pgdata}\n"
     else:
+        stale = server.stale_note(pgdata).removeprefix("; ")
         text = (f"{word}\n  data: {pgdata}\n"
+                + (term.wrapped(f"  {stale}", t) + "\n" if stale else "")
                 + term.wrapped("  start it with `txlab server start`", t) + "\n")
     click.echo(text, nl=False)
     if not running:
@@ -524,21 +552,19 @@ def server_url():
 @dsn_option
 @schema_option
 def clean(dsn, schema):
-    """Drop txlab's schema (only if txlab created it) from the database.
+    """Drop txlab's schema from the database, if txlab created it.
 
-    Uses --dsn, TXLAB_DSN, DATABASE_URL or the running persistent server; it never
-    starts a server (a temporary server's schema vanishes with the server).
+    Refused (naming them) when objects outside the schema depend on it, and while
+    another txlab uses it. Uses --dsn, TXLAB_DSN, DATABASE_URL or the running
+    persistent server; it never starts a server (a temporary server's schema
+    vanishes with the server).
     """
     database = server.configured_dsn(dsn, os.environ) or server.persistent_if_running()
     if database is None:
         _err("no database to clean: no --dsn, TXLAB_DSN or DATABASE_URL, and the persistent "
              "server is not running (temporary servers leave nothing behind)")
         return
-    conn = db.connect(database.dsn)
-    try:
-        dropped = db.drop_schema(conn, schema)
-    finally:
-        conn.close()
+    dropped = db.drop_owned_schema(database.dsn, schema)
     _err(f"dropped schema {schema}" if dropped else f"no schema {schema}: nothing to do")
 
 

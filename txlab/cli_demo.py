@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from txlab import cli_types as bounded
 from txlab import errors, names, server
 from txlab.cli_shared import AliasedOption as _AliasedOption
 from txlab.cli_shared import (
@@ -56,6 +57,10 @@ def _announce(url: str) -> None:
         "(`txlab server start` keeps one running)", None)
 
 
+def _notice(line: str) -> None:
+    click.echo(f"txlab: {line}", err=True)
+
+
 @click.command("demo", epilog=EXIT_HELP)
 @click.argument("name", required=False, shell_complete=complete_demos)
 @click.option("--isolation", "-i", metavar="LEVEL|all", shell_complete=complete_levels,
@@ -91,7 +96,7 @@ def _announce(url: str) -> None:
               help="With --isolation all: print each level's timeline before the side-by-side "
                    "table (by default the table stands alone).")
 @seconds_option("step-timeout", "--step-timeout", default=30.0, show_default=True,
-                type=click.FloatRange(min=0.1),
+                type=bounded.seconds(min=0.1, max=bounded.MAX_PG_MS // 1000),
                 help="Cancel a step that has not finished after this long (it is reported, "
                      "never a hang).")
 @click.option("--max-permutations", default=200, show_default=True, type=click.IntRange(min=1),
@@ -147,7 +152,7 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
                                    "give no NAME, --isolation or --permutation with it")
         if fmt == "transcript":
             raise click.UsageError("--all prints a matrix: use --format text or json")
-        with server.open_database(dsn, os.environ, announce=_announce) as database:
+        with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
             matrix = demos.run_matrix(database.dsn, step_timeout, schema,
                                       step_states=bool(html_file))
         emit(render.render_matrix(matrix, fmt, _term(output)), output)
@@ -186,7 +191,7 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
         for where in demos.explicit_levels(parsed):
             err(f"{where} sets its own isolation level; --isolation only changes what a plain "
                 "BEGIN gets", "warning")
-    with server.open_database(dsn, os.environ, announce=_announce) as database:
+    with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
         result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
                                 max_permutations, schema, step_states=bool(html_file))
     emit(render.render(result, fmt, _term(output), timelines or None), output)
@@ -212,7 +217,8 @@ def _step_mode(path, isolation, permutation, fmt, step_timeout, dsn, schema):
         raise click.UsageError("--step runs one isolation level at a time; pick one with -i")
     keys = Keys()  # refuses when standard input is not a terminal, before any server starts
     term = _term()
-    with keys, server.open_database(dsn, os.environ, announce=_announce) as database:
+    with keys, server.open_database(dsn, os.environ, announce=_announce,
+                                     notice=_notice) as database:
         result = stepmode.run(str(path), database.dsn, isolation, permutation, step_timeout,
                               schema, keys, lambda text: click.echo(text, nl=False), term)
     unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
@@ -253,7 +259,7 @@ def acid(part, yes, fmt, output, dsn):
     """
     from txlab import acid as acid_lib
 
-    with server.open_database(dsn, os.environ, announce=_announce) as database:
+    with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
         if part == "durability" and database.embedded is None:
             acid_lib.durability(database)  # raises the explanation
         crash = _may_crash(part, database, yes)

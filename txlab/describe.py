@@ -11,8 +11,18 @@ from rich.text import Text
 from txlab import term as term_mod
 from txlab.db import LEVELS
 from txlab.matrix import SHORT
-from txlab.scenario import Scenario
+from txlab.scenario import Knob, Scenario, number
 from txlab.term import STYLES, Term, heading
+
+
+def _accepted(k: Knob) -> str:
+    """The knob's range: its hard bounds, and its sane maximum."""
+    if k.choices or isinstance(k.default, (bool, str)):
+        return ""
+    low = "" if k.min is None else number(k.min)
+    if k.sane_max is not None:
+        return f"{low or '-' + number(k.sane_max)} to {number(k.sane_max)} (sane)"
+    return f"{low} to {number(k.max)}" if k.max is not None else f"at least {low}" if low else ""
 
 
 def render_list(found: dict[str, Scenario], t: Term) -> str:
@@ -59,11 +69,15 @@ def render(s: Scenario, t: Term | None = None) -> str:
                    style=STYLES["muted"]),
               term_mod.table(["strategy", "what it does"] + [SHORT[k] for k in LEVELS], rows, t,
                              wrap={1: 20})]
-    knobs = [[k.name, k.default, k.help + (f" ({', '.join(k.choices)})" if k.choices else "")]
+    knobs = [[k.name, k.default, _accepted(k),
+              k.help + (f" ({', '.join(k.choices)})" if k.choices else "")]
              for k in s.knobs]
     parts += ["", heading("Knobs (-p NAME=VALUE)")]
-    parts.append(term_mod.table(["knob", "default", "meaning"], knobs, t, wrap={2: 24})
+    parts.append(term_mod.table(["knob", "default", "accepted", "meaning"], knobs, t, wrap={3: 24})
                  if knobs else Text("  (none)"))
+    if knobs:
+        parts.append(Text(term_mod.wrapped("A value above a sane maximum needs "
+                                           "--allow-large-params.", t), style=STYLES["muted"]))
     if s.path:
         parts += ["", Text(f"Source: {s.path}", style=STYLES["muted"])]
     return term_mod.to_text(Group(*parts), t)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
 from contextlib import contextmanager
 
+from txlab import signals
 from txlab.errors import UsageError
 
 NEXT, BACK, QUIT = "next", "back", "quit"
@@ -71,26 +71,15 @@ def _read_key(fd: int) -> str:
     return seq.decode("utf-8", "replace")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @contextmanager
 def _cbreak(fd: int):
     import termios
     import tty
 
     saved = termios.tcgetattr(fd)
-    handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    with signals.handled():  # txlab's one signal path (the CLI enters it too)
         try:
-            handlers[sig] = signal.signal(sig, _interrupt)
-        except (ValueError, OSError):  # not the main thread: leave signals alone
-            pass
-    try:
-        tty.setcbreak(fd, termios.TCSANOW)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
-        for sig, old in handlers.items():
-            signal.signal(sig, old)
+            tty.setcbreak(fd, termios.TCSANOW)
+            yield
+        finally:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)

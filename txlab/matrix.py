@@ -71,6 +71,9 @@ def plan(scenarios: Iterable[Scenario], strategies: list[str] | None,
     missing = sorted(set(strategies or ()) - seen)
     if missing:
         raise UsageError(f"no selected scenario has strategy {', '.join(missing)}")
+    if not combos:
+        raise UsageError("nothing to run: no scenario, strategy and level selected "
+                         "(give names, or all)")
     return combos
 
 
@@ -107,7 +110,10 @@ def parse_levels(text: str) -> list[Isolation]:
 
     if text.strip().lower() == "all":
         return list(LEVELS.values())
-    return [parse_isolation(part) for part in text.split(",") if part.strip()]
+    levels = [parse_isolation(part) for part in text.split(",") if part.strip()]
+    if not levels:
+        raise UsageError(f"no isolation level in {text!r}; give levels such as rc,ser, or all")
+    return levels
 
 
 # ---------------------------------------------------------------- rendering

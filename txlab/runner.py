@@ -287,15 +287,22 @@ def run(
 ) -> RunResult:
     """Run `scenario` as `settings` say against `dsn`; returns everything the report needs.
 
-    KeyboardInterrupt during the load phase stops the workers (in-flight
-    transactions roll back) and returns a partial result marked interrupted.
+    The run owns its schema from setup to the final checks: a second txlab on it
+    is refused (db.own_schema). KeyboardInterrupt during setup cancels the running
+    statement; during the load phase it stops the workers (in-flight transactions
+    roll back) and returns a partial result marked interrupted.
     """
-    params = scenario.params(dict(settings.params))
+    with db.schema_owner(dsn, settings.schema, "run"):
+        return _run(settings, scenario, dsn, progress)
+
+
+def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None) -> RunResult:
+    params = scenario.params(dict(settings.params), allow_large=settings.allow_large_params)
     strategy = scenario.strategy(settings.strategy)
     control = db.connect(dsn, "txlab-control")
     try:
         server = db.server_version(control)
-        initial = _setup(control, scenario, settings, params)
+        initial = db.cancellable(control, _setup, control, scenario, settings, params)
         r = _Run(settings, scenario, dsn, params)
         threads = [
             threading.Thread(target=r.worker, args=(w,), name=f"txlab-worker-{w}", daemon=True)

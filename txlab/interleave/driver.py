@@ -579,8 +579,9 @@ def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
     fresh txlab-owned `schema` (search_path of every connection). With
     `state_queries` ((label, query), ...), each run's `states` holds their committed
     results after every step."""
-    prepare_schema(dsn, schema)
-    with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema,
-                state_queries) as driver:
-        runs = driver.run_all(perms)
+    with db.schema_owner(dsn, schema, "demo"):
+        prepare_schema(dsn, schema)
+        with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema,
+                    state_queries) as driver:
+            runs = driver.run_all(perms)
     return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings))

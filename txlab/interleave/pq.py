@@ -222,13 +222,9 @@ class Connection:
             from txlab import db
 
             reason = (_text(q.PQerrorMessage(handle)) or "no answer").strip()
-            reason = db.mask_text(reason.splitlines()[0] if reason else "no answer", dsn)
             if handle:
                 q.PQfinish(handle)
-            raise DatabaseError(
-                f"cannot connect to PostgreSQL at {db.describe_target(dsn)}: {reason}\n"
-                "Start a local server with `txlab server start`, or pass --dsn / set TXLAB_DSN."
-            )
+            raise db.connect_error(dsn, reason)
         conn = cls(handle, q.PQbackendPID(handle))
         conn._receiver = _NOTICE_RECEIVER(conn._receive)
         q.PQsetNoticeReceiver(handle, conn._receiver, None)
@@ -265,7 +261,12 @@ class Connection:
 
     def execute(self, sql: str) -> list[Result]:
         self.send(sql)
-        return list(self.results())
+        try:
+            return list(self.results())
+        except BaseException:  # an interrupt mid-way: leave the connection ready for the
+            for _ in self.results():  # next command (the demo's clean-up uses it)
+                pass
+            raise
 
     def notifications(self) -> list[Notification]:
         q = lib()

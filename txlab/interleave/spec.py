@@ -383,26 +383,33 @@ def _validate(spec: Spec) -> Spec:
 
 def all_permutations(spec: Spec) -> list[Permutation]:
     """Every interleaving that keeps each session's steps in order, in the
-    isolation tester's order (depth-first, lower session first)."""
+    isolation tester's order (depth-first, lower session first).
+
+    Iterative, so that a spec with thousands of steps cannot exhaust the stack."""
     sessions = [s.steps for s in spec.sessions]
+    total = sum(len(steps) for steps in sessions)
     out: list[Permutation] = []
     piles = [0] * len(sessions)
-    chosen: list[PermutationStep] = []
-
-    def recurse() -> None:
-        found = False
-        for i, steps in enumerate(sessions):
-            if piles[i] < len(steps):
-                chosen.append(PermutationStep(steps[piles[i]].name))
-                piles[i] += 1
-                recurse()
-                piles[i] -= 1
-                chosen.pop()
-                found = True
-        if not found:
-            out.append(Permutation(tuple(chosen)))
-
-    recurse()
+    chosen: list[int] = []  # the session of each step taken so far
+    names: list[PermutationStep] = []
+    next_session = [0]  # per depth: the first session not yet tried there
+    while next_session:
+        i = next_session[-1]
+        while i < len(sessions) and piles[i] >= len(sessions[i]):
+            i += 1
+        if i < len(sessions):
+            next_session[-1] = i + 1
+            names.append(PermutationStep(sessions[i][piles[i]].name))
+            piles[i] += 1
+            chosen.append(i)
+            next_session.append(0)
+            continue
+        if len(chosen) == total:
+            out.append(Permutation(tuple(names)))
+        next_session.pop()
+        if chosen:
+            piles[chosen.pop()] -= 1
+            names.pop()
     return out
 
 

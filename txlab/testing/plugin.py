@@ -31,7 +31,8 @@ def database(env: Mapping[str, str]) -> Iterator[str]:
     only when nothing else is configured or running."""
     from txlab import server
 
-    with server.open_database(env.get("TXLAB_TEST_DSN") or None, env) as found:
+    with server.open_database(env.get("TXLAB_TEST_DSN") or None, env,
+                              option="TXLAB_TEST_DSN") as found:
         yield found.dsn
 
 
@@ -76,7 +77,7 @@ def fresh_schema(dsn: str) -> Iterator[str]:
     finally:
         try:
             db.drop_schema(conn, name)
-        except psycopg2.errors.LockNotAvailable:
+        except (psycopg2.errors.LockNotAvailable, db.SchemaLocked):
             raise DatabaseError(f"could not drop the test's schema {name}: a connection the "
                                 "test opened still holds a lock in it (close Sessions and "
                                 "connections, e.g. with `with Session(engine) as s:`)") from None

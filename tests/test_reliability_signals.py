@@ -1,0 +1,211 @@
+"""Signals sent to a real txlab process (issue 13, items 1, 5 and 11).
+
+SIGTERM and SIGHUP take Ctrl-C's path: partial report, history, the temporary
+server stopped and its folder removed, exit 130. An interrupt during setup cancels
+the running statement. A txlab killed with SIGKILL leaves its server behind, and
+the next txlab that starts a temporary server reaps it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from txlab import server
+
+
+def spawn(*args: str, **env: str) -> subprocess.Popen:
+    base = {k: v for k, v in os.environ.items() if k not in ("TXLAB_DSN", "DATABASE_URL")}
+    return subprocess.Popen([sys.executable, "-m", "txlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**base, "PYTHONUNBUFFERED": "1", **env})
+
+
+def wait_for(probe, timeout: float = 60.0, what: str = "condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def query(dsn: str, sql: str, args=()) -> list[tuple]:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def temporary_server(folder: Path) -> tuple[Path, str]:
+    """The data directory and URL of the temporary server a txlab started in `folder`."""
+
+    def ready():
+        for pgdata in folder.glob("txlab-pg-*/pgdata"):
+            url = server.url_for(pgdata)
+            if url and server.postmaster_pid(pgdata):
+                try:
+                    query(url, "SELECT 1")
+                except psycopg2.OperationalError:
+                    return None
+                return pgdata, url
+        return None
+
+    return wait_for(ready, what="the temporary server")
+
+
+def in_transaction(dsn: str) -> bool:
+    return bool(query(dsn, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE "
+                           "'txlab-worker-%%' AND state LIKE 'idle in transaction%%'"))
+
+
+LONG_RUN = ("run", "bank-transfer", "-s", "for-update", "-p", "accounts=2", "--think-ms", "50",
+            "-d", "120")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_keep_the_report_and_remove_the_server(open_tmp, sig):
+    history = open_tmp / "history.jsonl"
+    proc = spawn(*LONG_RUN, "--history", str(history), TMPDIR=str(open_tmp),
+                 TXLAB_HOME=str(open_tmp / "home"))
+    try:
+        pgdata, url = temporary_server(open_tmp)
+        postmaster = server.postmaster_pid(pgdata)
+        wait_for(lambda: in_transaction(url), what="workers inside transactions")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "INTERRUPTED" in out and "Invariants" in out
+    assert "Traceback" not in err
+    assert len(history.read_text().splitlines()) > 1  # the attempts gathered so far
+    assert server._gone(postmaster)  # the temporary server was stopped ...
+    assert not pgdata.parent.exists()  # ... and its folder removed
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_during_setup_cancels_the_statement(pg_dsn, schema, sig):
+    # Deliberately huge (above the sane maximum): setup inserts for many seconds.
+    proc = spawn("run", "bank-transfer", "-n", "5", "-p", "accounts=30000000",
+                 "--allow-large-params", "--dsn", pg_dsn, "--schema", schema)
+    inserting = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'txlab-control' "
+                 "AND state = 'active' AND query LIKE 'INSERT INTO accounts%%'")
+    try:
+        wait_for(lambda: query(pg_dsn, inserting), what="setup's INSERT")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    # the server is not left inserting: the statement was cancelled, setup rolled back
+    assert not query(pg_dsn, inserting)
+    assert query(pg_dsn, "SELECT to_regclass(%s)", (f"{schema}.accounts",)) == [(None,)]
+
+
+def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
+    spec = tmp_path / "sleepy.spec"
+    spec.write_text("session s1\nstep s1a { SELECT pg_sleep(60); }\n")
+    proc = spawn("demo", str(spec), "--dsn", pg_dsn, "--schema", "txlab_sigdemo",
+                 PGAPPNAME="txlab-sigterm-test")  # the sessions' application_name prefix
+    sleeping = ("SELECT pid FROM pg_stat_activity WHERE application_name = "
+                "'txlab-sigterm-test/s1' AND query LIKE '%%pg_sleep%%' AND state = 'active'")
+    try:
+        wait_for(lambda: query(pg_dsn, sleeping), what="the demo step")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    wait_for(lambda: not query(pg_dsn, sleeping), 10, "the step's session to end")
+
+
+def _owner_record(pid: int, start: int | None) -> str:
+    return json.dumps({"pid": pid, "start": start, "boot": server._boot_id(),
+                       "pidns": server._pid_namespace(), "token": "0" * 16, "created": 0})
+
+
+def _fake_server_folder(parent: Path, name: str, postmaster: int, owner: str | None) -> Path:
+    folder = parent / name
+    (folder / "pgdata").mkdir(parents=True)
+    (folder / "pgdata" / "PG_VERSION").write_text("18\n")
+    (folder / "pgdata" / "postmaster.pid").write_text(
+        f"{postmaster}\n{folder / 'pgdata'}\n1700000000\n5432\n{folder / 'pgdata'}\n\n0 0\nready\n")
+    if owner is not None:
+        (folder / server.OWNER_FILE).write_text(owner)
+    return folder
+
+
+def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_tmp):
+    env = {"TMPDIR": str(open_tmp), "TXLAB_HOME": str(open_tmp / "home")}
+    proc = spawn(*LONG_RUN, **env)
+    try:
+        pgdata, url = temporary_server(open_tmp)
+        leaked = server.postmaster_pid(pgdata)
+        wait_for(lambda: in_transaction(url), what="workers inside transactions")
+    finally:
+        proc.kill()  # SIGKILL: txlab cannot clean up
+        proc.communicate()
+    assert not server._gone(leaked), "the killed txlab's server should still run"
+
+    # Decoys that must survive. An unrelated live process (as the server's user, so
+    # pg_ctl could signal it) named by stale postmaster.pid files:
+    user = server._server_user()
+    sleeper = subprocess.Popen(["sleep", "120"], cwd="/",
+                               **({"user": user.pw_uid} if user else {}))
+    dead = subprocess.Popen(["true"])  # a pid whose process is gone
+    dead.wait()
+    foreign = _fake_server_folder(open_tmp, "txlab-pg-foreign", sleeper.pid, None)
+    alive = _fake_server_folder(open_tmp, "txlab-pg-alive", sleeper.pid,
+                                _owner_record(sleeper.pid, server._start_ticks(sleeper.pid)))
+    orphan = _fake_server_folder(open_tmp, "txlab-pg-orphan", sleeper.pid,
+                                 _owner_record(dead.pid, 1))
+    try:
+        second = subprocess.run([sys.executable, "-m", "txlab", "run", "bank-transfer", "-n",
+                                 "5", "-s", "atomic"], capture_output=True, text=True,
+                                env={**os.environ, **env}, timeout=120)
+        assert second.returncode == 0, second.stderr
+        assert f"removed {pgdata.parent}" in second.stderr
+        assert server._gone(leaked) and not pgdata.parent.exists()
+        # the orphan's folder goes (its postmaster.pid names no server of its own) ...
+        assert not orphan.exists() and f"removed {orphan}" in second.stderr
+        # ... but the unrelated process it named was not signalled,
+        assert sleeper.poll() is None
+        # and folders without an owner file, or with a live owner, are untouched.
+        assert foreign.exists() and alive.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback():
+    # Deterministic: the interrupt arrives while txlab.cli is being imported.
+    code = ("import builtins, os, signal\n"
+            "real = builtins.__import__\n"
+            "def hook(name, *a, **k):\n"
+            "    if name == 'txlab.cli':\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = hook\n"
+            "import sys; sys.argv = ['txlab', 'list']\n"
+            "from txlab.__main__ import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130 and r.stderr == "txlab: interrupted\n", r.stderr

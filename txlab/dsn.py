@@ -1,0 +1,210 @@
+"""DSNs: parsing, validation, and keeping their secrets out of every message.
+
+A DSN is a URL (`postgresql://user:secret@host/db?...`) or key=value pairs
+(`host=... password=...`). Its secrets are found here *without* trusting the DSN
+to parse: a malformed one (a bad percent-escape, a broken IPv6 bracket, `%00`)
+is exactly the case where libpq quotes the bad part, or the whole URL, in its
+error message. Every message that may carry DSN-derived text goes through
+`mask_text`; the DSN itself is shown only through `mask_dsn`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from difflib import SequenceMatcher
+from urllib.parse import unquote
+
+import psycopg2
+import psycopg2.extensions
+
+from txlab.errors import UsageError
+
+SECRET_KEYS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key",
+               "scram_server_key")
+# libpq's connection keywords (PostgreSQL 18): a secret value runs up to the next of
+# these, since an unescaped `&`, space or `=` may be part of it.
+KEYWORDS = SECRET_KEYS + (
+    "host", "hostaddr", "port", "dbname", "user", "passfile", "require_auth",
+    "channel_binding", "connect_timeout", "client_encoding", "options", "application_name",
+    "fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "replication", "gssencmode", "sslmode",
+    "requiressl", "sslnegotiation", "sslcompression", "sslcert", "sslkey", "sslkeylogfile",
+    "sslcertmode", "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "requirepeer",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "krbsrvname", "gsslib",
+    "gssdelegation", "service", "target_session_attrs", "load_balance_hosts",
+    "min_protocol_version", "max_protocol_version", "oauth_issuer", "oauth_client_id",
+    "oauth_scope",
+)
+MASK = "***"
+_URL = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
+_SECRET = "|".join(SECRET_KEYS)
+_NEXT = "|".join(KEYWORDS)
+_QUERY_SECRET = re.compile(rf"(?:^|&)\s*(?:{_SECRET})\s*=(.*?)(?=&\s*(?:{_NEXT})\s*=|$)",
+                           re.IGNORECASE | re.DOTALL)
+# key=value pairs: a quoted value, or one that runs to the next keyword; the `=`
+# itself optional, since "password secret" (a missing `=`) is exactly what libpq
+# then quotes in its error.
+_PAIR = re.compile(rf"(?:^|\s)(?:{_SECRET})\s*(?:=\s*)?"
+                   rf"((?:'(?:[^'\\]|\\.)*'?)?.*?(?=\s+(?:{_NEXT})\s*=|\s*$))",
+                   re.IGNORECASE | re.DOTALL)
+
+
+def _spans(dsn: str) -> list[tuple[int, int]]:
+    """Where in `dsn` its secrets are, or may be (start, end), found without trusting
+    it to parse.
+
+    Generous on purpose: in a URL, the userinfo runs to the *last* `@` (libpq
+    stops at the first `@` or `/`, so a password holding either is misparsed into
+    the host or port, which libpq then quotes in its error).
+    """
+    spans = []
+    m = _URL.match(dsn)
+    if m:
+        start = m.end()
+        rest = dsn[start:]
+        query_at = rest.find("?")
+        for end in (query_at if query_at >= 0 else len(rest), len(rest)):
+            at = rest.rfind("@", 0, end)  # `?` or `@` inside an unescaped password
+            colon = rest.find(":", 0, max(at, 0))
+            if at >= 0 and colon >= 0:
+                spans.append((start + colon + 1, start + at))
+        if query_at >= 0:
+            base = start + query_at + 1
+            spans += [(base + q.start(1), base + q.end(1))
+                      for q in _QUERY_SECRET.finditer(rest[query_at + 1:])]
+    spans += [p.span(1) for p in _PAIR.finditer(dsn)]
+    return [(a, b) for a, b in spans if b > a]
+
+
+def secrets(dsn: str) -> list[str]:
+    """Every string in `dsn` that is, or may be, a secret: raw, unquoted, decoded."""
+    found: set[str] = set()
+    for a, b in _spans(dsn):
+        value = dsn[a:b]
+        found.add(value)
+        if value.startswith("'"):
+            found.add(value[1:])
+            quoted = re.match(r"'((?:[^'\\]|\\.)*)'", value)
+            if quoted:
+                found.add(quoted.group(1))
+    for value in list(found):
+        found.add(re.sub(r"\\(.)", r"\1", value))
+    for value in list(found):
+        found.add(unquote(value, errors="replace"))
+        found.add(unquote(value, errors="replace").replace("\x00", ""))
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def _lcs(a: str, b: str):
+    return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+
+
+def _touches(value: str, secret: str) -> bool:
+    """Whether `value` shows any of `secret`: is part of it, contains it, or shares a
+    run of three or more characters with it (a misparse can split a password)."""
+    if not value:
+        return False
+    return value in secret or secret in value or _lcs(value, secret).size >= min(3, len(secret))
+
+
+_HOLE = "\uffff"  # stands for a masked part until the end, so no secret can match it
+
+
+def _mask_with(text: str, found: list[str]) -> str:
+    for s in found:  # whole secrets first
+        text = text.replace(s, _HOLE) if len(s) >= 3 else text
+    for s in found:  # then any run of three or more of their characters
+        while len(s) >= 3:
+            m = _lcs(text, s)
+            if m.size < 3:
+                break
+            text = text[:m.a] + _HOLE + text[m.a + m.size:]
+
+    def fragment(m: re.Match) -> str:  # a quoted part of a secret, however short
+        inner = m.group(1)
+        return f'"{_HOLE}"' if inner and any(inner in s for s in found) else m.group(0)
+
+    text = re.sub(r'"([^"]*)"', fragment, text)
+    return re.sub(f"{_HOLE}+", MASK, text)
+
+
+def mask_text(text: str, dsn: str | None) -> str:
+    """`text` (e.g. a libpq or server message) with nothing of `dsn`'s secrets left in it.
+
+    The secrets, any run of three or more of their characters, and any quoted
+    fragment that is part of one become ***.
+    """
+    found = secrets(dsn) if dsn else []
+    return _mask_with(text, found) if found else text
+
+
+def mask_all(text: str, dsns) -> str:
+    """`mask_text` for every DSN in `dsns` (None entries are skipped)."""
+    for dsn in dsns:
+        text = mask_text(text, dsn)
+    return text
+
+
+def given(args: list[str], env: Mapping[str, str]) -> list[str]:
+    """Every DSN a command may have seen (--dsn in its arguments, TXLAB_DSN,
+    DATABASE_URL), so that no error message can show one of their secrets."""
+    found = [env.get("TXLAB_DSN"), env.get("DATABASE_URL")]
+    for i, arg in enumerate(args):
+        if arg == "--dsn" and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--dsn="):
+            found.append(arg.removeprefix("--dsn="))
+    return [d for d in found if d]
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN for display, its secrets replaced by ***, whether or not it parses."""
+    shown = dsn
+    for a, b in sorted(_spans(dsn), reverse=True):  # where they are, however short
+        shown = shown[:a] + _HOLE * (b - a) + shown[b:]
+    return _mask_with(shown, secrets(dsn))
+
+
+def parse_dsn(dsn: str, source: str = "the database URL") -> dict[str, str]:
+    """libpq's own parse of a URL or key=value DSN; a UsageError (exit 2) if it does not
+    parse, naming `source` and showing the DSN masked."""
+    if not dsn.strip():
+        raise UsageError(f"{source} is empty; give a PostgreSQL URL such as "
+                         "postgresql://user@host/dbname, or leave it out to use an embedded server")
+    try:
+        return psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as exc:
+        reason = str(exc).strip().removeprefix("invalid dsn:").strip()
+        raise UsageError(f"cannot parse {source} ({mask_dsn(dsn)}): "
+                         f"{mask_text(reason, dsn)}") from None
+    except UnicodeDecodeError:  # a percent-escape that decodes to bytes that are not UTF-8
+        raise UsageError(f"cannot parse {source} ({mask_dsn(dsn)}): a percent-escape in it "
+                         "does not decode to UTF-8 text") from None
+
+
+def describe_target(dsn: str) -> str:
+    """host, port and database of a DSN, for messages; nothing of its secrets."""
+    try:
+        p = parse_dsn(dsn)
+    except UsageError:
+        return mask_dsn(dsn)
+    found = secrets(dsn)
+
+    def show(value: str) -> str:
+        return MASK if any(_touches(value, s) for s in found) else value
+
+    host = show(p.get("host") or p.get("hostaddr") or "local socket")
+    port = show(p.get("port") or "5432")
+    return f"host {host}, port {port}, database {show(p.get('dbname') or p.get('user') or '(default)')}"
+
+
+# libpq checks option values when connecting, before any network traffic; these
+# are its messages for a bad value (fe-connect.c). There is no SQLSTATE to go by.
+_BAD_VALUE = re.compile(
+    r"^(invalid (integer value|port number|\S+ value|\S+ method)\b|could not match \d+ )")
+
+
+def is_bad_value(reason: str) -> bool:
+    """Whether a connection failure is libpq refusing a DSN value (a usage error)."""
+    return bool(_BAD_VALUE.match(reason))
