@@ -41,7 +41,8 @@ def test_a_stale_postmaster_pid_never_signals_an_unrelated_process(open_tmp):
         cwd="/", **_as_server_user())
     try:
         assert txlab("server", "start", env=env).returncode == 0
-        pgdata = Path(txlab("server", "status", env=env).stdout.split("(data: ")[1].rstrip(")\n"))
+        status = txlab("server", "status", env=env).stdout
+        pgdata = Path(status.split("data: ")[1].split()[0])
         assert txlab("server", "stop", env=env).returncode == 0
         # the server is gone; its postmaster.pid now names the unrelated process
         lines = [str(victim.pid), str(pgdata), "1700000000", "5432", str(pgdata), "", "0 0",
@@ -49,7 +50,7 @@ def test_a_stale_postmaster_pid_never_signals_an_unrelated_process(open_tmp):
         (pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
         status = txlab("server", "status", env=env)
         assert status.returncode == 3 and "not running" in status.stdout
-        assert f"pid {victim.pid} is not this server's postmaster" in status.stdout
+        assert f"pid {victim.pid} is not this server's postmaster" in " ".join(status.stdout.split())
         stop = txlab("server", "stop", env=env)
         assert stop.returncode == 0 and "not running" in stop.stderr and "stale" in stop.stderr
         assert not server.stop(pgdata)
