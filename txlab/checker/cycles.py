@@ -131,6 +131,8 @@ def find(tx, idx, comps: list, max_examples: int, time_limit: float,
     out = CycleFindings(components=len(comps), largest=max((len(c) for c in comps), default=0))
     specs = [s for s in SPECS if (realtime or not s.name.endswith("-realtime"))
              and (process or not s.name.endswith("-process"))]
+    if realtime:  # Elle's precedence: a cycle with a real-time edge is -realtime
+        specs.sort(key=lambda s: s.name.endswith("-process"))
     base = {s.name: s for s in _BASE}
     for comp in sorted(comps, key=len):
         deadline = time.monotonic() + time_limit
