@@ -106,7 +106,8 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     comps = graph.strongly_connected(len(adj), adj)
     del adj
     t_scc = time.perf_counter()
-    cyc = cycles.find(tx, idx, comps, max_examples, time_limit, process, realtime)
+    cyc = cycles.find(tx, idx, comps, max_examples, time_limit, process, realtime,
+                      models.MODELS[model].forbids)
     t_cycles = time.perf_counter()
     drawn = components.describe(tx, idx, comps, cyc.examples, process, realtime) if graphs else None
 

@@ -171,7 +171,7 @@ def from_ops(records, where: str) -> Txns:
     """(line number, op) pairs -> Txns, streaming: only in-flight invokes are kept."""
     names, status, process, invoke, complete, ops = [0], [OK], [None], [None], [None], [[]]
     found: list = []
-    pending: dict = {}  # process -> (position, line, value)
+    pending: dict = {}  # process -> (position, line, value) of its invoke, or a list of them
     saw_append = saw_w = False
     scalar_read = list_read = None  # the line of the first such read
     types = _TYPES
@@ -195,12 +195,18 @@ def from_ops(records, where: str) -> Txns:
         if proc is not None and type(proc) not in _HASHABLE:
             raise HistoryFormatError(f"{where}:{n}: process must be a number or a name")
         if typ == "invoke":
-            prev = pending.get(proc)
-            if prev is not None:  # invoked again without completing: it never completed
-                _add_info(prev, proc, names, status, process, invoke, complete, ops)
-            pending[proc] = (pos, n, value)
+            q = pending.get(proc)
+            if q is None:
+                pending[proc] = (pos, n, value)
+            elif type(q) is tuple:  # invoked again before completing (Elle's own tests do
+                pending[proc] = [q, (pos, n, value)]  # this): completions pair in order
+            else:
+                q.append((pos, n, value))
             continue
         inv = pending.pop(proc, None)
+        if type(inv) is list:
+            inv, rest = inv[0], inv[1:]
+            pending[proc] = rest[0] if len(rest) == 1 else rest
         if value is None and inv is not None:
             value = inv[2]
         if value is None:
@@ -237,8 +243,9 @@ def from_ops(records, where: str) -> Txns:
                 _append_self_check(i, out, found)
             else:
                 _register_self_check(i, out, found)
-    for proc, inv in pending.items():  # invoked, never completed: unknown outcome
-        _add_info(inv, proc, names, status, process, invoke, complete, ops)
+    for proc, q in pending.items():  # invoked, never completed: unknown outcome
+        for inv in (q if type(q) is list else [q]):
+            _add_info(inv, proc, names, status, process, invoke, complete, ops)
     if saw_append and saw_w:
         raise HistoryFormatError(f"{where}: mixes append and w micro-ops; "
                                  "give a list-append or an rw-register history")
