@@ -48,7 +48,7 @@ _OP_TAG = b"#jepsen.history.Op{"
 def read_records(path: Path, lines):
     """(line number, value) for each top-level value; `lines` yields (number, bytes)."""
     stack: list = []  # open collections: [opener, items, line]
-    discard = 0
+    discard: list = []  # depths at which a `#_` waits for the next form to drop
     for n, line in lines:
         if not stack and not discard:
             fast = _fast(line)
@@ -74,7 +74,7 @@ def read_records(path: Path, lines):
                 stack.append([tok, [], n])
                 continue
             if tok == "#_":
-                discard += 1
+                discard.append(len(stack))
                 continue
             if c == "#":  # a tag: the value that follows stands for itself
                 continue
@@ -96,8 +96,8 @@ def read_records(path: Path, lines):
             else:
                 value = _atom(tok, path, n)
                 start = n
-            if discard:
-                discard -= 1
+            if discard and discard[-1] == len(stack):
+                discard.pop()
                 continue
             if stack:
                 top = stack[-1]

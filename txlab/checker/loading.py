@@ -257,7 +257,7 @@ def _load_file(path: Path, f) -> Txns:
 
     if text[:1] == b"[":
         return elle.from_json_array(path, again, f)
-    if text[:1] in (b"{", b"#") and (text[:1] == b"#" or _looks_edn(text)):
+    if text[:1] in (b"#", b";") or text[:1] == b"{" and _looks_edn(text):
         return elle.from_ops(edn.read_records(path, again()), str(path))
     try:
         rec = json_loads(text)
