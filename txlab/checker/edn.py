@@ -37,24 +37,130 @@ _ESC = re.compile(r'\\(.)')
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "\b", "f": "\f"}
 _CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 
-# The fast path: only {} [] keywords integers nil true false and whitespace.
-_PLAIN = re.compile(rb"[^\s,\[\]{}:\w\-.+*!?<>=/]")
-_KEYWORD = re.compile(rb":([^\s,\[\]{}]+)")
-_NIL = re.compile(rb"(?<![\w\":])nil(?![\w\"])")
-_SEP = re.compile(rb"[\s,]+")
 _OP_TAG = b"#jepsen.history.Op{"
+_RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
+_KW = re.compile(rb'":([^\s\]}]*[\s\]}])')
+_MAP = "\x01"  # marks a list that was a map
+CHUNK = 4096  # lines
 
 
 def read_records(path: Path, lines):
     """(line number, value) for each top-level value; `lines` yields (number, bytes)."""
-    stack: list = []  # open collections: [opener, items, line]
-    discard: list = []  # depths at which a `#_` waits for the next form to drop
-    for n, line in lines:
-        if not stack and not discard:
-            fast = _fast(line)
-            if fast is not None:
-                yield n, fast
+    slow = _Tokenizer(path)
+    fast = _Fast()
+    buf: list = []
+    for item in lines:
+        buf.append(item)
+        if len(buf) == CHUNK:
+            yield from _chunk(buf, slow, fast)
+            buf = []
+    yield from _chunk(buf, slow, fast)
+    slow.finish()
+
+
+def _chunk(buf: list, slow, fast):
+    recs = fast.parse([line for _, line in buf]) if not slow.busy else [None] * len(buf)
+    for (n, line), rec in zip(buf, recs, strict=True):
+        if rec is not None and not slow.busy:
+            yield n, rec
+        else:
+            yield from slow.feed(n, line)
+
+
+class _Fast:
+    """Lines made only of maps, vectors, keywords, numbers, nil, true and false (what an op
+    of Jepsen's txn workloads looks like) are rewritten into JSON by a few substitutions
+    over a whole chunk of lines and parsed by the JSON parser. Keywords need a closing
+    quote: the keywords seen so far are learned, and a chunk whose quotes do not add up
+    is learned from again. Any line that does not parse goes to the tokenizer."""
+
+    def __init__(self):
+        self.closers: list = []  # (pattern, replacement) closing each known keyword
+
+    def learn(self, text: bytes) -> None:
+        known = {p[2:] for p, _ in self.closers}
+        for kw in set(_KW.findall(text)) - known:
+            self.closers.append((b'":' + kw, b'":' + kw[:-1] + b'"' + kw[-1:]))
+
+    def parse(self, lines: list) -> list:
+        out = [None] * len(lines)
+        text = b"".join(lines).replace(_OP_TAG, b"{")
+        if any(r in text for r in _RISKY):
+            lines = [b"\n" if any(r in line for r in _RISKY) else line
+                     for line in (x.replace(_OP_TAG, b"{") for x in lines)]
+            text = b"".join(lines)
+        if not text.endswith(b"\n"):
+            text += b"\n"
+        t = text.replace(b"\r", b"").replace(b"\t", b" ").replace(b",", b" ")
+        while b"  " in t:
+            t = t.replace(b"  ", b" ")
+        t = (t.replace(b"\n ", b"\n").replace(b" \n", b"\n").replace(b"[ ", b"[")
+             .replace(b" ]", b"]").replace(b"{ ", b"{").replace(b" }", b"}"))
+        t = t.replace(b" :", b' ":').replace(b"[:", b'[":').replace(b"{:", b'{":')
+        if t[:1] == b":":
+            t = b'"' + t
+        t = t.replace(b'\n:', b'\n":')
+        opened = t.count(b'":')
+        for _ in (0, 1):
+            u = t
+            for pat, rep in self.closers:
+                if pat in u:
+                    u = u.replace(pat, rep)
+            if u.count(b'"') == 2 * opened:
+                break
+            self.learn(t)
+        else:
+            return out  # some keyword was not closed: leave the chunk to the tokenizer
+        u = (u.replace(b" ", b",").replace(b",nil,", b",null,").replace(b",nil,", b",null,")
+             .replace(b",nil]", b",null]").replace(b",nil}", b",null}").replace(b"[nil", b"[null")
+             .replace(b"{", b'["\\u0001",').replace(b"}", b"]").replace(b'",]', b'"]'))
+        nested = text.count(b"{") != text.count(b"\n{") + text.startswith(b"{")
+        for i, line in enumerate(u.split(b"\n")[:len(out)]):
+            if line[:1] != b"[":
                 continue
+            try:
+                a = json_loads(line)
+            except ValueError:
+                continue
+            if a and a[0] == _MAP and len(a) % 2:
+                try:
+                    rec = dict(zip(a[1::2], a[2::2], strict=True))
+                except TypeError:
+                    continue
+                out[i] = _maps(rec) if nested else rec
+        return out
+
+
+def _maps(x):
+    """Lists marked as maps, inside a value, back into maps."""
+    if type(x) is dict:
+        return {k: _maps(v) for k, v in x.items()}
+    if type(x) is list:
+        if x and x[0] == _MAP and len(x) % 2:
+            return dict(zip(map(_hashable, x[1::2]), map(_maps, x[2::2]), strict=True))
+        return [_maps(e) for e in x]
+    return x
+
+
+class _Tokenizer:
+    """Any EDN, a line at a time; values may span lines."""
+
+    def __init__(self, path):
+        self.path = path
+        self.stack: list = []  # open collections: [opener, items, line]
+        self.discard: list = []  # depths at which a `#_` waits for the next form to drop
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.stack or self.discard)
+
+    def finish(self) -> None:
+        if self.stack:
+            raise HistoryFormatError(f"{self.path}:{self.stack[-1][2]}: "
+                                     f"{self.stack[-1][0]!r} is never closed")
+
+    def feed(self, n: int, line: bytes):
+        path, stack, discard = self.path, self.stack, self.discard
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -107,8 +213,6 @@ def read_records(path: Path, lines):
                 yield start, value
         if end != len(text):
             raise HistoryFormatError(f"{path}:{n}: unexpected {text[end:end + 20]!r}")
-    if stack:
-        raise HistoryFormatError(f"{path}:{stack[-1][2]}: {stack[-1][0]!r} is never closed")
 
 
 def _hashable(x):
@@ -142,26 +246,3 @@ def _atom(tok: str, path, n: int):
             return int(a) / int(b) if int(b) else float("nan")
         raise HistoryFormatError(f"{path}:{n}: not a number: {_short(tok)}")
     return tok  # a symbol
-
-
-def _fast(line: bytes):
-    """One op map on a line, in the plain subset: rewritten to JSON and parsed in C."""
-    s = line.strip()
-    if s.startswith(_OP_TAG):
-        s = s[len(_OP_TAG) - 1:]
-    if s[:1] != b"{" or s.count(b"{") != 1 or _PLAIN.search(s):
-        return None
-    s = _KEYWORD.sub(rb'":\1"', s)
-    s = _NIL.sub(b"null", s)
-    s = _SEP.sub(b",", s).replace(b"{,", b"{").replace(b"[,", b"[")
-    s = s.replace(b",}", b"}").replace(b",]", b"]")
-    try:
-        items = json_loads(b"[" + s[1:-1] + b"]") if s[-1:] == b"}" else None
-    except ValueError:
-        return None
-    if items is None or len(items) % 2:
-        return None
-    try:
-        return dict(zip(items[::2], items[1::2], strict=True))
-    except TypeError:
-        return None

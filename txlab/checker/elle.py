@@ -127,40 +127,56 @@ def _scalar(v, where, what):
     raise HistoryFormatError(f"{where}: {what} must be a number, string or list, not {_short(v)}")
 
 
-def _mops(value, where, status):
-    """[f, k, v] micro-ops -> (r|w|append, key, value); reads of a non-ok op dropped."""
+def _bad(where, n, what):
+    return HistoryFormatError(f"{where}:{n}: {what}")
+
+
+def _mops(value, where, n, status):
+    """[f, k, v] micro-ops -> (r|w, key, version, value) and what kinds were seen:
+    (ops, appends?, list reads?, single-value reads?). Reads of a non-ok op are dropped."""
     if type(value) is not list:
-        raise HistoryFormatError(f"{where}: value must be a list of micro-ops, "
-                                 f"not {_short(value)}")
+        raise _bad(where, n, f"value must be a list of micro-ops, not {_short(value)}")
     out = []
+    appends = lists = scalars = False
+    ok = status is OK
+    mop = _MOP
     for m in value:
-        if type(m) is not list or not 2 <= len(m) <= 3:
-            raise HistoryFormatError(f"{where}: bad micro-op {_short(m)}; "
-                                     "expected [r|w|append, key, value]")
-        f = _MOP.get(m[0]) if type(m[0]) is str else None
-        if f is None:
-            raise HistoryFormatError(f"{where}: bad micro-op {_short(m)}; "
-                                     "expected [r|w|append, key, value]")
+        if type(m) is not list or not 2 <= len(m) <= 3 or type(m[0]) is not str \
+                or m[0] not in mop:
+            raise _bad(where, n, f"bad micro-op {_short(m)}; expected [r|w|append, key, value]")
+        f = mop[m[0]]
         k = m[1]
         if type(k) is not str and type(k) is not int:
-            k = _key(k, where)
+            k = _key(k, f"{where}:{n}")
         v = m[2] if len(m) == 3 else None
         if f == "r":
-            if status is not OK:
+            if not ok:
                 continue
-            if type(v) is list:
+            tv = type(v)
+            if tv is list:
+                lists = True
                 for e in v:
-                    if type(e) not in _HASHABLE:
-                        _scalar(e, where, "a list element")
-                v = list(map(_freeze, v)) if any(type(e) is list for e in v) else v
-            elif v is not None and type(v) not in _HASHABLE:
-                v = _scalar(v, where, "a value")
-        elif len(m) != 3:
-            raise HistoryFormatError(f"{where}: bad micro-op {_short(m)}; a write has a value")
-        elif type(v) is not int and type(v) not in _HASHABLE:
-            v = _scalar(v, where, "a written value")
-        out.append((f, k, v))
-    return out
+                    if type(e) is not int and type(e) not in _HASHABLE:
+                        v = [_scalar(x, f"{where}:{n}", "a list element") for x in v]
+                        break
+                out.append(("r", k, v[-1] if v else None, v))
+            else:
+                if v is not None:
+                    scalars = True
+                    if tv is not int and tv not in _HASHABLE:
+                        v = _scalar(v, f"{where}:{n}", "a value")
+                out.append(("r", k, v, v))
+        else:
+            if len(m) != 3 or v is None:
+                raise _bad(where, n, f"bad micro-op {_short(m)}; a write has a value")
+            if type(v) is not int and type(v) not in _HASHABLE:
+                v = _scalar(v, f"{where}:{n}", "a written value")
+            if f == "append":
+                appends = True
+            elif appends is False:
+                appends = None  # a w: an rw-register op
+            out.append(("w", k, v, v))
+    return out, appends, lists, scalars
 
 
 def _freeze(x):
@@ -211,35 +227,24 @@ def from_ops(records, where: str) -> Txns:
             value = inv[2]
         if value is None:
             value = []
-        here = f"{where}:{n}"
-        mops = _mops(value, here, typ)
+        out, appends, lists, scalars = _mops(value, where, n, typ)
         i = len(status)
         names.append(index if index is not None and type(index) in _HASHABLE else pos)
         status.append(typ)
         process.append(proc)
         invoke.append(inv[0] if inv is not None else None)
         complete.append(pos if typ is not INFO else None)
-        out = []
-        has_append = False
-        for fm, k, v in mops:
-            if fm == "r":
-                if type(v) is list:
-                    if list_read is None:
-                        list_read = n
-                    out.append(("r", k, v[-1] if v else None, v))
-                else:
-                    if v is not None and scalar_read is None:
-                        scalar_read = n
-                    out.append(("r", k, v, v))
-            else:
-                if fm == "append":
-                    has_append = saw_append = True
-                else:
-                    saw_w = True
-                out.append(("w", k, v, v))
         ops.append(out)
+        if appends:
+            saw_append = True
+        elif appends is None:
+            saw_w = True
+        if lists and list_read is None:
+            list_read = n
+        if scalars and scalar_read is None:
+            scalar_read = n
         if typ is OK and len(out) > 1:
-            if has_append or any(type(m[3]) is list for m in out):
+            if appends or lists:
                 _append_self_check(i, out, found)
             else:
                 _register_self_check(i, out, found)
@@ -259,7 +264,7 @@ def from_ops(records, where: str) -> Txns:
 def _add_info(inv, proc, names, status, process, invoke, complete, ops) -> None:
     pos, n, value = inv
     try:
-        mops = _mops(value if value is not None else [], f"line {n}", INFO)
+        mops = _mops(value if value is not None else [], "line", n, INFO)[0]
     except HistoryFormatError:
         mops = []
     names.append(pos)
@@ -267,7 +272,7 @@ def _add_info(inv, proc, names, status, process, invoke, complete, ops) -> None:
     process.append(proc)
     invoke.append(pos)
     complete.append(None)
-    ops.append([("w", k, v, v) for f, k, v in mops])
+    ops.append(mops)
 
 
 def _register_self_check(i: int, ops: list, found: list) -> None:
@@ -284,12 +289,14 @@ def _register_self_check(i: int, ops: list, found: list) -> None:
             found.append(("internal", {"txn": i, "key": k, "expected": s, "actual": v}))
             break
         state[k] = v
+    writes = {(m[1], m[2]) for m in ops if m[0] == "w"}
+    if not writes:
+        return
     written: set = set()
-    for n, (f, k, v, _) in enumerate(ops):
+    for f, k, v, _ in ops:
         if f == "w":
             written.add(k)
-        elif v is not None and k not in written and any(
-                m[0] == "w" and m[1] == k and m[2] == v for m in ops[n + 1:]):
+        elif v is not None and k not in written and (k, v) in writes:
             found.append(("future-read", {"txn": i, "key": k, "element": v}))
             break
 
