@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from txlab.checker import components, cycles, explain, graph, infer, models, versions
-from txlab.checker.loading import FAIL, INFO, OK, Txns, load
+from txlab.checker.loading import FAIL, INFO, OK, HistoryFormatError, Txns, load
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
 
@@ -79,6 +79,10 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
     try:
         return _check(history, model, isolation, max_examples, time_limit, process, realtime,
                       graphs, opts)
+    except RecursionError:  # a value nested thousands deep cannot even be compared
+        where = history if isinstance(history, (str, bytes)) or hasattr(history, "__fspath__") \
+            else "the history"
+        raise HistoryFormatError(f"{where}: a value is nested too deeply") from None
     finally:
         if was_enabled:
             gc.enable()

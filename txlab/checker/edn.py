@@ -39,7 +39,7 @@ _CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 
 _OP_TAG = b"#jepsen.history.Op{"
 _RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
-_KW = re.compile(rb'":([^\s\]}]*[\s\]}])')
+_KW = re.compile(rb" :([^\s\]}]*)(?=([\s\]}]))")
 _MAP = "\x01"  # marks a list that was a map
 CHUNK = 4096  # lines
 
@@ -70,17 +70,22 @@ def _chunk(buf: list, slow, fast):
 class _Fast:
     """Lines made only of maps, vectors, keywords, numbers, nil, true and false (what an op
     of Jepsen's txn workloads looks like) are rewritten into JSON by a few substitutions
-    over a whole chunk of lines and parsed by the JSON parser. Keywords need a closing
-    quote: the keywords seen so far are learned, and a chunk whose quotes do not add up
-    is learned from again. Any line that does not parse goes to the tokenizer."""
+    over a whole chunk of lines and parsed by the JSON parser: separators become single
+    spaces, each keyword seen so far (with the character after it) is replaced by itself
+    in quotes, nil by null, spaces by commas, and a map by a list marked as one. A chunk
+    in which a keyword is left unquoted teaches the new keywords; a line that still does
+    not parse, or holds a string, a comment, a list, a tag or a character, goes to the
+    tokenizer."""
 
     def __init__(self):
-        self.closers: list = []  # (pattern, replacement) closing each known keyword
+        self.quote: list = []  # (b" :kw ", b' ":kw" ') for each keyword and next character
 
     def learn(self, text: bytes) -> None:
-        known = {p[2:] for p, _ in self.closers}
-        for kw in set(_KW.findall(text)) - known:
-            self.closers.append((b'":' + kw, b'":' + kw[:-1] + b'"' + kw[-1:]))
+        known = {p for p, _ in self.quote}
+        for kw, d in set(_KW.findall(text)):
+            pat = b" :" + kw + d
+            if pat not in known:
+                self.quote.append((pat, b' ":' + kw + b'"' + d))
 
     def parse(self, lines: list) -> list:
         out = [None] * len(lines)
@@ -91,30 +96,22 @@ class _Fast:
             text = b"".join(lines)
         if not text.endswith(b"\n"):
             text += b"\n"
-        t = text.replace(b"\r", b"").replace(b"\t", b" ").replace(b",", b" ")
+        t = (text.replace(b"\r", b" ").replace(b"\t", b" ").replace(b",", b" ")
+             .replace(b"[", b"[ ").replace(b"{", b"{ "))
         while b"  " in t:
             t = t.replace(b"  ", b" ")
-        t = (t.replace(b"\n ", b"\n").replace(b" \n", b"\n").replace(b"[ ", b"[")
-             .replace(b" ]", b"]").replace(b"{ ", b"{").replace(b" }", b"}"))
-        t = t.replace(b" :", b' ":').replace(b"[:", b'[":').replace(b"{:", b'{":')
-        if t[:1] == b":":
-            t = b'"' + t
-        t = t.replace(b'\n:', b'\n":')
-        opened = t.count(b'":')
         for _ in (0, 1):
             u = t
-            for pat, rep in self.closers:
-                if pat in u:
-                    u = u.replace(pat, rep)
-            if u.count(b'"') == 2 * opened:
+            for pat, rep in self.quote:
+                u = u.replace(pat, rep)
+            if b" :" not in u:
                 break
             self.learn(t)
         else:
-            return out  # some keyword was not closed: leave the chunk to the tokenizer
-        u = (u.replace(b" ", b",").replace(b",nil,", b",null,").replace(b",nil,", b",null,")
-             .replace(b",nil]", b",null]").replace(b",nil}", b",null}").replace(b"[nil", b"[null")
-             .replace(b"{", b'["\\u0001",').replace(b"}", b"]").replace(b'",]', b'"]'))
-        nested = text.count(b"{") != text.count(b"\n{") + text.startswith(b"{")
+            return out  # some keyword is still unquoted: the tokenizer will read the chunk
+        u = (u.replace(b" nil", b" null").replace(b" \n", b"\n").replace(b" ", b",")
+             .replace(b"[,", b"[").replace(b"{,", b'["\\u0001",').replace(b"}", b"]"))
+        nested = text.count(b"{") > len(lines)
         for i, line in enumerate(u.split(b"\n")[:len(out)]):
             if line[:1] != b"[":
                 continue

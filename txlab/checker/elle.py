@@ -206,7 +206,7 @@ def from_ops(records, where: str) -> Txns:
         if typ is None:
             raise HistoryFormatError(f"{where}:{n}: type must be invoke, ok, fail or info, "
                                      f"not {_short(t)}")
-        if f not in _TXN_F:
+        if f is not None and (type(f) is not str or f not in _TXN_F):
             continue  # not a transaction (e.g. a nemesis op)
         if proc is not None and type(proc) not in _HASHABLE:
             raise HistoryFormatError(f"{where}:{n}: process must be a number or a name")

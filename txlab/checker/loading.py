@@ -173,11 +173,12 @@ def read_txlab(path: Path, lines) -> Txns:
             raise HistoryFormatError(f"{where}: a record must be a JSON object")
         kind = rec.get("type")
         if kind == "txn":
-            s = get_status(rec.get("outcome"))
+            outcome = rec.get("outcome")
+            s = get_status(outcome) if type(outcome) is str else None
             if s is None:
                 raise HistoryFormatError(
                     f"{where}: outcome must be committed, aborted, declined or unknown, "
-                    f"not {_short(rec.get('outcome'))}")
+                    f"not {_short(outcome)}")
             o = rec.get("ops")
             ops.append(_check_ops(o, where) if o is not None else [])
             status.append(s)
