@@ -39,8 +39,8 @@ _CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 
 _OP_TAG = b"#jepsen.history.Op{"
 _RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
-_KW = re.compile(rb" :([^\s\]}]*)(?=([\s\]}]))")
-_MAP = "\x01"  # marks a list that was a map
+_KW = re.compile(rb"(, | ):([^\s,\]}]*)(?=([\s,\]}]))")
+_SPACES = bytes.maketrans(b"\n\t\r ", b",,,,")
 CHUNK = 4096  # lines
 
 
@@ -68,38 +68,41 @@ def _chunk(buf: list, slow, fast):
 
 
 class _Fast:
-    """Lines made only of maps, vectors, keywords, numbers, nil, true and false (what an op
-    of Jepsen's txn workloads looks like) are rewritten into JSON by a few substitutions
-    over a whole chunk of lines and parsed by the JSON parser: separators become single
-    spaces, each keyword seen so far (with the character after it) is replaced by itself
-    in quotes, nil by null, spaces by commas, and a map by a list marked as one. A chunk
-    in which a keyword is left unquoted teaches the new keywords; a line that still does
-    not parse, or holds a string, a comment, a list, a tag or a character, goes to the
-    tokenizer."""
+    """Lines made only of maps with keyword keys, vectors, keywords, numbers, nil, true and
+    false, written as Jepsen writes them (`{:type :ok, :f :txn, :value [[:r 1 nil]]}`:
+    ", " between a map's entries), are rewritten into JSON by a few substitutions over a
+    whole chunk of lines and parsed by the JSON parser: each keyword seen so far is
+    replaced by itself in quotes (a map key, after "{" or ", ", also gets its colon), nil
+    by null, spaces and newlines by commas. A chunk in which a keyword is left unquoted
+    teaches the new ones. A line that does not come out as a JSON object, or that holds a
+    string, a comment, a list, a tag or a character, goes to the tokenizer; the
+    substitutions cannot turn anything else into valid JSON (a key's colon inside a
+    vector, or an unquoted symbol, makes the line invalid)."""
 
     def __init__(self):
-        self.quote: list = []  # (b" :kw ", b' ":kw" ') for each keyword and next character
+        self.quote: list = []  # (pattern, replacement) for each keyword in its context
 
     def learn(self, text: bytes) -> None:
         known = {p for p, _ in self.quote}
-        for kw, d in set(_KW.findall(text)):
-            pat = b" :" + kw + d
+        for pre, kw, d in set(_KW.findall(text)):
+            if pre == b", " and d == b" ":  # a map's key
+                pat, rep = b", :" + kw + b" ", b',":' + kw + b'": '
+            else:
+                pat, rep = b" :" + kw + d, b' ":' + kw + b'"' + d
             if pat not in known:
-                self.quote.append((pat, b' ":' + kw + b'"' + d))
+                known.add(pat)
+                self.quote.append((pat, rep))
 
     def parse(self, lines: list) -> list:
         out = [None] * len(lines)
         text = b"".join(lines).replace(_OP_TAG, b"{")
         if any(r in text for r in _RISKY):
-            lines = [b"\n" if any(r in line for r in _RISKY) else line
+            lines = [b"nil\n" if any(r in line for r in _RISKY) else line
                      for line in (x.replace(_OP_TAG, b"{") for x in lines)]
             text = b"".join(lines)
         if not text.endswith(b"\n"):
             text += b"\n"
-        t = (text.replace(b"\r", b" ").replace(b"\t", b" ").replace(b",", b" ")
-             .replace(b"[", b"[ ").replace(b"{", b"{ "))
-        while b"  " in t:
-            t = t.replace(b"  ", b" ")
+        t = text.replace(b"{:", b"{, :").replace(b"[:", b"[ :")
         for _ in (0, 1):
             u = t
             for pat, rep in self.quote:
@@ -109,34 +112,40 @@ class _Fast:
             self.learn(t)
         else:
             return out  # some keyword is still unquoted: the tokenizer will read the chunk
-        u = (u.replace(b" nil", b" null").replace(b" \n", b"\n").replace(b" ", b",")
-             .replace(b"[,", b"[").replace(b"{,", b'["\\u0001",').replace(b"}", b"]"))
-        nested = text.count(b"{") > len(lines)
-        for i, line in enumerate(u.split(b"\n")[:len(out)]):
-            if line[:1] != b"[":
-                continue
-            try:
-                a = json_loads(line)
-            except ValueError:
-                continue
-            if a and a[0] == _MAP and len(a) % 2:
-                try:
-                    rec = dict(zip(a[1::2], a[2::2], strict=True))
-                except TypeError:
-                    continue
-                out[i] = _maps(rec) if nested else rec
+        u = (u.replace(b'": ', b'":').replace(b" nil", b" null").replace(b"{,", b"{")
+             .replace(b"[ ", b"[").translate(_SPACES))
+        while b",," in u:
+            u = u.replace(b",,", b",")
+        u = u.replace(b",]", b"]").replace(b",}", b"}").replace(b"[,", b"[")
+        try:
+            recs = json_loads(b"[" + u.strip(b",") + b"]")
+        except ValueError:
+            recs = None
+        if recs is not None and len(recs) == len(out):
+            return [r if type(r) is dict else None for r in recs]
+        parts = (text.replace(b"{:", b"{, :").replace(b"[:", b"[ :")).split(b"\n")
+        for i, part in enumerate(parts[:len(out)]):
+            rec = self._one(part)
+            if type(rec) is dict:
+                out[i] = rec
         return out
 
-
-def _maps(x):
-    """Lists marked as maps, inside a value, back into maps."""
-    if type(x) is dict:
-        return {k: _maps(v) for k, v in x.items()}
-    if type(x) is list:
-        if x and x[0] == _MAP and len(x) % 2:
-            return dict(zip(map(_hashable, x[1::2]), map(_maps, x[2::2]), strict=True))
-        return [_maps(e) for e in x]
-    return x
+    def _one(self, line: bytes):
+        """One line alone, when its chunk did not parse as a whole."""
+        u = line + b"\n"
+        for pat, rep in self.quote:
+            u = u.replace(pat, rep)
+        if b" :" in u:
+            return None
+        u = (u.replace(b'": ', b'":').replace(b" nil", b" null").replace(b"{,", b"{")
+             .replace(b"[ ", b"[").translate(_SPACES))
+        while b",," in u:
+            u = u.replace(b",,", b",")
+        u = u.replace(b",]", b"]").replace(b",}", b"}").replace(b"[,", b"[").strip(b",")
+        try:
+            return json_loads(u)
+        except ValueError:
+            return None
 
 
 class _Tokenizer:

@@ -228,6 +228,9 @@ def from_ops(records, where: str) -> Txns:
         if value is None:
             value = []
         out, appends, lists, scalars = _mops(value, where, n, typ)
+        if lists and scalars:
+            raise _bad(where, n, "a read returns a list (list-append) and another a single "
+                                 "value (rw-register) in one transaction")
         i = len(status)
         names.append(index if index is not None and type(index) in _HASHABLE else pos)
         status.append(typ)
