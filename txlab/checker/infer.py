@@ -78,7 +78,7 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
     keyed = {k: (d, None if values is None else values.get(k)) for k, d in idx.writer.items()}
     adj = [[] for _ in range(n)]
     found: list = []
-    rmw: dict = {}  # (k, v) -> transactions that read v of k and then wrote k (lost updates)
+    rmw: dict = {}  # k -> {v: transactions that read v of k, then wrote k} (lost updates)
     own = tx.format == TXLAB  # Elle formats: internal and future reads were found loading
     inter_edges = tx.format == APPEND  # Elle list-append: a read of an intermediate version
     # still shows who came before and after it; txlab and rw-register: no edges (Adya)
@@ -165,22 +165,25 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                 done = None
                 for k, v in reads:
                     if k in written and (done is None or k not in done):
-                        kv = (k, v)
-                        g = rmw.get(kv)
+                        rk = rmw.get(k)
+                        if rk is None:
+                            rk = rmw[k] = {}
+                        g = rk.get(v)
                         if g is None:
-                            rmw[kv] = i
+                            rk[v] = i
                         elif type(g) is int:
-                            rmw[kv] = [g, i]
+                            rk[v] = [g, i]
                         else:
                             g.append(i)
                         if done is None:
                             done = {k}
                         else:
                             done.add(k)
-    for (k, v), g in rmw.items():
-        if type(g) is list:
-            found.append(("lost update", {"key": k, "version": v, "txns": g,
-                                          "lost": len(g) - 1}))
+    for k, rk in rmw.items():
+        for v, g in rk.items():
+            if type(g) is list:
+                found.append(("lost update", {"key": k, "version": v, "txns": g,
+                                              "lost": len(g) - 1}))
     del rmw
     if process:
         _process_edges(tx, adj)

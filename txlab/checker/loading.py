@@ -52,7 +52,7 @@ class Txns:
     """
 
     format: str
-    names: list
+    names: list  # (or a range)
     status: list
     process: list
     invoke: list
@@ -91,7 +91,7 @@ def from_history(history) -> Txns:
         invoke[i] = a.invoke_ns
         complete[i] = a.complete_ns
         ops[i] = a.ops
-    return Txns(TXLAB, list(range(n)), status, process, invoke, complete, ops, dict(history.meta))
+    return Txns(TXLAB, range(n), status, process, invoke, complete, ops, dict(history.meta))
 
 
 def _bad_op(op) -> str | None:
@@ -121,7 +121,8 @@ def _bad_op(op) -> str | None:
     return f"unknown micro-op {f!r}; expected r, w or pr"
 
 
-def _check_ops(ops, where: str, writes_only: bool = False) -> list:
+def _check_ops(ops, where: str, keys: dict, writes_only: bool = False) -> list:
+    """Validate a record's micro-ops; every key becomes one shared string (keys)."""
     if type(ops) is not list:
         raise HistoryFormatError(f"{where}: ops must be a list of micro-ops")
     for op in ops:
@@ -130,6 +131,8 @@ def _check_ops(ops, where: str, writes_only: bool = False) -> list:
                 and type(op[2]) is int and type(op[1]) is str):
             if writes_only and op[0] != "w":
                 raise HistoryFormatError(f"{where}: the init record holds writes only")
+            k = op[1]
+            op[1] = keys.setdefault(k, k)
             continue
         why = _bad_op(op)
         if why is None and writes_only:
@@ -160,6 +163,7 @@ def read_txlab(path: Path, lines) -> Txns:
     ops = [[]]
     meta: dict = {}
     seen_init = False
+    keys: dict = {}
     get_status = _TXLAB_STATUS.get
     for n, line in lines:
         where = f"{path}:{n}"
@@ -180,7 +184,7 @@ def read_txlab(path: Path, lines) -> Txns:
                     f"{where}: outcome must be committed, aborted, declined or unknown, "
                     f"not {_short(outcome)}")
             o = rec.get("ops")
-            ops.append(_check_ops(o, where) if o is not None else [])
+            ops.append(_check_ops(o, where, keys) if o is not None else [])
             status.append(s)
             w = rec.get("worker")
             if w is not None and type(w) not in _SCALAR_KEYS:
@@ -192,7 +196,7 @@ def read_txlab(path: Path, lines) -> Txns:
             if seen_init:
                 raise HistoryFormatError(f"{where}: a second init record")
             seen_init = True
-            ops[0] = _check_ops(rec.get("ops", []), where, writes_only=True)
+            ops[0] = _check_ops(rec.get("ops", []), where, keys, writes_only=True)
         elif kind == "run":
             meta = {k: v for k, v in rec.items() if k != "type"}
             if meta.get("isolation") is not None and type(meta["isolation"]) is not str:
@@ -201,7 +205,7 @@ def read_txlab(path: Path, lines) -> Txns:
             raise HistoryFormatError(f"{where}: unknown record type {_short(kind)}; "
                                      "expected run, init or txn")
     n = len(status)
-    return Txns(TXLAB, list(range(n)), status, process, invoke, complete, ops, meta)
+    return Txns(TXLAB, range(n), status, process, invoke, complete, ops, meta)
 
 
 # ---------------------------------------------------------------- detection
