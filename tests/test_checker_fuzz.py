@@ -191,3 +191,18 @@ def test_edn_fast_path_reads_what_the_tokenizer_reads(ops):
         slow = list(edn._Tokenizer(Path("h")).feed(1, line))
         if rec is not None:
             assert [(1, rec)] == slow
+
+
+def test_huge_integers_are_read_exactly(tmp_path):
+    big = 2 ** 64 + 1
+    for content in (json.dumps(ops_pair := [
+            {"type": "invoke", "process": 0, "value": [["w", "x", big]]},
+            {"type": "ok", "process": 0, "value": [["w", "x", big]]},
+            {"type": "invoke", "process": 1, "value": [["r", "x", None]]},
+            {"type": "ok", "process": 1, "value": [["r", "x", big + 1]]}]),
+            "".join(_edn(o) + "\n" for o in ops_pair)):
+        p = tmp_path / "h"
+        p.write_text(content)
+        r = checker.check(p)
+        assert set(r.anomalies) == {"garbage-read"}  # big + 1 was never written
+        assert r.anomalies["garbage-read"]["examples"][0]["transactions"][0]["ops"][0][2] == big + 1

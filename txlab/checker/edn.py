@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from txlab.checker.loading import HistoryFormatError, _short, json_loads
+from txlab.checker.loading import HistoryFormatError, _short, huge_integers, json_loads
 
 _TOKEN = re.compile(r"""
     [\s,]+                        # whitespace (commas are whitespace)
@@ -96,8 +96,8 @@ class _Fast:
     def parse(self, lines: list) -> list:
         out = [None] * len(lines)
         text = b"".join(lines).replace(_OP_TAG, b"{")
-        if any(r in text for r in _RISKY):
-            lines = [b"nil\n" if any(r in line for r in _RISKY) else line
+        if any(r in text for r in _RISKY) or huge_integers(text):
+            lines = [b"nil\n" if any(r in line for r in _RISKY) or huge_integers(line) else line
                      for line in (x.replace(_OP_TAG, b"{") for x in lines)]
             text = b"".join(lines)
         if not text.endswith(b"\n"):

@@ -36,8 +36,10 @@ from txlab.checker.loading import (
     REGISTER,
     HistoryFormatError,
     Txns,
+    _Exact,
     _short,
-    json_loads,
+    huge_integers,
+    loads_line,
 )
 
 _TYPES = {"invoke": "invoke", ":invoke": "invoke", "ok": OK, ":ok": OK, "fail": FAIL,
@@ -58,7 +60,7 @@ def json_records(path: Path, lines):
     """(line number, op) for Jepsen's JSON, one op per line."""
     for n, line in lines:
         try:
-            yield n, json_loads(line)
+            yield n, loads_line(line)
         except ValueError as exc:
             raise HistoryFormatError(f"{path}:{n}: not JSON ({exc})") from None
 
@@ -83,7 +85,7 @@ def from_json_array(path: Path, again, f) -> Txns:
             if not s.strip():
                 continue
             try:
-                yield n, json_loads(s)
+                yield n, loads_line(_Exact(s) if line.__class__ is _Exact else s)
             except ValueError:
                 raise _NotPerLine from None
 
@@ -93,7 +95,8 @@ def from_json_array(path: Path, again, f) -> Txns:
         pass
     f.seek(0)
     try:
-        records = json_loads(f.read())
+        data = f.read()
+        records = loads_line(_Exact(data) if huge_integers(data) else data)
     except ValueError as exc:
         raise HistoryFormatError(f"{path}: not JSON ({exc})") from None
     if not isinstance(records, list):

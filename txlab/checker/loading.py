@@ -21,13 +21,38 @@ versions (txlab's setup writes; Elle's empty initial state).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 try:  # a C parser: loading is most of `txlab check FILE`
     from orjson import loads as json_loads
 except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
-    from json import loads as json_loads
+    json_loads = json.loads
+
+
+class _Exact(bytes):
+    """A line with a run of 19 digits or more: an integer orjson would read as a float (it
+    keeps 64 bits), so the standard library's parser reads it, exactly."""
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_line(line: bytes):
+    """One JSON value, exactly: orjson, or the standard parser for a line with huge integers."""
+    if line.__class__ is _Exact:
+        return json.loads(line, parse_constant=_no_constant)
+    return json_loads(line)
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_ZEROS = b"0" * 19
+
+
+def huge_integers(text: bytes) -> bool:
+    return _ZEROS in text.translate(_DIGITS)
 
 OK, FAIL, INFO = "ok", "fail", "info"
 TXLAB, REGISTER, APPEND = "txlab", "rw-register", "list-append"
@@ -168,10 +193,8 @@ def read_txlab(path: Path, lines) -> Txns:
     for n, line in lines:
         where = f"{path}:{n}"
         try:
-            rec = json_loads(line)
+            rec = loads_line(line)
         except ValueError as exc:
-            if not line.strip():
-                continue
             raise HistoryFormatError(f"{where}: not JSON ({exc})") from None
         if type(rec) is not dict:
             raise HistoryFormatError(f"{where}: a record must be a JSON object")
@@ -211,11 +234,29 @@ def read_txlab(path: Path, lines) -> Txns:
 # ---------------------------------------------------------------- detection
 
 
-def _numbered_lines(f):
-    """(line number, line) for each non-empty line of a binary file."""
-    for n, line in enumerate(f, 1):
-        if line.strip():
-            yield n, line
+def _numbered_lines(f, block: int = 1 << 20):
+    """(line number, line) for each non-empty line of a binary file, read a block at a
+    time; a line with a huge integer comes as an _Exact line."""
+    n = 0
+    rest = b""
+    while True:
+        data = f.read(block)
+        if not data:
+            break
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if not cut:
+            continue
+        lines = data[:cut].split(b"\n")
+        lines.pop()
+        big = huge_integers(data[:cut])
+        for line in lines:
+            n += 1
+            if line.strip():
+                yield n, (_Exact(line) if big and huge_integers(line) else line)
+    if rest.strip():
+        yield n + 1, (_Exact(rest) if huge_integers(rest) else rest)
 
 
 def load(source, **elle_options) -> Txns:
@@ -265,7 +306,7 @@ def _load_file(path: Path, f) -> Txns:
     if text[:1] in (b"#", b";") or text[:1] == b"{" and _looks_edn(text):
         return elle.from_ops(edn.read_records(path, again()), str(path))
     try:
-        rec = json_loads(text)
+        rec = loads_line(text)
     except ValueError:
         raise HistoryFormatError(
             f"{path}:{n}: neither a txlab history (JSON lines from `txlab run --history`) "
