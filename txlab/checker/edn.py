@@ -49,22 +49,18 @@ def read_records(path: Path, lines):
     slow = _Tokenizer(path)
     fast = _Fast()
     buf: list = []
-    for item in lines:
-        buf.append(item)
-        if len(buf) == CHUNK:
-            yield from _chunk(buf, slow, fast)
-            buf = []
-    yield from _chunk(buf, slow, fast)
+    it = iter(lines)
+    while True:
+        buf = [x for _, x in zip(range(CHUNK), it, strict=False)]
+        if not buf:
+            break
+        recs = fast.parse([line for _, line in buf]) if not slow.busy else [None] * len(buf)
+        for (n, line), rec in zip(buf, recs, strict=True):
+            if rec is not None and not slow.stack and not slow.discard:
+                yield n, rec
+            else:
+                yield from slow.feed(n, line)
     slow.finish()
-
-
-def _chunk(buf: list, slow, fast):
-    recs = fast.parse([line for _, line in buf]) if not slow.busy else [None] * len(buf)
-    for (n, line), rec in zip(buf, recs, strict=True):
-        if rec is not None and not slow.busy:
-            yield n, rec
-        else:
-            yield from slow.feed(n, line)
 
 
 class _Fast:
@@ -95,44 +91,41 @@ class _Fast:
 
     def parse(self, lines: list) -> list:
         out = [None] * len(lines)
-        text = b"".join(lines).replace(_OP_TAG, b"{")
+        if lines and lines[0][-1:] == b"\n":
+            lines = [x.rstrip(b"\r\n") for x in lines]
+        text = b"\n".join(lines).replace(_OP_TAG, b"{")
         if any(r in text for r in _RISKY) or huge_integers(text):
-            lines = [b"nil\n" if any(r in line for r in _RISKY) or huge_integers(line) else line
+            lines = [b"nil" if any(r in line for r in _RISKY) or huge_integers(line) else line
                      for line in (x.replace(_OP_TAG, b"{") for x in lines)]
-            text = b"".join(lines)
-        if not text.endswith(b"\n"):
-            text += b"\n"
+            text = b"\n".join(lines)
+        text += b"\n"
         t = text.replace(b"{:", b"{, :").replace(b"[:", b"[ :")
         for _ in (0, 1):
-            u = t
-            for pat, rep in self.quote:
-                u = u.replace(pat, rep)
-            if b" :" not in u:
+            u = self._json(t)
+            if u is not None:
                 break
             self.learn(t)
         else:
             return out  # some keyword is still unquoted: the tokenizer will read the chunk
-        u = (u.replace(b'": ', b'":').replace(b" nil", b" null").replace(b"{,", b"{")
-             .replace(b"[ ", b"[").translate(_SPACES))
-        while b",," in u:
-            u = u.replace(b",,", b",")
-        u = u.replace(b",]", b"]").replace(b",}", b"}").replace(b"[,", b"[")
         try:
             recs = json_loads(b"[" + u.strip(b",") + b"]")
         except ValueError:
             recs = None
         if recs is not None and len(recs) == len(out):
             return [r if type(r) is dict else None for r in recs]
-        parts = (text.replace(b"{:", b"{, :").replace(b"[:", b"[ :")).split(b"\n")
-        for i, part in enumerate(parts[:len(out)]):
-            rec = self._one(part)
+        for i, part in enumerate(t.split(b"\n")[:len(out)]):  # line by line, then
+            u = self._json(part + b"\n")
+            try:
+                rec = json_loads(u.strip(b",")) if u is not None else None
+            except ValueError:
+                continue
             if type(rec) is dict:
                 out[i] = rec
         return out
 
-    def _one(self, line: bytes):
-        """One line alone, when its chunk did not parse as a whole."""
-        u = line + b"\n"
+    def _json(self, t: bytes) -> bytes | None:
+        """Keywords quoted, nil null, separators commas; None if a keyword is unknown."""
+        u = t
         for pat, rep in self.quote:
             u = u.replace(pat, rep)
         if b" :" in u:
@@ -141,11 +134,7 @@ class _Fast:
              .replace(b"[ ", b"[").translate(_SPACES))
         while b",," in u:
             u = u.replace(b",,", b",")
-        u = u.replace(b",]", b"]").replace(b",}", b"}").replace(b"[,", b"[").strip(b",")
-        try:
-            return json_loads(u)
-        except ValueError:
-            return None
+        return u.replace(b",]", b"]").replace(b",}", b"}").replace(b"[,", b"[")
 
 
 class _Tokenizer:
