@@ -40,6 +40,7 @@ _CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 _OP_TAG = b"#jepsen.history.Op{"
 _RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
 _KW = re.compile(rb"(, | ):([^\s,\]}]*)(?=([\s,\]}]))")
+_KW_AS_WRITTEN = re.compile(rb"(\{|, | |\[):([^\s,\]}]*)(?=([\s,\]}]))")
 _SPACES = bytes.maketrans(b"\n\t\r ", b",,,,")
 CHUNK = 4096  # lines
 
@@ -65,18 +66,31 @@ def read_records(path: Path, lines):
 
 class _Fast:
     """Lines made only of maps with keyword keys, vectors, keywords, numbers, nil, true and
-    false, written as Jepsen writes them (`{:type :ok, :f :txn, :value [[:r 1 nil]]}`:
-    ", " between a map's entries), are rewritten into JSON by a few substitutions over a
-    whole chunk of lines and parsed by the JSON parser: each keyword seen so far is
-    replaced by itself in quotes (a map key, after "{" or ", ", also gets its colon), nil
-    by null, spaces and newlines by commas. A chunk in which a keyword is left unquoted
-    teaches the new ones. A line that does not come out as a JSON object, or that holds a
-    string, a comment, a list, a tag or a character, goes to the tokenizer; the
-    substitutions cannot turn anything else into valid JSON (a key's colon inside a
-    vector, or an unquoted symbol, makes the line invalid)."""
+    false are rewritten into JSON by a few substitutions over a whole chunk of lines and
+    parsed by the JSON parser: each keyword seen so far is replaced by itself in quotes (a
+    map key, after "{" or ", ", also gets its colon), nil by null, spaces and newlines by
+    commas. First as Jepsen writes them (`{:type :ok, :f :txn, :value [[:r 1 nil]]}`: ", "
+    between a map's entries, one space elsewhere); a chunk that does not parse teaches
+    the keywords it holds and is tried again, then once more with its spacing made
+    regular. A line that still does not come out as a JSON object, or that holds a
+    string, a comment, a list, a tag or a character, goes to the tokenizer. The
+    substitutions cannot turn anything else into valid JSON: a key's colon inside a
+    vector, a keyword left unquoted or a symbol makes the line invalid."""
 
     def __init__(self):
-        self.quote: list = []  # (pattern, replacement) for each keyword in its context
+        self.written: list = []  # (pattern, replacement) per keyword in context, as written
+        self.quote: list = []  # the same once the spacing is made regular
+
+    def learn_written(self, text: bytes) -> None:
+        known = {p for p, _ in self.written}
+        for pre, kw, d in set(_KW_AS_WRITTEN.findall(text)):
+            if pre in (b"{", b", ") and d == b" ":  # a map's key
+                pat, rep = pre + b":" + kw + b" ", pre.strip() + b'":' + kw + b'": '
+            else:
+                pat, rep = pre + b":" + kw + d, pre + b'":' + kw + b'"' + d
+            if pat not in known:
+                known.add(pat)
+                self.written.append((pat, rep))
 
     def learn(self, text: bytes) -> None:
         known = {p for p, _ in self.quote}
@@ -89,6 +103,16 @@ class _Fast:
                 known.add(pat)
                 self.quote.append((pat, rep))
 
+    def as_written(self, text: bytes):
+        u = text
+        for pat, rep in self.written:
+            u = u.replace(pat, rep)
+        u = u.replace(b'": ', b'":').replace(b" nil", b" null").translate(_SPACES)
+        try:
+            return json_loads(b"[" + u.rstrip(b",") + b"]")
+        except ValueError:
+            return None
+
     def parse(self, lines: list) -> list:
         out = [None] * len(lines)
         if lines and lines[0][-1:] == b"\n":
@@ -99,6 +123,12 @@ class _Fast:
                      for line in (x.replace(_OP_TAG, b"{") for x in lines)]
             text = b"\n".join(lines)
         text += b"\n"
+        for attempt in (0, 1):
+            recs = self.as_written(text)
+            if recs is not None and len(recs) == len(out):
+                return [r if type(r) is dict else None for r in recs]
+            if not attempt:
+                self.learn_written(text)
         t = text.replace(b"{:", b"{, :").replace(b"[:", b"[ :")
         for _ in (0, 1):
             u = self._json(t)
