@@ -178,7 +178,7 @@ def test_the_loader_names_the_line():
         checker.check([{"type": "ok", "process": 0, "value": []}, {"type": "nope"}])
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=max(10, SETTINGS.max_examples // 3))
 @given(ops=elle_ops)
 def test_edn_fast_path_reads_what_the_tokenizer_reads(ops):
     from pathlib import Path
