@@ -85,6 +85,9 @@ _UNITS = {
     "G1b": ("read", "reads"),
     "internal": ("read", "reads"),
     "lost update": ("overwritten update", "overwritten updates"),
+    "duplicate-elements": ("read", "reads"),
+    "future-read": ("read", "reads"),
+    "dirty-update": ("append after a failed one", "appends after failed ones"),
 }
 CYCLE_UNIT = ("group with a cycle", "groups with a cycle")
 
