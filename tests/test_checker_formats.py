@@ -119,7 +119,7 @@ def test_elle_list_append_write_skew_in_keyword_spelling_as_a_json_array(tmp_pat
 @pytest.mark.parametrize("value,anomaly", [
     ([["r", "x", [1]]], "G1a"),  # read the failed append
     ([["r", "x", [3, 2]]], "incompatible-order"),
-    ([["r", "x", [7]]], "missing-versions"),
+    ([["r", "x", [7]]], "garbage-read"),
 ])
 def test_elle_list_append_non_cycle(value, anomaly):
     ops = [
@@ -181,7 +181,7 @@ def test_cli_plots(tmp_path):
     ("", "empty file"),
     ("not json\n", "neither a txlab history"),
     ('{"x": 1}\n', "unrecognised first record"),
-    ('{"type": "txn", "id": 1}\n', "not a valid txlab history"),
+    ('{"type": "txn", "id": 1}\n', "bad.jsonl:1: outcome must be"),
     ('[{"type": "ok", "process": 0, "value": [["frob", "x", 1]]}]', "bad micro-op"),
 ])
 def test_cli_bad_file_is_a_usage_error(tmp_path, content, message):

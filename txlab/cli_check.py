@@ -28,7 +28,8 @@ Exit codes:
   0    no anomaly that the model forbids (verdict valid, or unknown:
        a search timed out; the report says which)
   1    an anomaly that the model forbids was found (verdict invalid)
-  2    usage error (unreadable or malformed history, unknown model)"""
+  2    usage error (unreadable or malformed history: the message names
+       the file and line; unknown model)"""
 
 
 @click.command("check", epilog=CHECK_EXIT_HELP)
@@ -57,12 +58,25 @@ Exit codes:
 @click.option("--realtime/--no-realtime", default=None,
               help="Add realtime edges (find -realtime cycles); default: only for "
                    "strict-serializable.")
+@click.option("--wfr-keys/--no-wfr-keys", default=True, show_default=True,
+              help="Elle rw-register: within a transaction, writes follow reads (a read of a "
+                   "then a write of b orders a before b). Elle's default is off.")
+@click.option("--sequential-keys", is_flag=True,
+              help="Elle rw-register: each key is sequentially consistent, so each process's "
+                   "order orders its versions (Elle's sequential-keys?).")
+@click.option("--linearizable-keys", is_flag=True,
+              help="Elle rw-register: each key is linearizable, so real-time order orders its "
+                   "versions (Elle's linearizable-keys?).")
+@click.option("--garbage-reads/--no-garbage-reads", default=True, show_default=True,
+              help="Elle histories: report a read of a value no transaction wrote (Elle does "
+                   "not).")
 def check(history_file, model, isolation, fmt, output, html_file, plots, max_examples, time_limit,
-          process, realtime):
+          process, realtime, wfr_keys, sequential_keys, linearizable_keys, garbage_reads):
     """Check a saved HISTORY for isolation anomalies (G0, G1a-c, G-single, G2-item, ...).
 
     HISTORY is a file written by `txlab run --history`, or an Elle rw-register or
-    list-append history in Jepsen's JSON form (one op per line, or a JSON array).
+    list-append history in Jepsen's JSON form (one op per line, or a JSON array) or
+    EDN (history.edn). The format is recognised from the content.
 
     Example: txlab check run.jsonl --isolation "REPEATABLE READ" --plots plots/
     """
@@ -74,7 +88,9 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
     try:
         result = checker.check(history_file, model, isolation=isolation,
                                max_examples=max_examples, time_limit=time_limit,
-                               process=process, realtime=realtime, graphs=bool(html_file))
+                               process=process, realtime=realtime, graphs=bool(html_file),
+                               wfr_keys=wfr_keys, sequential_keys=sequential_keys,
+                               linearizable_keys=linearizable_keys, garbage_reads=garbage_reads)
     except checker.HistoryFormatError as exc:
         raise errors.UsageError(f"cannot check {exc}") from None
     except ValueError as exc:  # unknown model or isolation level

@@ -359,7 +359,28 @@ ANOMALIES = (
        """Two reads of a list are not prefixes of one another (Elle, list-append
        histories).""",
        """The list was read in two orders that no single history of appends explains.""",
-       """Forbidden everywhere: a bug.""",
+       """Forbidden from READ COMMITTED up (Elle counts it as an aborted read): a bug.""",
+       (_SEE_CHECK,)),
+    _e("duplicate-elements", "anomaly", "duplicate elements",
+       """A read of a list shows one appended element twice (Elle, list-append
+       histories).""",
+       """Each value is appended once, so the database repeated or reordered an
+       append.""",
+       """Forbidden everywhere: a bug in the database or in how reads are recorded.""",
+       (_SEE_CHECK,)),
+    _e("dirty-update", "anomaly", "dirty update",
+       """In a list's order, a committed append follows a failed one (Elle, list-append
+       histories).""",
+       """A transaction built on a write that was rolled back: an aborted read, made
+       with a write.""",
+       """Forbidden from READ COMMITTED up: report it as a bug.""",
+       (_SEE_CHECK,)),
+    _e("future-read", "anomaly", "future read",
+       """A transaction read a value that it writes itself only later (Elle).""",
+       """Values are written once, so the read saw a write from its own future: a
+       trivial cycle of circular information flow (G1c).""",
+       """Forbidden from READ COMMITTED up: a bug in the database or in how the history
+       was recorded.""",
        (_SEE_CHECK,)),
     _e("missing-versions", "anomaly", "missing versions",
        """A version was read or skipped that no transaction installed: a gap in a row's

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from txlab.checker import components, cycles, explain, graph, infer, models, versions
-from txlab.checker.loading import FAIL, INFO, OK, Txns, load
+from txlab.checker.loading import FAIL, INFO, OK, HistoryFormatError, Txns, load
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
 
@@ -53,7 +53,9 @@ def _default_model(tx: Txns) -> tuple[str, str | None]:
 
 def check(history, model: str | None = None, *, isolation: str | None = None,
           max_examples: int = 3, time_limit: float = 10.0, process: bool | None = None,
-          realtime: bool | None = None, graphs: bool = False) -> Result:
+          realtime: bool | None = None, graphs: bool = False, wfr_keys: bool = True,
+          sequential_keys: bool = False, linearizable_keys: bool = False,
+          garbage_reads: bool = True) -> Result:
     """Check a history (path, txlab History, list of Elle ops, or Txns) against a model.
 
     model: one of models.MODELS; or isolation: a PostgreSQL level, mapped to the
@@ -65,21 +67,29 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
     edges, and at weaker levels the variants only repeat the plain anomalies).
     graphs: also describe the cyclic components' dependency graphs, small enough
     to draw (components.describe; the result's `components`).
+    wfr_keys / sequential_keys / linearizable_keys: how an Elle rw-register history's
+    version order is inferred (Elle's options of the same names; see versions.Options);
+    garbage_reads: report Elle-format reads of values nobody wrote.
     """
+    opts = versions.Options(wfr_keys, sequential_keys, linearizable_keys, garbage_reads)
     # Millions of small objects and no reference cycles: the collector's full
     # passes would cost more than the check itself.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         return _check(history, model, isolation, max_examples, time_limit, process, realtime,
-                      graphs)
+                      graphs, opts)
+    except RecursionError:  # a value nested thousands deep cannot even be compared
+        where = history if isinstance(history, (str, bytes)) or hasattr(history, "__fspath__") \
+            else "the history"
+        raise HistoryFormatError(f"{where}: a value is nested too deeply") from None
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _check(history, model, isolation, max_examples, time_limit, process, realtime,
-           graphs) -> Result:
+           graphs, opts) -> Result:
     t0 = time.perf_counter()
     tx = history if isinstance(history, Txns) else load(history)
     if model is not None:
@@ -92,16 +102,16 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     process = strict if process is None else process
     realtime = strict if realtime is None else realtime
     t_load = time.perf_counter()
-    idx = versions.build(tx)
+    idx = versions.build(tx, opts)
     adj, found = infer.build(tx, idx, process, realtime)
-    found = idx.findings + [("internal", {"txn": i, "key": k, "expected": e, "actual": a})
-                            for i, k, e, a in tx.internal] + found
+    found = idx.findings + tx.found + found
     n_edges = sum(map(len, adj))
     t_edges = time.perf_counter()
     comps = graph.strongly_connected(len(adj), adj)
     del adj
     t_scc = time.perf_counter()
-    cyc = cycles.find(tx, idx, comps, max_examples, time_limit, process, realtime)
+    cyc = cycles.find(tx, idx, comps, max_examples, time_limit, process, realtime,
+                      models.MODELS[model].forbids)
     t_cycles = time.perf_counter()
     drawn = components.describe(tx, idx, comps, cyc.examples, process, realtime) if graphs else None
 

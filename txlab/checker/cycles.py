@@ -40,6 +40,9 @@ SPECS: tuple[CycleSpec, ...] = _BASE + tuple(
 )
 
 
+PLAIN = frozenset(s.name for s in _BASE)
+
+
 def view_for(ladj: dict, spec: CycleSpec) -> dict:
     """For a -process / -realtime kind, the labelled graph in which an extra edge
     exists only where it is needed: a process or realtime edge between two
@@ -127,19 +130,23 @@ def _best_cycle(ladj, spec, starts, deadline, inside, limit):
 
 
 def find(tx, idx, comps: list, max_examples: int, time_limit: float,
-         process: bool = True, realtime: bool = True) -> CycleFindings:
+         process: bool = True, realtime: bool = True, forbidden=PLAIN) -> CycleFindings:
     out = CycleFindings(components=len(comps), largest=max((len(c) for c in comps), default=0))
     specs = [s for s in SPECS if (realtime or not s.name.endswith("-realtime"))
              and (process or not s.name.endswith("-process"))]
+    if realtime:  # Elle's precedence: a cycle with a real-time edge is -realtime
+        specs.sort(key=lambda s: s.name.endswith("-process"))
     base = {s.name: s for s in _BASE}
+    plain = PLAIN & set(forbidden)
     for comp in sorted(comps, key=len):
         deadline = time.monotonic() + time_limit
         ladj = labelled_edges(tx, idx, comp, process, realtime)
         views: dict = {}
         here: set = set()  # kinds found in this component
         for n, spec in enumerate(specs):
-            if spec.need_extra and spec.name.rsplit("-", 1)[0] in here:
-                continue  # the plain kind is already here; the variant would add nothing
+            if spec.need_extra and here & plain:
+                continue  # a cycle the model forbids is already here; as in Elle, the
+                # -process / -realtime variants (weaker claims) are not looked for then
             key = (spec.allowed, spec.extra)
             if key not in views:
                 views[key] = view_for(ladj, spec)

@@ -35,6 +35,13 @@ def _op_text(tx: Txns, op) -> str:
     return f"{f} {k} v{v} = {val!r}"
 
 
+def _elle_op(tx: Txns, op) -> list:
+    """A micro-op back in Elle's notation."""
+    if op[0] == "w":
+        return ["append" if tx.format == APPEND else "w", op[1], op[2]]
+    return ["r", op[1], op[3]]
+
+
 def txn_data(tx: Txns, i: int) -> dict:
     d = {"name": tname(tx, i), "id": tx.names[i], "outcome": _OUTCOME.get(tx.status[i])}
     if i == 0:
@@ -44,7 +51,7 @@ def txn_data(tx: Txns, i: int) -> dict:
     if tx.format == TXLAB:
         d["ops"] = [_op_text(tx, op) for op in tx.ops[i]]
     else:
-        d["ops"] = [list(m) for m in (tx.raw[i] or [])]
+        d["ops"] = [_elle_op(tx, op) for op in tx.ops[i]]
     return d
 
 
@@ -209,6 +216,11 @@ def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> di
         txns = [r, w]
         s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])}, an intermediate version: "
              f"{T(w)} overwrote it before committing")
+    elif kind == "garbage-read" and "writer" not in data:  # Elle formats
+        txns = [data["reader"]]
+        what = "an element" if tx.format == APPEND else "a value"
+        s = (f"{T(data['reader'])} read {data['key']} = {data['value']!r}, {what} that no "
+             "transaction wrote")
     elif kind == "garbage-read":
         r, w = data["reader"], data["writer"]
         txns = [r, w]
@@ -216,6 +228,15 @@ def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> di
         s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])} = {data['value']!r}, but "
              f"{by} {_v(tx, data['version'])} = {data['installed']!r}, and no transaction "
              f"wrote {data['value']!r} there: a value nobody wrote")
+    elif kind == "future-read":
+        txns = [data["txn"]]
+        s = (f"{T(data['txn'])} read {data['key']} showing {data['element']!r} (at "
+             f"{_v(tx, data['element'])}), which it writes itself only later")
+    elif kind == "dirty-update":
+        a, b = data["txns"]
+        txns = [a, b]
+        s = (f"{T(a)} failed, yet its append to {data['key']} was followed by {T(b)}'s, "
+             f"which committed: {data['key']} went through {data['values']!r}")
     elif kind == "internal":
         txns = [data["txn"]]
         if tx.format == TXLAB:
@@ -240,6 +261,8 @@ def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> di
             s = f"{names} both installed {k} {_v(tx, data['version'])}"
         elif kind == "cyclic-versions" and "versions" in data and "why" not in data:
             s = f"the versions of {k} form a cycle: " + " < ".join(map(repr, data["versions"]))
+            if data.get("sources"):
+                s += " (inferred from " + ", ".join(data["sources"]) + ")"
         elif kind == "incompatible-order":
             a, b = data["reads"]
             s = f"{names} read {k} as {a!r} and {b!r}: neither is a prefix of the other"

@@ -30,7 +30,7 @@ compared as loaded; only when they differ are tuples read as lists.
 
 from __future__ import annotations
 
-from txlab.checker.loading import OK, TXLAB, Txns
+from txlab.checker.loading import APPEND, OK, TXLAB, Txns
 from txlab.checker.versions import Index, same_value
 
 WW, WR, RW, PRW, PROC, RT = 1, 2, 4, 8, 16, 32
@@ -41,13 +41,18 @@ EDGE_NAMES = {WW: "ww", WR: "wr", RW: "rw", PRW: "rw", PROC: "process", RT: "rea
 
 def _bad_read(tx: Txns, idx: Index, i: int, k, v, value, found: list) -> None:
     """A committed read of a version no committed transaction installed."""
+    if tx.format == APPEND:
+        return  # list-append: G1a and elements nobody appended are found per element
     fw = idx.failed.get((k, v))
     if fw:
         j = next((j for j, x in fw if same_value(x, value)), fw[0][0])
         found.append(("G1a", {"reader": i, "writer": j, "key": k, "version": v}))
-    else:
+    elif tx.format == TXLAB:
         found.append(("missing-versions", {"key": k, "version": v, "txns": [i],
                                            "why": "read a version that no transaction installed"}))
+    elif idx.options.garbage_reads:
+        found.append(("garbage-read", {"reader": i, "key": k, "version": v, "value": value,
+                                       "why": "read a value that no transaction wrote"}))
 
 
 def _wrong_value(idx: Index, i: int, w: int, k, v, value, installed, found: list) -> None:
@@ -73,14 +78,16 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
     keyed = {k: (d, None if values is None else values.get(k)) for k, d in idx.writer.items()}
     adj = [[] for _ in range(n)]
     found: list = []
-    stale: list = []  # (k, v, i): i read v of k, wrote k, but someone else installed v's successor
-    own = tx.format == TXLAB  # Elle formats: internal reads were checked while loading
+    rmw: dict = {}  # k -> {v: transactions that read v of k, then wrote k} (lost updates)
+    own = tx.format == TXLAB  # Elle formats: internal and future reads were found loading
+    inter_edges = tx.format == APPEND  # Elle list-append: a read of an intermediate version
+    # still shows who came before and after it; txlab and rw-register: no edges (Adya)
     for i in range(n):
         if status[i] != OK:
             continue
         ai = adj[i]
         written = None  # key -> this transaction's last write op of it
-        cand = None
+        reads = None  # (k, v) read before this transaction wrote k
         for op in ops_of[i]:
             f = op[0]
             if f == "w":
@@ -107,6 +114,10 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                                 "txn": i, "key": k, "expected": mine[2], "actual": v,
                                 "expected_value": mine[3], "actual_value": row[off + 2]}))
                     continue
+                if reads is None:
+                    reads = [(k, v)]
+                else:
+                    reads.append((k, v))
                 e = keyed.get(k)
                 if e is None:
                     w = None
@@ -116,14 +127,17 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                 if w is None:
                     _bad_read(tx, idx, i, k, v, row[off + 2], found)
                 elif w != i:
-                    if inter and (k, v) in inter:  # never installed: no edges (Adya)
+                    if inter and (k, v) in inter:  # never installed
                         found.append(("G1b", {"reader": i, "writer": w, "key": k, "version": v}))
-                        continue
+                        if not inter_edges:
+                            continue
                     adj[w].append(i)
                     if vd is not None:
                         x = vd[v]
                         if x != row[off + 2]:
                             _wrong_value(idx, i, w, k, v, row[off + 2], x, found)
+                elif own:  # it read the version it installs itself, later
+                    found.append(("future-read", {"txn": i, "key": k, "element": v}))
                 nd = nextw.get(k)
                 if nd is None:
                     continue
@@ -133,10 +147,6 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                 if type(nx) is int:
                     if nx != i:
                         ai.append(nx)
-                        if cand is None:
-                            cand = [(k, v)]
-                        else:
-                            cand.append((k, v))
                 else:
                     ai.extend(x for x in nx if x != i)
         if written is not None:
@@ -151,11 +161,30 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                                 ai.append(nx)
                         else:
                             ai.extend(x for x in nx if x != i)
-            if cand is not None:
-                for k, v in cand:
-                    if k in written:
-                        stale.append((k, v, i))
-    found.extend(_lost_updates(tx, idx, stale))
+            if reads is not None:
+                done = None
+                for k, v in reads:
+                    if k in written and (done is None or k not in done):
+                        rk = rmw.get(k)
+                        if rk is None:
+                            rk = rmw[k] = {}
+                        g = rk.get(v)
+                        if g is None:
+                            rk[v] = i
+                        elif type(g) is int:
+                            rk[v] = [g, i]
+                        else:
+                            g.append(i)
+                        if done is None:
+                            done = {k}
+                        else:
+                            done.add(k)
+    for k, rk in rmw.items():
+        for v, g in rk.items():
+            if type(g) is list:
+                found.append(("lost update", {"key": k, "version": v, "txns": g,
+                                              "lost": len(g) - 1}))
+    del rmw
     if process:
         _process_edges(tx, adj)
     if realtime:
@@ -172,25 +201,6 @@ def first_reads(ops: list) -> dict:
             written.add(op[1])
         elif op[0] == "r" and op[1] not in written and op[1] not in out:
             out[op[1]] = op[2]
-    return out
-
-
-def _lost_updates(tx: Txns, idx: Index, stale: list) -> list:
-    """Group the read-modify-writes of one (key, version); each group of n loses n - 1 updates."""
-    groups: dict = {}
-    for k, v, i in stale:
-        groups.setdefault((k, v), []).append(i)
-    out = []
-    for (k, v), members in groups.items():
-        nx = idx.nextw[k].get(v)
-        if type(nx) is int and nx not in members:
-            ops = tx.ops[nx]
-            if first_reads(ops).get(k, object()) == v and any(
-                    op[0] == "w" and op[1] == k for op in ops):
-                members.insert(0, nx)
-        if len(members) > 1:
-            out.append(("lost update", {"key": k, "version": v, "txns": sorted(members),
-                                        "lost": len(members) - 1}))
     return out
 
 
@@ -277,7 +287,7 @@ def labelled_edges(tx: Txns, idx: Index, members: list, process: bool = True,
                 continue
             rows, bit = ((op[1:],), RW) if op[0] == "r" else (op[2], PRW)
             for k, v, *_ in rows:
-                if k in written or (k, v) in idx.inter:
+                if k in written or (k, v) in idx.inter and tx.format != APPEND:
                     continue
                 w = writer.get(k, {}).get(v)
                 if w is not None:
@@ -289,11 +299,17 @@ def labelled_edges(tx: Txns, idx: Index, members: list, process: bool = True,
                 add(u, nx, WW)
     last: dict = {}
     order = sorted(members, key=lambda m: (tx.invoke[m] is None, tx.invoke[m] or 0, m))
+    inv, comp = tx.invoke, tx.complete
     for u in order if process else ():
         p = tx.process[u]
         if p is not None:
             if p in last:
-                add(last[p], u, PROC)
+                a = last[p]
+                # With real-time order on, a process's order is real-time order (Elle
+                # then uses only the real-time graph, and names such cycles -realtime).
+                timed = realtime and comp[a] is not None and inv[u] is not None \
+                    and comp[a] < inv[u]
+                add(a, u, RT if timed else PROC)
             last[p] = u
     if realtime:
         for a, b in realtime_pairs(tx, members):

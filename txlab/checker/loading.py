@@ -1,18 +1,19 @@
-"""Loading histories into the checker's one internal shape, `Txns`.
+"""Loading histories into the checker's one internal shape, `Txns`, validating as it goes.
 
 Accepted inputs (detected from the content, not the file name):
 
 - txlab's history (JSON lines: a "run" record, an "init" record, "txn" records),
   as written by `txlab run --history`, or a `txlab.history.History` in memory.
-  Versions are the rows' version counters; the version order of a key is the
-  numeric order of its versions.
-- Elle's rw-register and list-append histories in Jepsen's JSON form: one op per
-  line, or one JSON array of ops. An op is an object with `type` (invoke / ok /
-  fail / info), `process`, `value` (a list of micro-ops), and optionally `f`,
-  `time`, `index`. Keys may be spelled `type` or `:type`, keywords `"ok"` or
-  `":ok"`. Micro-ops are `[f, key, value]` with f in r / w / append (also
-  `read` / `write`). A completion is paired with the pending invoke of its
-  process; completions without invokes are accepted (no realtime order then).
+  Versions are the rows' version counters (integers); the version order of a
+  key is the numeric order of its versions.
+- Elle's rw-register and list-append histories, in Jepsen's JSON form (one op
+  per line, or one JSON array of ops) or in Jepsen's EDN (`history.edn`, one
+  map per line): see `txlab.checker.elle` and `txlab.checker.edn`.
+
+Files are read line by line and never held whole in memory; each record is
+checked as it is read, and anything malformed is a `HistoryFormatError` naming
+the file and the line. JSON is parsed with orjson when it is installed (several
+times faster than the standard library's parser, which is the fallback).
 
 Vertex 0 is always T0, the committed transaction that installed the initial
 versions (txlab's setup writes; Elle's empty initial state).
@@ -23,35 +24,67 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+try:  # a C parser: loading is most of `txlab check FILE`
+    from orjson import loads as json_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
+    json_loads = json.loads
+
+
+class _Exact(bytes):
+    """A line with a run of 19 digits or more: an integer orjson would read as a float (it
+    keeps 64 bits), so the standard library's parser reads it, exactly."""
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_line(line: bytes):
+    """One JSON value, exactly: orjson, or the standard parser for a line with huge integers."""
+    if line.__class__ is _Exact:
+        return json.loads(line, parse_constant=_no_constant)
+    return json_loads(line)
+
+
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_ZEROS = b"0" * 19
+
+
+def huge_integers(text: bytes) -> bool:
+    return _ZEROS in text.translate(_DIGITS)
 
 OK, FAIL, INFO = "ok", "fail", "info"
 TXLAB, REGISTER, APPEND = "txlab", "rw-register", "list-append"
 
 
 class HistoryFormatError(ValueError):
-    """The file is not a history the checker understands."""
+    """The file is not a history the checker understands (the message names file and line)."""
 
 
 @dataclass
 class Txns:
     """Transactions as parallel lists indexed by vertex (0 = T0).
 
-    ops are normalised micro-ops: ("r", key, version, value), ("w", key, version,
-    value), ("pr", predicate, [[key, version, value], ...]). `names[i]` is the
-    transaction's id in the history (txlab: attempt id; Elle: op index).
+    ops are micro-ops: txlab ["r"|"w", key, version, value] and ["pr", predicate,
+    [[key, version, value], ...]]; Elle formats ("r"|"w", key, version, value),
+    where a version is the value itself (rw-register), or the appended element
+    and, for a read, the last element of the list read (list-append; a read of
+    nil or [] has version None). `names[i]` is the transaction's id in the history
+    (txlab: attempt id; Elle: the completion's index). invoke / complete are
+    times (txlab: ns) or positions in the file (Elle, which takes real-time order
+    from the order of events); None when unknown.
     """
 
     format: str
-    names: list
+    names: list  # (or a range)
     status: list
     process: list
     invoke: list
     complete: list
     ops: list
     meta: dict = field(default_factory=dict)
-    raw: list | None = None  # Elle's original micro-ops, for explanations
-    internal: list = field(default_factory=list)  # found while loading (Elle formats)
+    found: list = field(default_factory=list)  # (anomaly, data) found while loading
 
     def __len__(self) -> int:
         return len(self.status)
@@ -59,8 +92,8 @@ class Txns:
 
 # ---------------------------------------------------------------- txlab
 
-
 _TXLAB_STATUS = {"committed": OK, "declined": FAIL, "aborted": FAIL, "unknown": INFO}
+_SCALAR_KEYS = (str, int)
 
 
 def from_history(history) -> Txns:
@@ -86,135 +119,206 @@ def from_history(history) -> Txns:
     return Txns(TXLAB, range(n), status, process, invoke, complete, ops, dict(history.meta))
 
 
-def _read_txlab(path: Path) -> Txns:
-    from txlab import history as txhistory
-
-    try:
-        h = txhistory.read(path)
-    except (KeyError, TypeError, IndexError) as exc:
-        raise HistoryFormatError(
-            f"{path}: not a valid txlab history: missing or bad field {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise HistoryFormatError(f"{path}: a line is not JSON ({exc})") from None
-    except ValueError as exc:
-        raise HistoryFormatError(str(exc)) from None
-    for i, a in enumerate(h.attempts, 1):
-        for op in a.ops:
-            if not op or op[0] not in ("r", "w", "pr") or len(op) != (3 if op[0] == "pr" else 4):
-                raise HistoryFormatError(f"{path}: transaction {i}: bad micro-op {list(op)!r}")
-    return from_history(h)
-
-
-# ---------------------------------------------------------------- Elle (Jepsen JSON)
-
-
-def _kw(x: Any) -> Any:
-    return x[1:] if isinstance(x, str) and x.startswith(":") else x
-
-
-def _field(op: dict, name: str, default=None):
-    if name in op:
-        return op[name]
-    return op.get(":" + name, default)
+def _bad_op(op) -> str | None:
+    """Why a txlab micro-op is malformed, or None. Versions are integers, keys strings."""
+    if type(op) is not list or not op:
+        return "a micro-op must be a list"
+    f = op[0]
+    if f == "r" or f == "w":
+        if len(op) != 4:
+            return f"[{f!r}, key, version, value] has 4 elements"
+        if type(op[1]) not in _SCALAR_KEYS:
+            return "a key must be a string"
+        if type(op[2]) is not int:
+            return f"a version must be an integer, not {op[2]!r}"
+        return None
+    if f == "pr":
+        if len(op) != 3 or type(op[2]) is not list:
+            return "['pr', predicate, [[key, version, value], ...]]"
+        for row in op[2]:
+            if type(row) is not list or len(row) != 3:
+                return "a predicate read's row is [key, version, value]"
+            if type(row[0]) not in _SCALAR_KEYS:
+                return "a key must be a string"
+            if type(row[1]) is not int:
+                return f"a version must be an integer, not {row[1]!r}"
+        return None
+    return f"unknown micro-op {f!r}; expected r, w or pr"
 
 
-_MOP = {"r": "r", "read": "r", "w": "w", "write": "w", "append": "append"}
-
-
-def _elle_ops(records: list[dict], where: str) -> Txns:
-    """Pair invokes with completions; normalise micro-ops per workload."""
-    pending: dict[Any, dict] = {}
-    txns: list[tuple] = []  # (name, status, process, invoke, complete, mops)
-    for n, op in enumerate(records):
-        if not isinstance(op, dict):
-            raise HistoryFormatError(f"{where}: op {n + 1} is not a JSON object")
-        typ = _kw(_field(op, "type"))
-        if typ not in ("invoke", "ok", "fail", "info"):
-            raise HistoryFormatError(f"{where}: op {n + 1}: type must be invoke/ok/fail/info, "
-                                     f"got {typ!r}")
-        f = _kw(_field(op, "f", "txn"))
-        if f not in ("txn", None):
-            continue  # not a transaction (e.g. a nemesis op)
-        proc = _field(op, "process")
-        t = _field(op, "time")
-        if typ == "invoke":
-            pending[proc] = op
+def _check_ops(ops, where: str, keys: dict, writes_only: bool = False) -> list:
+    """Validate a record's micro-ops; every key becomes one shared string (keys)."""
+    if type(ops) is not list:
+        raise HistoryFormatError(f"{where}: ops must be a list of micro-ops")
+    for op in ops:
+        # the common case first: ["r"|"w", "key", int, value]
+        if (type(op) is list and len(op) == 4 and (op[0] == "r" or op[0] == "w")
+                and type(op[2]) is int and type(op[1]) is str):
+            if writes_only and op[0] != "w":
+                raise HistoryFormatError(f"{where}: the init record holds writes only")
+            k = op[1]
+            op[1] = keys.setdefault(k, k)
             continue
-        inv = pending.pop(proc, None)
-        value = _field(op, "value")
-        if value is None and inv is not None:
-            value = _field(inv, "value")
-        if not isinstance(value, list):
-            raise HistoryFormatError(f"{where}: op {n + 1}: value must be a list of micro-ops")
-        mops = []
-        for m in value:
-            if not isinstance(m, list) or len(m) != 3 or _MOP.get(_kw(m[0])) is None:
-                raise HistoryFormatError(f"{where}: op {n + 1}: bad micro-op {m!r}; expected "
-                                         "[r|w|append, key, value]")
-            k = m[1]
-            mops.append((_MOP[_kw(m[0])], tuple(k) if isinstance(k, list) else k, m[2]))
-        index = _field(op, "index", n)
-        t_inv = _field(inv, "time") if inv is not None else None
-        txns.append((index, {"ok": OK, "fail": FAIL, "info": INFO}[typ], proc, t_inv, t, mops))
-    for proc, inv in pending.items():  # invoked, never completed: unknown outcome
-        txns.append((_field(inv, "index"), INFO, proc, _field(inv, "time"), None,
-                     [(_MOP.get(_kw(m[0]), "r"), m[1], m[2]) for m in (_field(inv, "value") or [])
-                      if isinstance(m, list) and len(m) == 3]))
-    fs = {m[0] for t in txns for m in t[5]}
-    reads_lists = any(m[0] == "r" and isinstance(m[2], list) for t in txns for m in t[5])
-    if "append" in fs and "w" in fs:
-        raise HistoryFormatError(f"{where}: mixes append and w micro-ops; "
-                                 "give a list-append or an rw-register history")
-    workload = APPEND if ("append" in fs or reads_lists) else REGISTER
-    from txlab.checker import versions
-
-    return versions.normalise_elle(workload, txns)
+        why = _bad_op(op)
+        if why is None and writes_only:
+            why = "the init record holds writes only"
+        if why:
+            raise HistoryFormatError(f"{where}: bad micro-op {_short(op)}: {why}")
+    return ops
 
 
-def _read_elle(path: Path, text: str) -> Txns:
-    text = text.strip()
-    try:
-        if text.startswith("["):
-            records = json.loads(text)
+def _short(x) -> str:
+    s = repr(x)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _int_or_none(rec: dict, name: str, where: str):
+    x = rec.get(name)
+    if x is not None and type(x) is not int:
+        raise HistoryFormatError(f"{where}: {name} must be an integer, not {_short(x)}")
+    return x
+
+
+def read_txlab(path: Path, lines) -> Txns:
+    """txlab's JSON lines (history format txlab-history/1), streamed: one record at a time."""
+    status = [OK]
+    process = [None]
+    invoke = [None]
+    complete = [None]
+    ops = [[]]
+    meta: dict = {}
+    seen_init = False
+    keys: dict = {}
+    get_status = _TXLAB_STATUS.get
+    for n, line in lines:
+        where = f"{path}:{n}"
+        try:
+            rec = loads_line(line)
+        except ValueError as exc:
+            raise HistoryFormatError(f"{where}: not JSON ({exc})") from None
+        if type(rec) is not dict:
+            raise HistoryFormatError(f"{where}: a record must be a JSON object")
+        kind = rec.get("type")
+        if kind == "txn":
+            outcome = rec.get("outcome")
+            s = get_status(outcome) if type(outcome) is str else None
+            if s is None:
+                raise HistoryFormatError(
+                    f"{where}: outcome must be committed, aborted, declined or unknown, "
+                    f"not {_short(outcome)}")
+            o = rec.get("ops")
+            ops.append(_check_ops(o, where, keys) if o is not None else [])
+            status.append(s)
+            w = rec.get("worker")
+            if w is not None and type(w) not in _SCALAR_KEYS:
+                raise HistoryFormatError(f"{where}: worker must be an integer")
+            process.append(w)
+            invoke.append(_int_or_none(rec, "invoke_ns", where))
+            complete.append(_int_or_none(rec, "complete_ns", where))
+        elif kind == "init":
+            if seen_init:
+                raise HistoryFormatError(f"{where}: a second init record")
+            seen_init = True
+            ops[0] = _check_ops(rec.get("ops", []), where, keys, writes_only=True)
+        elif kind == "run":
+            meta = {k: v for k, v in rec.items() if k != "type"}
+            if meta.get("isolation") is not None and type(meta["isolation"]) is not str:
+                raise HistoryFormatError(f"{where}: isolation must be a string")
         else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise HistoryFormatError(f"{path}: not JSON: {exc}") from None
-    return _elle_ops(records, str(path))
+            raise HistoryFormatError(f"{where}: unknown record type {_short(kind)}; "
+                                     "expected run, init or txn")
+    n = len(status)
+    return Txns(TXLAB, range(n), status, process, invoke, complete, ops, meta)
 
 
 # ---------------------------------------------------------------- detection
 
 
-def load(source) -> Txns:
-    """A path to a history file, a `txlab.history.History`, or a list of Elle ops."""
+def _numbered_lines(f, block: int = 1 << 20):
+    """(line number, line) for each non-empty line of a binary file, read a block at a
+    time; a line with a huge integer comes as an _Exact line."""
+    n = 0
+    rest = b""
+    while True:
+        data = f.read(block)
+        if not data:
+            break
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if not cut:
+            continue
+        lines = data[:cut].split(b"\n")
+        lines.pop()
+        big = huge_integers(data[:cut])
+        for line in lines:
+            n += 1
+            if line.strip():
+                yield n, (_Exact(line) if big and huge_integers(line) else line)
+    if rest.strip():
+        yield n + 1, (_Exact(rest) if huge_integers(rest) else rest)
+
+
+def load(source, **elle_options) -> Txns:
+    """A path to a history file, a `txlab.history.History`, or a list of Elle ops (dicts)."""
+    from txlab.checker import elle
+
     if hasattr(source, "attempts"):
         return from_history(source)
     if isinstance(source, list):
-        return _elle_ops(source, "<ops>")
+        return elle.from_ops(((n, op) for n, op in enumerate(source, 1)), "<ops>")
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        f = open(path, "rb")  # noqa: SIM115 - closed below, whatever happens
     except FileNotFoundError:
         raise HistoryFormatError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise HistoryFormatError(f"{path}: is a directory, not a history file") from None
-    except UnicodeDecodeError:
-        raise HistoryFormatError(f"{path}: not a text file") from None
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if not first:
+    except OSError as exc:
+        raise HistoryFormatError(f"{path}: cannot read it ({exc.strerror})") from None
+    with f:
+        try:
+            return _load_file(path, f)
+        except UnicodeDecodeError:
+            raise HistoryFormatError(f"{path}: not a UTF-8 text file") from None
+        except OSError as exc:
+            raise HistoryFormatError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _load_file(path: Path, f) -> Txns:
+    from txlab.checker import edn, elle
+
+    lines = _numbered_lines(f)
+    first = next(lines, None)
+    if first is None:
         raise HistoryFormatError(f"{path}: empty file")
-    if first.startswith("["):
-        return _read_elle(path, text)
+    n, line = first
+    text = line.strip()
+    if b"\x00" in text:
+        raise HistoryFormatError(f"{path}:{n}: not a text file")
+
+    def again():
+        yield first
+        yield from lines
+
+    if text[:1] == b"[":
+        return elle.from_json_array(path, again, f)
+    if text[:1] in (b"#", b";") or text[:1] == b"{" and _looks_edn(text):
+        return elle.from_ops(edn.read_records(path, again()), str(path))
     try:
-        rec = json.loads(first)
-    except json.JSONDecodeError:
+        rec = loads_line(text)
+    except ValueError:
         raise HistoryFormatError(
-            f"{path}: neither a txlab history (JSON lines from `txlab run --history`) "
-            "nor an Elle history in Jepsen's JSON form") from None
+            f"{path}:{n}: neither a txlab history (JSON lines from `txlab run --history`) "
+            "nor an Elle history (Jepsen's JSON or EDN)") from None
     if isinstance(rec, dict) and rec.get("type") in ("run", "init", "txn"):
-        return _read_txlab(path)
-    if isinstance(rec, dict) and _kw(_field(rec, "type")) in ("invoke", "ok", "fail", "info"):
-        return _read_elle(path, text)
-    raise HistoryFormatError(f"{path}: unrecognised first record; expected a txlab history "
+        return read_txlab(path, again())
+    if isinstance(rec, dict) and elle.op_type(rec) is not None:
+        return elle.from_ops(elle.json_records(path, again()), str(path))
+    raise HistoryFormatError(f"{path}:{n}: unrecognised first record; expected a txlab history "
                              "or Elle ops with type invoke/ok/fail/info")
+
+
+def _looks_edn(text: bytes) -> bool:
+    """`{:type :ok, ...}` rather than `{"type": "ok", ...}`."""
+    return text[1:].lstrip()[:1] not in (b'"', b"}")

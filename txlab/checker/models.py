@@ -26,6 +26,8 @@ ANOMALIES: tuple[AnomalyKind, ...] = (
                 "the version order of a key contains a cycle (Elle: cyclic version order)"),
     AnomalyKind("incompatible-order", "version chain",
                 "two reads of a list are not prefixes of one another (Elle: incompatible-order)"),
+    AnomalyKind("duplicate-elements", "version chain",
+                "a read of a list shows one appended element twice (Elle: duplicate-elements)"),
     AnomalyKind("missing-versions", "version chain",
                 "a version was read or skipped that no transaction installed (a gap in the chain)"),
     AnomalyKind("garbage-read", "non-cycle",
@@ -37,6 +39,12 @@ ANOMALIES: tuple[AnomalyKind, ...] = (
     AnomalyKind("G1b", "non-cycle",
                 "intermediate read: a committed transaction read a version its writer later "
                 "overwrote in the same transaction (Adya G1b)"),
+    AnomalyKind("dirty-update", "non-cycle",
+                "a committed write follows a failed one in a key's version order (Elle: "
+                "dirty update, a kind of aborted read)"),
+    AnomalyKind("future-read", "non-cycle",
+                "a transaction read a value that it writes itself only later (Elle: future-read, "
+                "a trivial cycle of circular information flow)"),
     AnomalyKind("G1c", "cycle",
                 "circular information flow: a cycle of ww and wr edges, at least one wr (Adya G1c)"),
     AnomalyKind("internal", "non-cycle",
@@ -77,6 +85,9 @@ _UNITS = {
     "G1b": ("read", "reads"),
     "internal": ("read", "reads"),
     "lost update": ("overwritten update", "overwritten updates"),
+    "duplicate-elements": ("read", "reads"),
+    "future-read": ("read", "reads"),
+    "dirty-update": ("append after a failed one", "appends after failed ones"),
 }
 CYCLE_UNIT = ("group with a cycle", "groups with a cycle")
 
@@ -89,9 +100,11 @@ def count_unit(kind: str, count: int = 2) -> str:
     return one if count == 1 else many
 ORDER = {a.name: i for i, a in enumerate(ANOMALIES)}
 
-_CHAINS = {"duplicate-versions", "cyclic-versions", "incompatible-order", "missing-versions"}
+_CHAINS = {"duplicate-versions", "cyclic-versions", "duplicate-elements", "missing-versions"}
 _EVERYWHERE = _CHAINS | {"garbage-read"}
-_RC = _EVERYWHERE | {"G0", "G1a", "G1b", "G1c"}
+# Elle: incompatible-order and dirty-update imply an aborted read, future-read a G1c.
+_RC = _EVERYWHERE | {"G0", "G1a", "G1b", "G1c", "incompatible-order", "dirty-update",
+                     "future-read"}
 _SI = _RC | {"internal", "lost update", "G-single", "G-nonadjacent"}
 _SER = _SI | {"G2-item"}
 _STRICT = _SER | {f"{b}-{s}" for b in BASE_CYCLES for s in SUFFIXES}

@@ -97,3 +97,56 @@ def generate(kind: str, n: int, keys: int = 1000, workers: int = 8, seed: int = 
     meta = {"scenario": f"synthetic-{kind}", "workers": workers,
             "isolation": "REPEATABLE READ" if kind == "si" else "SERIALIZABLE"}
     return History(meta, [("w", names[j], 1, 0) for j in range(keys)], attempts)
+
+
+def elle_ops(h: History) -> list:
+    """A txlab History as an Elle rw-register history: one invoke and one completion per
+    attempt, in the order of their times, with integer keys ("k7" -> 7) and values for
+    versions (the initial state is nil, as in Elle). Values must be unique per key, as the
+    generators' are."""
+    initial = {(k, v) for _, k, v, _ in h.initial}
+    events = []
+    for i, a in enumerate(h.attempts):
+        value = []
+        for op in a.ops:
+            k = int(op[1][1:]) if isinstance(op[1], str) and op[1][1:].isdigit() else op[1]
+            if op[0] == "w":
+                value.append(["w", k, op[3]])
+            else:
+                value.append(["r", k, None if (op[1], op[2]) in initial else op[3]])
+        typ = {"committed": "ok", "unknown": "info"}.get(a.outcome, "fail")
+        invoke = [[f, k, None] if f == "r" else [f, k, v] for f, k, v in value]
+        events.append((a.invoke_ns, 0, i, {"type": "invoke", "f": "txn", "process": a.worker,
+                                           "time": a.invoke_ns, "value": invoke}))
+        events.append((a.complete_ns, 1, i, {"type": typ, "f": "txn", "process": a.worker,
+                                             "time": a.complete_ns, "value": value}))
+    events.sort(key=lambda e: e[:3])
+    out = []
+    for n, e in enumerate(events):
+        op = e[3]
+        op["index"] = n
+        out.append(op)
+    return out
+
+
+def _edn(x) -> str:
+    if x is None:
+        return "nil"
+    if isinstance(x, list):
+        return "[" + " ".join(map(_edn, x)) + "]"
+    if isinstance(x, str):
+        return ":" + x if x.isidentifier() else '"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(x)
+
+
+def write_elle(ops: list, path, fmt: str = "json") -> None:
+    """Elle ops to a file, one op per line: JSON ("json"), or Jepsen's EDN ("edn", keywords
+    for the op's keys and for the type, f and micro-op names)."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as f:
+        for op in ops:
+            if fmt == "json":
+                f.write(json.dumps(op, separators=(",", ":")) + "\n")
+            else:
+                f.write("{" + ", ".join(f":{k} {_edn(v)}" for k, v in op.items()) + "}\n")

@@ -1,19 +1,27 @@
 """Version orders: who installed each version of each key, and what came next.
 
-The rules, per input format:
+The rules, per input format (docs/checker.md, "Version orders"):
 
 - txlab: every write installs (key, version) with the row's version counter;
   the order of a key's versions is their numeric order. Two committed writes
   of one (key, version) are `duplicate-versions`; a hole in the sequence of
   integers is `missing-versions`.
 - Elle rw-register: values are unique per key and stand for versions. The
-  order comes from what the history proves: the empty initial state precedes
-  every write; a transaction that read a (or wrote a) and then wrote b shows
-  a < b. A cycle in that order is `cyclic-versions` (the key then gets no
-  ww/rw edges).
-- Elle list-append: the longest read of a key is its version order; every other
-  read must be a prefix of it (else `incompatible-order`); a version is the
-  last element of a read. Appends that no read shows have no known position.
+  version order is a graph built as Elle builds it, from sources taken in turn:
+  the initial state (nil precedes every value), the transactions' own order of
+  writes and, with `wfr_keys` (writes follow reads), a read of a followed by a
+  write of b (a < b); with `sequential_keys` the process order, with
+  `linearizable_keys` the real-time order (the last value one transaction saw
+  or wrote precedes the first the next one saw or wrote). A source that would
+  make a key's order cyclic is `cyclic-versions` and is left out for that key.
+  Each edge a -> b of the graph gives ww edges from a's writer and rw edges
+  from a's readers to b's writer.
+- Elle list-append: the longest read of a key is its version order (its
+  distinct elements, in order: even when another read is not a prefix of it,
+  `incompatible-order`, or it holds an element twice, `duplicate-elements`);
+  a version is the last element of a read. Appends that no read shows come
+  after the longest read (Elle does the same), in no known order among
+  themselves.
 
 Transactions with an unknown outcome (txlab "unknown", Elle "info") are treated
 as committed when some committed transaction read what they wrote (txlab: the
@@ -30,9 +38,30 @@ garbage-read; see infer.py).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from txlab.checker.loading import APPEND, FAIL, INFO, OK, REGISTER, TXLAB, Txns
+
+EMPTY: tuple = ()
+
+
+class Options(NamedTuple):
+    """How much to infer from an Elle history (Elle's own option names, docs/checker.md).
+
+    wfr_keys: within a transaction, writes follow reads (a read of a, then a write
+    of b, shows a < b); on by default in txlab (Elle's default is off).
+    sequential_keys / linearizable_keys: each key is sequentially consistent /
+    linearizable, so the process / real-time order orders its versions (Elle).
+    garbage_reads: report a read of a value that no transaction wrote (Elle does
+    not); on by default.
+    """
+
+    wfr_keys: bool = True
+    sequential_keys: bool = False
+    linearizable_keys: bool = False
+    garbage_reads: bool = True
 
 
 @dataclass
@@ -44,6 +73,8 @@ class Index:
     findings: list = field(default_factory=list)  # (anomaly, data dict)
     values: dict | None = None  # txlab: key -> {version: value} of committed installs
     duplicates: dict = field(default_factory=dict)  # txlab: (k, v) -> [values] installed twice
+    unknown: dict = field(default_factory=dict)  # (k, v) -> vertex written by an unknown outcome
+    options: Options = Options()
 
 
 def same_value(a, b) -> bool:
@@ -60,15 +91,17 @@ def _plain(x):
     return x
 
 
-def _promote(tx: Txns) -> None:
+def _promote(tx: Txns, idx: Index) -> None:
     status, ops = tx.status, tx.ops
     by_value = tx.format == TXLAB
+    lists = tx.format == APPEND
     pending: dict = {}  # (key, version) -> [(vertex, value)] written by unknown transactions
     for i in range(len(status)):
         if status[i] == INFO:
             for op in ops[i]:
                 if op[0] == "w":
                     pending.setdefault((op[1], op[2]), []).append((i, op[3]))
+                    idx.unknown[(op[1], op[2])] = i
     if not pending:
         return
 
@@ -82,8 +115,8 @@ def _promote(tx: Txns) -> None:
             continue
         for op in ops[i]:
             if op[0] == "r":
-                if tx.format == APPEND and isinstance(op[3], list):
-                    for v in op[3]:
+                if lists:
+                    for v in op[3] or EMPTY:
                         saw(i, op[1], v, v)
                 else:
                     saw(i, op[1], op[2], op[3])
@@ -169,40 +202,156 @@ def _numeric_chains(idx: Index) -> None:
                                 f"{a + 1}" if b == a + 2 else f"{a + 1}..{b - 1}")}))
 
 
-def _register_chains(tx: Txns, idx: Index) -> None:
-    succ: dict = {}  # key -> {a: set(b)}
-    for i in range(len(tx.status)):
-        if tx.status[i] != OK:
+# ---------------------------------------------------------------- Elle rw-register
+
+
+def _first_final(ops: list, committed: bool) -> dict:
+    """key -> (first value, last value) the transaction saw or wrote, as Elle's process and
+    real-time sources take them: first = its first read before writing the key, else its
+    final write; last = its final write, else its first read. An unknown-outcome
+    transaction counts only its writes."""
+    out: dict = {}
+    for op in ops:
+        f, k, v = op[0], op[1], op[2]
+        if f == "w":
+            e = out.get(k)
+            out[k] = (v, v, True) if e is None else (e[0], v, True)
+        elif committed and k not in out:
+            out[k] = (v, v, False)
+    return out
+
+
+def _order_sources(tx: Txns, opts: Options) -> list:
+    """[(source name, {key: set of (a, b)})] beyond the initial state, in Elle's order."""
+    status, ops = tx.status, tx.ops
+    own: dict = {}
+    for i in range(1, len(status)):
+        if status[i] != OK:
             continue
         last: dict = {}
-        for op in tx.ops[i]:
-            k, v = op[1], op[2]
-            if op[0] == "w":
-                if k in last and last[k] != v:
-                    succ.setdefault(k, {}).setdefault(last[k], set()).add(v)
+        for op in ops[i]:
+            f, k, v = op[0], op[1], op[2]
+            if f == "w":
+                a = last.get(k)
+                if a is not None and a != v:
+                    own.setdefault(k, set()).add((a, v))
                 last[k] = v
-            elif op[0] == "r" and k not in last:
+            elif opts.wfr_keys and k not in last and v is not None:
                 last[k] = v
-    for i in range(len(tx.status)):  # keys only ever read still start at nil
-        if tx.status[i] == OK:
-            for op in tx.ops[i]:
-                if op[0] == "r" and op[1] not in idx.writer:
-                    idx.writer[op[1]] = {}
-    for k, d in idx.writer.items():
+    sources = [("wfr-keys" if opts.wfr_keys else "transaction order", own)]
+    if opts.sequential_keys or opts.linearizable_keys:
+        vals = [None] * len(status)
+        for i in range(1, len(status)):
+            if status[i] == OK or (status[i] == INFO):
+                vals[i] = _first_final(ops[i], status[i] == OK)
+        if opts.sequential_keys:
+            sources.append(("sequential-keys", _process_order(tx, vals)))
+        if opts.linearizable_keys:
+            sources.append(("linearizable-keys", _realtime_order(tx, vals)))
+    return sources
+
+
+def _link(edges: dict, k, a, b) -> None:
+    if a != b:
+        edges.setdefault(k, set()).add((a, b))
+
+
+def _process_order(tx: Txns, vals: list) -> dict:
+    """Each key sequentially consistent: a process's consecutive transactions on a key
+    order the last value the earlier one saw or wrote before the first of the later."""
+    edges: dict = {}
+    last: dict = {}  # (process, key) -> last value
+    inv = tx.invoke
+    order = sorted((i for i in range(1, len(vals)) if vals[i] is not None),
+                   key=lambda i: (inv[i] is None, inv[i] or 0, i))
+    for i in order:
+        p = tx.process[i]
+        for k, (first, final, _) in vals[i].items():
+            a = last.get((p, k), _NONE)
+            if a is not _NONE:
+                _link(edges, k, a, first)
+            last[(p, k)] = final
+    return edges
+
+
+_NONE = object()
+
+
+def _realtime_order(tx: Txns, vals: list) -> dict:
+    """Each key linearizable: when T completed before U began, and no transaction on the
+    key lies between them in real time, T's last value of the key precedes U's first."""
+    edges: dict = {}
+    by_key: dict = {}
+    inv, comp = tx.invoke, tx.complete
+    for i in range(1, len(vals)):
+        if vals[i] is not None and inv[i] is not None:
+            for k in vals[i]:
+                by_key.setdefault(k, []).append(i)
+    inf = float("inf")
+    for k, ts in by_key.items():
+        ts.sort(key=inv.__getitem__)
+        invs = [inv[t] for t in ts]
+        sufmin = [inf] * (len(ts) + 1)
+        for j in range(len(ts) - 1, -1, -1):
+            c = comp[ts[j]]
+            sufmin[j] = min(sufmin[j + 1], inf if c is None else c)
+        for a in ts:
+            ca = comp[a]
+            if ca is None or tx.status[a] != OK:
+                continue
+            j = bisect_right(invs, ca)
+            m = sufmin[j]
+            final = vals[a][k][1]
+            while j < len(ts) and invs[j] <= m:
+                _link(edges, k, final, vals[ts[j]][k][0])
+                j += 1
+    return edges
+
+
+def _register_chains(tx: Txns, idx: Index) -> None:
+    writer = idx.writer
+    status, ops = tx.status, tx.ops
+    values: dict = {}  # key -> values the initial state precedes
+    for i in range(1, len(status)):
+        s = status[i]
+        if s == OK or s == INFO:
+            for op in ops[i]:
+                if op[0] == "w" or s == OK:
+                    values.setdefault(op[1], set()).add(op[2])
+    for k in values:
+        writer.setdefault(k, {})
+    for d in writer.values():
         d[None] = 0
-        s = succ.setdefault(k, {})
-        has_pred = {b for bs in s.values() for b in bs}
-        for v in d:
-            if v is not None and v not in has_pred:
-                s.setdefault(None, set()).add(v)
-        cycle = _find_cycle(s)
-        if cycle:
-            idx.findings.append(("cyclic-versions", {"key": k, "versions": cycle,
-                                                     "txns": [d.get(v) for v in cycle]}))
+    succ = {k: {None: {v for v in vs if v is not None}} for k, vs in values.items()}
+    used = {k: ["initial-state"] for k in succ}
+    for name, edges in _order_sources(tx, idx.options):
+        for k, pairs in edges.items():
+            sk = succ.setdefault(k, {None: set()})
+            added = []
+            for a, b in pairs:
+                bs = sk.setdefault(a, set())
+                if b not in bs:
+                    bs.add(b)
+                    added.append((a, b))
+            if not added:
+                continue
+            cycle = _find_cycle(sk)
+            if cycle:
+                d = writer.get(k, {})
+                idx.findings.append(("cyclic-versions", {
+                    "key": k, "versions": cycle, "txns": [d.get(v) for v in cycle],
+                    "sources": used.get(k, ["initial-state"]) + [name]}))
+                for a, b in added:
+                    sk[a].discard(b)
+            else:
+                used.setdefault(k, ["initial-state"]).append(name)
+    for k, sk in succ.items():
+        d = writer.get(k)
+        if not d:
             continue
         nx = idx.nextw[k] = {}
-        for a, bs in s.items():
-            ws = tuple(d[b] for b in bs if b in d)
+        for a, bs in sk.items():
+            ws = tuple(dict.fromkeys(d[b] for b in bs if b in d))
             if ws:
                 nx[a] = ws[0] if len(ws) == 1 else ws
 
@@ -231,51 +380,117 @@ def _find_cycle(succ: dict) -> list | None:
     return None
 
 
+# ---------------------------------------------------------------- Elle list-append
+
+
 def _append_chains(tx: Txns, idx: Index) -> None:
-    longest: dict = {}
-    reads = []
-    for i in range(len(tx.status)):
-        if tx.status[i] != OK:
+    status, ops = tx.status, tx.ops
+    findings, failed, writer = idx.findings, idx.failed, idx.writer
+    longest: dict = {}  # key -> (reader, the longest list read)
+    for i in range(1, len(status)):
+        if status[i] != OK:
             continue
-        for op in tx.ops[i]:
-            if op[0] == "r" and isinstance(op[3], list):
-                reads.append((i, op[1], op[3]))
+        for op in ops[i]:
+            if op[0] == "r" and op[3]:
                 cur = longest.get(op[1])
                 if cur is None or len(op[3]) > len(cur[1]):
                     longest[op[1]] = (i, op[3])
-    bad = set()
-    for i, k, lst in reads:
-        j, full = longest[k]
-        if full[:len(lst)] != lst:
-            if k not in bad:
-                idx.findings.append(("incompatible-order", {"key": k, "txns": [i, j],
+    bad: set = set()
+    dup_seen: set = set()
+    garbage = idx.options.garbage_reads
+    shown = {k: set(full) for k, (_, full) in longest.items()}
+    stray: dict = {k_e: j for k, (j, full) in longest.items() for k_e in
+                   ((k, e) for e in dict.fromkeys(full))} if garbage else {}
+    for i in range(1, len(status)):
+        if status[i] != OK:
+            continue
+        for op in ops[i]:
+            if op[0] != "r" or not op[3]:
+                continue
+            k, lst = op[1], op[3]
+            j, full = longest[k]
+            if full[:len(lst)] != lst:
+                if k not in bad:
+                    bad.add(k)
+                    findings.append(("incompatible-order", {"key": k, "txns": [i, j],
                                                             "reads": [lst, full]}))
-            bad.add(k)
-        elif lst and idx.failed:
-            for e in lst[:-1]:  # the last element is checked with every read (G1a)
-                if (k, e) in idx.failed:
-                    idx.findings.append(("G1a", {"reader": i, "writer": idx.failed[(k, e)][0][0],
-                                                 "key": k, "version": e}))
-    for k, (j, full) in longest.items():
-        d = idx.writer.setdefault(k, {})
+                if garbage:
+                    for e in dict.fromkeys(lst):
+                        if e not in shown[k]:
+                            stray.setdefault((k, e), i)
+            if len(set(lst)) != len(lst) and (i, k) not in dup_seen:
+                dup_seen.add((i, k))
+                findings.append(("duplicate-elements", {
+                    "key": k, "txns": [i], "read": lst,
+                    "why": "an element appears twice: "
+                           + ", ".join(repr(e) for e in dict.fromkeys(lst) if lst.count(e) > 1)}))
+            if failed:
+                for e in lst:
+                    fw = failed.get((k, e))
+                    if fw:
+                        findings.append(("G1a", {"reader": i, "writer": fw[0][0], "key": k,
+                                                 "version": e}))
+    appended: dict = {}  # key -> committed appenders of elements no read shows
+    for k, d in writer.items():
+        order = list(dict.fromkeys(longest[k][1])) if k in longest else []
+        shown = set(order)
+        for e, w in d.items():
+            if e not in shown:
+                appended.setdefault(k, []).append(w)
+    for k in set(longest) | set(writer):
+        d = writer.setdefault(k, {})
         d[None] = 0
-        if len(set(full)) != len(full):
-            idx.findings.append(("duplicate-versions", {"key": k, "txns": [j],
-                                                        "why": "an element appears twice"}))
-            continue
-        if k in bad:
-            continue
-        for e in full:
-            if e not in d and (k, e) not in idx.failed:
-                idx.findings.append(("missing-versions", {"key": k, "version": e, "txns": [j],
-                                                          "why": "read an element nobody appended"}))
-        order = [None] + full
-        idx.nextw[k] = {a: d[b] for a, b in zip(order, order[1:], strict=False) if b in d}
+        j, full = longest.get(k, (None, []))
+        order = list(dict.fromkeys(full))
+        chain = [None] + order
+        nx = {a: d[b] for a, b in zip(chain, chain[1:], strict=False) if b in d}
+        late = appended.get(k)
+        if late:
+            ws = tuple(dict.fromkeys(late))
+            nx[chain[-1]] = ws[0] if len(ws) == 1 else ws
+        idx.nextw[k] = nx
+        _dirty_updates(tx, idx, k, order)
+    for (k, e), j in stray.items():  # elements read that no transaction appended
+        if e not in writer[k] and (k, e) not in failed and (k, e) not in idx.unknown:
+            findings.append(("garbage-read", {"reader": j, "key": k, "version": e, "value": e}))
 
 
-def build(tx: Txns) -> Index:
-    _promote(tx)
-    idx = Index({}, {}, set(), {}, values={} if tx.format == TXLAB else None)
+def _dirty_updates(tx: Txns, idx: Index, k, order: list) -> None:
+    """Elle's dirty update: in a key's version order, a committed append follows a failed
+    one (perhaps through appends of unknown outcome)."""
+    if not idx.failed:
+        return
+    d = idx.writer[k]
+    prev, vs, prev_w = OK, [], None
+    for e in order:
+        if (k, e) in idx.unknown:
+            t, w = INFO, idx.unknown[(k, e)]
+        elif e in d:
+            t, w = OK, d[e]
+        elif (k, e) in idx.failed:
+            t, w = FAIL, idx.failed[(k, e)][0][0]
+        else:
+            continue
+        if t == OK:
+            if prev == FAIL:
+                idx.findings.append(("dirty-update", {"key": k, "values": vs + [e],
+                                                      "txns": [prev_w, w]}))
+            prev, vs, prev_w = OK, [e], w
+        elif t == FAIL:
+            if prev == FAIL:
+                vs = vs + [e]
+            else:
+                prev, vs, prev_w = FAIL, [e], w
+        else:
+            vs = vs + [e]
+
+
+DEFAULTS = Options()
+
+
+def build(tx: Txns, options: Options = DEFAULTS) -> Index:
+    idx = Index({}, {}, set(), {}, values={} if tx.format == TXLAB else None, options=options)
+    _promote(tx, idx)
     _writers(tx, idx)
     if tx.format == TXLAB:
         _numeric_chains(idx)
@@ -284,51 +499,3 @@ def build(tx: Txns) -> Index:
     else:
         _append_chains(tx, idx)
     return idx
-
-
-# ---------------------------------------------------------------- Elle -> Txns
-
-
-def normalise_elle(workload: str, txns: list[tuple]) -> Txns:
-    """(index, status, process, t_invoke, t_complete, mops) -> Txns with T0 at 0."""
-    if all(t[3] is not None or t[4] is not None for t in txns):  # else keep the file's order
-        txns.sort(key=lambda t: t[3] if t[3] is not None else t[4])
-    n = len(txns) + 1
-    names, status, process, invoke, complete, ops, raw = ([None] * n for _ in range(7))
-    names[0], status[0], ops[0], raw[0] = 0, OK, [], []
-    internal = []
-    for i, (name, s, p, ti, tc, mops) in enumerate(txns, 1):
-        names[i], status[i], process[i], invoke[i], complete[i], raw[i] = name, s, p, ti, tc, mops
-        out = []
-        state: dict = {}  # key -> what this transaction should read now
-        for f, k, v in mops:
-            if f == "r":
-                if s != OK:  # a failed or indeterminate read tells nothing
-                    continue
-                if workload == APPEND:
-                    if not isinstance(v, list):
-                        continue
-                    out.append(("r", k, v[-1] if v else None, v))
-                    exp = state.get(k)
-                    if exp is not None:
-                        whole, tail = exp
-                        ok = v == tail if whole else (len(v) >= len(tail) and v[len(v) - len(tail):] == tail)
-                        if not ok:
-                            internal.append((i, k, (list(tail) if whole else ["...", *tail]), v))
-                    state[k] = (True, list(v))
-                else:
-                    out.append(("r", k, v, v))
-                    if k in state and state[k] != v:
-                        internal.append((i, k, state[k], v))
-                    state[k] = v
-            elif f == "append":
-                out.append(("w", k, v, v))
-                whole, tail = state.get(k, (False, []))
-                state[k] = (whole, tail + [v])
-            else:
-                out.append(("w", k, v, v))
-                state[k] = v
-        ops[i] = out
-    tx = Txns(workload, names, status, process, invoke, complete, ops, {}, raw)
-    tx.internal = internal
-    return tx

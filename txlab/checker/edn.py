@@ -1,0 +1,273 @@
+"""A small reader for the EDN that Jepsen writes (`history.edn`: one op map per line).
+
+The subset: maps, vectors, lists, sets, keywords (read as the string ":name"),
+strings, integers, floats, ratios, characters, nil, true, false, symbols,
+comments, `#_` (discard) and tagged literals such as `#jepsen.history.Op{...}`
+(read as the tagged value). Values may span lines. Anything else is a
+`HistoryFormatError` naming the file and the line.
+
+Speed: a line made only of maps, vectors, keywords, numbers and nil (what an
+op of the txn workloads looks like) is rewritten into JSON by a few C-level
+substitutions and parsed with the JSON parser; any other line goes through the
+tokenizer below.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from txlab.checker.loading import HistoryFormatError, _short, huge_integers, json_loads
+
+_TOKEN = re.compile(r"""
+    [\s,]+                        # whitespace (commas are whitespace)
+  | ;[^\n]*                       # comment
+  | "(?:[^"\\]|\\.)*"             # string
+  | \#\{ | \#_ | \#[A-Za-z][\w.\-/]*   # set, discard, tag
+  | [\[\](){}]
+  | \\(?:newline|space|tab|return|[^\s])  # character
+  | [^\s,\[\](){}";\\]+           # atom: keyword, symbol, number, nil, true, false
+  | "                             # an unterminated string
+""", re.VERBOSE)
+_INT = re.compile(r"[+-]?\d+N?\Z")
+_FLOAT = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?M?\Z")
+_RATIO = re.compile(r"[+-]?\d+/\d+\Z")
+_CHARS = {"newline": "\n", "space": " ", "tab": "\t", "return": "\r"}
+_ESC = re.compile(r'\\(.)')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "\b", "f": "\f"}
+_CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
+
+_OP_TAG = b"#jepsen.history.Op{"
+_RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
+_KW = re.compile(rb"(, | ):([^\s,\]}]*)(?=([\s,\]}]))")
+_KW_AS_WRITTEN = re.compile(rb"(\{|, | |\[):([^\s,\]}]*)(?=([\s,\]}]))")
+_SPACES = bytes.maketrans(b"\n\t\r ", b",,,,")
+CHUNK = 4096  # lines
+
+
+def read_records(path: Path, lines):
+    """(line number, value) for each top-level value; `lines` yields (number, bytes)."""
+    slow = _Tokenizer(path)
+    fast = _Fast()
+    buf: list = []
+    it = iter(lines)
+    while True:
+        buf = [x for _, x in zip(range(CHUNK), it, strict=False)]
+        if not buf:
+            break
+        recs = fast.parse([line for _, line in buf]) if not slow.busy else [None] * len(buf)
+        for (n, line), rec in zip(buf, recs, strict=True):
+            if rec is not None and not slow.stack and not slow.discard:
+                yield n, rec
+            else:
+                yield from slow.feed(n, line)
+    slow.finish()
+
+
+class _Fast:
+    """Lines made only of maps with keyword keys, vectors, keywords, numbers, nil, true and
+    false are rewritten into JSON by a few substitutions over a whole chunk of lines and
+    parsed by the JSON parser: each keyword seen so far is replaced by itself in quotes (a
+    map key, after "{" or ", ", also gets its colon), nil by null, spaces and newlines by
+    commas. First as Jepsen writes them (`{:type :ok, :f :txn, :value [[:r 1 nil]]}`: ", "
+    between a map's entries, one space elsewhere); a chunk that does not parse teaches
+    the keywords it holds and is tried again, then once more with its spacing made
+    regular. A line that still does not come out as a JSON object, or that holds a
+    string, a comment, a list, a tag or a character, goes to the tokenizer. The
+    substitutions cannot turn anything else into valid JSON: a key's colon inside a
+    vector, a keyword left unquoted or a symbol makes the line invalid."""
+
+    def __init__(self):
+        self.written: list = []  # (pattern, replacement) per keyword in context, as written
+        self.quote: list = []  # the same once the spacing is made regular
+
+    def learn_written(self, text: bytes) -> None:
+        known = {p for p, _ in self.written}
+        for pre, kw, d in set(_KW_AS_WRITTEN.findall(text)):
+            if pre in (b"{", b", ") and d == b" ":  # a map's key
+                pat, rep = pre + b":" + kw + b" ", pre.strip() + b'":' + kw + b'": '
+            else:
+                pat, rep = pre + b":" + kw + d, pre + b'":' + kw + b'"' + d
+            if pat not in known:
+                known.add(pat)
+                self.written.append((pat, rep))
+
+    def learn(self, text: bytes) -> None:
+        known = {p for p, _ in self.quote}
+        for pre, kw, d in set(_KW.findall(text)):
+            if pre == b", " and d == b" ":  # a map's key
+                pat, rep = b", :" + kw + b" ", b',":' + kw + b'": '
+            else:
+                pat, rep = b" :" + kw + d, b' ":' + kw + b'"' + d
+            if pat not in known:
+                known.add(pat)
+                self.quote.append((pat, rep))
+
+    def as_written(self, text: bytes):
+        u = text
+        for pat, rep in self.written:
+            u = u.replace(pat, rep)
+        u = u.replace(b'": ', b'":').replace(b" nil", b" null").translate(_SPACES)
+        try:
+            return json_loads(b"[" + u.rstrip(b",") + b"]")
+        except ValueError:
+            return None
+
+    def parse(self, lines: list) -> list:
+        out = [None] * len(lines)
+        if lines and lines[0][-1:] == b"\n":
+            lines = [x.rstrip(b"\r\n") for x in lines]
+        text = b"\n".join(lines).replace(_OP_TAG, b"{")
+        if any(r in text for r in _RISKY) or huge_integers(text):
+            lines = [b"nil" if any(r in line for r in _RISKY) or huge_integers(line) else line
+                     for line in (x.replace(_OP_TAG, b"{") for x in lines)]
+            text = b"\n".join(lines)
+        text += b"\n"
+        for attempt in (0, 1):
+            recs = self.as_written(text)
+            if recs is not None and len(recs) == len(out):
+                return [r if type(r) is dict else None for r in recs]
+            if not attempt:
+                self.learn_written(text)
+        t = text.replace(b"{:", b"{, :").replace(b"[:", b"[ :")
+        for _ in (0, 1):
+            u = self._json(t)
+            if u is not None:
+                break
+            self.learn(t)
+        else:
+            return out  # some keyword is still unquoted: the tokenizer will read the chunk
+        try:
+            recs = json_loads(b"[" + u.strip(b",") + b"]")
+        except ValueError:
+            recs = None
+        if recs is not None and len(recs) == len(out):
+            return [r if type(r) is dict else None for r in recs]
+        for i, part in enumerate(t.split(b"\n")[:len(out)]):  # line by line, then
+            u = self._json(part + b"\n")
+            try:
+                rec = json_loads(u.strip(b",")) if u is not None else None
+            except ValueError:
+                continue
+            if type(rec) is dict:
+                out[i] = rec
+        return out
+
+    def _json(self, t: bytes) -> bytes | None:
+        """Keywords quoted, nil null, separators commas; None if a keyword is unknown."""
+        u = t
+        for pat, rep in self.quote:
+            u = u.replace(pat, rep)
+        if b" :" in u:
+            return None
+        u = (u.replace(b'": ', b'":').replace(b" nil", b" null").replace(b"{,", b"{")
+             .replace(b"[ ", b"[").translate(_SPACES))
+        while b",," in u:
+            u = u.replace(b",,", b",")
+        return u.replace(b",]", b"]").replace(b",}", b"}").replace(b"[,", b"[")
+
+
+class _Tokenizer:
+    """Any EDN, a line at a time; values may span lines."""
+
+    def __init__(self, path):
+        self.path = path
+        self.stack: list = []  # open collections: [opener, items, line]
+        self.discard: list = []  # depths at which a `#_` waits for the next form to drop
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.stack or self.discard)
+
+    def finish(self) -> None:
+        if self.stack:
+            raise HistoryFormatError(f"{self.path}:{self.stack[-1][2]}: "
+                                     f"{self.stack[-1][0]!r} is never closed")
+
+    def feed(self, n: int, line: bytes):
+        path, stack, discard = self.path, self.stack, self.discard
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HistoryFormatError(f"{path}:{n}: not UTF-8 text") from None
+        end = 0
+        for m in _TOKEN.finditer(text):
+            if m.start() != end:
+                raise HistoryFormatError(f"{path}:{n}: unexpected {text[end:m.start()]!r}")
+            end = m.end()
+            tok = m.group()
+            c = tok[0]
+            if c in " \t\r\n," or c == ";":
+                continue
+            if tok == '"':
+                raise HistoryFormatError(f"{path}:{n}: a string is not closed on its line")
+            if tok in ("[", "(", "{", "#{"):
+                stack.append([tok, [], n])
+                continue
+            if tok == "#_":
+                discard.append(len(stack))
+                continue
+            if c == "#":  # a tag: the value that follows stands for itself
+                continue
+            if tok in ("]", ")", "}"):
+                if not stack or _CLOSE[stack[-1][0]] != tok:
+                    raise HistoryFormatError(f"{path}:{n}: unexpected {tok!r}")
+                opener, items, start = stack.pop()
+                if opener == "{":
+                    if len(items) % 2:
+                        raise HistoryFormatError(f"{path}:{n}: a map needs an even number "
+                                                 "of forms")
+                    try:
+                        value = dict(zip(items[::2], items[1::2], strict=True))
+                    except TypeError:
+                        raise HistoryFormatError(
+                            f"{path}:{n}: a map key must be a keyword, number or string") from None
+                else:
+                    value = items
+            else:
+                value = _atom(tok, path, n)
+                start = n
+            if discard and discard[-1] == len(stack):
+                discard.pop()
+                continue
+            if stack:
+                top = stack[-1]
+                top[1].append(_hashable(value) if top[0] == "{" and not len(top[1]) % 2
+                              else value)
+            else:
+                yield start, value
+        if end != len(text):
+            raise HistoryFormatError(f"{path}:{n}: unexpected {text[end:end + 20]!r}")
+
+
+def _hashable(x):
+    """Map keys inside maps must be hashable: vectors become tuples."""
+    if type(x) is list:
+        return tuple(_hashable(e) for e in x)
+    return x
+
+
+def _atom(tok: str, path, n: int):
+    c = tok[0]
+    if c == ":":
+        return tok
+    if c == '"':
+        return _ESC.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), tok[1:-1])
+    if tok == "nil":
+        return None
+    if tok == "true":
+        return True
+    if tok == "false":
+        return False
+    if c == "\\":
+        return _CHARS.get(tok[1:], tok[1:])
+    if c.isdigit() or (c in "+-" and len(tok) > 1 and tok[1].isdigit()):
+        if _INT.match(tok):
+            return int(tok.rstrip("N"))
+        if _FLOAT.match(tok):
+            return float(tok.rstrip("M"))
+        if _RATIO.match(tok):
+            a, b = tok.split("/")
+            return int(a) / int(b) if int(b) else float("nan")
+        raise HistoryFormatError(f"{path}:{n}: not a number: {_short(tok)}")
+    return tok  # a symbol
