@@ -17,8 +17,8 @@ per round trip (five), which is what a hand-written pgbench run would do.
 What is compared: transactions per second that ran to their end, committed plus
 declined (pgbench counts a script that ends in ROLLBACK as a transaction too).
 Committed-only figures are printed in brackets (pgbench's are derived from the
-rows its run added to `transfers`). txlab records its full history in memory, as
-it always does, and writes it with --history to a temporary file after each run.
+rows its run added to `transfers`). txlab streams its history to a temporary file
+(--history) as it runs, as it always records one.
 The ratio is the median of the per-round ratios (each round runs both back to
 back, in alternating order), which is steadier than a ratio of medians on a
 shared machine. "client CPU" is the user+system time of the client process per
@@ -37,20 +37,18 @@ this script and stopped at the end. Tables live in two txlab schemas
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from _shared import children_cpu, database, txlab_report
+
 from txlab import db, server
 
-TXLAB = [sys.executable, "-m", "txlab"]
 PG_SCHEMA, TX_SCHEMA = "txlab_bench_pg", "txlab_bench_tx"
 
 
@@ -115,29 +113,13 @@ def _sql(dsn: str, *statements: str) -> list:
     return out
 
 
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
 
 def _txlab(dsn: str, schema: str, args: argparse.Namespace, extra: list[str]) -> dict:
     """`txlab run` in a subprocess: its JSON report, plus the CPU it used (cpu_s)."""
-    cmd = [
-        *TXLAB, "run", "bank-transfer", "--strategy", "atomic", "--isolation", args.isolation,
-        "--workers", str(args.clients), "--retries", str(args.retries),
-        "--param", f"accounts={args.accounts}", "--param", f"max_amount={args.max_amount}",
-        "--format", "json", "--dsn", dsn, "--schema", schema, *extra,
-    ]
-    cpu = _children_cpu()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    cpu = _children_cpu() - cpu
-    if done.returncode not in (0, 1):
-        sys.exit(f"txlab failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
-    report = json.loads(done.stdout)
-    if report["verdict"] != "HOLDS":
-        print(f"  warning: txlab reports a violated invariant: {report['invariants']}")
-    report["cpu_s"] = cpu
-    return report
+    return txlab_report([
+        "--isolation", args.isolation, "--workers", str(args.clients),
+        "--retries", str(args.retries), "--param", f"accounts={args.accounts}",
+        "--param", f"max_amount={args.max_amount}", "--dsn", dsn, "--schema", schema, *extra])
 
 
 def run_pgbench(dsn: str, script: Path, args: argparse.Namespace) -> dict:
@@ -150,9 +132,9 @@ def run_pgbench(dsn: str, script: Path, args: argparse.Namespace) -> dict:
     # the session settings of txlab's workers (its defaults), so the server does the same work
     options = f"-c search_path={PG_SCHEMA} -c statement_timeout=30000 -c lock_timeout=10000"
     env = {**os.environ, "PGOPTIONS": options, "PGAPPNAME": "txlab-bench-pgbench"}
-    cpu = _children_cpu()
+    cpu = children_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    cpu = _children_cpu() - cpu
+    cpu = children_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     out = done.stdout
@@ -193,16 +175,6 @@ def run_txlab(dsn: str, args: argparse.Namespace, history: Path, fixed_cpu_s: fl
 # ---------------------------------------------------------------- main
 
 
-@contextlib.contextmanager
-def database(dsn: str | None):
-    if dsn:
-        yield dsn
-        return
-    print("starting a temporary embedded server", flush=True)
-    with server.temporary("txlab-bench-pg-") as (url, _):
-        yield url
-
-
 def _line(label: str, r: dict) -> str:
     extra = f", failed {r['failed']}" if r["failed"] else ""
     if r.get("aborted"):
@@ -234,7 +206,7 @@ def main() -> None:
     iso = db.parse_isolation(args.isolation)
     args.isolation = iso.key
 
-    with tempfile.TemporaryDirectory(prefix="txlab-bench-") as t, database(args.dsn) as dsn:
+    with tempfile.TemporaryDirectory(prefix="txlab-bench-") as t, database(args.dsn, "txlab-bench-pg-") as dsn:
         tmp = Path(t)
         script = tmp / "transfer.sql"
         script.write_text(pgbench_script(args.accounts, args.max_amount, iso.sql,

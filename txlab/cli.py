@@ -14,7 +14,7 @@ import sys
 import click
 import psycopg2
 
-from txlab import __version__, db, errors, history, html, names, paths, report, server, signals
+from txlab import __version__, db, errors, html, names, paths, report, server, signals
 from txlab import cli_types as bounded
 from txlab import dsn as dsns
 from txlab import scenario as scenarios
@@ -270,12 +270,21 @@ def _embedded_version() -> str:
 @click.option("--check/--no-check", "check", default=True, show_default=True,
               help="Check the history for anomalies (G0 ... G2-item) at the end.")
 @no_fail_option
+@seconds_option("progress-interval", None, type=click.FloatRange(min=0, min_open=True),
+                help="Print a progress line every SECONDS to standard error, also when it "
+                     "is not a terminal (as pgbench -P); a terminal otherwise gets one live "
+                     "line.")
+@seconds_option("reconnect-timeout", None, default=30.0, show_default=True,
+                type=click.FloatRange(min=0),
+                help="When the server goes away mid-run, keep reconnecting this long before "
+                     "giving up (exit 3, with the partial report and history).")
 @dsn_option
 @schema_option
 @scenario_path_option
 def run(scenario, isolation, strategy, workers, duration, transactions, seed, think_ms, retries,
         params, allow_large_params, fmt, output, history_file, html_file, lock_timeout_ms,
-        statement_timeout_ms, deadlock_timeout_ms, check, no_fail, dsn, schema, scenario_path):
+        statement_timeout_ms, deadlock_timeout_ms, check, no_fail, progress_interval,
+        reconnect_timeout, dsn, schema, scenario_path):
     """Run SCENARIO (a name from `txlab list`, or a path to a scenario file).
 
     Example: txlab run bank-transfer --isolation serializable --retries 5
@@ -291,45 +300,46 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         schema=schema, scenario_path=tuple(scenario_path),
         statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms,
         deadlock_timeout_ms=deadlock_timeout_ms, check=check,
-        allow_large_params=allow_large_params,
+        allow_large_params=allow_large_params, history_path=history_file,
+        reconnect_timeout_s=reconnect_timeout, keep_history=html_file is not None,
     )
     found = names.scenario(settings.scenario, settings.scenario_path)
     # validate knobs and output files before starting any server
     found.params(dict(settings.params), allow_large=settings.allow_large_params)
     found.strategy(settings.strategy)
     paths.check_outputs({"--output": output, "--history": history_file, "--html": html_file})
+    from txlab import progress as progress_mod
     from txlab import runner
 
+    lost = None
     with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
         if not database.embedded or "persistent" in database.source:
             _err(f"database: {database.source} ({db.describe_target(database.dsn)})")
-        progress = _progress_line if sys.stderr.isatty() else None
+        line = progress_mod.Printer.for_stream(sys.stderr, progress_interval, settings)
         try:
-            result = runner.run(settings, found, database.dsn, progress=progress)
+            result = runner.run(settings, found, database.dsn, progress=line)
+        except runner.ServerLost as exc:
+            lost, result = exc, exc.result
         finally:
-            if progress:
-                click.echo("\r\033[K", err=True, nl=False)
+            if line:
+                line.close()
     text = report.render(result, fmt, out_term(output))
     if history_file:
-        history.write(result.history, history_file)
-        _err(f"history: {len(result.history.attempts)} attempts written to {history_file}")
+        _err(f"history: {result.history.count} attempts written to {history_file}")
     if html_file:
         from txlab import timeline
         from txlab.html import run as run_page
 
         write_html(html_file, run_page.page(report.to_dict(result), timeline.attempt_records(result)))
     emit(text, output)
+    if lost is not None:
+        _err(str(lost), "error")
+        sys.exit(errors.EXIT_RUNTIME)
     if result.interrupted:
         sys.exit(errors.EXIT_INTERRUPTED)
     failed = result.failed_verdict and not no_fail
     sys.exit(errors.EXIT_VIOLATED if failed else errors.EXIT_OK)
 
-
-
-def _progress_line(elapsed: float, committed: int, aborted: int) -> None:
-    tps = committed / elapsed if elapsed > 0 else 0.0
-    click.echo(f"\r\033[K{elapsed:6.1f}s  committed {committed}  aborted {aborted}  {tps:.0f} tps",
-               err=True, nl=False)
 
 
 # ---------------------------------------------------------------- list

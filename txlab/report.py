@@ -64,12 +64,18 @@ def _data(r: RunResult) -> dict:
         "declared": r.declared,
         "terms": terms(r),
         "summary": summary(r),
+        "failure": r.failure,
+        "invariants_unchecked": list(r.invariants_unchecked),
+        "check_skipped": r.check_skipped,
     }
 
 
 def verdict(r: RunResult) -> str:
-    """HOLDS, or VIOLATED when an invariant failed or an anomaly the level forbids occurred."""
-    return "VIOLATED" if r.failed_verdict else "HOLDS"
+    """HOLDS, or VIOLATED when an invariant failed or an anomaly the level forbids occurred;
+    INCOMPLETE when neither was found but some invariants could not be checked."""
+    if r.failed_verdict:
+        return "VIOLATED"
+    return "INCOMPLETE" if r.invariants_unchecked else "HOLDS"
 
 
 def anomalies(r: RunResult) -> list[dict]:
@@ -113,6 +119,15 @@ def notes(r: RunResult) -> list[str]:
         out.append(r.isolation.note)
     if r.interrupted:
         out.append("INTERRUPTED: the run was stopped early; in-flight transactions were rolled back.")
+    if r.failure:
+        out.append(f"SERVER LOST: {r.failure}. The report covers the run until then; the history "
+                   "has every attempt recorded.")
+    if r.invariants_unchecked:
+        why = "the server was lost" if r.failure else "interrupted"
+        out.append(f"invariants not checked ({why}): {', '.join(r.invariants_unchecked)}.")
+    if r.check_skipped:
+        out.append(f"the anomaly check did not run ({r.check_skipped}); run `txlab check` on the "
+                   "history file (--history) to check it later.")
     if r.outcomes.unknown:
         out.append(f"{r.outcomes.unknown} transactions lost their connection during COMMIT: "
                    "their outcome is unknown.")
@@ -131,6 +146,10 @@ def summary(r: RunResult) -> list[str]:
     if bad:
         lines = [f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated "
                  f"({', '.join(bad)})"]
+    elif r.invariants_unchecked:
+        lines = [f"{prefix}NOT CHECKED: {len(r.invariants_unchecked)} of "
+                 f"{len(r.invariants) + len(r.invariants_unchecked)} invariants not checked; "
+                 f"the {len(r.invariants)} checked held"]
     else:
         lines = [f"{prefix}HOLDS: all {len(r.invariants)} invariants held"]
     if r.forbidden:
@@ -260,7 +279,7 @@ def markdown(d: dict) -> str:
           i["detail"]] for i in d["invariants"]]))
     level = level_sql(d)
     if d["check"] is None:
-        anom = [["not checked (--no-check)", "", "", ""]]
+        anom = [[f"not checked ({d.get('check_skipped') or '--no-check'})", "", "", ""]]
     else:
         anom = [[a["kind"], f"{a['count']} {a['unit']}",
                  "allowed" if a["status"] == "allowed" else "**FORBIDDEN**", a["definition"]]

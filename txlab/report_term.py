@@ -84,7 +84,8 @@ def _outcome(label: str) -> Text:
 def _anomalies(d: dict, t: Term):
     level = report.level_sql(d)
     if d["check"] is None:
-        return Text("not checked (--no-check)", style=STYLES["muted"])
+        return Text(f"not checked ({d.get('check_skipped') or '--no-check'})",
+                    style=STYLES["muted"])
     if not d["anomalies"]:
         return Text("none found")
     rows = [[a["kind"], f"{a['count']} {a['unit']}",

@@ -1,7 +1,17 @@
 """Run a scenario: set up, start worker threads, stop, check invariants.
 
-Each worker owns its connection, its RNG and its list of attempts; nothing is
-shared on the hot path except a ticket counter when --transactions is given.
+Each worker owns its connection, its RNG, its counters (`stats.Tally`) and its
+list of recorded attempts; nothing is shared on the hot path except a ticket
+counter when --transactions is given. The main thread watches the clock, prints
+progress, and streams the attempts to the history file in invoke order
+(`history.Writer`), so memory stays flat however long the run.
+
+Faults: a lost connection (backend terminated, server crashed or restarted) is
+recorded (`unknown` when it happened during COMMIT) and the worker reconnects
+with backoff for up to `reconnect_timeout_s`; if the server stays away, the run
+stops and `ServerLost` carries the partial result. Ctrl-C (KeyboardInterrupt in
+the main thread) at any point after the load started keeps what was gathered:
+the result is returned marked interrupted.
 """
 
 from __future__ import annotations
@@ -12,18 +22,47 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
 
 import psycopg2
 
-from txlab import checker, db, stats
-from txlab.errors import RETRYABLE, Abort, DatabaseError, Declined, UsageError, classify
-from txlab.history import ABORTED, COMMITTED, DECLINED, UNKNOWN, Attempt, History, merge
+from txlab import checker, db, history, stats
+from txlab.errors import (
+    CONNECTION_LOST,
+    RETRYABLE,
+    Abort,
+    DatabaseError,
+    Declined,
+    UsageError,
+    classify,
+)
+from txlab.history import ABORTED, COMMITTED, DECLINED, UNKNOWN, History
+from txlab.rng import TxRandom
 from txlab.scenario import Check, Scenario, Setup, Verdict
 from txlab.settings import RunSettings
 from txlab.tx import Interrupted, Tx
 
-Progress = Callable[[float, int, int], None]  # elapsed s, committed, aborted
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the progress line shows; taken by the main thread a few times a second."""
+
+    elapsed_s: float
+    committed: int
+    declined: int
+    aborted: dict  # cause key -> aborted attempts so far
+    unknown: int
+    finished: int  # transactions done with, whatever their outcome
+    eta_s: float | None  # seconds left, with --duration or --transactions; None if unknown
+    reconnecting: int  # workers waiting for the server to come back
+
+    @property
+    def aborted_total(self) -> int:
+        return sum(self.aborted.values())
+
+
+Progress = Callable[[Snapshot], None]
 
 
 @dataclass(frozen=True)
@@ -50,15 +89,20 @@ class RunResult:
     throughput_tps: float
     latency_ms: dict
     invariants: list[InvariantResult]
-    check: checker.Result | None  # None with --no-check
+    check: checker.Result | None  # None with --no-check, or when the check could not finish
     params: dict
     think_ms: float
     retries: int
+    # meta, initial and the attempts (in the history file; iterate with
+    # history.iter_attempts(), or load them all with history.attempts)
     history: History = field(repr=False)
     # What the scenario declares (for the report's story and suggestions): how to
     # name it in a command, its strategies (name, help, safe_at, risk) in order,
     # and its knobs' defaults.
     declared: dict = field(default_factory=dict)
+    failure: str | None = None  # why the run stopped early, other than Ctrl-C (server lost)
+    invariants_unchecked: list[str] = field(default_factory=list)  # interrupted or server lost
+    check_skipped: str | None = None  # why the anomaly check did not run although asked for
 
     @property
     def violated(self) -> bool:
@@ -80,11 +124,35 @@ class ScenarioBug(UsageError):
     """The scenario's own Python code raised: name the file and line."""
 
 
+class ServerLost(DatabaseError):
+    """The server went away and did not come back in time; `result` is the partial run
+    (its history is complete up to the loss)."""
+
+    def __init__(self, message: str, result: RunResult):
+        super().__init__(message)
+        self.result = result
+
+
+class _Lost(Exception):
+    """Internal: the connection died under a query the main thread ran."""
+
+
 def _bug(scenario: Scenario, what: str, exc: BaseException) -> ScenarioBug:
     frames = traceback.extract_tb(exc.__traceback__)
     here = next((f for f in reversed(frames) if scenario.path and f.filename == str(scenario.path)), None)
     where = f"{scenario.path}:{here.lineno}" if here else str(scenario.path or scenario.name)
     return ScenarioBug(f"{where}: {what} raised {type(exc).__name__}: {exc}")
+
+
+def _gone(conn, exc: psycopg2.Error) -> bool:
+    """The error means the connection is dead (no server answer, or a FATAL 57P0x)."""
+    code = exc.pgcode
+    return code is None or bool(conn.closed) or code.startswith(("57P", "08"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- setup and checks
@@ -109,15 +177,24 @@ def _setup(conn, scenario: Scenario, settings: RunSettings, params: dict) -> lis
     return s.initial_writes
 
 
-def _check(conn, scenario: Scenario, settings: RunSettings, params: dict) -> list[InvariantResult]:
-    results = []
+def _check(conn, scenario: Scenario, settings: RunSettings, params: dict,
+           results: list[InvariantResult]) -> None:
+    """Check the invariants in turn, appending to `results` (kept if interrupted: the
+    caller runs this through db.cancellable, which cancels the running check)."""
     with conn.cursor() as cur:
-        cur.execute(f"SET search_path = {settings.schema}")
+        try:
+            cur.execute(f"SET search_path = {settings.schema}")
+        except psycopg2.Error as exc:
+            if _gone(conn, exc):
+                raise _Lost(db.first_line(exc)) from None
+            raise
         for inv in scenario.invariants:
-            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
+                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 v: Verdict = inv.check(Check(cur, params))
             except psycopg2.Error as exc:
+                if _gone(conn, exc):
+                    raise _Lost(db.first_line(exc)) from None
                 cur.execute("ROLLBACK")
                 raise UsageError(
                     f"{scenario.path or scenario.name}: invariant {inv.name!r} failed to run: "
@@ -129,37 +206,76 @@ def _check(conn, scenario: Scenario, settings: RunSettings, params: dict) -> lis
             cur.execute("COMMIT")
             results.append(InvariantResult(inv.name, bool(v.holds), v.expected, v.actual, v.detail,
                                            v.story))
-    return results
+
+
+def _reach(dsn: str, name: str, options: dict, timeout_s: float,
+           stop: threading.Event | None = None, tick: Callable[[], None] | None = None):
+    """Connect, retrying with backoff (0.05 s doubling to 1 s) for up to `timeout_s`.
+
+    Returns the connection; None if `stop` was set meanwhile; raises DatabaseError
+    (the last refusal) when the time is up. `tick` is called before every try.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        if tick is not None:
+            tick()
+        try:
+            return db.connect(dsn, name, **options)
+        except DatabaseError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+        wait = min(delay, left)
+        if stop is not None:
+            if stop.wait(wait):
+                return None
+        else:
+            time.sleep(wait)
+        delay = min(delay * 2, 1.0)
 
 
 # ---------------------------------------------------------------- workers
 
+_NEVER = 1 << 63  # a finished worker records nothing more
+
 
 class _Run:
-    def __init__(self, settings: RunSettings, scenario: Scenario, dsn: str, params: dict):
+    def __init__(self, settings: RunSettings, scenario: Scenario, dsn: str, params: dict,
+                 record: bool):
         self.settings = settings
         self.scenario = scenario
         self.strategy = scenario.strategy(settings.strategy)
         self.dsn = dsn
         self.params = params
         n = settings.workers
-        self.records: list[list[Attempt]] = [[] for _ in range(n)]
-        self.counts = [[0, 0] for _ in range(n)]  # committed, aborted: for the progress line
+        self.record = record
+        # Attempts recorded and not yet taken by the main thread (tuples in Attempt's order).
+        self.records: list[list[tuple]] = [[] for _ in range(n)]
+        # inflight[w]: no attempt worker w records from now on was invoked before this.
+        self.inflight = [0] * n
+        self.tallies = [stats.Tally() for _ in range(n)]
         self.conns: list = [None] * n
-        self.stop = threading.Event()  # no new transactions
-        self.halt = threading.Event()  # interrupted: abandon in-flight ones
+        # stop: no new transactions; halt: interrupted, abandon in-flight ones. The
+        # booleans say the same as the events, for the hot path (Event.is_set is a call).
+        self.stop = threading.Event()
+        self.halt = threading.Event()
+        self.stopping = self.halting = False
         self.tickets = itertools.count() if settings.transactions else None
         self.ready = threading.Barrier(n + 1)
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # a scenario bug: stop, raise it
+        self.lost: str | None = None  # the server did not come back in time
+        self.reconnecting = 0
         self.begin_sql = f"BEGIN ISOLATION LEVEL {settings.isolation.sql}"
+        options = {"search_path": settings.schema,
+                   "statement_timeout": str(settings.statement_timeout_ms),
+                   "lock_timeout": str(settings.lock_timeout_ms)}
+        if settings.deadlock_timeout_ms is not None:
+            options["deadlock_timeout"] = str(settings.deadlock_timeout_ms)
+        self.options = options
 
     def connect(self, w: int):
-        s = self.settings
-        options = {"search_path": s.schema, "statement_timeout": str(s.statement_timeout_ms),
-                   "lock_timeout": str(s.lock_timeout_ms)}
-        if s.deadlock_timeout_ms is not None:
-            options["deadlock_timeout"] = str(s.deadlock_timeout_ms)
-        conn = db.connect(self.dsn, f"txlab-worker-{w}", **options)
+        conn = db.connect(self.dsn, f"txlab-worker-{w}", **self.options)
         self.conns[w] = conn
         return conn
 
@@ -177,56 +293,85 @@ class _Run:
             return
         try:
             self._loop(w, conn)
-        except BaseException as exc:  # a scenario bug or a lost database: stop everything
+        except BaseException as exc:  # a scenario bug: stop everything
             if self.error is None:
                 self.error = exc
-            self.stop.set()
-            self.halt.set()
+            self.stop_all(halt=True)
         finally:
+            self.inflight[w] = _NEVER
             conn = self.conns[w]
             if conn is not None and not conn.closed:
                 conn.close()
 
     def _loop(self, w: int, conn) -> None:
+        """Transactions until told to stop. The hot path: every line here runs for every
+        transaction, so it keeps to local variables and plain attributes."""
         s = self.settings
-        rng = Random(f"txlab:{s.seed}:worker:{w}")
-        records, counts = self.records[w], self.counts[w]
-        body, params, begin = self.strategy.run, self.params, self.begin_sql
-        stop, halt, tickets, limit = self.stop, self.halt, self.tickets, s.transactions
-        think_s = s.think_ms / 1000.0
+        draw = Random(f"txlab:{s.seed}:worker:{w}").getrandbits
+        records = self.records[w] if self.record else None
+        inflight = self.inflight
+        tally = self.tallies[w]
+        aborted, reasons, record_latency = tally.aborted, tally.declined_reasons, tally.latency.record
+        body, tickets, limit = self.strategy.run, self.tickets, s.transactions
         tries = s.retries + 1
         clock = time.monotonic_ns
+        attempt_ = self._attempt
         cur = conn.cursor()
+        # One Tx (and one generator) per worker, reset for each attempt.
+        tx = Tx(cur, self.begin_sql, TxRandom(), self.params, s.think_ms / 1000.0, self.halt)
+        restart = tx._restart
         txn = 0
-        while not stop.is_set():
+        while not self.stopping:
             if tickets is not None and next(tickets) >= limit:
                 break
             txn += 1
-            seed = rng.getrandbits(64)
+            seed = draw(64)
+            first = 0
             for attempt in range(tries):
-                tx = Tx(cur, begin, Random(seed), params, think_s, halt)
+                restart(seed)
                 invoke = clock()
-                outcome, cause, code, msg = self._attempt(conn, cur, tx, body)
-                records.append(Attempt(w, txn, attempt, invoke, clock(), outcome, cause, code, msg, tx.ops))
-                if outcome == COMMITTED:
-                    counts[0] += 1
+                inflight[w] = invoke
+                if not attempt:
+                    first = invoke
+                outcome, cause, code, msg = attempt_(conn, cur, tx, body)
+                complete = clock()
+                if records is not None:
+                    records.append((w, txn, attempt, invoke, complete, outcome, cause, code, msg,
+                                    tx.ops))
+                if attempt:
+                    tally.retries += 1
+                if outcome is COMMITTED:
+                    tally.committed += 1
+                    record_latency(complete - first)
                     break
-                if outcome != ABORTED:
+                if outcome is DECLINED:
+                    tally.declined += 1
+                    key = cause or "declined"
+                    reasons[key] = reasons.get(key, 0) + 1
                     break
-                counts[1] += 1
-                if cause not in RETRYABLE or halt.is_set():
+                if outcome is UNKNOWN:
+                    tally.unknown += 1
                     break
-            if outcome in (ABORTED, UNKNOWN) and (conn.closed or cause == "connection-lost"):
+                key = cause or "other"
+                aborted[key] = aborted.get(key, 0) + 1
+                if cause not in RETRYABLE or self.halting:
+                    break
+            if outcome is ABORTED and cause != stats.INTERRUPTED_CAUSE:
+                tally.failed += 1
+            tally.finished += 1
+            if cause == CONNECTION_LOST or conn.closed:
                 conn = self._reconnect(w)
-                cur = conn.cursor()
+                if conn is None:
+                    break
+                cur = tx._cur = conn.cursor()
 
     def _attempt(self, conn, cur, tx: Tx, body) -> tuple:
         committing = False
         try:
             body(tx)
-            if not tx.begun:  # the body ran no SQL: nothing to commit
+            if tx._begin is not None:  # the body ran no SQL: nothing to commit
                 return COMMITTED, None, None, None
-            if self.halt.is_set():
+            if self.halting:
                 raise Interrupted
             committing = True
             cur.execute(tx.end_sql("COMMIT"))  # deferred statements travel with it
@@ -245,12 +390,11 @@ class _Run:
         except psycopg2.Error as exc:
             code = exc.pgcode
             msg = db.first_line(exc)
-            if code is None or conn.closed:
-                if committing:
-                    return UNKNOWN, "connection-lost", None, msg
-                return ABORTED, "connection-lost", None, msg
+            if _gone(conn, exc):
+                # No answer to COMMIT: it may or may not have taken effect.
+                return (UNKNOWN if committing else ABORTED), CONNECTION_LOST, code, msg
             self._rollback(conn, cur, tx)
-            if self.halt.is_set() and code == "57014":
+            if self.halting and code == "57014":
                 return ABORTED, stats.INTERRUPTED_CAUSE, code, "run interrupted"
             return ABORTED, classify(code, msg), code, msg
         except Exception as exc:
@@ -266,20 +410,81 @@ class _Run:
                 conn.close()
 
     def _reconnect(self, w: int):
+        """A new connection for worker w, or None: the run is stopping, or the server
+        stayed away for reconnect_timeout_s (then `lost` says so and the run stops)."""
         old = self.conns[w]
         if old is not None and not old.closed:
             old.close()
-        return self.connect(w)
+        self.conns[w] = None
+
+        def tick() -> None:  # its next attempt starts after now: the history need not wait
+            self.inflight[w] = time.monotonic_ns()
+
+        self.reconnecting += 1  # a counter only the progress line reads: races are harmless
+        try:
+            conn = _reach(self.dsn, f"txlab-worker-{w}", self.options,
+                          self.settings.reconnect_timeout_s, self.stop, tick)
+        except DatabaseError as exc:
+            if self.lost is None and not self.halting:
+                self.lost = (f"lost the connection to the server and could not reconnect "
+                             f"within {self.settings.reconnect_timeout_s:g} s: {_first_line(exc)}")
+            self.stop_all()
+            return None
+        finally:
+            self.reconnecting -= 1
+        if conn is not None:
+            self.conns[w] = conn
+        return conn
+
+    def stop_all(self, halt: bool = False) -> None:
+        """No new transactions; with `halt`, abandon the in-flight ones too."""
+        if halt:
+            self.halting = True
+            self.halt.set()
+        self.stopping = True
+        self.stop.set()
 
     def interrupt(self) -> None:
-        self.halt.set()
-        self.stop.set()
+        self.stop_all(halt=True)
         for conn in self.conns:
             if conn is not None and not conn.closed:
                 try:
                     conn.cancel()
                 except psycopg2.Error:
                     pass
+
+    # ---------------------------------------------------------------- main thread
+
+    def drain(self, writer: history.Writer | None, final: bool = False) -> None:
+        """Hand the workers' new attempts to the writer; write those no worker can
+        still precede (all of them when `final`)."""
+        if writer is None:
+            return
+        watermark = None if final else min(self.inflight)  # read before taking the records
+        for records in self.records:
+            n = len(records)
+            if n:
+                writer.add(records[:n])
+                del records[:n]  # in place: the worker appends to this same list
+        writer.flush(watermark)
+
+    def snapshot(self, elapsed: float, deadline: float | None, now: float) -> Snapshot:
+        committed = declined = unknown = finished = 0
+        aborted: dict[str, int] = {}
+        for t in self.tallies:
+            committed += t.committed
+            declined += t.declined
+            unknown += t.unknown
+            finished += t.finished
+            for cause, n in dict(t.aborted).items():  # dict(): one atomic copy
+                aborted[cause] = aborted.get(cause, 0) + n
+        eta = None
+        if deadline is not None:
+            eta = max(0.0, deadline - now)
+        elif self.settings.transactions and finished and elapsed > 0:
+            eta = max(0, self.settings.transactions - finished) * elapsed / finished
+        return Snapshot(elapsed, committed, declined, aborted, unknown, finished, eta,
+                        max(0, self.reconnecting))
 
 
 def run(
@@ -288,9 +493,13 @@ def run(
     """Run `scenario` as `settings` say against `dsn`; returns everything the report needs.
 
     The run owns its schema from setup to the final checks: a second txlab on it
-    is refused (db.own_schema). KeyboardInterrupt during setup cancels the running
-    statement; during the load phase it stops the workers (in-flight transactions
-    roll back) and returns a partial result marked interrupted.
+    is refused (db.own_schema). The history streams to settings.history_path, or
+    to a temporary file (removed with the result) when only the anomaly check or
+    keep_history needs it. KeyboardInterrupt during setup cancels the running
+    statement; at any point after the load started it stops the workers
+    (in-flight transactions roll back), skips what is left of the checks, and
+    returns a partial result marked interrupted. A server that stays away longer
+    than settings.reconnect_timeout_s raises ServerLost with the partial result.
     """
     with db.schema_owner(dsn, settings.schema, "run"):
         return _run(settings, scenario, dsn, progress)
@@ -299,73 +508,143 @@ def run(
 def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None) -> RunResult:
     params = scenario.params(dict(settings.params), allow_large=settings.allow_large_params)
     strategy = scenario.strategy(settings.strategy)
+    record = bool(settings.history_path) or settings.check or settings.keep_history
+    meta: dict = {
+        "scenario": scenario.name, "strategy": strategy.name,
+        "isolation": settings.isolation.sql, "workers": settings.workers,
+        "seed": settings.seed, "params": params,
+    }
+    hist = History(meta)
+    path = Path(settings.history_path) if settings.history_path else None
+    if path is None and record:
+        path = history.temporary_path(hist)  # removed with the result
+    hist.path = path
+    writer: history.Writer | None = None
     control = db.connect(dsn, "txlab-control")
     try:
         server = db.server_version(control)
         initial = db.cancellable(control, _setup, control, scenario, settings, params)
-        r = _Run(settings, scenario, dsn, params)
-        threads = [
-            threading.Thread(target=r.worker, args=(w,), name=f"txlab-worker-{w}", daemon=True)
-            for w in range(settings.workers)
-        ]
-        for t in threads:
-            t.start()
-        try:
-            r.ready.wait()
-        except threading.BrokenBarrierError:
-            for t in threads:
-                t.join()
-            raise r.error if r.error else DatabaseError("workers could not start") from None
-        started = time.monotonic()
-        interrupted = False
-        try:
-            deadline = started + settings.duration_s if settings.duration_s else None
-            while any(t.is_alive() for t in threads):
-                now = time.monotonic()
-                if deadline and now >= deadline:
-                    r.stop.set()
-                if r.error is not None:  # one worker failed: stop the others at once
-                    r.interrupt()
-                if progress:
-                    progress(now - started, sum(c[0] for c in r.counts), sum(c[1] for c in r.counts))
-                wait = 0.2
-                if deadline and not r.stop.is_set():
-                    wait = max(0.0, min(wait, deadline - now))
-                threads[0].join(wait) if r.stop.is_set() else r.stop.wait(wait)
-        except KeyboardInterrupt:
-            interrupted = True
-            r.interrupt()
-            _join_all(threads, 2.0)
-        elapsed = time.monotonic() - started
+        meta.update(server=server, think_ms=settings.think_ms, retries=settings.retries)
+        hist.initial = initial
+        if path is not None:
+            try:
+                writer = history.Writer(path, meta, initial)
+            except OSError as exc:
+                raise UsageError(f"cannot write the history to {path}: {exc.strerror}") from None
+        r = _Run(settings, scenario, dsn, params, record=writer is not None)
+        elapsed, interrupted = _load(r, settings, writer, progress)
         if r.error is not None:
             raise r.error
-        attempts = merge(r.records)
-        invariants = _check(control, scenario, settings, params)
+        interrupted |= _finish(r, writer)
+        hist.count = writer.count if writer else 0
+        failure = r.lost
+        invariants: list[InvariantResult] = []
+        try:
+            # After a lost server or Ctrl-C, one try; else wait for a restarting server.
+            wait = 0.0 if failure or interrupted else settings.reconnect_timeout_s
+            control = _usable(control, dsn, wait)
+            db.cancellable(control, _check, control, scenario, settings, params, invariants)
+        except KeyboardInterrupt:
+            interrupted = True
+        except (_Lost, DatabaseError) as exc:
+            if failure is None and not interrupted:
+                failure = f"the server could not be reached for the invariant checks: {exc}"
+        done = {i.name for i in invariants}
+        unchecked = [i.name for i in scenario.invariants if i.name not in done]
     finally:
-        control.close()
+        if writer is not None:
+            writer.close()
+        if not control.closed:
+            control.close()
 
-    history = History(
-        meta={
-            "scenario": scenario.name, "strategy": strategy.name,
-            "isolation": settings.isolation.sql, "workers": settings.workers,
-            "seed": settings.seed, "params": params, "server": server,
-            "think_ms": settings.think_ms, "retries": settings.retries,
-        },
-        initial=initial,
-        attempts=attempts,
-    )
-    out = stats.outcomes(attempts)
-    return RunResult(
+    out, latency = stats.merge(r.tallies)
+    check = None
+    check_skipped = None
+    if settings.check and path is not None:
+        if interrupted and unchecked:
+            check_skipped = "interrupted"
+        else:
+            try:
+                check = checker.check(str(path))
+            except KeyboardInterrupt:
+                interrupted = True
+                check_skipped = "interrupted"
+    result = RunResult(
         scenario=scenario.name, strategy=strategy.name, isolation=settings.isolation,
         workers=settings.workers, seed=settings.seed, duration_s=elapsed, server=server,
         interrupted=interrupted, outcomes=out,
         throughput_tps=out.committed / elapsed if elapsed > 0 else 0.0,
-        latency_ms=stats.percentiles_ms(stats.committed_latencies_ns(attempts)),
-        invariants=invariants, check=checker.check(history) if settings.check else None,
-        params=params,
-        think_ms=settings.think_ms, retries=settings.retries, history=history,
+        latency_ms=latency.percentiles_ms(),
+        invariants=invariants, check=check, params=params,
+        think_ms=settings.think_ms, retries=settings.retries, history=hist,
+        failure=failure, invariants_unchecked=unchecked, check_skipped=check_skipped,
         declared=declared(scenario, settings.scenario),
     )
+    if failure is not None and not interrupted:
+        raise ServerLost(failure, result)
+    return result
+
+
+def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None) -> tuple[float, bool]:
+    """Start the workers, watch them until they stop; (elapsed seconds, interrupted)."""
+    threads = [
+        threading.Thread(target=r.worker, args=(w,), name=f"txlab-worker-{w}", daemon=True)
+        for w in range(settings.workers)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        r.ready.wait()
+    except threading.BrokenBarrierError:
+        for t in threads:
+            t.join()
+        raise r.error if r.error else DatabaseError("workers could not start") from None
+    started = time.monotonic()
+    interrupted = False
+    try:
+        deadline = started + settings.duration_s if settings.duration_s else None
+        while any(t.is_alive() for t in threads):
+            now = time.monotonic()
+            if deadline and now >= deadline:
+                r.stop_all()
+            if r.error is not None:  # one worker failed: stop the others at once
+                r.interrupt()
+            r.drain(writer)
+            if progress:
+                progress(r.snapshot(now - started, deadline, now))
+            wait = 0.2
+            if deadline and not r.stop.is_set():
+                wait = max(0.0, min(wait, deadline - now))
+            threads[0].join(wait) if r.stop.is_set() else r.stop.wait(wait)
+    except KeyboardInterrupt:
+        interrupted = True
+        r.interrupt()
+        _join_all(threads, 2.0)
+    return time.monotonic() - started, interrupted
+
+
+def _finish(r: _Run, writer) -> bool:
+    """Write every recorded attempt out; True if Ctrl-C came meanwhile (it is finished anyway)."""
+    interrupted = False
+    while True:
+        try:
+            r.drain(writer, final=True)
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+
+
+def _usable(control, dsn: str, timeout_s: float):
+    """The control connection, or a new one (waiting up to `timeout_s`) if the server
+    restarted under it."""
+    if not control.closed:
+        try:
+            with control.cursor() as cur:
+                cur.execute("SELECT 1")
+            return control
+        except psycopg2.Error:
+            control.close()
+    return _reach(dsn, "txlab-control", {}, timeout_s)
 
 
 def declared(scenario: Scenario, ref: str) -> dict:

@@ -31,3 +31,6 @@ class RunSettings:
     deadlock_timeout_ms: int | None = None  # None: the server's setting (1 s by default)
     check: bool = True  # run the anomaly checker over the history at the end
     allow_large_params: bool = False  # knob values above their sane maximum (--allow-large-params)
+    history_path: str | None = None  # stream the history to this file (--history)
+    keep_history: bool = False  # record the history (to a temporary file) even when unneeded
+    reconnect_timeout_s: float = 30.0  # how long workers try to reach a lost server again

@@ -164,7 +164,7 @@ def _aborts(r: dict) -> tuple[int, int, list[tuple[str, int]]]:
 def _checked(r: dict) -> str:
     """How the history checker's finding ends the first sentence of a clean run."""
     if r["check"] is None:
-        return " (the history was not checked: --no-check)"
+        return f" (the history was not checked: {r.get('check_skipped') or '--no-check'})"
     allowed = [a for a in r["anomalies"] if a["status"] != "forbidden"]
     if not r["anomalies"]:
         return ", and the history checker found no anomaly"
@@ -218,8 +218,8 @@ def _why_broke(r: dict) -> list[str]:
     if said:
         out.append(said)
     if r["check"] is None:
-        out.append("The history was not checked (--no-check), so txlab cannot say which "
-                   "anomaly did it.")
+        out.append(f"The history was not checked ({r.get('check_skipped') or '--no-check'}), "
+                   "so txlab cannot say which anomaly did it.")
     elif r["anomalies"]:
         found = [_anomaly_words(a) for a in r["anomalies"][:2]]
         more = len(r["anomalies"]) - len(found)

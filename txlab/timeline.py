@@ -38,12 +38,12 @@ _PER_OCTAVE = 4
 def attempt_records(result) -> Iterator[dict]:
     """A finished run's attempts as history-file `txn` records, in invoke order.
 
-    The adapter between the runner and the run page: today the attempts are in
-    memory (`result.history.attempts`); when the runner streams them to a file,
-    this reads the file instead, and nothing else changes.
+    The adapter between the runner and the run page: the runner streams the
+    attempts to a history file, and this reads them back one at a time
+    (`result.history.iter_attempts()`).
     """
     isolation = result.history.meta.get("isolation", "")
-    for i, a in enumerate(result.history.attempts, 1):
+    for i, a in enumerate(result.history.iter_attempts(), 1):
         yield {"type": "txn", "id": i, "worker": a.worker, "txn": a.txn, "attempt": a.attempt,
                "isolation": isolation, "invoke_ns": a.invoke_ns, "complete_ns": a.complete_ns,
                "outcome": a.outcome, "cause": a.cause, "sqlstate": a.sqlstate,

@@ -13,7 +13,6 @@ for a fraction of the cost of its adapters; anything else goes through psycopg2.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Iterable, Mapping
 from random import Random
@@ -35,7 +34,10 @@ def _interpolate(sql: str, args) -> str | None:
     for a in args:
         if type(a) is not int or a < 0:
             return None
-    if not _only_s_placeholders(sql):
+    plain = _PLAIN.get(sql)
+    if plain is None:
+        plain = _PLAIN[sql] = _only_s_placeholders(sql)
+    if not plain:
         return None
     try:
         return sql % tuple(args)
@@ -43,9 +45,15 @@ def _interpolate(sql: str, args) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=256)  # a scenario has a handful of statements
 def _only_s_placeholders(sql: str) -> bool:
     return "%" not in sql.replace("%%", "").replace("%s", "")
+
+
+# statement text -> it has only %s and %% placeholders. A scenario has a handful of
+# statements; a dict lookup of a constant string is the cheapest test there is.
+# Bounded: cleared if some scenario builds statement texts on the fly.
+_PLAIN: dict[str, bool] = {}
+_PLAIN_MAX = 1024
 
 
 # Between statements sent in one round trip: the newline ends a trailing `--` comment.
@@ -76,13 +84,15 @@ class Tx:
       (for an ORM Session; see scenarios/limited_stock_cart.py).
     """
 
-    __slots__ = ("_cur", "_begin", "_later", "sent", "rng", "params", "ops", "_think_s", "_stop")
+    __slots__ = ("_cur", "_begin", "_begin_sql", "_later", "sent", "rng", "params", "ops",
+                 "_think_s", "_stop")
 
     def __init__(
         self, cursor, begin_sql: str, rng: Random, params: Mapping[str, Any],
         think_s: float, stop: threading.Event,
     ):
         self._cur = cursor
+        self._begin_sql = begin_sql
         self._begin = begin_sql  # sent with the first statement, then None
         # Statements queued by execute_later (BEGIN first if it was still unsent):
         # they go in front of the next statement. At most one of _begin and _later
@@ -94,6 +104,15 @@ class Tx:
         self.ops: list[tuple] = []
         self._think_s = think_s
         self._stop = stop
+
+    def _restart(self, seed: int) -> None:
+        """Ready for the next attempt (the runner reuses one Tx per worker): nothing
+        sent, no operations, the generator back at `seed` (a retry repeats its draws)."""
+        self._begin = self._begin_sql
+        self._later = None
+        self.sent = False
+        self.ops = []
+        self.rng.reset(seed)
 
     @property
     def begun(self) -> bool:
@@ -108,25 +127,63 @@ class Tx:
         return head
 
     def _text(self, sql: str, args) -> str:
-        """`sql` with `args` in place, exactly as psycopg2 would send it."""
+        """`sql` with `args` in place, exactly as psycopg2 would send it. This runs for
+        every statement of every worker: a tuple of non-negative ints into a statement
+        already known to hold only %s and %% (a dict lookup) is done right here."""
         if args is None:
             return sql
+        if type(args) is tuple and _PLAIN.get(sql):
+            for a in args:
+                if type(a) is not int or a < 0:
+                    break
+            else:
+                try:
+                    return sql % args
+                except TypeError:  # a wrong count: psycopg2 says so in its own words
+                    pass
+        if len(_PLAIN) > _PLAIN_MAX:
+            _PLAIN.clear()
         text = _interpolate(sql, args)
         return text if text is not None else self._cur.mogrify(sql, args).decode()
 
-    def execute(self, sql: str, args: Iterable[Any] | None = None) -> None:
-        sql = self._text(sql, args)
-        if self._begin is not None or self._later is not None:
-            sql = self._take() + _JOIN + sql
+    def _send(self, sql: str, args) -> None:
+        """Send `sql` with anything queued in front of it (BEGIN, deferred statements).
+        `_text`'s fast path is repeated here: one call fewer for every statement."""
+        if args is not None:
+            if type(args) is tuple and _PLAIN.get(sql):
+                for a in args:
+                    if type(a) is not int or a < 0:
+                        sql = self._text(sql, args)
+                        break
+                else:
+                    try:
+                        sql = sql % args
+                    except TypeError:
+                        sql = self._text(sql, args)
+            else:
+                sql = self._text(sql, args)
+        head = self._later
+        if head is None:
+            head = self._begin
+        if head is not None:
+            sql = head + _JOIN + sql
+            self._begin = self._later = None
         self.sent = True
         self._cur.execute(sql)
+
+    def execute(self, sql: str, args: Iterable[Any] | None = None) -> None:
+        self._send(sql, args)
 
     def execute_later(self, sql: str, args: Iterable[Any] | None = None) -> None:
         """Queue a statement whose result is not needed (no rows, no rowcount): it is
         sent with the next statement or the COMMIT, one round trip fewer. Its errors
         surface there, inside this attempt, so the attempt still aborts with them."""
-        sql = self._text(sql, args)
-        head = self._take()
+        if args is not None:
+            sql = self._text(sql, args)
+        head = self._later
+        if head is None:
+            head = self._begin
+            self._begin = None
         self._later = sql if head is None else head + _JOIN + sql
 
     def flush(self) -> None:
@@ -145,11 +202,11 @@ class Tx:
         return command if head is None else head + _JOIN + command
 
     def query(self, sql: str, args: Iterable[Any] | None = None) -> list[tuple]:
-        self.execute(sql, args)
+        self._send(sql, args)
         return self._cur.fetchall()
 
     def one(self, sql: str, args: Iterable[Any] | None = None) -> tuple | None:
-        self.execute(sql, args)
+        self._send(sql, args)
         return self._cur.fetchone()
 
     @property

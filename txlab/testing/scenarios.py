@@ -68,6 +68,8 @@ class Result:
 
     @property
     def history(self):
+        """The run's `History`: `.attempts` loads every attempt into a list;
+        `.iter_attempts()` streams them from the history file."""
         return self.run.history
 
     def explain(self) -> str:
@@ -112,6 +114,7 @@ def run(
         schema=schema or f"txlab_t{os.getpid()}_{next(_schemas)}",
         deadlock_timeout_ms=deadlock_timeout_ms,
         check=check,
+        keep_history=True,  # Result.history: streamed to a temporary file, read back on demand
     )
     schema_name = settings.schema
     try:

@@ -1,0 +1,48 @@
+"""What the benches share: the database to measure on, and the CPU their children used."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+
+
+def children_cpu() -> float:
+    """User + system seconds used so far by this process's finished children."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+@contextlib.contextmanager
+def database(dsn: str | None, prefix: str):
+    """`dsn`, else a temporary embedded server started now and stopped at the end."""
+    if dsn:
+        yield dsn
+        return
+    from txlab import server
+
+    print("starting a temporary embedded server", flush=True)
+    with server.temporary(prefix) as (url, _):
+        yield url
+
+
+def txlab_report(args: list[str], src: str | None = None) -> dict:
+    """`txlab run bank-transfer --strategy atomic --format json ARGS` in a subprocess: its
+    JSON report, plus the CPU it used (`cpu_s`). With `src`, txlab is imported from
+    that source tree (run from there, with PYTHONPATH=src)."""
+    cmd = [sys.executable, "-m", "txlab", "run", "bank-transfer", "--strategy", "atomic",
+           "--format", "json", *args]
+    env = dict(os.environ, PYTHONPATH=src) if src else None
+    cpu = children_cpu()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=src)
+    cpu = children_cpu() - cpu
+    if done.returncode not in (0, 1):
+        sys.exit(f"txlab failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
+    report = json.loads(done.stdout)
+    if report["verdict"] != "HOLDS":
+        print(f"  warning: txlab reports a violated invariant: {report['invariants']}")
+    report["cpu_s"] = cpu
+    return report

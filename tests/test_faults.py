@@ -1,0 +1,206 @@
+"""Faults injected for real: a worker's backend terminated, the server crashed
+(a backend killed with SIGKILL, `pg_ctl stop -m immediate`) and back a second
+later, the server gone for good, and Ctrl-C (SIGINT to a real txlab process)
+during the invariant checks and during the history check.
+
+The crashes happen on a server each test starts for itself, never on the
+session's shared one. tests/data/slow_scenarios.py makes every COMMIT (and,
+when asked, the first invariant) sleep, so the fault lands where the test says."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from txlab import server
+from txlab.testing import run
+
+SLOW = str(Path(__file__).parent / "data" / "slow_scenarios.py")
+
+
+def _txlab_with_fault(args: list[str], fault) -> tuple[int, dict, str]:
+    """Start `txlab run ... --format json`, call fault(proc) while it runs, wait for its
+    end: (exit code, the JSON report, stderr)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "txlab", "run", *args, "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        fault(proc)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out, err
+    return proc.returncode, json.loads(out), err
+
+
+def _wait_for(dsn: str, sql: str, what: str, timeout: float = 60.0) -> list:
+    """Poll pg_stat_activity (or any query) until it returns a row; the rows."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            conn = psycopg2.connect(dsn)
+            try:
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    rows = cur.fetchall()
+            finally:
+                conn.close()
+            if rows:
+                return rows
+        except psycopg2.OperationalError:  # the server is restarting
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+IN_COMMIT = ("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'txlab-worker-%' "
+             "AND state = 'active' AND query LIKE '%COMMIT'")
+
+
+def _records(path) -> list[dict]:
+    return [json.loads(line) for line in open(path, encoding="utf-8")][2:]
+
+
+def test_a_terminated_backend_is_recorded_and_the_run_goes_on(pg_dsn):
+    done: list = []
+    runner = threading.Thread(target=lambda: done.append(run(
+        SLOW, pg_dsn, workers=2, duration_s=4, transactions=None, seed=3,
+        params={"commit_ms": 150})))
+    runner.start()
+    (pid,) = _wait_for(pg_dsn, IN_COMMIT, "a worker in COMMIT")[0]
+    conn = psycopg2.connect(pg_dsn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    conn.close()
+    runner.join(60)
+    result = done[0]
+    attempts = result.history.attempts
+    lost = [a for a in attempts if a.cause == "connection-lost"]
+    assert [a.outcome for a in lost] == ["unknown"]  # it died in COMMIT: maybe committed
+    after = [a for a in attempts if a.worker == lost[0].worker and a.txn > lost[0].txn]
+    assert any(a.outcome == "committed" for a in after)  # it reconnected and went on
+    assert result.outcomes.unknown == 1 and result.ok and result.run.failure is None
+
+
+def test_a_crashed_server_back_a_second_later_keeps_the_run(tmp_path):
+    with server.temporary("txlab-test-crash-") as (dsn, pgdata):
+        history = tmp_path / "h.jsonl"
+
+        def crash_twice(proc):
+            # 1. a backend killed with SIGKILL: the server restarts every session
+            (pid,) = _wait_for(dsn, IN_COMMIT, "a worker in COMMIT")[0]
+            os.kill(pid, signal.SIGKILL)
+            # 2. once the workers are back: an immediate shutdown, restarted a second later
+            _wait_for(dsn, IN_COMMIT, "the workers back in COMMIT after the crash")
+            assert server.pg_ctl(pgdata, "-w", "-m", "immediate", "stop").returncode == 0
+            time.sleep(1)
+            restart = server.pg_ctl(pgdata, "-w", "-l", str(pgdata / "restart.log"), "restart")
+            assert restart.returncode == 0, restart.stderr
+
+        code, report, err = _txlab_with_fault(
+            [SLOW, "-p", "commit_ms=200", "-w", "3", "-d", "12", "--seed", "1", "--history",
+             str(history), "--dsn", dsn], crash_twice)
+    assert code == 0, err
+    assert report["verdict"] == "HOLDS" and report["failure"] is None
+    assert all(i["holds"] for i in report["invariants"]) and len(report["invariants"]) == 2
+    records = _records(history)
+    outcomes = [r["outcome"] for r in records]
+    assert outcomes.count("unknown") >= 2  # one per crash at least: COMMITs were in flight
+    assert report["outcomes"]["unknown"] == outcomes.count("unknown")
+    last_unknown = max(i for i, o in enumerate(outcomes) if o == "unknown")
+    assert "committed" in outcomes[last_unknown + 1:]  # it went on after the restart
+    assert all(r["cause"] == "connection-lost" for r in records if r["outcome"] == "unknown")
+
+
+def test_a_server_that_stays_down_ends_the_run_with_exit_3_report_and_history(tmp_path):
+    with server.temporary("txlab-test-down-") as (dsn, pgdata):
+        history = tmp_path / "h.jsonl"
+
+        def stop_for_good(proc):
+            _wait_for(dsn, IN_COMMIT, "a worker in COMMIT")
+            assert server.pg_ctl(pgdata, "-w", "-m", "immediate", "stop").returncode == 0
+
+        code, report, err = _txlab_with_fault(
+            [SLOW, "-p", "commit_ms=300", "-w", "3", "-d", "60", "--reconnect-timeout-s", "1",
+             "--history", str(history), "--dsn", dsn], stop_for_good)
+    assert code == 3, err
+    assert "could not reconnect within 1 s" in err
+    assert report["verdict"] == "INCOMPLETE" and report["failure"]
+    assert report["invariants"] == [] and len(report["invariants_unchecked"]) == 2
+    assert any("SERVER LOST" in n for n in report["notes"])
+    records = _records(history)
+    assert "unknown" in [r["outcome"] for r in records]
+    o = report["outcomes"]
+    assert len(records) == o["committed"] + o["unknown"] + sum(o["aborted"].values())
+
+
+# ---------------------------------------------------------------- Ctrl-C after the load
+
+
+def test_ctrl_c_during_the_invariant_checks_keeps_report_and_history(pg_dsn, schema, tmp_path):
+    history = tmp_path / "h.jsonl"
+
+    def ctrl_c_in_the_check(proc):
+        _wait_for(pg_dsn, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                          "'txlab-control' AND state = 'active' AND query LIKE '%pg_sleep%'",
+                  "the invariant check")
+        proc.send_signal(signal.SIGINT)
+
+    code, report, err = _txlab_with_fault(
+        [SLOW, "-p", "check_ms=20000", "-w", "2", "-n", "30", "--history", str(history),
+         "--dsn", pg_dsn, "--schema", schema], ctrl_c_in_the_check)
+    assert code == 130, err
+    assert report["interrupted"] is True and report["verdict"] == "INCOMPLETE"
+    assert "counters agree with the log" in report["invariants_unchecked"]
+    assert report["check"] is None
+    assert any("anomaly check did not run (interrupted)" in n for n in report["notes"])
+    assert len(_records(history)) == 30  # every attempt is in the history
+
+
+DRIVER = """
+import os, signal, sys, time
+import txlab.checker
+def interrupted_check(*args, **kwargs):  # Ctrl-C arrives while the checker works
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)
+    raise AssertionError("SIGINT did not interrupt the check")
+txlab.checker.check = interrupted_check
+from txlab.cli import main
+sys.argv = ["txlab"] + sys.argv[1:]
+main()
+"""
+
+
+def test_ctrl_c_during_the_history_check_keeps_report_and_history(pg_dsn, schema, tmp_path):
+    history = tmp_path / "h.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, "run", "bank-transfer", "-n", "50", "--history",
+         str(history), "--format", "json", "--dsn", pg_dsn, "--schema", schema],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    report = json.loads(done.stdout)
+    assert report["interrupted"] is True and report["check"] is None
+    assert len(report["invariants"]) == 3 and report["invariants_unchecked"] == []
+    assert any("anomaly check did not run (interrupted)" in n for n in report["notes"])
+    assert len(_records(history)) == 50
+
+
+@pytest.mark.parametrize("interval", ["0.3"])
+def test_progress_interval_prints_lines_with_causes_and_eta(txlab, interval):
+    r = txlab("run", "bank-transfer", "-s", "naive", "-i", "repeatable-read", "-p", "accounts=2",
+              "--think-ms", "5", "-d", "1.2", "--progress-interval-s", interval, "--no-check")
+    lines = [x for x in r.stderr.splitlines() if x.startswith("progress: ")]
+    assert r.exit_code in (0, 1) and len(lines) >= 2
+    assert all("committed" in x and "ETA" in x and "\r" not in x for x in lines)
+    assert any("40001-concurrent-update" in x for x in lines)  # aborts by cause

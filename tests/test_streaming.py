@@ -1,0 +1,215 @@
+"""The lean runner keeps results unchanged: the streamed history equals one recorded
+the old way (all in memory, written at the end), the bounded statistics agree with
+exact ones, and the per-transaction generator repeats itself on a retry."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+
+from txlab import history, stats
+from txlab.history import ABORTED, COMMITTED, DECLINED, Attempt, History
+from txlab.rng import TxRandom
+from txlab.scenario import resolve
+from txlab.testing import run
+
+# ---------------------------------------------------------------- statistics
+
+
+def _lognormal(n: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [int(rng.lognormvariate(15, 0.8)) for _ in range(n)]  # ~3 ms, long tail
+
+
+def test_histogram_quantiles_within_one_percent_of_exact():
+    for values in (_lognormal(50_000, 1), [random.Random(2).randint(100, 10**9) for _ in range(20_000)],
+                   list(range(1, 1001)), [7] * 10 + [10**10]):
+        h = stats.Histogram()
+        for v in values:
+            h.record(v)
+        exact = stats.percentiles_ms(values)
+        approx = h.percentiles_ms()
+        for name in ("p50", "p95", "p99"):
+            assert math.isclose(approx[name], exact[name], rel_tol=0.01), (name, approx, exact)
+        assert approx["max"] == exact["max"]  # exact, always
+        assert h.count == len(values)
+
+
+def test_histogram_is_bounded_and_merges():
+    values = _lognormal(100_000, 3)
+    whole, parts = stats.Histogram(), [stats.Histogram() for _ in range(4)]
+    for i, v in enumerate(values):
+        whole.record(v)
+        parts[i % 4].record(v)
+    merged = stats.Histogram()
+    for p in parts:
+        merged.merge(p)
+    assert merged.counts == whole.counts and merged.max == whole.max
+    # bounded by the range of the values (128 buckets per doubling), not their number
+    assert len(whole.counts) < 128 * (max(values).bit_length() - 7)
+    assert stats.Histogram().percentiles_ms() == {"p50": None, "p95": None, "p99": None,
+                                                  "max": None}
+
+
+def test_small_values_are_exact():
+    h = stats.Histogram()
+    for v in (0, 1, 2, 255):
+        h.record(v)
+    assert [h.quantile(p) for p in (25, 50, 75, 100)] == [0.0, 1.0, 2.0, 255.0]
+
+
+# ---------------------------------------------------------------- the generator
+
+
+def test_tx_random_repeats_on_reset_and_is_uniform():
+    rng = TxRandom()
+    rng.reset(0x9E3779B97F4A7C15)
+    first = [rng.randint(1, 1000) for _ in range(20)] + [rng.random(), rng.getrandbits(100)]
+    rng.reset(0x9E3779B97F4A7C15)
+    again = [rng.randint(1, 1000) for _ in range(20)] + [rng.random(), rng.getrandbits(100)]
+    assert first == again
+    rng.reset(12345678901234567)
+    assert [rng.randint(1, 1000) for _ in range(20)] != first[:20]
+    rng = TxRandom(11)
+    faces = Counter(rng.randint(1, 6) for _ in range(60_000))
+    assert set(faces) == {1, 2, 3, 4, 5, 6}
+    assert all(9_000 < n < 11_000 for n in faces.values())
+    # the rest of random.Random's interface works on it
+    items = list(range(10))
+    rng.shuffle(items)
+    assert sorted(items) == list(range(10))
+    assert rng.choice("abc") in "abc" and len(rng.sample(range(100), 5)) == 5
+    assert 1 <= rng.uniform(1, 2) <= 2 and 0 <= rng.random() < 1
+    assert TxRandom("a seed").random() == TxRandom("a seed").random()
+
+
+# ---------------------------------------------------------------- the streamed history
+
+
+def _reference(scenario_name: str, strategy: str, seed: int, n: int, params: dict,
+               pg_dsn: str, schema: str) -> History:
+    """One worker, the old way: every attempt kept in a list and written at the end.
+
+    Single-threaded, with the runner's seeds (worker 0's stream), on freshly set-up
+    tables: the same transactions in the same order as a one-worker run."""
+    import threading
+    from random import Random
+
+    from txlab import db
+    from txlab.errors import Declined
+    from txlab.runner import _setup
+    from txlab.settings import RunSettings
+    from txlab.tx import Tx
+
+    scenario = resolve(scenario_name)
+    settings = RunSettings(scenario=scenario_name, seed=seed, strategy=strategy, schema=schema,
+                           params=tuple((k, str(v)) for k, v in params.items()))
+    params = scenario.params(dict(settings.params))
+    conn = db.connect(pg_dsn, "txlab-reference", search_path=schema)
+    try:
+        initial = _setup(conn, scenario, settings, params)
+        cur = conn.cursor()
+        draw = Random(f"txlab:{seed}:worker:0").getrandbits
+        body = scenario.strategy(strategy).run
+        attempts = []
+        for txn in range(1, n + 1):
+            tx = Tx(cur, "BEGIN ISOLATION LEVEL READ COMMITTED", TxRandom(), params, 0.0,
+                    threading.Event())
+            tx.rng.reset(draw(64))
+            try:
+                body(tx)
+                cur.execute(tx.end_sql("COMMIT"))
+                outcome, cause = COMMITTED, None
+            except Declined as d:
+                cur.execute("ROLLBACK")
+                outcome, cause = DECLINED, d.reason
+            attempts.append(Attempt(0, txn, 0, txn, txn, outcome, cause, None, None, tx.ops))
+        db.drop_schema(conn, schema)
+    finally:
+        conn.close()
+    return History({"isolation": "READ COMMITTED"}, initial, attempts)
+
+
+def _deterministic(path) -> list[dict]:
+    out = []
+    for line in open(path, encoding="utf-8"):
+        rec = json.loads(line)
+        rec.pop("invoke_ns", None)
+        rec.pop("complete_ns", None)
+        out.append(rec)
+    return out
+
+
+def test_streamed_history_equals_the_old_in_memory_one(pg_dsn, schema, tmp_path):
+    seed, n, params = 41, 120, {"accounts": 4, "max_amount": 600}  # some transfers are declined
+    result = run("bank-transfer", pg_dsn, strategy="naive", workers=1, transactions=n, seed=seed,
+                 params=params)
+    streamed = result.history
+    assert streamed.path is not None and streamed.count == n
+    reference = _reference("bank-transfer", "naive", seed, n, params, pg_dsn, schema)
+    assert {a.outcome for a in reference.attempts} == {COMMITTED, DECLINED}
+    history.write(reference, tmp_path / "reference.jsonl")
+    got, want = _deterministic(streamed.path), _deterministic(tmp_path / "reference.jsonl")
+    assert got[2:] == want[2:]  # every attempt: ids, workers, outcomes, operations
+    assert got[1] == want[1]  # the initial state
+    assert got[0]["format"] == "txlab-history/1" and got[0]["seed"] == seed
+    # the counts kept while running are those of the history
+    assert result.outcomes == stats.outcomes(reference.attempts)
+
+
+def test_streamed_history_with_many_workers_is_ordered_numbered_and_counted(pg_dsn):
+    result = run("bank-transfer", pg_dsn, strategy="naive", isolation="repeatable-read",
+                 workers=6, transactions=300, seed=5, retries=2, params={"accounts": 3},
+                 think_ms=1)
+    h = result.history
+    records = [json.loads(line) for line in open(h.path, encoding="utf-8")]
+    txns = records[2:]
+    assert [r["id"] for r in txns] == list(range(1, len(txns) + 1)) and h.count == len(txns)
+    keys = [(r["invoke_ns"], r["worker"]) for r in txns]
+    assert keys == sorted(keys)
+    attempts = list(h.iter_attempts())
+    assert attempts == h.attempts and len(attempts) == len(txns)
+    out = stats.outcomes(attempts)
+    assert out.aborted and out.retries  # the contention happened: retries were recorded
+    assert result.outcomes == out
+    exact = stats.percentiles_ms(stats.committed_latencies_ns(attempts))
+    for name in ("p50", "p95", "p99"):
+        assert math.isclose(result.run.latency_ms[name], exact[name], rel_tol=0.01)
+    assert result.run.latency_ms["max"] == exact["max"]
+    # the checker read the stream: it saw every attempt
+    assert result.run.check is not None
+    assert sum(1 for a in attempts if a.outcome == ABORTED) == sum(out.aborted.values())
+
+
+def test_writer_orders_out_of_order_attempts_by_watermark(tmp_path):
+    path = tmp_path / "h.jsonl"
+    w = history.Writer(path, {"isolation": "SERIALIZABLE"}, [("w", "x", 1, 0)])
+
+    def att(worker, invoke):
+        return (worker, 1, 0, invoke, invoke + 5, COMMITTED, None, None, None, [("r", "x", 1, 0)])
+
+    w.add([att(1, 30), att(0, 10)])
+    w.flush(watermark=20)  # worker 1's attempt at 30 may still be preceded
+    assert w.count == 1
+    w.add([att(2, 20), att(0, 40)])
+    w.flush(watermark=35)
+    w.close()
+    txns = [json.loads(line) for line in open(path)][2:]
+    assert [(r["id"], r["invoke_ns"]) for r in txns] == [(1, 10), (2, 20), (3, 30), (4, 40)]
+
+
+def test_no_check_and_no_history_records_nothing(pg_dsn, schema):
+    from txlab import db, runner
+    from txlab.settings import RunSettings
+
+    settings = RunSettings(scenario="bank-transfer", seed=1, duration_s=None, transactions=50,
+                           check=False, schema=schema)
+    result = runner.run(settings, resolve("bank-transfer"), pg_dsn)
+    assert result.history.path is None and result.history.count == 0
+    assert result.history.attempts == []
+    assert result.outcomes.committed + result.outcomes.declined == 50
+    conn = db.connect(pg_dsn)
+    db.drop_schema(conn, schema)
+    conn.close()
