@@ -177,6 +177,12 @@ def _checked(r: dict) -> str:
 def _what_broke(r: dict) -> str:
     invs = r["invariants"]
     bad = [i for i in invs if not i["holds"]]
+    unchecked = r.get("invariants_unchecked") or []
+    if unchecked and not bad:
+        why = "the server was lost" if r.get("failure") else "the run was interrupted"
+        held = f"the {_plural(len(invs), 'invariant')} checked held, " if invs else ""
+        names = ", ".join(f'"{n}"' for n in unchecked)
+        return f"Not every invariant was checked ({why}): {held}{names} not checked."
     if not invs:
         return "The scenario declares no invariants, so nothing was checked on the final state."
     if not bad:
@@ -322,6 +328,9 @@ def tell(r: dict) -> dict:
     if r["interrupted"]:
         story.append(f"The run was interrupted after {r['duration_s']:.1f} s, so these numbers "
                      "cover only the part that ran.")
+    elif r.get("failure"):
+        story.append(f"The server went away after {r['duration_s']:.1f} s and did not come back "
+                     "in time, so these numbers cover only the part that ran.")
     story.append(_what_broke(r))
     if violated:
         story += _why_broke(r)
