@@ -24,6 +24,9 @@ change the ratio, and its cost belongs to the checker, not the harness.
     .venv/bin/python bench/vs_bare.py --accounts 1000 --rounds 7 --seconds 8
     .venv/bin/python bench/vs_bare.py --memory 600            # RSS over one 10-minute run (check on)
 
+bench/harness_cost.py measures the harness's own Python per transaction with a
+fake cursor (no server): a figure that does not swing with the machine's load.
+
 --memory SECONDS instead runs one txlab run that long with the check on (the
 history goes to a temporary file, as when no --history is given), samples its
 resident set size (RSS) every few seconds, prints RSS over time, the peak
