@@ -30,11 +30,11 @@ def database(dsn: str | None, prefix: str):
 
 
 def txlab_report(args: list[str], src: str | None = None) -> dict:
-    """`txlab run bank-transfer --strategy atomic --format json ARGS` in a subprocess: its
+    """`txlab run bank-transfer --strategy atomic --think-ms 0 --format json ARGS`: its
     JSON report, plus the CPU it used (`cpu_s`). With `src`, txlab is imported from
     that source tree (run from there, with PYTHONPATH=src)."""
     cmd = [sys.executable, "-m", "txlab", "run", "bank-transfer", "--strategy", "atomic",
-           "--format", "json", *args]
+           "--think-ms", "0", "--format", "json", *args]  # no pause: the other side has none
     env = dict(os.environ, PYTHONPATH=src) if src else None
     cpu = children_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=src)

@@ -32,7 +32,7 @@ from txlab.scenario import resolve
 from txlab.settings import RunSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vs_bare import CREDIT, DEBIT, LOG  # noqa: E402  the bare loop's statements
+from vs_bare import transfer  # noqa: E402  the bare loop's transaction
 
 CHUNK = 1000  # transactions between two drains of the recorded attempts
 
@@ -77,29 +77,13 @@ def bare(n: int, accounts: int, max_amount: int) -> None:
     randint = Random(1).randint
     begin = "BEGIN ISOLATION LEVEL READ COMMITTED\n;\n"
     for _ in range(n):
-        src = randint(1, accounts)
-        dst = randint(1, accounts - 1)
-        if dst >= src:
-            dst += 1
-        amount = randint(1, max_amount)
-        if src < dst:
-            cur.execute(begin + DEBIT % (amount, src, amount))
-            ok = cur.fetchone() is not None
-            if ok:
-                cur.execute(CREDIT % (amount, dst))
-                cur.fetchone()
-        else:
-            cur.execute(begin + CREDIT % (amount, dst))
-            cur.fetchone()
-            cur.execute(DEBIT % (amount, src, amount))
-            ok = cur.fetchone() is not None
-        cur.execute(LOG % (src, dst, amount) + "\n;\nCOMMIT" if ok else "ROLLBACK")
+        transfer(cur, randint, begin, accounts, max_amount)
 
 
 def txlab(n: int, accounts: int, max_amount: int, path: Path | None) -> None:
     scenario = resolve("bank-transfer")
     settings = RunSettings(scenario="bank-transfer", seed=1, strategy="atomic", workers=1,
-                           duration_s=None, transactions=n, check=False,
+                           duration_s=None, transactions=n, check=False, think_ms=0.0,
                            params=(("accounts", str(accounts)), ("max_amount", str(max_amount))))
     params = scenario.params(dict(settings.params))
     run = runner._Run(settings, scenario, "", params, record=path is not None)

@@ -65,6 +65,30 @@ LOG = "INSERT INTO transfers (src, dst, amount) VALUES (%s, %s, %s)"
 # ---------------------------------------------------------------- the bare loop
 
 
+def transfer(cur, randint, begin: str, accounts: int, max_amount: int) -> bool:
+    """One bank-transfer `atomic` transaction, in txlab's round trips: BEGIN with the
+    first UPDATE (in id order; the debit checks the funds), the second UPDATE, the
+    INSERT with the COMMIT; ROLLBACK at once when declined. True if committed."""
+    src = randint(1, accounts)
+    dst = randint(1, accounts - 1)
+    if dst >= src:
+        dst += 1
+    amount = randint(1, max_amount)
+    if src < dst:
+        cur.execute(begin + DEBIT % (amount, src, amount))
+        ok = cur.fetchone() is not None
+        if ok:
+            cur.execute(CREDIT % (amount, dst))
+            cur.fetchone()
+    else:
+        cur.execute(begin + CREDIT % (amount, dst))
+        cur.fetchone()
+        cur.execute(DEBIT % (amount, src, amount))
+        ok = cur.fetchone() is not None
+    cur.execute(LOG % (src, dst, amount) + "\n;\nCOMMIT" if ok else "ROLLBACK")
+    return ok
+
+
 def bare_loop(dsn: str, schema: str, isolation_sql: str, accounts: int, max_amount: int,
               workers: int, seconds: float, seed: int) -> dict:
     """bank-transfer `atomic` with nothing around it; returns counts and elapsed seconds."""
@@ -88,29 +112,8 @@ def bare_loop(dsn: str, schema: str, isolation_sql: str, accounts: int, max_amou
         mine = counts[w]
         ready.wait()
         while not stop.is_set():
-            src = randint(1, accounts)
-            dst = randint(1, accounts - 1)
-            if dst >= src:
-                dst += 1
-            amount = randint(1, max_amount)
             try:
-                if src < dst:
-                    cur.execute(begin + DEBIT % (amount, src, amount))
-                    ok = cur.fetchone() is not None
-                    if ok:
-                        cur.execute(CREDIT % (amount, dst))
-                        cur.fetchone()
-                else:
-                    cur.execute(begin + CREDIT % (amount, dst))
-                    cur.fetchone()
-                    cur.execute(DEBIT % (amount, src, amount))
-                    ok = cur.fetchone() is not None
-                if ok:
-                    cur.execute(LOG % (src, dst, amount) + "\n;\nCOMMIT")
-                    mine[0] += 1
-                else:
-                    cur.execute("ROLLBACK")
-                    mine[1] += 1
+                mine[0 if transfer(cur, randint, begin, accounts, max_amount) else 1] += 1
             except psycopg2.Error:
                 cur.execute("ROLLBACK")
                 mine[2] += 1
@@ -240,7 +243,8 @@ def memory(dsn: str, args: argparse.Namespace) -> None:
     n = args.accounts[0]
     print(f"\nRSS of one `txlab run` of {seconds:g} s: bank-transfer atomic, {n} accounts,"
           f" {args.workers} workers, check on, history to a temporary file", flush=True)
-    cmd = [sys.executable, "-m", "txlab", "run", "bank-transfer", "--strategy", "atomic", "--isolation", args.isolation,
+    cmd = [sys.executable, "-m", "txlab", "run", "bank-transfer", "--strategy", "atomic",
+           "--think-ms", "0", "--isolation", args.isolation,
            "--workers", str(args.workers), "--param", f"accounts={n}", "--format", "json",
            "--dsn", dsn, "--schema", TX_SCHEMA, "--duration", str(seconds)]
     env = dict(os.environ, PYTHONPATH=args.baseline) if args.baseline else None
