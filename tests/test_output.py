@@ -225,3 +225,21 @@ def test_the_story_block_comes_first(pg_dsn, schema):
     md = report.markdown(d)
     assert "All 20 transfers committed. No money vanished.\n\nTry next:" in md
     assert "- `txlab run bank-transfer -s naive`: the unsafe way" in md
+
+
+def test_declined_row_says_its_count_once():
+    """One reason: the row's count is that reason's (not repeated in the label);
+    several reasons: each says its own count."""
+    from txlab import report
+
+    def rows(reasons):
+        d = {"outcomes": {"committed": 5, "declined": sum(reasons.values()),
+                          "declined_reasons": reasons, "aborted": {}, "retries": 0,
+                          "failed": 0, "unknown": 0}}
+        return [r for r in report.outcome_rows(d) if r[0].startswith("declined")][0]
+
+    assert rows({"insufficient funds": 742}) == [
+        "declined by business rule: insufficient funds", "", 742]
+    assert rows({"sold out": 3, "limit": 4}) == [
+        "declined by business rule: sold out 3, limit 4", "", 7]
+    assert rows({}) == ["declined by business rule", "", 0]

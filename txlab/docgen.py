@@ -82,6 +82,10 @@ def render() -> str:
 
 
 def main() -> None:
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        print("usage: python -m txlab.docgen [FILE]   (writes every command's --help "
+              "as markdown; FILE defaults to docs/cli.md)")
+        sys.exit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/cli.md")
     target.write_text(render())
     print(f"wrote {target}")

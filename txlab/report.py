@@ -204,10 +204,12 @@ def latency(d: dict) -> str:
 def outcome_rows(d: dict) -> list[list]:
     """[outcome, SQLSTATE, count] rows; the first column starts with the status word."""
     o = d["outcomes"]
+    reasons = o["declined_reasons"]
+    # one reason: its count is the row's; several: each says its own
+    why = (", ".join(reasons) if len(reasons) == 1
+           else ", ".join(f"{k} {v}" for k, v in reasons.items()))
     rows = [["committed", "", o["committed"]],
-            ["declined by business rule" + (": " + ", ".join(
-                f"{k} {v}" for k, v in o["declined_reasons"].items())
-                if o["declined_reasons"] else ""), "", o["declined"]]]
+            ["declined by business rule" + (": " + why if why else ""), "", o["declined"]]]
     for cause, n in sorted(o["aborted"].items(), key=lambda kv: -kv[1]):
         name = "rolled back at interrupt" if cause == INTERRUPTED_CAUSE else cause_name(cause)
         tag = " (retryable)" if cause in RETRYABLE else ""
