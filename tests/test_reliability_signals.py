@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from txlab import server
+from txlab import owner, server
 
 
 def spawn(*args: str, **env: str) -> subprocess.Popen:
@@ -138,18 +138,18 @@ def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
 
 
 def _owner_record(pid: int, start: int | None) -> str:
-    return json.dumps({"pid": pid, "start": start, "boot": server._boot_id(),
-                       "pidns": server._pid_namespace(), "token": "0" * 16, "created": 0})
+    return json.dumps({"pid": pid, "start": start, "boot": owner.boot_id(),
+                       "pidns": owner.pid_namespace(), "token": "0" * 16, "created": 0})
 
 
-def _fake_server_folder(parent: Path, name: str, postmaster: int, owner: str | None) -> Path:
+def _fake_server_folder(parent: Path, name: str, postmaster: int, record: str | None) -> Path:
     folder = parent / name
     (folder / "pgdata").mkdir(parents=True)
     (folder / "pgdata" / "PG_VERSION").write_text("18\n")
     (folder / "pgdata" / "postmaster.pid").write_text(
         f"{postmaster}\n{folder / 'pgdata'}\n1700000000\n5432\n{folder / 'pgdata'}\n\n0 0\nready\n")
-    if owner is not None:
-        (folder / server.OWNER_FILE).write_text(owner)
+    if record is not None:
+        (folder / owner.OWNER_FILE).write_text(record)
     return folder
 
 
@@ -174,7 +174,7 @@ def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_
     dead.wait()
     foreign = _fake_server_folder(open_tmp, "txlab-pg-foreign", sleeper.pid, None)
     alive = _fake_server_folder(open_tmp, "txlab-pg-alive", sleeper.pid,
-                                _owner_record(sleeper.pid, server._start_ticks(sleeper.pid)))
+                                _owner_record(sleeper.pid, owner.start_ticks(sleeper.pid)))
     orphan = _fake_server_folder(open_tmp, "txlab-pg-orphan", sleeper.pid,
                                  _owner_record(dead.pid, 1))
     try:
