@@ -137,9 +137,10 @@ def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
     wait_for(lambda: not query(pg_dsn, sleeping), 10, "the step's session to end")
 
 
-def _owner_record(pid: int, start: int | None) -> str:
+def _owner_record(pid: int, start: int | None, kind: str | None = None) -> str:
     return json.dumps({"pid": pid, "start": start, "boot": owner.boot_id(),
-                       "pidns": owner.pid_namespace(), "token": "0" * 16, "created": 0})
+                       "pidns": owner.pid_namespace(), "token": "0" * 16, "created": 0,
+                       **({"kind": kind} if kind else {})})
 
 
 def _fake_server_folder(parent: Path, name: str, postmaster: int, record: str | None) -> Path:
@@ -153,17 +154,22 @@ def _fake_server_folder(parent: Path, name: str, postmaster: int, record: str | 
     return folder
 
 
-def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_tmp):
+def test_a_killed_txlabs_server_and_history_are_reaped_by_the_next_one_and_nothing_else(open_tmp):
     env = {"TMPDIR": str(open_tmp), "TXLAB_HOME": str(open_tmp / "home")}
     proc = spawn(*LONG_RUN, **env)
     try:
         pgdata, url = temporary_server(open_tmp)
         leaked = server.postmaster_pid(pgdata)
         wait_for(lambda: in_transaction(url), what="workers inside transactions")
+        # the history (temporary: the check needs one) and its spool, in an owned folder
+        spool = wait_for(lambda: list(open_tmp.glob("txlab-history-*/attempts.spool")),
+                         what="the history spool")[0].parent
+        wait_for(lambda: (spool / "attempts.spool").stat().st_size > 0, what="spooled attempts")
     finally:
         proc.kill()  # SIGKILL: txlab cannot clean up
         proc.communicate()
     assert not server._gone(leaked), "the killed txlab's server should still run"
+    assert (spool / owner.OWNER_FILE).exists() and (spool / "history.jsonl").exists()
 
     # Decoys that must survive. An unrelated live process (as the server's user, so
     # pg_ctl could signal it) named by stale postmaster.pid files:
@@ -177,6 +183,10 @@ def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_
                                 _owner_record(sleeper.pid, owner.start_ticks(sleeper.pid)))
     orphan = _fake_server_folder(open_tmp, "txlab-pg-orphan", sleeper.pid,
                                  _owner_record(dead.pid, 1))
+    live_history = open_tmp / "txlab-history-alive"  # a running txlab's: untouched
+    live_history.mkdir()
+    (live_history / owner.OWNER_FILE).write_text(
+        _owner_record(sleeper.pid, owner.start_ticks(sleeper.pid), owner.HISTORY))
     try:
         second = subprocess.run([sys.executable, "-m", "txlab", "run", "bank-transfer", "-n",
                                  "5", "-s", "atomic"], capture_output=True, text=True,
@@ -190,6 +200,10 @@ def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_
         assert sleeper.poll() is None
         # and folders without an owner file, or with a live owner, are untouched.
         assert foreign.exists() and alive.exists()
+        # The killed run's history spool went too (quietly: it is no server), the
+        # live one stays.
+        assert not spool.exists() and str(spool) not in second.stderr
+        assert live_history.exists()
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -235,6 +235,11 @@ class _Spool:
             if paused:
                 gc.enable()
 
+    def sync(self) -> None:
+        """Hand what is buffered to the operating system (no fsync: a killed txlab's
+        data is safe in the page cache; only a machine crash loses it)."""
+        self._file.flush()
+
     def close(self) -> None:
         self._file.close()
 
@@ -303,6 +308,7 @@ class Writer:
                 time.sleep(0)  # the GIL to any worker that wants it
         finally:
             del pending[:done]
+            self._spool.sync()  # on disk now, not when a buffer fills (one write a tick)
 
     def close(self) -> None:
         """Hand over what is pending, write every attempt's JSON line, close the file
