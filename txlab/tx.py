@@ -125,11 +125,12 @@ class Tx:
         text = _interpolate(sql, args)
         return text if text is not None else self._cur.mogrify(sql, args).decode()
 
-    def _send(self, sql: str, args) -> None:
+    def _send(self, sql: str, args, later: bool = False) -> None:
         """Send `sql` with `args` in place and whatever is queued in front of it (BEGIN,
-        deferred statements). This runs for every statement of every worker: a tuple
-        of non-negative ints into a statement already known to hold only %s and %% (a
-        dict lookup) is put in place right here."""
+        deferred statements); with `later`, queue it instead (execute_later). This runs
+        for every statement of every worker: a tuple of non-negative ints into a
+        statement already known to hold only %s and %% (a dict lookup) is put in place
+        right here."""
         if args is not None:
             if type(args) is tuple and _PLAIN.get(sql):
                 for a in args:
@@ -144,6 +145,10 @@ class Tx:
             else:
                 sql = self._text(sql, args)
         head = self._head
+        if later:
+            self._head = sql if head is None else head + JOIN + sql
+            self.begun = True
+            return
         if head is not None:
             sql = head + JOIN + sql
             self._head = None
@@ -158,22 +163,7 @@ class Tx:
         """Queue a statement whose result is not needed (no rows, no rowcount): it is
         sent with the next statement or the COMMIT, one round trip fewer. Its errors
         surface there, inside this attempt, so the attempt still aborts with them."""
-        if args is not None:
-            if type(args) is tuple and _PLAIN.get(sql):
-                for a in args:
-                    if type(a) is not int or a < 0:
-                        sql = self._text(sql, args)
-                        break
-                else:
-                    try:
-                        sql = sql % args
-                    except TypeError:
-                        sql = self._text(sql, args)
-            else:
-                sql = self._text(sql, args)
-        head = self._head
-        self._head = sql if head is None else head + JOIN + sql
-        self.begun = True
+        self._send(sql, args, True)
 
     def flush(self) -> None:
         """Send BEGIN and deferred statements now (before a pause, or before handing
