@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 
 def children_cpu() -> float:
@@ -35,7 +39,7 @@ def txlab_report(args: list[str], src: str | None = None) -> dict:
     that source tree (run from there, with PYTHONPATH=src)."""
     cmd = [sys.executable, "-m", "txlab", "run", "bank-transfer", "--strategy", "atomic",
            "--think-ms", "0", "--format", "json", *args]  # no pause: the other side has none
-    env = dict(os.environ, PYTHONPATH=src) if src else None
+    env = dict(os.environ, PYTHONPATH=source_path(src)) if src else None
     cpu = children_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=src)
     cpu = children_cpu() - cpu
@@ -46,3 +50,15 @@ def txlab_report(args: list[str], src: str | None = None) -> dict:
         print(f"  warning: txlab reports a violated invariant: {report['invariants']}")
     report["cpu_s"] = cpu
     return report
+
+
+def source_path(src: str) -> str:
+    """PYTHONPATH for txlab from the source tree `src`, scenarios included: they are
+    the package txlab_scenarios, which the tree holds as scenarios/ (without this,
+    this checkout's editable install would lend its own)."""
+    link = Path(tempfile.gettempdir()) / f"txlab-bench-src-{os.getpid()}" / "txlab_scenarios"
+    if not link.exists():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(Path(src).resolve() / "scenarios")
+        atexit.register(shutil.rmtree, link.parent, True)
+    return f"{src}{os.pathsep}{link.parent}"

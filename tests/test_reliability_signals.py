@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from txlab import server
+from txlab import owner, server
 
 
 def spawn(*args: str, **env: str) -> subprocess.Popen:
@@ -137,33 +137,39 @@ def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
     wait_for(lambda: not query(pg_dsn, sleeping), 10, "the step's session to end")
 
 
-def _owner_record(pid: int, start: int | None) -> str:
-    return json.dumps({"pid": pid, "start": start, "boot": server._boot_id(),
-                       "pidns": server._pid_namespace(), "token": "0" * 16, "created": 0})
+def _owner_record(pid: int, start: int | None, kind: str | None = None) -> str:
+    return json.dumps({"pid": pid, "start": start, "boot": owner.boot_id(),
+                       "pidns": owner.pid_namespace(), "token": "0" * 16, "created": 0,
+                       **({"kind": kind} if kind else {})})
 
 
-def _fake_server_folder(parent: Path, name: str, postmaster: int, owner: str | None) -> Path:
+def _fake_server_folder(parent: Path, name: str, postmaster: int, record: str | None) -> Path:
     folder = parent / name
     (folder / "pgdata").mkdir(parents=True)
     (folder / "pgdata" / "PG_VERSION").write_text("18\n")
     (folder / "pgdata" / "postmaster.pid").write_text(
         f"{postmaster}\n{folder / 'pgdata'}\n1700000000\n5432\n{folder / 'pgdata'}\n\n0 0\nready\n")
-    if owner is not None:
-        (folder / server.OWNER_FILE).write_text(owner)
+    if record is not None:
+        (folder / owner.OWNER_FILE).write_text(record)
     return folder
 
 
-def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_tmp):
+def test_a_killed_txlabs_server_and_history_are_reaped_by_the_next_one_and_nothing_else(open_tmp):
     env = {"TMPDIR": str(open_tmp), "TXLAB_HOME": str(open_tmp / "home")}
     proc = spawn(*LONG_RUN, **env)
     try:
         pgdata, url = temporary_server(open_tmp)
         leaked = server.postmaster_pid(pgdata)
         wait_for(lambda: in_transaction(url), what="workers inside transactions")
+        # the history (temporary: the check needs one) and its spool, in an owned folder
+        spool = wait_for(lambda: list(open_tmp.glob("txlab-history-*/attempts.spool")),
+                         what="the history spool")[0].parent
+        wait_for(lambda: (spool / "attempts.spool").stat().st_size > 0, what="spooled attempts")
     finally:
         proc.kill()  # SIGKILL: txlab cannot clean up
         proc.communicate()
     assert not server._gone(leaked), "the killed txlab's server should still run"
+    assert (spool / owner.OWNER_FILE).exists() and (spool / "history.jsonl").exists()
 
     # Decoys that must survive. An unrelated live process (as the server's user, so
     # pg_ctl could signal it) named by stale postmaster.pid files:
@@ -174,9 +180,13 @@ def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_
     dead.wait()
     foreign = _fake_server_folder(open_tmp, "txlab-pg-foreign", sleeper.pid, None)
     alive = _fake_server_folder(open_tmp, "txlab-pg-alive", sleeper.pid,
-                                _owner_record(sleeper.pid, server._start_ticks(sleeper.pid)))
+                                _owner_record(sleeper.pid, owner.start_ticks(sleeper.pid)))
     orphan = _fake_server_folder(open_tmp, "txlab-pg-orphan", sleeper.pid,
                                  _owner_record(dead.pid, 1))
+    live_history = open_tmp / "txlab-history-alive"  # a running txlab's: untouched
+    live_history.mkdir()
+    (live_history / owner.OWNER_FILE).write_text(
+        _owner_record(sleeper.pid, owner.start_ticks(sleeper.pid), owner.HISTORY))
     try:
         second = subprocess.run([sys.executable, "-m", "txlab", "run", "bank-transfer", "-n",
                                  "5", "-s", "atomic"], capture_output=True, text=True,
@@ -190,6 +200,10 @@ def test_a_killed_txlabs_server_is_reaped_by_the_next_one_and_nothing_else(open_
         assert sleeper.poll() is None
         # and folders without an owner file, or with a live owner, are untouched.
         assert foreign.exists() and alive.exists()
+        # The killed run's history spool went too (quietly: it is no server), the
+        # live one stays.
+        assert not spool.exists() and str(spool) not in second.stderr
+        assert live_history.exists()
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -192,10 +192,10 @@ def test_writer_orders_out_of_order_attempts_by_watermark(tmp_path):
 
     w.add([att(1, 30), att(0, 10)])
     w.flush(watermark=20)  # worker 1's attempt at 30 may still be preceded
-    assert w.count == 1
     w.add([att(2, 20), att(0, 40)])
     w.flush(watermark=35)
     w.close()
+    assert w.count == 4
     txns = [json.loads(line) for line in open(path)][2:]
     assert [(r["id"], r["invoke_ns"]) for r in txns] == [(1, 10), (2, 20), (3, 30), (4, 40)]
 
@@ -213,3 +213,67 @@ def test_no_check_and_no_history_records_nothing(pg_dsn, schema):
     conn = db.connect(pg_dsn)
     db.drop_schema(conn, schema)
     conn.close()
+
+
+def test_writer_orders_a_hand_over_larger_than_a_spool_block(tmp_path):
+    """One flush spools several blocks; an attempt of a later block may be invoked
+    before one of an earlier block (the workers' lists are concatenated)."""
+    path = tmp_path / "h.jsonl"
+    w = history.Writer(path, {"isolation": "SERIALIZABLE"}, [])
+    n = history._Spool.BLOCK
+    worker0 = [(0, i, 0, 2 * i + 1, 2 * i + 2, COMMITTED, None, None, None, []) for i in range(n)]
+    worker1 = [(1, i, 0, 2 * i, 2 * i + 1, COMMITTED, None, None, None, []) for i in range(n)]
+    w.add(worker0)
+    w.add(worker1)
+    w.flush(watermark=n)  # those invoked before n may be written; the rest wait
+    w.add([(2, 0, 0, n, n + 1, ABORTED, "40001", "40001", "x", [])])
+    w.close()
+    txns = [json.loads(line) for line in open(path)][2:]
+    keys = [(t["invoke_ns"], t["worker"]) for t in txns]
+    assert keys == sorted(keys) and len(keys) == 2 * n + 1 == w.count
+    assert [t["id"] for t in txns] == list(range(1, 2 * n + 2))
+
+
+def test_writer_writes_any_value_as_json_dumps_does(tmp_path):
+    """The spool gives values back as they were, or keeps the JSON text of those it
+    cannot hold: each line is json.dumps of the record (default=str), as before."""
+    import datetime
+    import decimal
+    from collections import namedtuple
+
+    pair = namedtuple("pair", "a b")
+    values = [0, -5, 2**80, 1.5, float("nan"), None, True, 'quote " and \\ and \n', "é",
+              decimal.Decimal("1.20"), datetime.date(2024, 1, 2), pair(1, 2), b"\x00b",
+              [1, [2, "x"]], {"k": 1, 2: "v"}, (3, 4), frozenset({1}), ""]
+    attempts = []
+    for i, v in enumerate(values):
+        ops = [("w", f"k:{i}", 1, v), ("r", "k", 2, v), ("pr", "p", [["k", 1, v]])]
+        attempts.append((i % 3, i, 0, 10 * i, 10 * i + 1, COMMITTED, None, None, None, ops))
+        attempts.append((i % 3, i, 1, 10 * i + 2, 10 * i + 3, DECLINED, v, None, None, ops))
+        attempts.append((i % 3, i, 2, 10 * i + 4, 10 * i + 5, ABORTED, "40001", "40001",
+                         "could not serialize", []))
+    path = tmp_path / "h.jsonl"
+    w = history.Writer(path, {"isolation": "READ COMMITTED"}, [])
+    w.add(attempts)
+    w.close()
+
+    def dumps(n, a):
+        return json.dumps({"type": "txn", "id": n, "worker": a[0], "txn": a[1], "attempt": a[2],
+                           "isolation": "READ COMMITTED", "invoke_ns": a[3], "complete_ns": a[4],
+                           "outcome": a[5], "cause": a[6], "sqlstate": a[7], "error": a[8],
+                           "ops": [list(op) for op in a[9]]}, default=str) + "\n"
+
+    got = open(path, encoding="utf-8").readlines()[2:]
+    assert got == [dumps(n, a) for n, a in enumerate(attempts, 1)]
+
+
+def test_writer_spools_in_an_owned_folder_removed_at_close(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    w = history.Writer(tmp_path / "h.jsonl", {"isolation": "SERIALIZABLE"}, [])
+    (folder,) = tmp_path.glob("txlab-history-*")
+    assert (folder / "txlab-owner.json").exists() and (folder / "attempts.spool").exists()
+    w.add([(0, 1, 0, 1, 2, COMMITTED, None, None, None, [])])
+    w.flush(watermark=5)
+    assert (folder / "attempts.spool").stat().st_size > 0  # on disk, not in a buffer
+    w.close()
+    assert not folder.exists() and len(open(tmp_path / "h.jsonl").readlines()) == 3

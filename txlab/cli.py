@@ -316,26 +316,31 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         if not database.embedded or "persistent" in database.source:
             _err(f"database: {database.source} ({db.describe_target(database.dsn)})")
         line = progress_mod.Printer.for_stream(sys.stderr, progress_interval, settings)
-        try:
-            result = runner.run(settings, found, database.dsn, progress=line)
-        except runner.ServerLost as exc:
-            lost, result = exc, exc.result
-        finally:
-            if line:
-                line.close()
-    text = report.render(result, fmt, out_term(output))
-    if history_file:
-        _err(f"history: {result.history.count} attempts written to {history_file}")
-    if html_file:
-        from txlab import timeline
-        from txlab.html import run as run_page
+        # From the run's start to the printed report, an interrupt is only noted: the
+        # run stops and reports partially, however late it comes (txlab.signals).
+        with signals.deferred() as interrupts:
+            try:
+                result = runner.run(settings, found, database.dsn, progress=line,
+                                    interrupts=interrupts)
+            except runner.ServerLost as exc:
+                lost, result = exc, exc.result
+            finally:
+                if line:
+                    line.close()
+            text = report.render(result, fmt, out_term(output))
+            if history_file:
+                _err(f"history: {result.history.count} attempts written to {history_file}")
+            if html_file:
+                from txlab import timeline
+                from txlab.html import run as run_page
 
-        write_html(html_file, run_page.page(report.to_dict(result), timeline.attempt_records(result)))
-    emit(text, output)
+                write_html(html_file, run_page.page(report.to_dict(result),
+                                                    timeline.attempt_records(result)))
+            emit(text, output)
     if lost is not None:
         _err(str(lost), "error")
         sys.exit(errors.EXIT_RUNTIME)
-    if result.interrupted:
+    if result.interrupted or interrupts:
         sys.exit(errors.EXIT_INTERRUPTED)
     failed = result.failed_verdict and not no_fail
     sys.exit(errors.EXIT_VIOLATED if failed else errors.EXIT_OK)

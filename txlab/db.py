@@ -401,14 +401,16 @@ def drop_owned_schema(dsn: str, schema: str) -> bool:
 # ---------------------------------------------------------------- interruptible statements
 
 
-def cancellable(conn, fn: Callable[..., T], *args) -> T:
+def cancellable(conn, fn: Callable[..., T], *args, stop: Callable[[], bool] | None = None) -> T:
     """Run `fn(*args)`, which works on `conn`, so that an interrupt can stop it.
 
     `fn` runs on a helper thread while the main thread waits; an interrupt there
-    (Ctrl-C, SIGTERM, SIGHUP: KeyboardInterrupt) cancels the statement `conn` is
-    running, again every 0.2 s while `fn` goes on (a cancel between two statements
-    is lost), for up to 10 s, and is then re-raised. No global wait callback is
-    installed, so the workers' connections are not slowed.
+    (Ctrl-C, SIGTERM, SIGHUP: KeyboardInterrupt, or `stop()` turning true, polled
+    every 0.2 s when the interrupts are deferred: txlab.signals) cancels the
+    statement `conn` is running, again every 0.2 s while `fn` goes on (a cancel
+    between two statements is lost), for up to 10 s, and KeyboardInterrupt is then
+    raised. No global wait callback is installed, so the workers' connections are
+    not slowed.
     """
     box: dict = {}
     done = threading.Event()  # not Thread.join: an interrupted join marks the thread dead
@@ -424,7 +426,8 @@ def cancellable(conn, fn: Callable[..., T], *args) -> T:
     threading.Thread(target=target, name="txlab-cancellable", daemon=True).start()
     try:
         while not done.wait(0.2):
-            pass
+            if stop is not None and stop():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         deadline = time.monotonic() + 10.0
         while not done.is_set() and time.monotonic() < deadline:

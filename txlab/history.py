@@ -9,9 +9,10 @@ in docs/history-format.md.
 
 from __future__ import annotations
 
+import gc
 import json
+import marshal
 import operator
-import os
 import time
 import weakref
 from bisect import bisect_left
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from txlab import owner
 
 FORMAT = "txlab-history/1"
 
@@ -127,87 +130,213 @@ def _header_lines(meta: dict, initial: list) -> str:
 
 
 class _Lines:
-    """`txn` lines of one history, exactly as json.dumps writes the record: the
+    """`txn` lines of one history, exactly as json.dumps writes the record; the
     isolation is the same on every line, and most attempts commit with no cause,
-    SQLSTATE or error, so both are baked into the templates once."""
+    SQLSTATE or error (one f-string, the fastest way to build a line in Python)."""
 
     def __init__(self, isolation: str):
-        head = ('{"type": "txn", "id": %d, "worker": %d, "txn": %d, "attempt": %d, '
-                '"isolation": ' + _STRING(isolation).replace("%", "%%") +
-                ', "invoke_ns": %d, "complete_ns": %d, "outcome": ')
-        self.any = head + '%s, "cause": %s, "sqlstate": %s, "error": %s, "ops": %s}\n'
-        self.committed = (head + _STRING(COMMITTED) +
-                          ', "cause": null, "sqlstate": null, "error": null, "ops": %s}\n')
+        self.isolation = _STRING(isolation)
 
     def encode(self, lines: list, first_id: int, attempts) -> None:
-        """Append the lines of `attempts` (tuples in Attempt's field order), numbered
+        """Append the lines of `attempts` (tuples in Attempt's field order, or `_Spool`'s
+        (worker, txn, attempt, invoke_ns, complete_ns, tail of the line)), numbered
         from `first_id`, to `lines`."""
-        ok, other, enc, text = self.committed, self.any, _ENCODE, _text
+        iso, enc, text = self.isolation, _ENCODE, _text
         i = first_id
-        for w, txn, attempt, invoke, complete, outcome, cause, sqlstate, message, ops in attempts:
-            if outcome == COMMITTED and cause is None and sqlstate is None and message is None:
-                lines.append(ok % (i, w, txn, attempt, invoke, complete, enc(ops)))
+        for a in attempts:
+            if len(a) == 6:  # encoded when it was spooled: all but its id, last
+                lines.append(f"{_ID_PREFIX}{i}{a[5]}")
             else:
-                lines.append(other % (i, w, txn, attempt, invoke, complete, text(outcome),
-                                      text(cause), text(sqlstate), text(message), enc(ops)))
+                w, txn, attempt, invoke, complete, outcome, cause, sqlstate, message, ops = a
+                if outcome == COMMITTED and cause is None and sqlstate is None and message is None:
+                    lines.append(
+                        f'{_ID_PREFIX}{i}, "worker": {w}, "txn": {txn}, "attempt": {attempt}, '
+                        f'"isolation": {iso}, "invoke_ns": {invoke}, "complete_ns": {complete}, '
+                        f'"outcome": "committed", "cause": null, "sqlstate": null, '
+                        f'"error": null, "ops": {enc(ops)}}}\n')
+                else:
+                    lines.append(
+                        f'{_ID_PREFIX}{i}, "worker": {w}, "txn": {txn}, "attempt": {attempt}, '
+                        f'"isolation": {iso}, "invoke_ns": {invoke}, "complete_ns": {complete}, '
+                        f'"outcome": {text(outcome)}, "cause": {text(cause)}, '
+                        f'"sqlstate": {text(sqlstate)}, "error": {text(message)}, '
+                        f'"ops": {enc(ops)}}}\n')
             i += 1
+
+    def tail(self, attempt: tuple) -> str:
+        """The line of `attempt` after its id (`encode` puts `_ID_PREFIX` and the id first)."""
+        lines: list[str] = []
+        self.encode(lines, 0, (attempt,))
+        return lines[0][len(_ID_PREFIX) + 1:]
+
+
+_ID_PREFIX = '{"type": "txn", "id": '
 
 
 # ---------------------------------------------------------------- writing
+
+
+class _Spool:
+    """Attempts in a compact binary file (marshal) as they are handed over, each
+    block with the watermark of its hand-over (see Writer); `attempts()` gives them
+    back in the history's order.
+
+    Spooling an attempt costs a fifth of encoding its JSON line, so during the load
+    the history reaches the disk at little cost to the workers (the main thread
+    holds the GIL for less); the JSON lines are written from the spool when the
+    load ends, in one tight loop. An attempt with a value that marshal cannot hold
+    (a Decimal, a date, a namedtuple, ...) is spooled with the tail of its JSON
+    line instead. marshal gives every other value back as it was, except that a
+    bytes-like value (bytearray, memoryview) comes back as bytes: its text in the
+    history is that of its bytes (b'...'), where json.dumps(default=str) would
+    have written str() of the object itself ("<memory at 0x...>")."""
+
+    BLOCK = 256  # attempts per marshal record: the GIL is yielded between two
+
+    def __init__(self, path: Path, lines: _Lines):
+        self.path = path
+        self._lines = lines
+        self._file = open(path, "wb", buffering=1 << 20)  # noqa: SIM115
+
+    def put(self, watermark: int | None, block: list) -> None:
+        """Spool one block of attempts (at most BLOCK) handed over at `watermark`."""
+        try:
+            data = marshal.dumps((watermark, block))
+        except ValueError:  # a value marshal cannot hold: that attempt goes as JSON
+            block = [a if _marshallable(a) else a[:5] + (self._lines.tail(a),) for a in block]
+            data = marshal.dumps((watermark, block))
+        self._file.write(len(data).to_bytes(4, "little"))
+        self._file.write(data)
+
+    def attempts(self) -> Iterator[list]:
+        """The spooled attempts in invoke order, a list at a time (after `close`).
+
+        Each block's attempts wait, sorted, until a watermark passes them; what
+        waits is bounded as in the Writer. The cyclic garbage collector is paused
+        meanwhile: the attempts hold no cycles, and it would scan every tuple of
+        every block, tripling the time."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            pending: list = []
+            with open(self.path, "rb", buffering=1 << 20) as f:
+                while size := f.read(4):
+                    watermark, block = marshal.loads(f.read(int.from_bytes(size, "little")))
+                    pending += block
+                    pending.sort(key=_ORDER)
+                    end = (len(pending) if watermark is None
+                           else bisect_left(pending, watermark, key=_INVOKE))
+                    if end:
+                        yield pending[:end]
+                        del pending[:end]
+            if pending:
+                yield pending
+        finally:
+            if paused:
+                gc.enable()
+
+    def sync(self) -> None:
+        """Hand what is buffered to the operating system (no fsync: a killed txlab's
+        data is safe in the page cache; only a machine crash loses it)."""
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _marshallable(attempt: tuple) -> bool:
+    try:
+        marshal.dumps(attempt)
+        return True
+    except ValueError:
+        return False
 
 
 class Writer:
     """Streams a history to a file in invoke order while the run goes on.
 
     Workers finish attempts out of invoke order (a long transaction started
-    before a short one ends after it), so attempts wait in `pending` until no
-    worker can still produce an earlier one: `flush(watermark)` writes those
-    invoked before `watermark`, the earliest invoke time any worker may still
-    record. What waits is bounded by the longest attempt, not the run's length.
+    before a short one ends after it), so an attempt may be written only once no
+    worker can still produce an earlier one: `flush(watermark)` hands over the
+    attempts added so far with `watermark`, the earliest invoke time any worker
+    may still record, and those invoked before it are written in order. What
+    waits is bounded by the longest attempt, not the run's length.
+
+    The `run` and `init` lines are written at once; the attempts go to a spool
+    (`_Spool`) as they are flushed, and `close()` writes their JSON lines from it.
+    The spool lives in `spool_dir`, else in a temporary folder of its own that a
+    later txlab removes if this one is killed (txlab.owner).
     """
 
-    CHUNK = 16  # lines encoded between two yields of the GIL to the workers (~0.1 ms)
-
-    def __init__(self, path: Path | str, meta: dict, initial: list):
+    def __init__(self, path: Path | str, meta: dict, initial: list,
+                 spool_dir: Path | None = None):
         self.path = Path(path)
-        self._file = open(self.path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
-        self._lines = _Lines(str(meta.get("isolation", "")))
+        self._folder = None if spool_dir is not None else owner.Folder(SPOOL_PREFIX, owner.HISTORY)
+        try:
+            spool_dir = spool_dir if spool_dir is not None else self._folder.path
+            self._file = open(self.path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
+            self._lines = _Lines(str(meta.get("isolation", "")))
+            self._spool: _Spool | None = _Spool(spool_dir / "attempts.spool", self._lines)
+        except BaseException:
+            self._remove_folder()
+            raise
         self._pending: list = []
-        self.count = 0
+        self.count = 0  # attempts handed over (spooled, then written)
         self._file.write(_header_lines(meta, initial))
+        self._file.flush()
 
     def add(self, records: list) -> None:
         """Attempts recorded since the last call (tuples in `Attempt`'s field order)."""
         self._pending += records
 
     def flush(self, watermark: int | None = None) -> None:
-        """Write the pending attempts invoked before `watermark` (all of them if None).
-
-        Encoding is the bulk of the main thread's work: it goes in small chunks, and
-        lets the workers have the GIL in between, so that a worker holding row locks
-        never waits for a whole batch. An exception (Ctrl-C) in the middle leaves
-        exactly the unwritten attempts pending."""
+        """Hand over the attempts added so far: those invoked before `watermark` (all
+        of them, from here on, if None) can be written. An exception (Ctrl-C) in the
+        middle leaves exactly the unspooled ones pending."""
         pending = self._pending
-        if not pending:
+        if not pending or self._spool is None:
             return
-        pending.sort(key=_ORDER)
-        end = len(pending) if watermark is None else bisect_left(pending, watermark, key=_INVOKE)
         done = 0
         try:
-            while done < end:
-                upto = min(end, done + self.CHUNK)
-                lines: list[str] = []
-                self._lines.encode(lines, self.count + 1, pending[done:upto])
-                self._file.write("".join(lines))
-                self.count += upto - done
-                done = upto
+            while done < len(pending):
+                block = pending[done:done + _Spool.BLOCK]
+                last = done + len(block) == len(pending)
+                # The watermark holds once all of this hand-over is in: with its last block.
+                self._spool.put(watermark if last else _NOT_YET, block)
+                self.count += len(block)
+                done += len(block)
                 time.sleep(0)  # the GIL to any worker that wants it
         finally:
             del pending[:done]
+            self._spool.sync()  # on disk now, not when a buffer fills (one write a tick)
 
     def close(self) -> None:
-        self.flush()
-        self._file.close()
+        """Hand over what is pending, write every attempt's JSON line, close the file
+        and remove the spool. Takes about 3 us per attempt."""
+        if self._spool is None:
+            return
+        try:
+            self.flush()
+            self._spool.close()
+            written = 0
+            for attempts in self._spool.attempts():
+                lines: list[str] = []
+                self._lines.encode(lines, written + 1, attempts)
+                self._file.write("".join(lines))
+                written += len(attempts)
+            self._spool = None
+        finally:
+            self._file.close()
+            self._remove_folder()
+
+    def _remove_folder(self) -> None:
+        if self._folder is not None:
+            self._folder.remove()
+            self._folder = None
+
+
+_NOT_YET = -1  # a spooled block's watermark when more of the same hand-over follows
+SPOOL_PREFIX = "txlab-history-"  # temporary folders of histories and spools
 
 
 def write(history: History, path: Path | str) -> None:
@@ -224,22 +353,13 @@ def write(history: History, path: Path | str) -> None:
             done += len(chunk)
 
 
-def temporary_path(owner: object) -> Path:
-    """A fresh temporary file for a history, removed when `owner` is garbage-collected
-    (or at exit)."""
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix="txlab-history-", suffix=".jsonl")
-    os.close(fd)
-    weakref.finalize(owner, _remove, name)
-    return Path(name)
-
-
-def _remove(name: str) -> None:
-    try:
-        os.unlink(name)
-    except OSError:
-        pass
+def temporary_folder(owner_object: object) -> Path:
+    """A fresh temporary folder for a history (and its spool), removed when
+    `owner_object` is garbage-collected (or at exit); if this process is killed, a
+    later txlab removes it (txlab.owner)."""
+    folder = owner.Folder(SPOOL_PREFIX, owner.HISTORY)
+    weakref.finalize(owner_object, folder.remove)
+    return folder.path
 
 
 # ---------------------------------------------------------------- reading

@@ -27,7 +27,7 @@ from random import Random
 
 import psycopg2
 
-from txlab import checker, db, history, stats
+from txlab import checker, db, history, signals, stats
 from txlab.errors import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -41,7 +41,7 @@ from txlab.history import ABORTED, COMMITTED, DECLINED, UNKNOWN, History
 from txlab.rng import TxRandom
 from txlab.scenario import Check, Scenario, Setup, Verdict
 from txlab.settings import RunSettings
-from txlab.tx import Interrupted, Tx
+from txlab.tx import JOIN, Interrupted, Tx
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,10 @@ class _Lost(Exception):
     """Internal: the connection died under a query the main thread ran."""
 
 
+class _Swallowed(Exception):
+    """Internal: COMMIT answered ROLLBACK (the body caught an error and went on)."""
+
+
 def _bug(scenario: Scenario, what: str, exc: BaseException) -> ScenarioBug:
     frames = traceback.extract_tb(exc.__traceback__)
     here = next((f for f in reversed(frames) if scenario.path and f.filename == str(scenario.path)), None)
@@ -209,11 +213,13 @@ def _check(conn, scenario: Scenario, settings: RunSettings, params: dict,
 
 
 def _reach(dsn: str, name: str, options: dict, timeout_s: float,
-           stop: threading.Event | None = None, tick: Callable[[], None] | None = None):
+           stop: threading.Event | Callable[[], bool] | None = None,
+           tick: Callable[[], None] | None = None):
     """Connect, retrying with backoff (0.05 s doubling to 1 s) for up to `timeout_s`.
 
-    Returns the connection; None if `stop` was set meanwhile; raises DatabaseError
-    (the last refusal) when the time is up. `tick` is called before every try.
+    Returns the connection; None if `stop` (an Event, or a function polled every
+    0.1 s) said stop meanwhile; raises DatabaseError (the last refusal) when the
+    time is up. `tick` is called before every try.
     """
     deadline = time.monotonic() + timeout_s
     delay = 0.05
@@ -226,13 +232,23 @@ def _reach(dsn: str, name: str, options: dict, timeout_s: float,
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
-        wait = min(delay, left)
-        if stop is not None:
-            if stop.wait(wait):
-                return None
-        else:
-            time.sleep(wait)
+        if _pause(min(delay, left), stop):
+            return None
         delay = min(delay * 2, 1.0)
+
+
+def _pause(seconds: float, stop: threading.Event | Callable[[], bool] | None) -> bool:
+    """Wait `seconds`; True (at once) if `stop` says stop meanwhile."""
+    if isinstance(stop, threading.Event):
+        return stop.wait(seconds)
+    end = time.monotonic() + seconds
+    while True:
+        if stop is not None and stop():
+            return True
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, TICK_S))
 
 
 # ---------------------------------------------------------------- workers
@@ -262,7 +278,14 @@ class _Run:
         self.halt = threading.Event()
         self.stopping = self.halting = False
         self.tickets = itertools.count() if settings.transactions else None
-        self.ready = threading.Barrier(n + 1)
+        # Start and end, on Events (an interrupted Thread.join can mark a running thread
+        # as stopped): `ready` when every worker is connected (or one failed), `go`
+        # when they may start, `done` when the last one has finished.
+        self._waiting = {"ready": n, "done": n}  # workers yet to reach each
+        self._count_lock = threading.Lock()
+        self.ready = threading.Event()
+        self.go = threading.Event()
+        self.done = threading.Event()
         self.error: BaseException | None = None  # a scenario bug: stop, raise it
         self.lost: str | None = None  # the server did not come back in time
         self.reconnecting = 0
@@ -280,18 +303,19 @@ class _Run:
         return conn
 
     def worker(self, w: int) -> None:
+        conn = None
         try:
-            conn = self.connect(w)
-        except BaseException as exc:
-            self.error = exc
-            self.ready.abort()
-            return
-        try:
-            self.ready.wait()
-        except threading.BrokenBarrierError:
-            conn.close()
-            return
-        try:
+            try:
+                conn = self.connect(w)
+            except BaseException as exc:
+                self.error = exc
+                self.stop_all()
+                self.ready.set()
+                return
+            self._count("ready")
+            self.go.wait()
+            if self.stopping:
+                return
             self._loop(w, conn)
         except BaseException as exc:  # a scenario bug: stop everything
             if self.error is None:
@@ -302,48 +326,85 @@ class _Run:
             conn = self.conns[w]
             if conn is not None and not conn.closed:
                 conn.close()
+            self._count("done")
+
+    def _count(self, name: str) -> None:
+        """One worker more is `name` (ready, done); the last one sets that Event."""
+        with self._count_lock:
+            self._waiting[name] -= 1
+            if self._waiting[name] == 0:
+                getattr(self, name).set()
 
     def _loop(self, w: int, conn) -> None:
-        """Transactions until told to stop. The hot path: every line here runs for every
-        transaction, so it keeps to local variables and plain attributes."""
+        """Transactions until told to stop.
+
+        The hot path: every line here runs for every transaction of every worker, so
+        it keeps to local variables and plain attributes, makes no call it can
+        avoid, and leaves everything unusual (errors, declines, retries) to
+        `_failed` and the branches below the commit."""
         s = self.settings
         draw = Random(f"txlab:{s.seed}:worker:{w}").getrandbits
-        records = self.records[w] if self.record else None
+        append = self.records[w].append if self.record else None
         inflight = self.inflight
         tally = self.tallies[w]
-        aborted, reasons, record_latency = tally.aborted, tally.declined_reasons, tally.latency.record
+        aborted, reasons = tally.aborted, tally.declined_reasons
+        latency = tally.latency
+        buckets = latency.counts
         body, tickets, limit = self.strategy.run, self.tickets, s.transactions
         tries = s.retries + 1
         clock = time.monotonic_ns
-        attempt_ = self._attempt
         cur = conn.cursor()
         # One Tx (and one generator) per worker, reset for each attempt.
         tx = Tx(cur, self.begin_sql, TxRandom(), self.params, s.think_ms / 1000.0, self.halt)
         restart = tx._restart
+        failed = self._failed
         txn = 0
         while not self.stopping:
             if tickets is not None and next(tickets) >= limit:
                 break
             txn += 1
             seed = draw(64)
-            first = 0
-            for attempt in range(tries):
+            attempt = 0
+            while True:
                 restart(seed)
-                invoke = clock()
-                inflight[w] = invoke
+                invoke = inflight[w] = clock()
                 if not attempt:
                     first = invoke
-                outcome, cause, code, msg = attempt_(conn, cur, tx, body)
+                committing = False
+                try:
+                    body(tx)
+                    if tx.begun:  # the body ran SQL: commit it (tx.end_sql, written out)
+                        if self.halting:
+                            raise Interrupted
+                        committing = tx.sent = True
+                        later = tx._head  # deferred statements travel with the COMMIT
+                        cur.execute("COMMIT" if later is None else later + JOIN + "COMMIT")
+                        if cur.statusmessage != "COMMIT":
+                            raise _Swallowed
+                except Exception as exc:
+                    outcome, cause, code, msg = failed(exc, conn, cur, tx, committing)
+                else:
+                    complete = clock()
+                    if append is not None:
+                        append((w, txn, attempt, invoke, complete, COMMITTED, None, None, None,
+                                tx.ops))
+                    if attempt:
+                        tally.retries += 1
+                    tally.committed += 1
+                    # tally.latency.record(complete - first), written out: Histogram.record
+                    v = complete - first
+                    b = v.bit_length()
+                    i = ((b - 8) << 7) + (v >> (b - 8)) if b > 8 else v
+                    buckets[i] = buckets.get(i, 0) + 1
+                    if v > latency.max:
+                        latency.max = v
+                    outcome = COMMITTED
+                    break
                 complete = clock()
-                if records is not None:
-                    records.append((w, txn, attempt, invoke, complete, outcome, cause, code, msg,
-                                    tx.ops))
+                if append is not None:
+                    append((w, txn, attempt, invoke, complete, outcome, cause, code, msg, tx.ops))
                 if attempt:
                     tally.retries += 1
-                if outcome is COMMITTED:
-                    tally.committed += 1
-                    record_latency(complete - first)
-                    break
                 if outcome is DECLINED:
                     tally.declined += 1
                     key = cause or "declined"
@@ -354,40 +415,23 @@ class _Run:
                     break
                 key = cause or "other"
                 aborted[key] = aborted.get(key, 0) + 1
-                if cause not in RETRYABLE or self.halting:
+                attempt += 1
+                if attempt == tries or cause not in RETRYABLE or self.halting:
+                    if cause == stats.INTERRUPTED_CAUSE:
+                        tally.interrupted += 1
+                    else:
+                        tally.failed += 1
                     break
-            if outcome is ABORTED and cause != stats.INTERRUPTED_CAUSE:
-                tally.failed += 1
-            tally.finished += 1
-            if cause == CONNECTION_LOST or conn.closed:
+            if outcome is not COMMITTED and (cause == CONNECTION_LOST or conn.closed):
                 conn = self._reconnect(w)
                 if conn is None:
                     break
                 cur = tx._cur = conn.cursor()
 
-    def _attempt(self, conn, cur, tx: Tx, body) -> tuple:
-        committing = False
-        try:
-            body(tx)
-            if tx._begin is not None:  # the body ran no SQL: nothing to commit
-                return COMMITTED, None, None, None
-            if self.halting:
-                raise Interrupted
-            committing = True
-            cur.execute(tx.end_sql("COMMIT"))  # deferred statements travel with it
-            if cur.statusmessage != "COMMIT":  # the body swallowed an error
-                return ABORTED, "25P02", "25P02", "COMMIT answered ROLLBACK"
-            return COMMITTED, None, None, None
-        except Declined as d:
-            self._rollback(conn, cur, tx)
-            return DECLINED, d.reason, None, None
-        except Abort as a:
-            self._rollback(conn, cur, tx)
-            return ABORTED, a.cause, None, a.message
-        except Interrupted:
-            self._rollback(conn, cur, tx)
-            return ABORTED, stats.INTERRUPTED_CAUSE, None, "run interrupted"
-        except psycopg2.Error as exc:
+    def _failed(self, exc: Exception, conn, cur, tx: Tx, committing: bool) -> tuple:
+        """(outcome, cause, sqlstate, message) of an attempt that raised `exc`; the
+        transaction is rolled back if anything of it reached the server."""
+        if isinstance(exc, psycopg2.Error):
             code = exc.pgcode
             msg = db.first_line(exc)
             if _gone(conn, exc):
@@ -397,9 +441,16 @@ class _Run:
             if self.halting and code == "57014":
                 return ABORTED, stats.INTERRUPTED_CAUSE, code, "run interrupted"
             return ABORTED, classify(code, msg), code, msg
-        except Exception as exc:
-            self._rollback(conn, cur, tx)
-            raise _bug(self.scenario, f"strategy {self.strategy.name!r}", exc) from exc
+        if isinstance(exc, _Swallowed):  # the transaction is over: nothing to roll back
+            return ABORTED, "25P02", "25P02", "COMMIT answered ROLLBACK"
+        self._rollback(conn, cur, tx)
+        if isinstance(exc, Declined):
+            return DECLINED, exc.reason, None, None
+        if isinstance(exc, Abort):
+            return ABORTED, exc.cause, None, exc.message
+        if isinstance(exc, Interrupted):
+            return ABORTED, stats.INTERRUPTED_CAUSE, None, "run interrupted"
+        raise _bug(self.scenario, f"strategy {self.strategy.name!r}", exc) from exc
 
     @staticmethod
     def _rollback(conn, cur, tx: Tx) -> None:
@@ -488,24 +539,34 @@ class _Run:
 
 
 def run(
-    settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None = None
+    settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None = None,
+    interrupts: signals.Interrupts | None = None,
 ) -> RunResult:
     """Run `scenario` as `settings` say against `dsn`; returns everything the report needs.
 
     The run owns its schema from setup to the final checks: a second txlab on it
     is refused (db.own_schema). The history streams to settings.history_path, or
     to a temporary file (removed with the result) when only the anomaly check or
-    keep_history needs it. KeyboardInterrupt during setup cancels the running
-    statement; at any point after the load started it stops the workers
-    (in-flight transactions roll back), skips what is left of the checks, and
-    returns a partial result marked interrupted. A server that stays away longer
-    than settings.reconnect_timeout_s raises ServerLost with the partial result.
+    keep_history needs it.
+
+    Interrupts (Ctrl-C, SIGTERM, SIGHUP) are only noted while the run goes on
+    (signals.deferred: pass the caller's `interrupts` to keep them so beyond the
+    run, e.g. while its report is printed). One during setup cancels the running
+    statement and raises KeyboardInterrupt; one at any later point stops the
+    workers (in-flight transactions roll back), finishes the history, skips what is
+    left of the checks, and returns a partial result marked interrupted. A server
+    that stays away longer than settings.reconnect_timeout_s raises ServerLost with
+    the partial result.
     """
+    if interrupts is None:
+        with signals.deferred() as interrupts:
+            return run(settings, scenario, dsn, progress, interrupts)
     with db.schema_owner(dsn, settings.schema, "run"):
-        return _run(settings, scenario, dsn, progress)
+        return _run(settings, scenario, dsn, progress, interrupts)
 
 
-def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None) -> RunResult:
+def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None,
+         interrupts: signals.Interrupts) -> RunResult:
     params = scenario.params(dict(settings.params), allow_large=settings.allow_large_params)
     strategy = scenario.strategy(settings.strategy)
     record = bool(settings.history_path) or settings.check or settings.keep_history
@@ -516,44 +577,52 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     }
     hist = History(meta)
     path = Path(settings.history_path) if settings.history_path else None
-    if path is None and record:
-        path = history.temporary_path(hist)  # removed with the result
+    spool_dir = None
+    if path is None and record:  # the history and its spool, removed with the result
+        spool_dir = history.temporary_folder(hist)
+        path = spool_dir / "history.jsonl"
     hist.path = path
     writer: history.Writer | None = None
     control = db.connect(dsn, "txlab-control")
     try:
         server = db.server_version(control)
-        initial = db.cancellable(control, _setup, control, scenario, settings, params)
+        if interrupts:
+            raise KeyboardInterrupt  # before the setup: nothing to report
+        initial = db.cancellable(control, _setup, control, scenario, settings, params,
+                                 stop=lambda: bool(interrupts))
+        # From here on an interrupt never raises: whatever it cuts short, a result comes back.
         meta.update(server=server, think_ms=settings.think_ms, retries=settings.retries)
         hist.initial = initial
         if path is not None:
             try:
-                writer = history.Writer(path, meta, initial)
+                writer = history.Writer(path, meta, initial, spool_dir)
             except OSError as exc:
                 raise UsageError(f"cannot write the history to {path}: {exc.strerror}") from None
         r = _Run(settings, scenario, dsn, params, record=writer is not None)
-        elapsed, interrupted = _load(r, settings, writer, progress)
+        elapsed = _load(r, settings, writer, progress, interrupts)
         if r.error is not None:
             raise r.error
-        interrupted |= _finish(r, writer)
+        r.drain(writer, final=True)
         hist.count = writer.count if writer else 0
         failure = r.lost
         invariants: list[InvariantResult] = []
+        seen = interrupts.count
         try:
             # After a lost server or Ctrl-C, one try; else wait for a restarting server.
-            wait = 0.0 if failure or interrupted else settings.reconnect_timeout_s
-            control = _usable(control, dsn, wait)
-            db.cancellable(control, _check, control, scenario, settings, params, invariants)
+            wait = 0.0 if failure or interrupts else settings.reconnect_timeout_s
+            control = _usable(control, dsn, wait, lambda: interrupts.count > seen)
+            db.cancellable(control, _check, control, scenario, settings, params, invariants,
+                           stop=lambda: interrupts.count > seen)
         except KeyboardInterrupt:
-            interrupted = True
+            pass  # counted in interrupts
         except (_Lost, DatabaseError) as exc:
-            if failure is None and not interrupted:
+            if failure is None and not interrupts:
                 failure = f"the server could not be reached for the invariant checks: {exc}"
         done = {i.name for i in invariants}
         unchecked = [i.name for i in scenario.invariants if i.name not in done]
     finally:
         if writer is not None:
-            writer.close()
+            writer.close()  # the history's JSON lines: complete whatever happened
         if not control.closed:
             control.close()
 
@@ -561,14 +630,17 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     check = None
     check_skipped = None
     if settings.check and path is not None:
-        if interrupted and unchecked:
+        if interrupts and unchecked:
             check_skipped = "interrupted"
         else:
+            seen = interrupts.count
             try:
-                check = checker.check(str(path))
+                with interrupts.raising(since=seen):  # the checker cannot poll: it is stopped
+                    check = checker.check(str(path))
             except KeyboardInterrupt:
-                interrupted = True
+                check = None
                 check_skipped = "interrupted"
+    interrupted = bool(interrupts)
     result = RunResult(
         scenario=scenario.name, strategy=strategy.name, isolation=settings.isolation,
         workers=settings.workers, seed=settings.seed, duration_s=elapsed, server=server,
@@ -585,58 +657,54 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     return result
 
 
-def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None) -> tuple[float, bool]:
-    """Start the workers, watch them until they stop; (elapsed seconds, interrupted)."""
-    threads = [
-        threading.Thread(target=r.worker, args=(w,), name=f"txlab-worker-{w}", daemon=True)
-        for w in range(settings.workers)
-    ]
-    for t in threads:
-        t.start()
-    try:
-        r.ready.wait()
-    except threading.BrokenBarrierError:
-        for t in threads:
-            t.join()
-        raise r.error if r.error else DatabaseError("workers could not start") from None
+TICK_S = 0.1  # how often the main thread drains the workers' records and looks at the time
+STOP_GRACE_S = 2.0  # after an interrupt, how long to wait for the workers' rollbacks
+
+
+def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None,
+          interrupts: signals.Interrupts) -> float:
+    """Start the workers, watch them until they stop; returns the elapsed seconds.
+
+    It waits on Events only (never Thread.join) and polls `interrupts`."""
+    for w in range(settings.workers):
+        threading.Thread(target=r.worker, args=(w,), name=f"txlab-worker-{w}",
+                         daemon=True).start()
+    while not r.ready.wait(TICK_S):  # every worker connected, or one could not
+        if interrupts:
+            r.stop_all()
+    if r.error is not None:  # a worker could not connect
+        r.stop_all()
+        r.go.set()
+        r.done.wait(STOP_GRACE_S)
+        raise r.error
     started = time.monotonic()
-    interrupted = False
-    try:
-        deadline = started + settings.duration_s if settings.duration_s else None
-        while any(t.is_alive() for t in threads):
-            now = time.monotonic()
-            if deadline and now >= deadline:
-                r.stop_all()
-            if r.error is not None:  # one worker failed: stop the others at once
-                r.interrupt()
-            r.drain(writer)
-            if progress:
-                progress(r.snapshot(now - started, deadline, now))
-            wait = 0.2
-            if deadline and not r.stop.is_set():
-                wait = max(0.0, min(wait, deadline - now))
-            threads[0].join(wait) if r.stop.is_set() else r.stop.wait(wait)
-    except KeyboardInterrupt:
-        interrupted = True
-        r.interrupt()
-        _join_all(threads, 2.0)
-    return time.monotonic() - started, interrupted
-
-
-def _finish(r: _Run, writer) -> bool:
-    """Write every recorded attempt out; True if Ctrl-C came meanwhile (it is finished anyway)."""
-    interrupted = False
+    r.go.set()
+    deadline = started + settings.duration_s if settings.duration_s else None
+    halted_at = None
     while True:
-        try:
-            r.drain(writer, final=True)
-            return interrupted
-        except KeyboardInterrupt:
-            interrupted = True
+        now = time.monotonic()
+        if interrupts and halted_at is None:
+            halted_at = now
+            r.interrupt()
+        if deadline and now >= deadline:
+            r.stop_all()
+        if r.error is not None:  # one worker failed: stop the others at once
+            r.interrupt()
+        r.drain(writer)
+        if progress:
+            progress(r.snapshot(now - started, deadline, now))
+        if r.done.is_set() or (halted_at is not None and now - halted_at > STOP_GRACE_S):
+            break
+        wait = TICK_S
+        if deadline and not r.stopping:
+            wait = max(0.0, min(wait, deadline - now))
+        r.done.wait(wait)
+    return time.monotonic() - started
 
 
-def _usable(control, dsn: str, timeout_s: float):
-    """The control connection, or a new one (waiting up to `timeout_s`) if the server
-    restarted under it."""
+def _usable(control, dsn: str, timeout_s: float, stop: Callable[[], bool]):
+    """The control connection, or a new one (waiting up to `timeout_s`, unless `stop`
+    says so) if the server restarted under it."""
     if not control.closed:
         try:
             with control.cursor() as cur:
@@ -644,7 +712,10 @@ def _usable(control, dsn: str, timeout_s: float):
             return control
         except psycopg2.Error:
             control.close()
-    return _reach(dsn, "txlab-control", {}, timeout_s)
+    conn = _reach(dsn, "txlab-control", {}, timeout_s, stop)
+    if conn is None:
+        raise KeyboardInterrupt  # an interrupt while waiting: no checks
+    return conn
 
 
 def declared(scenario: Scenario, ref: str) -> dict:
@@ -655,14 +726,3 @@ def declared(scenario: Scenario, ref: str) -> dict:
                         "risk": s.risk} for s in scenario.strategies],
         "knobs": {k.name: k.default for k in scenario.knobs},
     }
-
-
-def _join_all(threads: list[threading.Thread], timeout: float) -> None:
-    end = time.monotonic() + timeout
-    for t in threads:
-        while True:
-            try:
-                t.join(max(0.0, end - time.monotonic()))
-                break
-            except KeyboardInterrupt:  # a second Ctrl-C: keep shutting down
-                continue

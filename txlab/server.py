@@ -21,20 +21,17 @@ A temporary server's folder holds an owner file (pid, process start time, boot
 id, pid namespace, a random token that is also the server's cluster_name); the
 owner keeps a shared flock on it while it lives. A later txlab that starts a
 temporary server removes the folders whose owner is gone by every one of those
-measures (a txlab killed with SIGKILL cannot clean up after itself).
+measures (a txlab killed with SIGKILL cannot clean up after itself; txlab.owner).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import grp
 import hashlib
 import importlib.util
-import json
 import os
 import pwd
-import secrets
 import shlex
 import shutil
 import signal
@@ -47,12 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txlab import dsn as dsns
-from txlab import signals
+from txlab import owner, signals
 from txlab.errors import DatabaseError
 
 SYSTEM_USER = "embedded_postgres"  # the server's user when txlab runs as root
 ROOT_AREA = Path("/var/lib/txlab")  # root's folder the server user can enter
-OWNER_FILE = "txlab-owner.json"
 Notice = Callable[[str], None]
 
 
@@ -249,19 +245,10 @@ def _recorded_pid(pgdata: Path) -> int | None:
     return pid if pid > 0 else None
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat's fields after the command name (state first), or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
-
 def _serves(pid: int, pgdata: Path) -> bool | None:
     """Whether process `pid` is a live `postgres` working in `pgdata`; None if it
     cannot be told (no /proc, or not allowed to look)."""
-    fields = _proc_stat(pid)
+    fields = owner.proc_stat(pid)
     if fields is None:
         return None if not Path("/proc/self").exists() else False
     if fields[0] in ("Z", "X"):
@@ -291,7 +278,7 @@ def postmaster_pid(pgdata: Path) -> int | None:
         return pid if pg_ctl(pgdata, "status").returncode == 0 else None
     if not serves:
         return None
-    fields = _proc_stat(pid)
+    fields = owner.proc_stat(pid)
     parent = int(fields[1]) if fields and len(fields) > 1 else 0
     if parent > 1 and _serves(parent, pgdata):  # a backend, not the postmaster
         return None
@@ -342,7 +329,7 @@ def _signal(pgdata: Path, signum: int) -> int | None:
 
 def _gone(pid: int) -> bool:
     if Path("/proc/self").exists():
-        fields = _proc_stat(pid)
+        fields = owner.proc_stat(pid)
         return fields is None or fields[0] in ("Z", "X")
     try:
         os.kill(pid, 0)
@@ -455,77 +442,6 @@ def url_for(pgdata: Path) -> str | None:
 # ---------------------------------------------------------------- temporary servers and their owners
 
 
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def _start_ticks(pid: int) -> int | None:
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None  # field 22 of stat
-
-
-def _claim(folder: Path) -> tuple[int, str]:
-    """Write `folder`'s owner file and hold a shared flock on it while this process
-    lives; returns (the open file descriptor, the token)."""
-    token = secrets.token_hex(8)
-    me = os.getpid()
-    record = {"pid": me, "start": _start_ticks(me), "boot": _boot_id(),
-              "pidns": _pid_namespace(), "token": token, "created": time.time()}
-    fd = os.open(folder / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    os.write(fd, json.dumps(record).encode())
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    os.set_inheritable(fd, False)
-    return fd, token
-
-
-def _owner_alive(record: dict) -> bool:
-    """Whether the process that wrote an owner file may still live (True when unsure)."""
-    if record.get("boot") != _boot_id():
-        return not record.get("boot") or not _boot_id()  # rebooted since: gone
-    if record.get("pidns") != _pid_namespace():
-        return True  # another pid namespace: its pids mean nothing here
-    pid, start = record.get("pid"), record.get("start")
-    if not isinstance(pid, int) or not isinstance(start, int):
-        return True
-    return _start_ticks(pid) == start
-
-
-def _orphan(folder: Path) -> dict | None:
-    """The owner record of a temporary server folder whose owner is gone, or None."""
-    owner = folder / OWNER_FILE
-    try:
-        fd = os.open(owner, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the owner holds LOCK_SH
-        except OSError:
-            return None
-        try:
-            record = json.loads(os.read(fd, 4096).decode())
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(record, dict) or _owner_alive(record):
-            return None
-        return record
-    finally:
-        os.close(fd)  # releases the flock: the owner is gone, no one else takes LOCK_SH
-
-
 def _cmdline(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -537,36 +453,26 @@ def reap_orphans(parent: Path | None = None) -> list[Path]:
     """Stop and remove temporary servers that txlab started and whose owner is gone.
 
     Only folders `txlab-*` in `parent` (the temporary folder) holding an owner
-    file written by this user, whose owner process is gone (its flock is free and
-    its pid, start time and boot say so). Their server is stopped only if its
-    postmaster is verified in /proc and carries the owner file's token as its
-    cluster_name; a server that cannot be verified is left alone, folder and all.
+    file written by this user, whose owner process is gone (txlab.owner). Their
+    server is stopped only if its postmaster is verified in /proc and carries the
+    owner file's token as its cluster_name; a server that cannot be verified is
+    left alone, folder and all.
     """
-    parent = parent or _temporary_parent()
-    reaped = []
-    try:
-        candidates = sorted(parent.glob("txlab-*"))
-    except OSError:
-        return reaped
-    for folder in candidates:
-        if folder.is_symlink() or not folder.is_dir():
-            continue
-        record = _orphan(folder)
-        if record is None:
-            continue
-        pgdata = folder / "pgdata"
-        pid = postmaster_pid(pgdata)
-        if pid is not None:
-            token = f"cluster_name=txlab-{record.get('token')}"
-            if not any(arg.endswith(token) for arg in _cmdline(pid)):
-                continue
-            with contextlib.suppress(DatabaseError):
-                stop(pgdata, "immediate", timeout=20)
-            if postmaster_pid(pgdata) is not None:
-                continue
-        shutil.rmtree(folder, ignore_errors=True)
-        reaped.append(folder)
-    return reaped
+    return owner.reap(parent or _temporary_parent(), "txlab-", owner.SERVER, _release)
+
+
+def _release(folder: Path, record: dict) -> bool:
+    """Stop the orphaned folder's server, if one runs: False if it cannot be done safely."""
+    pgdata = folder / "pgdata"
+    pid = postmaster_pid(pgdata)
+    if pid is None:
+        return True
+    token = f"cluster_name=txlab-{record.get('token')}"
+    if not any(arg.endswith(token) for arg in _cmdline(pid)):
+        return False
+    with contextlib.suppress(DatabaseError):
+        stop(pgdata, "immediate", timeout=20)
+    return postmaster_pid(pgdata) is None
 
 
 def _temporary_parent() -> Path:
@@ -589,7 +495,7 @@ def temporary(prefix: str = "txlab-pg-", notice: Notice = lambda line: None
     for folder in reap_orphans(parent):
         notice(f"removed {folder}, a temporary server left by a txlab that was killed")
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    fd, token = _claim(tmp)
+    fd, token = owner.claim(tmp, owner.SERVER)
     pgdata = tmp / "pgdata"
     try:
         user = _server_user()

@@ -10,6 +10,12 @@ the whole command, makes SIGTERM and SIGHUP take exactly the same path.
 (stopping and removing a temporary server); one that arrives meanwhile is ignored:
 the command is already finishing.
 
+`deferred()` is for code that must finish what it started whenever the interrupt
+comes (a run after its setup: stop the workers, write the history, report): the
+signals are only noted, and the code polls `Interrupts` at points of its choosing.
+Inside it, `interrupts.raising(...)` lets them raise KeyboardInterrupt again, once,
+around a computation that cannot poll (the anomaly check).
+
 A signal that was ignored when txlab started (`nohup` ignores SIGHUP; a shell
 starts background jobs with SIGINT ignored) stays ignored.
 """
@@ -45,6 +51,48 @@ def _replaced(handler, signums) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class Interrupts:
+    """What `deferred()` yields: how many interrupts came (`count`, truthy once one did)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._raise = False
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def _note(self, signum, frame) -> None:
+        self.count += 1
+        if self._raise:
+            self._raise = False  # one KeyboardInterrupt; any later interrupt is only noted
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def raising(self, since: int) -> Iterator[None]:
+        """Inside the block the next interrupt raises KeyboardInterrupt (at once if more
+        than `since` came already); after it, and after the block, interrupts are only
+        noted again. Enter it inside the `try` that catches KeyboardInterrupt: the
+        exception can come from entering or leaving the block too."""
+        self._raise = True
+        try:
+            if self.count > since:
+                self._raise = False
+                raise KeyboardInterrupt
+            yield
+        finally:
+            self._raise = False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[Interrupts]:
+    """Ctrl-C, SIGTERM and SIGHUP are only counted inside the block (never raised):
+    the code polls the `Interrupts` it is given. One handler stays installed for the
+    whole block, so no signal can find a half-changed state."""
+    interrupts = Interrupts()
+    with _replaced(interrupts._note, INTERRUPTS):
+        yield interrupts
 
 
 def handled() -> contextlib.AbstractContextManager[None]:

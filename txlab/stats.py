@@ -161,13 +161,13 @@ class Tally:
     """One worker's counts: updated by that worker alone, read by the progress line,
     merged at the end. Same definitions as `outcomes` and `committed_latencies_ns`."""
 
-    __slots__ = ("committed", "declined", "retries", "unknown", "failed", "finished",
+    __slots__ = ("committed", "declined", "retries", "unknown", "failed", "interrupted",
                  "aborted", "declined_reasons", "latency")
 
     def __init__(self):
         self.committed = self.declined = self.retries = self.unknown = 0
         self.failed = 0
-        self.finished = 0  # transactions done with (any outcome of their last try)
+        self.interrupted = 0  # transactions whose last try the run's interrupt abandoned
         self.aborted: dict[str, int] = {}
         self.declined_reasons: dict[str, int] = {}
         self.latency = Histogram()
@@ -175,6 +175,11 @@ class Tally:
     @property
     def aborted_total(self) -> int:
         return sum(self.aborted.values())
+
+    @property
+    def finished(self) -> int:
+        """Transactions done with, whatever the outcome of their last try."""
+        return self.committed + self.declined + self.unknown + self.failed + self.interrupted
 
 
 def merge(tallies) -> tuple[Outcomes, Histogram]:

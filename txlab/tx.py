@@ -57,7 +57,7 @@ _PLAIN_MAX = 1024
 
 
 # Between statements sent in one round trip: the newline ends a trailing `--` comment.
-_JOIN = "\n;\n"
+JOIN = "\n;\n"
 
 
 class Interrupted(Exception):
@@ -84,7 +84,7 @@ class Tx:
       (for an ORM Session; see scenarios/limited_stock_cart.py).
     """
 
-    __slots__ = ("_cur", "_begin", "_begin_sql", "_later", "sent", "rng", "params", "ops",
+    __slots__ = ("_cur", "_head", "_begin_sql", "begun", "sent", "rng", "params", "ops",
                  "_think_s", "_stop")
 
     def __init__(
@@ -93,11 +93,11 @@ class Tx:
     ):
         self._cur = cursor
         self._begin_sql = begin_sql
-        self._begin = begin_sql  # sent with the first statement, then None
-        # Statements queued by execute_later (BEGIN first if it was still unsent):
-        # they go in front of the next statement. At most one of _begin and _later
-        # is set.
-        self._later: str | None = None
+        # What goes in front of the next statement: BEGIN until it is sent, then the
+        # statements queued by execute_later (BEGIN first if it was still unsent).
+        self._head: str | None = begin_sql
+        # BEGIN was sent, or is queued with a deferred statement: there is something to end.
+        self.begun = False
         self.sent = False  # something reached the server: a ROLLBACK is needed to end it
         self.rng = rng
         self.params = params
@@ -107,48 +107,30 @@ class Tx:
 
     def _restart(self, seed: int) -> None:
         """Ready for the next attempt (the runner reuses one Tx per worker): nothing
-        sent, no operations, the generator back at `seed` (a retry repeats its draws)."""
-        self._begin = self._begin_sql
-        self._later = None
-        self.sent = False
+        sent, no operations, the generator back at `seed` (a retry repeats its draws).
+        `rng` is a TxRandom: its reset(seed) is written out here (one call fewer for
+        every attempt)."""
+        self._head = self._begin_sql
+        self.begun = self.sent = False
         self.ops = []
-        self.rng.reset(seed)
-
-    @property
-    def begun(self) -> bool:
-        """BEGIN was sent, or is queued with a deferred statement: there is something to end."""
-        return self._begin is None
-
-    def _take(self) -> str | None:
-        """What must go in front of the next statement: the unsent BEGIN or the queued
-        statements (which start with it if it was unsent); None when nothing."""
-        head = self._later if self._later is not None else self._begin
-        self._begin = self._later = None
-        return head
+        rng = self.rng
+        rng._state = rng._bits = seed
+        rng._nbits = 64
+        rng.gauss_next = None
 
     def _text(self, sql: str, args) -> str:
-        """`sql` with `args` in place, exactly as psycopg2 would send it. This runs for
-        every statement of every worker: a tuple of non-negative ints into a statement
-        already known to hold only %s and %% (a dict lookup) is done right here."""
-        if args is None:
-            return sql
-        if type(args) is tuple and _PLAIN.get(sql):
-            for a in args:
-                if type(a) is not int or a < 0:
-                    break
-            else:
-                try:
-                    return sql % args
-                except TypeError:  # a wrong count: psycopg2 says so in its own words
-                    pass
+        """`sql` with `args` in place, exactly as psycopg2 would send it."""
         if len(_PLAIN) > _PLAIN_MAX:
             _PLAIN.clear()
         text = _interpolate(sql, args)
         return text if text is not None else self._cur.mogrify(sql, args).decode()
 
-    def _send(self, sql: str, args) -> None:
-        """Send `sql` with anything queued in front of it (BEGIN, deferred statements).
-        `_text`'s fast path is repeated here: one call fewer for every statement."""
+    def _send(self, sql: str, args, later: bool = False) -> None:
+        """Send `sql` with `args` in place and whatever is queued in front of it (BEGIN,
+        deferred statements); with `later`, queue it instead (execute_later). This runs
+        for every statement of every worker: a tuple of non-negative ints into a
+        statement already known to hold only %s and %% (a dict lookup) is put in place
+        right here."""
         if args is not None:
             if type(args) is tuple and _PLAIN.get(sql):
                 for a in args:
@@ -158,16 +140,19 @@ class Tx:
                 else:
                     try:
                         sql = sql % args
-                    except TypeError:
+                    except TypeError:  # a wrong count: psycopg2 says so in its own words
                         sql = self._text(sql, args)
             else:
                 sql = self._text(sql, args)
-        head = self._later
-        if head is None:
-            head = self._begin
+        head = self._head
+        if later:
+            self._head = sql if head is None else head + JOIN + sql
+            self.begun = True
+            return
         if head is not None:
-            sql = head + _JOIN + sql
-            self._begin = self._later = None
+            sql = head + JOIN + sql
+            self._head = None
+            self.begun = True
         self.sent = True
         self._cur.execute(sql)
 
@@ -178,28 +163,27 @@ class Tx:
         """Queue a statement whose result is not needed (no rows, no rowcount): it is
         sent with the next statement or the COMMIT, one round trip fewer. Its errors
         surface there, inside this attempt, so the attempt still aborts with them."""
-        if args is not None:
-            sql = self._text(sql, args)
-        head = self._later
-        if head is None:
-            head = self._begin
-            self._begin = None
-        self._later = sql if head is None else head + _JOIN + sql
+        self._send(sql, args, True)
 
     def flush(self) -> None:
         """Send BEGIN and deferred statements now (before a pause, or before handing
         the connection to a library)."""
-        head = self._take()
+        head = self._head
         if head is not None:
-            self.sent = True
+            self._head = None
+            self.begun = self.sent = True
             self._cur.execute(head)
 
     def end_sql(self, command: str) -> str:
         """`command` (COMMIT) with any deferred statements in front: one round trip.
         The caller sends it: from here on a ROLLBACK may be needed."""
         self.sent = True
-        head = self._take()
-        return command if head is None else head + _JOIN + command
+        head = self._head
+        if head is None:
+            return command
+        self._head = None
+        self.begun = True
+        return head + JOIN + command
 
     def query(self, sql: str, args: Iterable[Any] | None = None) -> list[tuple]:
         self._send(sql, args)
