@@ -56,15 +56,6 @@ def op_type(op: dict):
     return _TYPES.get(t) if type(t) is str else None
 
 
-def json_records(path: Path, lines):
-    """(line number, op) for Jepsen's JSON, one op per line."""
-    for n, line in lines:
-        try:
-            yield n, loads_line(line)
-        except ValueError as exc:
-            raise HistoryFormatError(f"{path}:{n}: not JSON ({exc})") from None
-
-
 def from_json_array(path: Path, again, f) -> Txns:
     """One JSON array of ops. Written one op per line (as Jepsen and elle-cli do), it is
     streamed; otherwise the whole array is parsed at once."""
