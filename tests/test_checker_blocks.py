@@ -183,6 +183,7 @@ def test_edn_blocks_on_a_jepsen_history(tmp_path, monkeypatch):
     recs = b.parse(text, 40)
     assert recs is not None and b.clean, "the fast path must take Jepsen's plain ops"
     assert [(1, recs[0])] == list(edn._Tokenizer(p).feed(1, text.split(b"\n")[0]))
+    assert b.parse(text.replace(b"\n", b"\r\n"), 40) == recs  # Windows line ends too
     recs = b.parse(("\n".join(clean * 3 + odd[:3]) + "\n").encode(), 15)
     assert recs is not None and not b.clean and recs[12:14] == [None, None]
     assert recs[14][":index"] == 5 and all(type(r) is dict for r in recs[:12])
@@ -261,3 +262,15 @@ def test_json_blocks_take_the_fast_path_and_read_huge_integers_exactly(tmp_path,
     assert got == [(n, json.loads(line)) for n, line in enumerate(lines, 1)]
     assert got[150][1]["value"][0][2] == 2 ** 64 + 1
     assert 0 < len(calls) < 5, "only the block with the huge integer goes line by line"
+
+
+def test_edn_blocks_outside_the_subset_are_tried_again_only_now_and_then():
+    """A file whose blocks never parse whole costs little more than reading it line by
+    line: after four misses in a row only every 16th block is tried; a success resets."""
+    b = edn._Blocks()
+    bad = b"{:a\t1}\n" * 3
+    good = b"{:type :ok, :value [[:r 1 nil]]}\n" * 3
+    assert [b.parse(bad, 3) for _ in range(4)] == [None] * 4
+    assert [b.parse(good, 3) for _ in range(12)] == [None] * 12
+    assert b.parse(good, 3) == [{":type": ":ok", ":value": [[":r", 1, None]]}] * 3
+    assert b.parse(good, 3) is not None and b.misses == 0

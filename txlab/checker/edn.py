@@ -131,8 +131,11 @@ class _Blocks:
     Each phrase (a maximal run of keywords with the separators between them, such as
     `{:type :ok, :f :txn, :process ` or `[:r `) is replaced by its JSON
     (`{":type":":ok",":f":":txn",":process":`, `[":r" `) over the whole block, the
-    longest phrases first; then nil after a space becomes null and whitespace commas.
-    A block that does not parse teaches the phrases it holds and is tried again.
+    longest phrases first, after nil after a space has become null; whitespace then
+    becomes commas. A block that does not parse teaches the phrases it holds and is
+    tried again; one that still does not is read line by line (and after a run of
+    such blocks, only every 16th block is tried whole, so that a file outside the
+    subset costs little more than reading it line by line).
 
     The rewriting cannot turn anything but what the tokenizer reads into valid JSON:
     a keyword becomes the string ":name" (what the tokenizer reads) wherever it is
@@ -140,23 +143,33 @@ class _Blocks:
     one replaced as a key where it is not a map's key, or as a value where it is,
     breaks the JSON object it sits in, because every space becomes a comma. Lines
     holding strings, comments, lists, tags, characters or integers beyond 64 bits
-    are taken out of the block (they come back as None, for the tokenizer); so are
-    blocks with carriage returns (the line-by-line reader strips them).
+    are taken out of the block (they come back as None, for the tokenizer).
     """
 
-    MAX_PHRASES = 48  # more, and the block is read line by line
+    MAX_PHRASES = 24  # more (each costs a pass over every block): read line by line
 
     def __init__(self):
         self.phrases: list = []  # (phrase, its JSON), longest first
         self.clean = True  # the last parse: every line came out as a map
+        self.misses = 0  # blocks in a row that did not parse
 
     def parse(self, text: bytes, k: int):
         """The value of each of the block's k lines (None: for the tokenizer), or None."""
+        if self.misses >= 4 and self.misses % 16:
+            self.misses += 1
+            return None
+        recs = self._parse(text, k)
+        self.misses = 0 if recs is not None else self.misses + 1
+        return recs
+
+    def _parse(self, text: bytes, k: int):
         if b"#" in text:
             text = text.replace(_OP_TAG, b"{")
         out = None
         if b"\r" in text:
-            return None
+            text = text.replace(b"\r\n", b"\n")
+            if b"\r" in text:
+                return None
         if any(r in text for r in _RISKY) or huge_integers(text):
             text, out = _take_out(text, k)
             if text is None:
