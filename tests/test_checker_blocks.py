@@ -194,6 +194,7 @@ def test_edn_blocks_on_a_jepsen_history(tmp_path, monkeypatch):
     "[nil nil]", "{:a nil}", "{:a nilly}", "{:a :nil}", "[:a :1]", "{:a 1, :a 2}",
     "{:a 01}", "{:a 1.}", "{:a +1}", "{:a -0}", "{:a 1e400}", "{:a {:b {:c []}}}",
     "{:a 1}  ", "{:é :ü}", "{:a \x01}", "{:a 1} {:b 2}", "{}", "{:a #{}}",
+    "{:a :b)}", "{:a :b\u00a0c}", "{:a\u2028:b}", "{:a :b\x1fc}", "{:a:b :c:d}",
 ])
 def test_edn_blocks_on_odd_forms(tmp_path, monkeypatch, text):
     """Odd spacing and forms near JSON: what the tokenizer reads, or its error."""
@@ -274,3 +275,13 @@ def test_edn_blocks_outside_the_subset_are_tried_again_only_now_and_then():
     assert [b.parse(good, 3) for _ in range(12)] == [None] * 12
     assert b.parse(good, 3) == [{":type": ":ok", ":value": [[":r", 1, None]]}] * 3
     assert b.parse(good, 3) is not None and b.misses == 0
+
+
+@pytest.mark.parametrize("line", ["{:a :b)}", "{:a :b\u00a0c}", "{:a :b\u2028c}"])
+def test_edn_line_reader_leaves_stray_parens_and_unicode_spaces_to_the_tokenizer(line):
+    """The tokenizer ends a keyword at ")" and at any whitespace Python knows (U+00A0
+    too); the per-line rewriter must not read such a line as one keyword."""
+    data = (line + "\n").encode()
+    rec = edn._Fast().parse([data])[0]
+    want = outcome(edn._Tokenizer(Path("h")).feed(1, data))
+    assert rec is None or ([(1, rec)], None) == want

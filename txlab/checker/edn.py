@@ -51,7 +51,9 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "\b", "f
 _CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 
 _OP_TAG = b"#jepsen.history.Op{"
-_RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
+# lines with these take the tokenizer (so do lines with bytes beyond ASCII: the
+# tokenizer's whitespace, Python's, includes characters such as U+00A0)
+_RISKY = (b'"', b"\\", b";", b"(", b")", b"#")
 _KW = re.compile(rb"(, | ):([^\s,\]}]*)(?=([\s,\]}]))")
 _KW_AS_WRITTEN = re.compile(rb"(\{|, | |\[):([^\s,\]}]*)(?=([\s,\]}]))")
 _SPACES = bytes.maketrans(b"\n\t\r ", b",,,,")
@@ -122,7 +124,7 @@ def _records(path: Path, lines, slow, fast):
 # the last one (which makes a key of it after "{" or ", ").
 _PHRASE = re.compile(rb"(?:\{|, | |\[):[^\s,\[\]{}]+(?:(?:, | ):[^\s,\[\]{}]+)*(?: )?")
 _PHRASE_KEY = re.compile(rb"(\{|, ):([^\s,\[\]{}]+) ")
-_PHRASE_VALUE = re.compile(rb'(?<=[^"]):([^\s,\[\]{}"]+)')
+_PHRASE_VALUE = re.compile(rb"(?<=[\s\[{,:]):([^\s,\[\]{}\"]+)")
 
 
 class _Blocks:
@@ -170,6 +172,8 @@ class _Blocks:
             text = text.replace(b"\r\n", b"\n")
             if b"\r" in text:
                 return None
+        if not text.isascii():
+            return None
         if any(r in text for r in _RISKY) or huge_integers(text):
             text, out = _take_out(text, k)
             if text is None:
@@ -215,33 +219,33 @@ def _phrase_json(p: bytes) -> bytes:
 
 def _take_out(text: bytes, k: int):
     """The block with each line that holds a risky character or a huge integer replaced
-    by null, and the indices of those lines; (None, None) if that is most lines."""
-    spans = []
+    by null, and the indices of those lines; (None, None) if that is more than a
+    quarter of the lines (the block is then read line by line)."""
+    most = k // 4
+    spans: set = set()  # (start, end) of each such line
     for r in _RISKY:
         i = text.find(r)
-        while i >= 0:
-            a = text.rfind(b"\n", 0, i) + 1
+        while i >= 0 and len(spans) <= most:
             b = text.find(b"\n", i)
-            spans.append((a, b))
+            spans.add((text.rfind(b"\n", 0, i) + 1, b))
             i = text.find(r, b)
     if huge_integers(text):
         digits = text.translate(_DIGITS)
         i = digits.find(_ZEROS)
-        while i >= 0:
-            a = text.rfind(b"\n", 0, i) + 1
+        while i >= 0 and len(spans) <= most:
             b = text.find(b"\n", i)
-            spans.append((a, b))
+            spans.add((text.rfind(b"\n", 0, i) + 1, b))
             i = digits.find(_ZEROS, b)
-    spans = sorted(set(spans))
-    if len(spans) > k // 4:
+    if len(spans) > most:
         return None, None
     parts = []
     out = []
-    end = 0
-    for a, b in spans:
+    end = line = 0
+    for a, b in sorted(spans):
         parts.append(text[end:a])
         parts.append(b"null")
-        out.append(text.count(b"\n", 0, a))
+        line += text.count(b"\n", end, a)
+        out.append(line)
         end = b
     parts.append(text[end:])
     return b"".join(parts), out
@@ -301,8 +305,9 @@ class _Fast:
         if lines and lines[0][-1:] == b"\n":
             lines = [x.rstrip(b"\r\n") for x in lines]
         text = b"\n".join(lines).replace(_OP_TAG, b"{")
-        if any(r in text for r in _RISKY) or huge_integers(text):
-            lines = [b"nil" if any(r in line for r in _RISKY) or huge_integers(line) else line
+        if any(r in text for r in _RISKY) or huge_integers(text) or not text.isascii():
+            lines = [b"nil" if any(r in line for r in _RISKY) or huge_integers(line)
+                     or not line.isascii() else line
                      for line in (x.replace(_OP_TAG, b"{") for x in lines)]
             text = b"\n".join(lines)
         text += b"\n"
