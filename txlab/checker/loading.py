@@ -191,8 +191,6 @@ class _Where:
     def __str__(self) -> str:
         return f"{self.path}:{self.n}"
 
-    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
-
 
 def read_txlab(path: Path, records) -> Txns:
     """txlab's JSON lines (history format txlab-history/1), streamed: one record at a time;
@@ -318,29 +316,11 @@ def _json_parts(path: Path, f):
 # ---------------------------------------------------------------- detection
 
 
-def _numbered_lines(f, block: int = 1 << 20):
+def _numbered_lines(f):
     """(line number, line) for each non-empty line of a binary file, read a block at a
     time; a line with a huge integer comes as an _Exact line."""
-    n = 0
-    rest = b""
-    while True:
-        data = f.read(block)
-        if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if not cut:
-            continue
-        lines = data[:cut].split(b"\n")
-        lines.pop()
-        big = huge_integers(data[:cut])
-        for line in lines:
-            n += 1
-            if line.strip():
-                yield n, (_Exact(line) if big and huge_integers(line) else line)
-    if rest.strip():
-        yield n + 1, (_Exact(rest) if huge_integers(rest) else rest)
+    for n, text, _ in blocks(f):
+        yield from block_lines(text, n)
 
 
 def load(source, **elle_options) -> Txns:
