@@ -16,7 +16,10 @@ Each measurement runs in a fresh child process: either the bare parse (a
 same history) or txlab's whole check (load, check, render the text report). The two
 alternate, --reps times; the ratio is the median of the per-round ratios of CPU
 time (user + system: the machine is shared, so wall-clock time is noisy). Peak RSS
-is the child's maxrss. Nothing here is asserted in tests.
+is the child's maxrss. With --against DIR (another txlab checkout, e.g. a worktree
+of main), that checkout's check runs in the same rounds too, and a second line
+gives its figures: a before/after comparison under the same load. Nothing here is
+asserted in tests.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ SUFFIX = {"txlab": "jsonl", "elle-json": "elle.json", "edn": "edn"}
 MODEL = {"serial": "serializable", "si": "snapshot-isolation"}
 
 
-def child(what: str, path: str, model: str) -> None:
+def child(what: str, path: str, model: str, root: str | None = None) -> None:
+    if root:  # another checkout's txlab, ahead of this one's
+        sys.path.insert(0, root)
     t0, c0 = time.perf_counter(), time.process_time()
     if what == "bare":
         n = 0
@@ -51,6 +56,8 @@ def child(what: str, path: str, model: str) -> None:
     else:
         from txlab import checker
 
+        if root and not checker.__file__.startswith(str(Path(root).resolve())):
+            sys.exit(f"--against {root}: txlab comes from {checker.__file__}")
         r = checker.check(path, model)
         checker.render(r, "text")
         out = {"verdict": r.verdict, "transactions": r.history["transactions"],
@@ -72,8 +79,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(what: str, path: Path, model: str) -> dict:
+def measure(what: str, path: Path, model: str, root: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", what, str(path), model]
+    if root:
+        cmd += ["--root", root]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{res.stderr}")
@@ -105,11 +114,16 @@ def main() -> None:
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--reps", type=int, default=3, help="alternating rounds per file")
     ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/tmp") + "/txlab-check-bench")
+    ap.add_argument("--against", metavar="DIR",
+                    help="also time another txlab checkout's check in the same rounds")
     ap.add_argument("--child", nargs=3, metavar=("WHAT", "PATH", "MODEL"), help=argparse.SUPPRESS)
+    ap.add_argument("--root", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        child(*a.child)
+        child(*a.child, root=a.root)
         return
+    if a.against and not (Path(a.against) / "txlab" / "checker").is_dir():
+        sys.exit(f"--against {a.against}: not a txlab checkout (no txlab/checker there)")
     print(f"python {sys.version.split()[0]}; {a.reps} alternating rounds; CPU seconds "
           "(user+system) of a fresh process; ratio = txlab / bare json.loads, median of rounds")
     head = (f"{'format':<10} {'kind':<6} {'txns':>9} {'file MB':>8} {'bare s':>7} {'txlab s':>8} "
@@ -121,23 +135,27 @@ def main() -> None:
             for fmt in a.formats.split(","):
                 path = paths[fmt]
                 bare_path = paths["elle-json"] if fmt == "edn" else path
-                bare, mine, ratios = [], [], []
+                bare, runs = [], {"txlab": [], "against": []}
                 for _ in range(a.reps):
-                    b = measure("bare", bare_path, MODEL[kind])
-                    t = measure("txlab", path, MODEL[kind])
-                    bare.append(b)
-                    mine.append(t)
-                    ratios.append(t["cpu"] / b["cpu"])
+                    bare.append(measure("bare", bare_path, MODEL[kind]))
+                    runs["txlab"].append(measure("txlab", path, MODEL[kind]))
+                    if a.against:
+                        runs["against"].append(measure("txlab", path, MODEL[kind], a.against))
                 b_cpu = statistics.median(x["cpu"] for x in bare)
-                t_cpu = statistics.median(x["cpu"] for x in mine)
-                wall = statistics.median(x["wall"] for x in mine)
-                rss = max(x["rss_mb"] for x in mine)
-                t = mine[-1]
-                found = ", ".join(f"{k} {c:,}" for k, c in t["anomalies"].items()) or "none"
-                print(f"{fmt:<10} {kind:<6} {t['transactions']:>9,} "
-                      f"{path.stat().st_size / 1e6:>8.0f} {b_cpu:>7.2f} {t_cpu:>8.2f} "
-                      f"{statistics.median(ratios):>6.2f} {t['transactions'] / t_cpu:>9,.0f} "
-                      f"{wall:>7.2f} {rss:>12.0f}  {t['verdict']} ({found})", flush=True)
+                for who, mine in runs.items():
+                    if not mine:
+                        continue
+                    ratio = statistics.median(t["cpu"] / b["cpu"] for t, b in zip(mine, bare, strict=True))
+                    t_cpu = statistics.median(x["cpu"] for x in mine)
+                    wall = statistics.median(x["wall"] for x in mine)
+                    rss = max(x["rss_mb"] for x in mine)
+                    t = mine[-1]
+                    found = ", ".join(f"{k} {c:,}" for k, c in t["anomalies"].items()) or "none"
+                    print(f"{fmt if who == 'txlab' else '  against':<10} {kind:<6} "
+                          f"{t['transactions']:>9,} {path.stat().st_size / 1e6:>8.0f} "
+                          f"{b_cpu:>7.2f} {t_cpu:>8.2f} {ratio:>6.2f} "
+                          f"{t['transactions'] / t_cpu:>9,.0f} {wall:>7.2f} {rss:>12.0f}  "
+                          f"{t['verdict']} ({found})", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,31 @@ comments, `#_` (discard) and tagged literals such as `#jepsen.history.Op{...}`
 (read as the tagged value). Values may span lines. Anything else is a
 `HistoryFormatError` naming the file and the line.
 
-Speed: a line made only of maps, vectors, keywords, numbers and nil (what an
-op of the txn workloads looks like) is rewritten into JSON by a few C-level
-substitutions and parsed with the JSON parser; any other line goes through the
-tokenizer below.
+Speed: a file is read a block of lines at a time. A block made only of maps,
+vectors, keywords, numbers and nil (what the ops of the txn workloads look like)
+is rewritten into JSON by a few C-level substitutions over the whole block
+(`_Blocks`) and parsed with the JSON parser in one call; lines with anything else
+(strings, comments, tags, ...) are taken out of the block and read by the
+tokenizer below, and a block that still does not parse is read line by line
+(`_Fast`, then the tokenizer).
 """
 
 from __future__ import annotations
 
 import re
+from itertools import chain
 from pathlib import Path
 
-from txlab.checker.loading import HistoryFormatError, _short, huge_integers, json_loads
+from txlab.checker.loading import (
+    _DIGITS,
+    _ZEROS,
+    HistoryFormatError,
+    _short,
+    block_lines,
+    blocks,
+    huge_integers,
+    json_loads,
+)
 
 _TOKEN = re.compile(r"""
     [\s,]+                        # whitespace (commas are whitespace)
@@ -38,17 +51,60 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "\b", "f
 _CLOSE = {"[": "]", "(": ")", "{": "}", "#{": "}"}
 
 _OP_TAG = b"#jepsen.history.Op{"
-_RISKY = (b'"', b"\\", b";", b"(", b"#")  # lines with these take the tokenizer
+# lines with these take the tokenizer (so do lines with bytes beyond ASCII: the
+# tokenizer's whitespace, Python's, includes characters such as U+00A0)
+_RISKY = (b'"', b"\\", b";", b"(", b")", b"#")
 _KW = re.compile(rb"(, | ):([^\s,\]}]*)(?=([\s,\]}]))")
 _KW_AS_WRITTEN = re.compile(rb"(\{|, | |\[):([^\s,\]}]*)(?=([\s,\]}]))")
 _SPACES = bytes.maketrans(b"\n\t\r ", b",,,,")
 CHUNK = 4096  # lines
 
 
+def read_file(path: Path, f):
+    """(line number, value) for each top-level value of a binary file open at its start,
+    read a block of lines at a time (numbers count every line, blank ones too). An
+    iterator of C iterators: nothing runs in Python per value of a block read whole."""
+    return chain.from_iterable(_file_parts(path, f))
+
+
+def _file_parts(path: Path, f):
+    slow = _Tokenizer(path)
+    fast = _Fast()
+    whole = _Blocks()
+    for n, text, k in blocks(f):
+        recs = None if slow.busy or not k else whole.parse(text, k)
+        if recs is None:
+            yield _records(path, block_lines(text, n), slow, fast)
+        elif whole.clean:
+            yield zip(range(n + 1, n + k + 1), recs, strict=True)
+        else:
+            yield _partial(text, n, recs, slow)
+    slow.finish()
+
+
+def _partial(text: bytes, n: int, recs: list, slow):
+    """A block's values where some lines were taken out of it (None) or are not maps:
+    the tokenizer reads those lines, and every line while a form it reads is open."""
+    lines = None
+    for i, rec in enumerate(recs):
+        if rec.__class__ is dict and not slow.busy:
+            yield n + 1 + i, rec
+        else:
+            if lines is None:
+                lines = text.split(b"\n")
+            if lines[i].strip():
+                yield from slow.feed(n + 1 + i, lines[i])
+
+
 def read_records(path: Path, lines):
     """(line number, value) for each top-level value; `lines` yields (number, bytes)."""
     slow = _Tokenizer(path)
     fast = _Fast()
+    yield from _records(path, lines, slow, fast)
+    slow.finish()
+
+
+def _records(path: Path, lines, slow, fast):
     buf: list = []
     it = iter(lines)
     while True:
@@ -61,7 +117,138 @@ def read_records(path: Path, lines):
                 yield n, rec
             else:
                 yield from slow.feed(n, line)
-    slow.finish()
+
+
+# A maximal run of keywords in their context, as Jepsen writes them: each keyword
+# after "{", ", ", " " or "[", the next one after ", " or " ", and the space after
+# the last one (which makes a key of it after "{" or ", ").
+_PHRASE = re.compile(rb"(?:\{|, | |\[):[^\s,\[\]{}]+(?:(?:, | ):[^\s,\[\]{}]+)*(?: )?")
+_PHRASE_KEY = re.compile(rb"(\{|, ):([^\s,\[\]{}]+) ")
+_PHRASE_VALUE = re.compile(rb"(?<=[\s\[{,:]):([^\s,\[\]{}\"]+)")
+
+
+class _Blocks:
+    """A block of whole lines -> the value of each line, by one JSON parse.
+
+    Each phrase (a maximal run of keywords with the separators between them, such as
+    `{:type :ok, :f :txn, :process ` or `[:r `) is replaced by its JSON
+    (`{":type":":ok",":f":":txn",":process":`, `[":r" `) over the whole block, the
+    longest phrases first, after nil after a space has become null; whitespace then
+    becomes commas. A block that does not parse teaches the phrases it holds and is
+    tried again; one that still does not is read line by line (and after a run of
+    such blocks, only every 16th block is tried whole, so that a file outside the
+    subset costs little more than reading it line by line).
+
+    The rewriting cannot turn anything but what the tokenizer reads into valid JSON:
+    a keyword becomes the string ":name" (what the tokenizer reads) wherever it is
+    replaced; a keyword the phrases miss is left with its colon (invalid JSON), and
+    one replaced as a key where it is not a map's key, or as a value where it is,
+    breaks the JSON object it sits in, because every space becomes a comma. Lines
+    holding strings, comments, lists, tags, characters or integers beyond 64 bits
+    are taken out of the block (they come back as None, for the tokenizer).
+    """
+
+    MAX_PHRASES = 24  # more (each costs a pass over every block): read line by line
+
+    def __init__(self):
+        self.phrases: list = []  # (phrase, its JSON), longest first
+        self.clean = True  # the last parse: every line came out as a map
+        self.misses = 0  # blocks in a row that did not parse
+
+    def parse(self, text: bytes, k: int):
+        """The value of each of the block's k lines (None: for the tokenizer), or None."""
+        if self.misses >= 4 and self.misses % 16:
+            self.misses += 1
+            return None
+        recs = self._parse(text, k)
+        self.misses = 0 if recs is not None else self.misses + 1
+        return recs
+
+    def _parse(self, text: bytes, k: int):
+        if b"#" in text:
+            text = text.replace(_OP_TAG, b"{")
+        out = None
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n")
+            if b"\r" in text:
+                return None
+        if not text.isascii():
+            return None
+        if any(r in text for r in _RISKY) or huge_integers(text):
+            text, out = _take_out(text, k)
+            if text is None:
+                return None
+        t = b" null".join(text.split(b" nil"))
+        for attempt in (0, 1):
+            u = t
+            for pat, rep in self.phrases:
+                u = rep.join(u.split(pat))
+            u = u.translate(_SPACES)
+            try:
+                recs = json_loads(b"[" + u[:-1] + b"]")
+            except ValueError:
+                recs = None
+            if recs is not None and len(recs) == k:
+                types = set(map(type, recs))
+                self.clean = out is None and types == {dict}
+                if out is not None:
+                    for i in out:
+                        recs[i] = None
+                return recs
+            if attempt or not self.learn(t):
+                return None
+        return None
+
+    def learn(self, text: bytes) -> bool:
+        """Add the phrases of text not known yet; False if none or too many."""
+        known = {p for p, _ in self.phrases}
+        new = set(_PHRASE.findall(text)) - known
+        if not new or len(known) + len(new) > self.MAX_PHRASES:
+            return False
+        self.phrases += [(p, _phrase_json(p)) for p in new]
+        self.phrases.sort(key=lambda pr: -len(pr[0]))
+        return True
+
+
+def _phrase_json(p: bytes) -> bytes:
+    """A phrase's JSON: keys `":name":` (the space after them dropped, and ", " before
+    them made ","), other keywords `":name"`; spaces stay (whitespace becomes commas)."""
+    p = _PHRASE_KEY.sub(lambda m: m[1].strip() + b'":' + m[2] + b'":', p)
+    return _PHRASE_VALUE.sub(lambda m: b'":' + m[1] + b'"', b" " + p)[1:]
+
+
+def _take_out(text: bytes, k: int):
+    """The block with each line that holds a risky character or a huge integer replaced
+    by null, and the indices of those lines; (None, None) if that is more than a
+    quarter of the lines (the block is then read line by line)."""
+    most = k // 4
+    spans: set = set()  # (start, end) of each such line
+    for r in _RISKY:
+        i = text.find(r)
+        while i >= 0 and len(spans) <= most:
+            b = text.find(b"\n", i)
+            spans.add((text.rfind(b"\n", 0, i) + 1, b))
+            i = text.find(r, b)
+    if huge_integers(text):
+        digits = text.translate(_DIGITS)
+        i = digits.find(_ZEROS)
+        while i >= 0 and len(spans) <= most:
+            b = text.find(b"\n", i)
+            spans.add((text.rfind(b"\n", 0, i) + 1, b))
+            i = digits.find(_ZEROS, b)
+    if len(spans) > most:
+        return None, None
+    parts = []
+    out = []
+    end = line = 0
+    for a, b in sorted(spans):
+        parts.append(text[end:a])
+        parts.append(b"null")
+        line += text.count(b"\n", end, a)
+        out.append(line)
+        end = b
+    parts.append(text[end:])
+    return b"".join(parts), out
 
 
 class _Fast:
@@ -118,8 +305,9 @@ class _Fast:
         if lines and lines[0][-1:] == b"\n":
             lines = [x.rstrip(b"\r\n") for x in lines]
         text = b"\n".join(lines).replace(_OP_TAG, b"{")
-        if any(r in text for r in _RISKY) or huge_integers(text):
-            lines = [b"nil" if any(r in line for r in _RISKY) or huge_integers(line) else line
+        if any(r in text for r in _RISKY) or huge_integers(text) or not text.isascii():
+            lines = [b"nil" if any(r in line for r in _RISKY) or huge_integers(line)
+                     or not line.isascii() else line
                      for line in (x.replace(_OP_TAG, b"{") for x in lines)]
             text = b"\n".join(lines)
         text += b"\n"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 try:  # a C parser: loading is most of `txlab check FILE`
@@ -179,8 +180,21 @@ def _int_or_none(rec: dict, name: str, where: str):
     return x
 
 
-def read_txlab(path: Path, lines) -> Txns:
-    """txlab's JSON lines (history format txlab-history/1), streamed: one record at a time."""
+class _Where:
+    """"file:line" for a message, formatted only when one is raised."""
+
+    __slots__ = ("path", "n")
+
+    def __init__(self, path, n):
+        self.path, self.n = path, n
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.n}"
+
+
+def read_txlab(path: Path, records) -> Txns:
+    """txlab's JSON lines (history format txlab-history/1), streamed: one record at a time;
+    `records` yields (line number, parsed line), as json_lines does."""
     status = [OK]
     process = [None]
     invoke = [None]
@@ -190,12 +204,8 @@ def read_txlab(path: Path, lines) -> Txns:
     seen_init = False
     keys: dict = {}
     get_status = _TXLAB_STATUS.get
-    for n, line in lines:
-        where = f"{path}:{n}"
-        try:
-            rec = loads_line(line)
-        except ValueError as exc:
-            raise HistoryFormatError(f"{where}: not JSON ({exc})") from None
+    for n, rec in records:
+        where = _Where(path, n)
         if type(rec) is not dict:
             raise HistoryFormatError(f"{where}: a record must be a JSON object")
         kind = rec.get("type")
@@ -231,32 +241,86 @@ def read_txlab(path: Path, lines) -> Txns:
     return Txns(TXLAB, range(n), status, process, invoke, complete, ops, meta)
 
 
-# ---------------------------------------------------------------- detection
+# ---------------------------------------------------------------- reading
+
+BLOCK = 1 << 18  # bytes read at a time (a block and its copies stay in the CPU cache)
 
 
-def _numbered_lines(f, block: int = 1 << 20):
-    """(line number, line) for each non-empty line of a binary file, read a block at a
-    time; a line with a huge integer comes as an _Exact line."""
+def blocks(f):
+    """(lines before, block of whole lines ending in a newline, its number of lines) for
+    a binary file, read BLOCK bytes at a time; then (lines before, last line, 0) when the
+    file does not end in a newline."""
     n = 0
     rest = b""
     while True:
-        data = f.read(block)
+        data = f.read(BLOCK)
         if not data:
             break
-        data = rest + data
+        if rest:
+            data = rest + data
         cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
         if not cut:
+            rest = data
             continue
-        lines = data[:cut].split(b"\n")
-        lines.pop()
-        big = huge_integers(data[:cut])
-        for line in lines:
-            n += 1
-            if line.strip():
-                yield n, (_Exact(line) if big and huge_integers(line) else line)
-    if rest.strip():
-        yield n + 1, (_Exact(rest) if huge_integers(rest) else rest)
+        rest = data[cut:]
+        text = data[:cut]
+        k = text.count(b"\n")
+        yield n, text, k
+        n += k
+    if rest:
+        yield n, rest, 0
+
+
+def block_lines(text: bytes, n: int):
+    """(line number, line) for each non-blank line of a block whose first line is number
+    n + 1; a line with a huge integer comes as an _Exact line."""
+    big = huge_integers(text)
+    for line in text.split(b"\n"):
+        n += 1
+        if line.strip():
+            yield n, (_Exact(line) if big and huge_integers(line) else line)
+
+
+def json_records(path: Path, lines):
+    """(line number, value) for (line number, line) pairs of JSON lines."""
+    for n, line in lines:
+        try:
+            yield n, loads_line(line)
+        except ValueError as exc:
+            raise HistoryFormatError(f"{path}:{n}: not JSON ({exc})") from None
+
+
+def json_lines(path: Path, f):
+    """(line number, value) for each non-blank line of a file of JSON lines open at its
+    start. A block of lines is parsed in one call (its newlines made commas, the whole
+    put in brackets); a block that does not come out as one value per line (a blank
+    line, a line that is not one JSON value) or holds an integer beyond 64 bits is read
+    line by line, exactly, with the same messages. An iterator of C iterators: nothing
+    runs in Python per line of a block read whole."""
+    return chain.from_iterable(_json_parts(path, f))
+
+
+def _json_parts(path: Path, f):
+    for n, text, k in blocks(f):
+        if k and not huge_integers(text):
+            try:
+                recs = json_loads(b"[" + text[:-1].replace(b"\n", b",") + b"]")
+            except ValueError:
+                recs = None
+            if recs is not None and len(recs) == k:
+                yield zip(range(n + 1, n + k + 1), recs, strict=True)
+                continue
+        yield json_records(path, block_lines(text, n))
+
+
+# ---------------------------------------------------------------- detection
+
+
+def _numbered_lines(f):
+    """(line number, line) for each non-empty line of a binary file, read a block at a
+    time; a line with a huge integer comes as an _Exact line."""
+    for n, text, _ in blocks(f):
+        yield from block_lines(text, n)
 
 
 def load(source, **elle_options) -> Txns:
@@ -304,6 +368,9 @@ def _load_file(path: Path, f) -> Txns:
     if text[:1] == b"[":
         return elle.from_json_array(path, again, f)
     if text[:1] in (b"#", b";") or text[:1] == b"{" and _looks_edn(text):
+        if f.seekable():  # read again from the start, a block at a time
+            f.seek(0)
+            return elle.from_ops(edn.read_file(path, f), str(path))
         return elle.from_ops(edn.read_records(path, again()), str(path))
     try:
         rec = loads_line(text)
@@ -311,10 +378,15 @@ def _load_file(path: Path, f) -> Txns:
         raise HistoryFormatError(
             f"{path}:{n}: neither a txlab history (JSON lines from `txlab run --history`) "
             "nor an Elle history (Jepsen's JSON or EDN)") from None
+    if f.seekable():  # read again from the start, a block at a time
+        f.seek(0)
+        records = json_lines(path, f)
+    else:
+        records = json_records(path, again())
     if isinstance(rec, dict) and rec.get("type") in ("run", "init", "txn"):
-        return read_txlab(path, again())
+        return read_txlab(path, records)
     if isinstance(rec, dict) and elle.op_type(rec) is not None:
-        return elle.from_ops(elle.json_records(path, again()), str(path))
+        return elle.from_ops(records, str(path))
     raise HistoryFormatError(f"{path}:{n}: unrecognised first record; expected a txlab history "
                              "or Elle ops with type invoke/ok/fail/info")
 

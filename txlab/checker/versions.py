@@ -39,6 +39,7 @@ garbage-read; see infer.py).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -225,11 +226,16 @@ def _order_sources(tx: Txns, opts: Options) -> list:
     """[(source name, {key: set of (a, b)})] beyond the initial state, in Elle's order."""
     status, ops = tx.status, tx.ops
     own: dict = {}
-    for i in range(1, len(status)):
-        if status[i] != OK:
+    it = zip(status, ops, strict=True)
+    next(it)  # T0
+    for s, o in it:
+        if s != OK:
             continue
+        if len(o) < 2 or (o[0][1] != o[1][1] if len(o) == 2
+                          else len({op[1] for op in o}) == len(o)):
+            continue  # each key once: no order of its own between two values
         last: dict = {}
-        for op in ops[i]:
+        for op in o:
             f, k, v = op[0], op[1], op[2]
             if f == "w":
                 a = last.get(k)
@@ -311,13 +317,16 @@ def _realtime_order(tx: Txns, vals: list) -> dict:
 def _register_chains(tx: Txns, idx: Index) -> None:
     writer = idx.writer
     status, ops = tx.status, tx.ops
-    values: dict = {}  # key -> values the initial state precedes
+    values: dict = defaultdict(set)  # key -> values the initial state precedes
     for i in range(1, len(status)):
         s = status[i]
-        if s == OK or s == INFO:
+        if s == OK:
             for op in ops[i]:
-                if op[0] == "w" or s == OK:
-                    values.setdefault(op[1], set()).add(op[2])
+                values[op[1]].add(op[2])
+        elif s == INFO:
+            for op in ops[i]:
+                if op[0] == "w":
+                    values[op[1]].add(op[2])
     for k in values:
         writer.setdefault(k, {})
     for d in writer.values():
@@ -335,7 +344,7 @@ def _register_chains(tx: Txns, idx: Index) -> None:
                     added.append((a, b))
             if not added:
                 continue
-            cycle = _find_cycle(sk)
+            cycle = _find_cycle(sk) if _may_cycle(sk) else None
             if cycle:
                 d = writer.get(k, {})
                 idx.findings.append(("cyclic-versions", {
@@ -351,9 +360,26 @@ def _register_chains(tx: Txns, idx: Index) -> None:
             continue
         nx = idx.nextw[k] = {}
         for a, bs in sk.items():
-            ws = tuple(dict.fromkeys(d[b] for b in bs if b in d))
+            if len(bs) == 1:  # most versions have one successor
+                for b in bs:
+                    w = d.get(b)
+                    if w is not None:
+                        nx[a] = w
+                continue
+            ws = dict.fromkeys(map(d.get, bs))  # their writers, in order, once each
+            ws.pop(None, None)  # (a version nobody committed has none)
             if ws:
+                ws = tuple(ws)
                 nx[a] = ws[0] if len(ws) == 1 else ws
+
+
+def _may_cycle(succ: dict) -> bool:
+    """False when the version graph of a key is certainly acyclic, found cheaply: the
+    initial state (None) precedes every value, so a walk from it visits them all; but
+    with no edge into it, it lies on no cycle, and the rest is searched without it."""
+    if any(None in bs for bs in succ.values()):
+        return True
+    return _find_cycle({a: bs for a, bs in succ.items() if a is not None}) is not None
 
 
 def _find_cycle(succ: dict) -> list | None:
