@@ -277,3 +277,36 @@ def test_writer_spools_in_an_owned_folder_removed_at_close(tmp_path, monkeypatch
     assert (folder / "attempts.spool").stat().st_size > 0  # on disk, not in a buffer
     w.close()
     assert not folder.exists() and len(open(tmp_path / "h.jsonl").readlines()) == 3
+
+
+def test_a_history_too_large_for_memory_is_not_checked_and_the_report_says_why(
+        pg_dsn, schema, monkeypatch):
+    """A check that cannot fit would be killed with the report: skipped, and said so.
+    Its neighbour: with the machine's real memory the same run is checked."""
+    from txlab import db, report, runner
+    from txlab.settings import RunSettings
+
+    settings = RunSettings(scenario="bank-transfer", seed=1, duration_s=None, transactions=40,
+                           check=True, schema=schema)
+    checked = runner.run(settings, resolve("bank-transfer"), pg_dsn)
+    assert checked.check is not None and checked.check_skipped is None
+    monkeypatch.setattr(runner, "available_memory", lambda: 1000)  # a machine with 1 KB free
+    small = runner.run(settings, resolve("bank-transfer"), pg_dsn)
+    assert small.check is None
+    assert small.check_skipped.startswith("too large for this machine's memory")
+    assert "1000 bytes" not in small.check_skipped and "0 MB available" in small.check_skipped
+    assert any("too large for this machine's memory" in n for n in report.notes(small))
+    assert not any("anomaly check did not run" in n for n in report.notes(checked))
+    conn = db.connect(pg_dsn)
+    db.drop_schema(conn, schema)
+    conn.close()
+
+
+def test_memory_shortfall_compares_the_file_with_what_is_available(tmp_path):
+    from txlab import runner
+
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"x" * 1000)
+    assert runner.memory_shortfall(path, available=4000) is None
+    assert runner.memory_shortfall(path, available=3999) is not None
+    assert runner.memory_shortfall(tmp_path / "missing", available=1) is None
