@@ -22,6 +22,19 @@ def test_version_and_module_entry_point():
     assert out.returncode == 0 and "txlab, version" in out.stdout
 
 
+def test_a_bare_command_group_prints_its_help_not_an_error():
+    """`txlab` and `txlab server` alone: the help on stdout, exit 0 (no "Error:")."""
+    for args in ([], ["server"]):
+        out = subprocess.run([sys.executable, "-m", "txlab", *args], capture_output=True,
+                             text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("Usage: txlab") and "Commands:" in out.stdout
+        assert out.stderr == ""
+    wrong = subprocess.run([sys.executable, "-m", "txlab", "runn"], capture_output=True,
+                           text=True)
+    assert wrong.returncode == 2 and "Error:" in wrong.stderr  # its neighbour: a usage error
+
+
 def test_help_documents_exit_codes(txlab):
     r = txlab("run", "--help")
     assert r.exit_code == 0

@@ -103,13 +103,19 @@ def test_run_no_fail(txlab):
     (("demo", "p5"), ["Did you mean", "'p4'"]),
     (("demo", "40001"), ["txlab explain 40001"]),
     (("matrix", "p4"), ["p4 is a demo"]),
+    (("run", "nonexist"), ["unknown scenario 'nonexist'.", "bank-transfer"]),
 ])
 def test_namespaces_point_at_each_other(args, words):
+    """Each wrong namespace points at the right one; a name close to nothing in any
+    namespace gets no guess (`run nonexist` once guessed the demo nowait)."""
     r = _invoke(*args)
     assert r.exit_code == 2, r.output
     flat = " ".join(r.stderr.split())
     for w in words:
         assert w in flat, (args, w, flat)
+    assert "?." not in flat
+    if args == ("run", "nonexist"):
+        assert "Did you mean" not in flat and "demo" not in flat
 
 
 def test_list_mentions_demos_and_explain():

@@ -72,11 +72,24 @@ def where_else(name: str, asked: str, extra=()) -> str:
         known = {}
     if glossary.key(name) in known:
         return f"{name} is explained by: txlab explain {name}"
-    pool = {**{s: f"the scenario {s}" for s in scenarios}, **{d: f"the demo {d}" for d in demos}}
-    close = get_close_matches(key, list(pool), n=3, cutoff=0.5)
+    # Close names of the kind asked for first; the other kind's only when they are
+    # much closer (a typo of a demo's name given to `run`).
+    mine, other = ((scenarios, demos) if asked == "scenario" else (demos, scenarios))
+    kind = "scenario" if asked == "scenario" else "demo"
+    close = get_close_matches(key, list(mine), n=3, cutoff=0.5)
     if close:
-        return "Did you mean " + " or ".join(f"{pool[c]} ({c!r})" for c in close) + "?"
+        return "Did you mean " + " or ".join(repr(c) for c in close) + "?"
+    close = get_close_matches(key, list(other), n=2, cutoff=0.75)
+    if close:
+        other_kind = "demo" if kind == "scenario" else "scenario"
+        verb = "txlab demo" if other_kind == "demo" else "txlab run"
+        return "Did you mean the " + " or the ".join(
+            f"{other_kind} {c} ({verb} {c})" for c in close) + "?"
     return ""
+
+
+def _sentence(hint: str) -> str:
+    return hint if hint.endswith(("?", ".")) else hint + "."
 
 
 def scenario(ref: str, extra=()):
@@ -91,7 +104,7 @@ def scenario(ref: str, extra=()):
         hint = where_else(ref, "scenario", extra)
         if not hint or hint.startswith("Did you mean") and "Did you mean" in str(exc):
             raise
-        raise UsageError(f"unknown scenario {ref!r}: {hint}. Scenarios: "
+        raise UsageError(f"unknown scenario {ref!r}: {_sentence(hint)} Scenarios: "
                          f"{', '.join(sorted(_scenarios(extra)))} (see `txlab list`).") from None
 
 
@@ -107,5 +120,5 @@ def demo(ref: str) -> Path:
         hint = where_else(ref, "demo")
         if not hint:
             raise
-        raise UsageError(f"unknown demo {ref!r}: {hint}. Demos: {', '.join(_demos())} "
+        raise UsageError(f"unknown demo {ref!r}: {_sentence(hint)} Demos: {', '.join(_demos())} "
                          "(see `txlab demo --list`), or give a path to a .spec file.") from None
