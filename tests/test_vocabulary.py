@@ -175,3 +175,23 @@ def test_acid_asks_before_crashing_the_persistent_server(tmp_path):
         assert txlab("server", "status").returncode == 0  # never crashed
     finally:
         txlab("server", "stop")
+
+
+@pytest.mark.parametrize("term, demo", [
+    ("lost-update", "p4"), ("write-skew", "g2-item"), ("dirty-read", "g1a"),
+])
+def test_a_demo_named_by_the_anomaly_it_shows(term, demo):
+    """`txlab demo lost-update`: the demo that shows it (the one `txlab explain` names),
+    with a note saying which; the spec printed is that demo's."""
+    from txlab.interleave import demo as demos
+
+    r = _invoke("demo", term, "--show")
+    assert r.exit_code == 0, r.output
+    assert f"{term} is shown by the demo {demo}" in " ".join(r.stderr.split())
+    assert r.stdout == demos.resolve(demo).read_text()
+
+
+def test_a_term_no_demo_shows_is_still_an_unknown_demo():
+    r = _invoke("demo", "naive")  # a strategy: its lesson shows it with `txlab run`
+    assert r.exit_code == 2 and "is shown by" not in r.stderr
+    assert "strategy of" in r.stderr

@@ -107,12 +107,14 @@ def _notice(line: str) -> None:
                    "nothing outside it is touched.")
 def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show, new, step, timelines,
          step_timeout, max_permutations, dsn, schema):
-    """Run a step-by-step demo: NAME from the catalog (see --list) or a .spec file
-    in PostgreSQL's isolation-tester format.
+    """Run a step-by-step demo: NAME from the catalog (see --list), an anomaly's
+    everyday name (lost-update, write-skew, dirty-read ...: the demo that shows it),
+    or a .spec file in PostgreSQL's isolation-tester format.
 
     \b
     Examples:
       txlab demo p4 --isolation all
+      txlab demo write-skew -i all         (the same as g2-item)
       txlab demo g2-item -i serializable --format transcript
       txlab demo --show p4 > my.spec       (a built-in spec to copy)
       txlab demo --new my.spec             (a commented template)
@@ -137,7 +139,10 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if show:
         if not name:
             raise click.UsageError("--show needs a demo NAME (see --list) or a .spec file")
-        emit(names.demo(name).read_text(), output, "spec")
+        path, note = names.demo_or_term(name)
+        if note:
+            err(note, None)
+        emit(path.read_text(), output, "spec")
         return
     if list_:
         from txlab.interleave import spec as specs
@@ -165,7 +170,9 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if not name:
         raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
     # Validate everything before starting a server.
-    path = names.demo(name)
+    path, note = names.demo_or_term(name)
+    if note:
+        err(note, None)
     from txlab.interleave import spec as specs
 
     parsed = specs.load(path)

@@ -108,6 +108,32 @@ def scenario(ref: str, extra=()):
                          f"{', '.join(sorted(_scenarios(extra)))} (see `txlab list`).") from None
 
 
+def demo_or_term(ref: str) -> tuple[Path, str | None]:
+    """The demo REF names, or, when REF is an anomaly `txlab explain` knows
+    (lost-update, write-skew, dirty-read ...) whose lesson shows it with a demo, that
+    demo and a note saying so; else UsageError as `demo`."""
+    try:
+        return demo(ref), None
+    except UsageError as exc:
+        if ref.endswith(".spec") or "/" in ref:
+            raise
+        from txlab import glossary
+
+        try:
+            entry = glossary.lookup(ref)
+        except UsageError:
+            raise exc from None
+        if entry.kind != "anomaly":  # `demo 40001`, `demo serializable`: the usual pointers
+            raise
+        for command in entry.show:
+            words = command.split()
+            if words[:2] == ["txlab", "demo"] and len(words) > 2:
+                name = words[2]
+                return demo(name), (f"{ref} is shown by the demo {name} "
+                                    f"(`{command}`; `txlab explain {ref}` tells the story)")
+        raise
+
+
 def demo(ref: str) -> Path:
     """txlab.interleave.demo.resolve, with a pointer when REF is a scenario, a level ..."""
     from txlab.interleave import demo as demos
