@@ -290,7 +290,9 @@ def test_a_history_too_large_for_memory_is_not_checked_and_the_report_says_why(
                            check=True, schema=schema)
     checked = runner.run(settings, resolve("bank-transfer"), pg_dsn)
     assert checked.check is not None and checked.check_skipped is None
-    monkeypatch.setattr(runner, "available_memory", lambda: 1000)  # a machine with 1 KB free
+    from txlab import memory
+
+    monkeypatch.setattr(memory, "available", lambda: 1000)  # a machine with 1 KB free
     small = runner.run(settings, resolve("bank-transfer"), pg_dsn)
     assert small.check is None
     assert small.check_skipped.startswith("too large for this machine's memory")
@@ -303,10 +305,31 @@ def test_a_history_too_large_for_memory_is_not_checked_and_the_report_says_why(
 
 
 def test_memory_shortfall_compares_the_file_with_what_is_available(tmp_path):
-    from txlab import runner
+    from txlab import memory
 
     path = tmp_path / "h.jsonl"
     path.write_bytes(b"x" * 1000)
-    assert runner.memory_shortfall(path, available=4000) is None
-    assert runner.memory_shortfall(path, available=3999) is not None
-    assert runner.memory_shortfall(tmp_path / "missing", available=1) is None
+    assert memory.shortfall(path, free=4000) is None
+    assert memory.shortfall(path, free=3999) is not None
+    assert memory.shortfall(path, free=4499, per_byte=4.5) is not None
+    assert memory.shortfall(tmp_path / "missing", free=1) is None
+    assert memory.available() is None or memory.available() > 0
+
+
+def test_check_warns_when_the_history_may_not_fit_and_still_checks(monkeypatch):
+    """`txlab check FILE` was asked for explicitly: a warning, then the check as usual.
+    Its neighbour: no warning with the machine's real memory."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from txlab import memory
+    from txlab.cli import cli
+
+    path = str(Path(__file__).parent / "data" / "bank-transfer-naive-ser.jsonl")
+    plain = CliRunner().invoke(cli, ["check", path])
+    assert "warning" not in plain.stderr
+    monkeypatch.setattr(memory, "available", lambda: 1000)
+    warned = CliRunner().invoke(cli, ["check", path])
+    assert "warning: this history may be too large" in " ".join(warned.stderr.split())
+    assert warned.exit_code == plain.exit_code and warned.stdout == plain.stdout

@@ -85,6 +85,12 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
     if model and isolation:
         raise click.UsageError("give --model or --isolation, not both")
     html.check_target(html_file)
+    from txlab import memory
+
+    short = memory.shortfall(history_file, per_byte=memory.ELLE_BYTES_PER_FILE_BYTE)
+    if short:  # asked for explicitly: warn, and go on
+        err(f"warning: this history may be {short}; the check may swap or be stopped by "
+            "the kernel", None)
     try:
         result = checker.check(history_file, model, isolation=isolation,
                                max_examples=max_examples, time_limit=time_limit,

@@ -27,7 +27,7 @@ from random import Random
 
 import psycopg2
 
-from txlab import checker, db, history, signals, stats
+from txlab import checker, db, history, memory, signals, stats
 from txlab.errors import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -632,7 +632,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     if settings.check and path is not None:
         if interrupts and unchecked:
             check_skipped = "interrupted"
-        elif (short := memory_shortfall(path)) is not None:
+        elif (short := memory.shortfall(path)) is not None:
             check_skipped = short  # a check the machine cannot hold would be killed with the report
         else:
             seen = interrupts.count
@@ -657,44 +657,6 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     if failure is not None and not interrupted:
         raise ServerLost(failure, result)
     return result
-
-
-# The checker holds the whole history as its graph: measured peak RSS is about 3.5x the
-# history file's size (1M bank-transfer transactions: a 300 MB file, 1.05 GB).
-CHECK_MEMORY_PER_FILE_BYTE = 4
-
-
-def available_memory() -> int | None:
-    """Bytes the kernel says can be had without swapping (MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def memory_shortfall(path: Path, available: int | None = None) -> str | None:
-    """Why the history at `path` cannot be checked in this machine's memory, or None.
-
-    A check that does not fit would swap for hours or be killed by the kernel,
-    taking the run's report with it; the report says why the check was skipped."""
-    available = available_memory() if available is None else available
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return None
-    need = size * CHECK_MEMORY_PER_FILE_BYTE
-    if available is None or need <= available:
-        return None
-    return (f"too large for this machine's memory: checking a {_gb(size)} history needs "
-            f"about {_gb(need)}, {_gb(available)} available")
-
-
-def _gb(n: int) -> str:
-    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
 
 
 TICK_S = 0.1  # how often the main thread drains the workers' records and looks at the time
