@@ -243,3 +243,25 @@ def test_declined_row_says_its_count_once():
     assert rows({"sold out": 3, "limit": 4}) == [
         "declined by business rule: sold out 3, limit 4", "", 7]
     assert rows({}) == ["declined by business rule", "", 0]
+
+
+def test_describe_keeps_a_docstring_list_as_items():
+    """A scenario docstring's indented "name   text" list stays one item per
+    paragraph, "name: text" (it was flowed into one paragraph, names lost in it);
+    plain paragraphs are still flowed."""
+    from txlab import describe
+
+    doc = ("Story line one\ncontinues here.\n\n"
+           "  naive        read, decide, write; READ\n"
+           "               COMMITTED: lost update.\n"
+           "  lock-doctors SELECT ... FOR UPDATE first.\n"
+           "  - a bullet  of its own\n")
+    assert describe._reflow(doc) == (
+        "Story line one continues here.\n\n"
+        "naive: read, decide, write; READ COMMITTED: lost update.\n\n"
+        "lock-doctors: SELECT ... FOR UPDATE first.\n\n"
+        "- a bullet of its own")
+    from txlab.cli import cli
+
+    out = CliRunner().invoke(cli, ["describe", "on-call"], env={"COLUMNS": "80"}).stdout
+    assert "\nlock-doctors: SELECT ... FOR UPDATE" in out and "\nnaive: SELECT" in out

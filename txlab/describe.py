@@ -84,6 +84,29 @@ def render(s: Scenario, t: Term | None = None) -> str:
 
 
 def _reflow(text: str) -> str:
-    """A docstring's paragraphs as one line each (the renderer wraps them to the width)."""
-    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
-    return "\n\n".join(p for p in paragraphs if p)
+    """A docstring's paragraphs as one line each (the renderer wraps them to the width).
+
+    An indented paragraph is a list: each item (a line indented by two spaces; deeper
+    lines continue it) becomes a paragraph of its own, and a "name    text" item
+    (its text in the column the continuation lines start at) becomes "name: text"."""
+    out = []
+    for para in text.split("\n\n"):
+        lines = [line for line in para.split("\n") if line.strip()]
+        if not lines:
+            continue
+        if not all(line.startswith("  ") for line in lines):
+            out.append(" ".join(para.split()))
+            continue
+        deeper = [len(line) - len(line.lstrip()) for line in lines if line.startswith("   ")]
+        col = min(deeper) if deeper else None
+        items: list[list[str]] = []
+        for line in lines:
+            if not line.startswith("   ") or not items:  # two spaces: a new item
+                name, text = line[2:col].strip() if col else "", line[col:] if col else line
+                if not name or " " in name or not text.strip():
+                    name, text = "", line
+                items.append([name, text])
+            else:
+                items[-1][1] += " " + line
+        out += [(f"{name}: " if name else "") + " ".join(text.split()) for name, text in items]
+    return "\n\n".join(out)
