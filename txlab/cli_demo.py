@@ -139,10 +139,7 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if show:
         if not name:
             raise click.UsageError("--show needs a demo NAME (see --list) or a .spec file")
-        path, note = names.demo_or_term(name)
-        if note:
-            err(note, None)
-        emit(path.read_text(), output, "spec")
+        emit(_demo_path(name).read_text(), output, "spec")
         return
     if list_:
         from txlab.interleave import spec as specs
@@ -170,9 +167,7 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if not name:
         raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
     # Validate everything before starting a server.
-    path, note = names.demo_or_term(name)
-    if note:
-        err(note, None)
+    path = _demo_path(name)
     from txlab.interleave import spec as specs
 
     parsed = specs.load(path)
@@ -293,3 +288,11 @@ def _may_crash(part: str, database, yes: bool) -> bool:
         raise errors.UsageError("durability not run: the persistent server was left alone")
     err("durability skipped: the persistent server was left alone", None)
     return False
+
+
+def _demo_path(name: str):
+    """The spec NAME names (names.demo); its note, if any, to stderr."""
+    path, note = names.demo(name)
+    if note:
+        err(note, None)
+    return path

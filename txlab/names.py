@@ -74,15 +74,15 @@ def where_else(name: str, asked: str, extra=()) -> str:
         return f"{name} is explained by: txlab explain {name}"
     # Close names of the kind asked for first; the other kind's only when they are
     # much closer (a typo of a demo's name given to `run`).
-    mine, other = ((scenarios, demos) if asked == "scenario" else (demos, scenarios))
-    kind = "scenario" if asked == "scenario" else "demo"
+    if asked == "scenario":
+        mine, other, other_kind, verb = scenarios, demos, "demo", "txlab demo"
+    else:
+        mine, other, other_kind, verb = demos, scenarios, "scenario", "txlab run"
     close = get_close_matches(key, list(mine), n=3, cutoff=0.5)
     if close:
         return "Did you mean " + " or ".join(repr(c) for c in close) + "?"
     close = get_close_matches(key, list(other), n=2, cutoff=0.75)
     if close:
-        other_kind = "demo" if kind == "scenario" else "scenario"
-        verb = "txlab demo" if other_kind == "demo" else "txlab run"
         return "Did you mean the " + " or the ".join(
             f"{other_kind} {c} ({verb} {c})" for c in close) + "?"
     return ""
@@ -108,43 +108,43 @@ def scenario(ref: str, extra=()):
                          f"{', '.join(sorted(_scenarios(extra)))} (see `txlab list`).") from None
 
 
-def demo_or_term(ref: str) -> tuple[Path, str | None]:
-    """The demo REF names, or, when REF is an anomaly `txlab explain` knows
-    (lost-update, write-skew, dirty-read ...) whose lesson shows it with a demo, that
-    demo and a note saying so; else UsageError as `demo`."""
-    try:
-        return demo(ref), None
-    except UsageError as exc:
-        if ref.endswith(".spec") or "/" in ref:
-            raise
-        from txlab import glossary
-
-        try:
-            entry = glossary.lookup(ref)
-        except UsageError:
-            raise exc from None
-        if entry.kind != "anomaly":  # `demo 40001`, `demo serializable`: the usual pointers
-            raise
-        for command in entry.show:
-            words = command.split()
-            if words[:2] == ["txlab", "demo"] and len(words) > 2:
-                name = words[2]
-                return demo(name), (f"{ref} is shown by the demo {name} "
-                                    f"(`{command}`; `txlab explain {ref}` tells the story)")
-        raise
-
-
-def demo(ref: str) -> Path:
-    """txlab.interleave.demo.resolve, with a pointer when REF is a scenario, a level ..."""
+def demo(ref: str) -> tuple[Path, str | None]:
+    """txlab.interleave.demo.resolve, and a note or None. An anomaly `txlab explain`
+    knows (lost-update, write-skew, dirty-read ...) whose lesson shows it with a demo
+    gives that demo, and a note saying so; anything else unknown gets a pointer when
+    REF is a scenario, a level ..."""
     from txlab.interleave import demo as demos
 
     try:
-        return demos.resolve(ref)
+        return demos.resolve(ref), None
     except UsageError:
         if ref.endswith(".spec") or "/" in ref:
             raise
+        shown = _demo_showing(ref)
+        if shown is not None:
+            name, command = shown
+            return demos.resolve(name), (f"{ref} is shown by the demo {name} (`{command}`; "
+                                         f"`txlab explain {ref}` tells the story)")
         hint = where_else(ref, "demo")
         if not hint:
             raise
         raise UsageError(f"unknown demo {ref!r}: {_sentence(hint)} Demos: {', '.join(_demos())} "
                          "(see `txlab demo --list`), or give a path to a .spec file.") from None
+
+
+def _demo_showing(term: str) -> tuple[str, str] | None:
+    """(demo name, command) of the demo that the lesson on anomaly `term` shows it
+    with, or None (not an anomaly `txlab explain` knows, or no demo shows it)."""
+    from txlab import glossary
+
+    try:
+        entry = glossary.lookup(term)
+    except UsageError:
+        return None
+    if entry.kind != "anomaly":  # `demo 40001`, `demo serializable`: the usual pointers
+        return None
+    for command in entry.show:
+        words = command.split()
+        if words[:2] == ["txlab", "demo"] and len(words) > 2:
+            return words[2], command
+    return None
