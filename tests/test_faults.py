@@ -196,10 +196,11 @@ def test_ctrl_c_during_the_history_check_keeps_report_and_history(pg_dsn, schema
     assert len(_records(history)) == 50
 
 
-@pytest.mark.parametrize("interval", ["0.3"])
-def test_progress_interval_prints_lines_with_causes_and_eta(txlab, interval):
+@pytest.mark.parametrize("option", ["--progress-interval-s", "--progress-interval"])
+def test_progress_interval_prints_lines_with_causes_and_eta(txlab, option):
+    # --progress-interval (pgbench's -P in words) is a hidden alias of --progress-interval-s
     r = txlab("run", "bank-transfer", "-s", "naive", "-i", "repeatable-read", "-p", "accounts=2",
-              "--think-ms", "5", "-d", "1.2", "--progress-interval-s", interval, "--no-check")
+              "--think-ms", "5", "-d", "1.2", option, "0.3", "--no-check")
     lines = [x for x in r.stderr.splitlines() if x.startswith("progress: ")]
     assert r.exit_code in (0, 1) and len(lines) >= 2
     assert all("committed" in x and "ETA" in x and "\r" not in x for x in lines)

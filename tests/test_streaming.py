@@ -9,6 +9,8 @@ import math
 import random
 from collections import Counter
 
+import pytest
+
 from txlab import history, stats
 from txlab.history import ABORTED, COMMITTED, DECLINED, Attempt, History
 from txlab.rng import TxRandom
@@ -142,7 +144,11 @@ def _deterministic(path) -> list[dict]:
     return out
 
 
-def test_streamed_history_equals_the_old_in_memory_one(pg_dsn, schema, tmp_path):
+@pytest.mark.parametrize("threads", ["", "1"], ids=["greenlets", "threads"])
+def test_streamed_history_equals_the_old_in_memory_one(pg_dsn, schema, tmp_path, monkeypatch,
+                                                       threads):
+    # Both ways of running the workers (txlab.green, or TXLAB_WORKER_THREADS) record the same.
+    monkeypatch.setenv("TXLAB_WORKER_THREADS", threads)
     seed, n, params = 41, 120, {"accounts": 4, "max_amount": 600}  # some transfers are declined
     result = run("bank-transfer", pg_dsn, strategy="naive", workers=1, transactions=n, seed=seed,
                  params=params)

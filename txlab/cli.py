@@ -205,7 +205,7 @@ isolation_option = click.option(
          "(SQL spellings and ru/rc/rr/ser also work).")
 workers_option = click.option("--workers", "-w", default=8, show_default=True,
                               type=click.IntRange(1, 90),
-                              help="Concurrent worker threads, one connection each.")
+                              help="Concurrent workers, one connection each.")
 think_option = click.option(
     "--think-ms", default=DEFAULT_THINK_MS, show_default=True, type=bounded.think_ms(),
     metavar="MS", help="Pause inside each transaction between its reads and its writes.")
@@ -273,11 +273,11 @@ def _embedded_version() -> str:
 @click.option("--check/--no-check", "check", default=True, show_default=True,
               help="Check the history for anomalies (G0 ... G2-item) at the end.")
 @no_fail_option
-@seconds_option("progress-interval", None, type=click.FloatRange(min=0, min_open=True),
+@seconds_option("progress-interval", "--progress-interval", type=click.FloatRange(min=0, min_open=True),
                 help="Print a progress line every SECONDS to standard error, also when it "
                      "is not a terminal (as pgbench -P); a terminal otherwise gets one live "
                      "line.")
-@seconds_option("reconnect-timeout", None, default=30.0, show_default=True,
+@seconds_option("reconnect-timeout", "--reconnect-timeout", default=30.0, show_default=True,
                 type=click.FloatRange(min=0),
                 help="When the server goes away mid-run, keep reconnecting this long before "
                      "giving up (exit 3, with the partial report and history).")

@@ -1,8 +1,11 @@
-"""Run a scenario: set up, start worker threads, stop, check invariants.
+"""Run a scenario: set up, start the workers, stop, check invariants.
 
 Each worker owns its connection, its RNG, its counters (`stats.Tally`) and its
 list of recorded attempts; nothing is shared on the hot path except a ticket
-counter when --transactions is given. The main thread watches the clock, prints
+counter when --transactions is given. The workers run as greenlets on one
+thread (txlab.green: a third less CPU per transaction than a thread each), or,
+when another library owns psycopg2's wait callback or TXLAB_WORKER_THREADS is
+set, as a thread each; the code of a worker is the same either way. The main thread watches the clock, prints
 progress, and streams the attempts to the history file in invoke order
 (`history.Writer`), so memory stays flat however long the run.
 
@@ -27,7 +30,7 @@ from random import Random
 
 import psycopg2
 
-from txlab import checker, db, history, memory, signals, stats
+from txlab import checker, db, green, history, memory, signals, stats
 from txlab.errors import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -238,8 +241,9 @@ def _reach(dsn: str, name: str, options: dict, timeout_s: float,
 
 
 def _pause(seconds: float, stop: threading.Event | Callable[[], bool] | None) -> bool:
-    """Wait `seconds`; True (at once) if `stop` says stop meanwhile."""
-    if isinstance(stop, threading.Event):
+    """Wait `seconds`; True (at once) if `stop` says stop meanwhile. `stop` is an Event
+    (or anything with its wait(seconds) -> stopped), or a function polled."""
+    if hasattr(stop, "wait"):
         return stop.wait(seconds)
     end = time.monotonic() + seconds
     while True:
@@ -290,6 +294,9 @@ class _Run:
         self.lost: str | None = None  # the server did not come back in time
         self.reconnecting = 0
         self.begin_sql = f"BEGIN ISOLATION LEVEL {settings.isolation.sql}"
+        # The workers run as greenlets on one thread (txlab.green), unless another
+        # library has psycopg2's wait callback: then a thread each.
+        self.hub = green.Hub() if green.available() else None
         options = {"search_path": settings.schema,
                    "statement_timeout": str(settings.statement_timeout_ms),
                    "lock_timeout": str(settings.lock_timeout_ms)}
@@ -313,7 +320,10 @@ class _Run:
                 self.ready.set()
                 return
             self._count("ready")
-            self.go.wait()
+            if self.hub is None:
+                self.go.wait()
+            else:
+                self.hub.sleep(1e9, until=self.go.is_set)
             if self.stopping:
                 return
             self._loop(w, conn)
@@ -355,7 +365,8 @@ class _Run:
         clock = time.monotonic_ns
         cur = conn.cursor()
         # One Tx (and one generator) per worker, reset for each attempt.
-        tx = Tx(cur, self.begin_sql, TxRandom(), self.params, s.think_ms / 1000.0, self.halt)
+        halt = self.halt if self.hub is None else self.hub.pauser(lambda: self.halting)
+        tx = Tx(cur, self.begin_sql, TxRandom(), self.params, s.think_ms / 1000.0, halt)
         restart = tx._restart
         failed = self._failed
         txn = 0
@@ -473,8 +484,9 @@ class _Run:
 
         self.reconnecting += 1  # a counter only the progress line reads: races are harmless
         try:
+            stop = self.stop if self.hub is None else self.hub.pauser(lambda: self.stopping)
             conn = _reach(self.dsn, f"txlab-worker-{w}", self.options,
-                          self.settings.reconnect_timeout_s, self.stop, tick)
+                          self.settings.reconnect_timeout_s, stop, tick)
         except DatabaseError as exc:
             if self.lost is None and not self.halting:
                 self.lost = (f"lost the connection to the server and could not reconnect "
@@ -494,6 +506,26 @@ class _Run:
             self.halt.set()
         self.stopping = True
         self.stop.set()
+        if self.hub is not None:
+            self.hub.wake()  # sleepers (think, back-off, waiting to start) look again
+
+    def start(self) -> None:
+        """The workers may begin (all connected, or the run is stopping)."""
+        self.go.set()
+        if self.hub is not None:
+            self.hub.wake()
+
+    def launch(self) -> None:
+        """Start the workers: one thread running them all as greenlets, else a thread each."""
+        n = self.settings.workers
+        if self.hub is None:
+            for w in range(n):
+                threading.Thread(target=self.worker, args=(w,), name=f"txlab-worker-{w}",
+                                 daemon=True).start()
+            return
+        jobs = [(self.worker, (w,)) for w in range(n)]
+        threading.Thread(target=self.hub.run, args=(jobs,), name="txlab-workers",
+                         daemon=True).start()
 
     def interrupt(self) -> None:
         self.stop_all(halt=True)
@@ -668,19 +700,17 @@ def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None,
     """Start the workers, watch them until they stop; returns the elapsed seconds.
 
     It waits on Events only (never Thread.join) and polls `interrupts`."""
-    for w in range(settings.workers):
-        threading.Thread(target=r.worker, args=(w,), name=f"txlab-worker-{w}",
-                         daemon=True).start()
+    r.launch()
     while not r.ready.wait(TICK_S):  # every worker connected, or one could not
         if interrupts:
             r.stop_all()
     if r.error is not None:  # a worker could not connect
         r.stop_all()
-        r.go.set()
+        r.start()
         r.done.wait(STOP_GRACE_S)
         raise r.error
     started = time.monotonic()
-    r.go.set()
+    r.start()
     deadline = started + settings.duration_s if settings.duration_s else None
     halted_at = None
     while True:

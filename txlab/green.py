@@ -1,0 +1,251 @@
+"""`Hub`: many workers' transactions on one OS thread, as greenlets.
+
+A thread per worker makes every round trip cost a GIL hand-over: the thread
+that gets its answer wakes, waits for the GIL, and the kernel switches threads
+several times per transaction. Here each worker is a greenlet; psycopg2's wait
+callback (psycopg2.extensions.set_wait_callback) suspends the worker whose
+connection waits for the server, and the hub resumes whichever worker's socket
+is ready (epoll). The server sees exactly what it saw with threads: one
+connection per worker, each running its own transactions concurrently with the
+others'. A bare psycopg2 loop sending bank-transfer's statements this way uses
+a third less client CPU per transaction than the same loop on 8 threads.
+
+What a worker must not do is block the thread other than through psycopg2 or
+the hub: `sleep` (Tx.think's pause, reconnect back-off) and `wait_until` give
+the thread to the others meanwhile. The wait callback is process-wide while a
+hub runs; any other thread's connection (or the hub's own greenlet) gets a
+plain blocking wait from it, as without a callback.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg2
+import psycopg2.extensions as ext
+from greenlet import getcurrent, greenlet
+
+_IN = select.EPOLLIN | select.EPOLLONESHOT
+_OUT = select.EPOLLOUT | select.EPOLLONESHOT
+_TIMEOUT = object()  # what a timer resumes a greenlet with
+CONNECT_TIMEOUT_S = 10.0  # as libpq's connect_timeout, which its non-blocking connect ignores
+
+
+def available() -> bool:
+    """A hub may run: no other wait callback is installed (gevent, psycogreen, a user's
+    own), and TXLAB_WORKER_THREADS (a thread per worker, as before) is not set."""
+    return ext.get_wait_callback() is None and not os.environ.get("TXLAB_WORKER_THREADS")
+
+
+def blocking_wait(conn, timeout_s: float | None = None) -> None:
+    """Wait for `conn` as a blocking libpq call would (psycopg2.extras.wait_select)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        state = conn.poll()
+        if state == ext.POLL_OK:
+            return
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise psycopg2.OperationalError("timeout expired")
+        if state == ext.POLL_READ:
+            select.select([conn.fileno()], [], [], left)
+        elif state == ext.POLL_WRITE:
+            select.select([], [conn.fileno()], [], left)
+        else:
+            raise psycopg2.OperationalError(f"bad state from poll: {state}")
+
+
+class Hub:
+    """Runs functions as greenlets on the calling thread until all have returned.
+
+    `run(jobs)` installs the wait callback, starts every job, and loops: epoll for
+    the sockets workers wait on, a heap of timers for those that sleep. `wake()`
+    (from any thread) makes sleepers look at their condition again at once.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._known: set[int] = set()  # fds registered in the epoll (closed ones drop out)
+        self._armed: dict[int, greenlet] = {}  # fd -> the worker waiting on it
+        self._timers: list = []  # heap of (when, token, greenlet)
+        self._sleeping: dict[greenlet, int] = {}  # worker -> the token of its live timer
+        self._tokens = itertools.count()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._thread: int | None = None
+        self._loop: greenlet | None = None
+        self._alive = 0  # jobs not yet returned
+
+    # ---------------------------------------------------------------- workers' side
+
+    def _mine(self) -> bool:
+        """The caller is one of this hub's workers (not another thread, not the loop)."""
+        return threading.get_ident() == self._thread and getcurrent() is not self._loop
+
+    def wait(self, conn) -> None:
+        """psycopg2's wait callback: suspend this worker until `conn` can go on."""
+        if not self._mine():
+            blocking_wait(conn, CONNECT_TIMEOUT_S if conn.status == ext.STATUS_SETUP else None)
+            return
+        me = getcurrent()
+        fd = conn.fileno()
+        connecting = conn.status == ext.STATUS_SETUP
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S if connecting else None
+        poll, loop = conn.poll, self._loop
+        while True:
+            state = poll()
+            if state == ext.POLL_OK:
+                return
+            if state == ext.POLL_READ:
+                self._arm(fd, _IN)
+            elif state == ext.POLL_WRITE:
+                self._arm(fd, _OUT)
+            else:
+                raise psycopg2.OperationalError(f"bad state from poll: {state}")
+            self._armed[fd] = me
+            if deadline is not None:
+                self._timer(deadline, me)
+            if loop.switch() is _TIMEOUT:
+                self._armed.pop(fd, None)
+                raise psycopg2.OperationalError("timeout expired")
+
+    def _arm(self, fd: int, events: int) -> None:
+        """Watch `fd` for `events`, once. A closed fd leaves the epoll by itself, and
+        a new connection may get its number: hence the fall-backs."""
+        epoll = self._epoll
+        if fd in self._known:
+            try:
+                epoll.modify(fd, events)
+                return
+            except FileNotFoundError:
+                pass
+        try:
+            epoll.register(fd, events)
+        except FileExistsError:
+            epoll.modify(fd, events)
+        self._known.add(fd)
+
+    def _timer(self, when: float, g: greenlet) -> None:
+        token = next(self._tokens)
+        self._sleeping[g] = token
+        heapq.heappush(self._timers, (when, token, g))
+
+    def sleep(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
+        """Give the thread to the others for `seconds`; True (at once) if `until()`
+        becomes true meanwhile (looked at whenever `wake()` is called)."""
+        if not self._mine():
+            end = time.monotonic() + seconds
+            while not (until is not None and until()):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(left, 0.05))
+            return True
+        end = time.monotonic() + seconds
+        me = getcurrent()
+        while True:
+            if until is not None and until():
+                return True
+            if time.monotonic() >= end:
+                return False
+            self._timer(end, me)
+            self._loop.switch()
+
+    def pauser(self, until: Callable[[], bool]) -> _Pauser:
+        """An object whose wait(seconds) sleeps here and says whether `until()` stopped it,
+        as threading.Event.wait does for an Event (what Tx.think and the runner take)."""
+        return _Pauser(self, until)
+
+    def wake(self) -> None:
+        """From any thread: sleepers look at their `until` again now."""
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already woken (the pipe is full), or the hub is gone
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, jobs: list[tuple[Callable, tuple]]) -> None:
+        """Run every job (function, args) as a greenlet; return when all have returned.
+        An exception a job lets out stops the hub and is raised here."""
+        self._thread = threading.get_ident()
+        self._loop = getcurrent()
+        ext.set_wait_callback(self.wait)
+        try:
+            self._alive = len(jobs)
+            for fn, args in jobs:
+                greenlet(self._job).switch(fn, args)
+            self._serve()
+        finally:
+            if ext.get_wait_callback() == self.wait:
+                ext.set_wait_callback(None)
+            self._close()
+
+    def _job(self, fn: Callable, args: tuple) -> None:
+        try:
+            fn(*args)
+        finally:
+            self._alive -= 1
+
+    def _serve(self) -> None:
+        poll, armed, timers, sleeping = self._epoll.poll, self._armed, self._timers, self._sleeping
+        wake_r = self._wake_r
+        heappop = heapq.heappop
+        clock = time.monotonic
+        while self._alive:
+            timeout = 1.0
+            if timers:
+                timeout = min(timeout, max(0.0, timers[0][0] - clock()))
+            for fd, _ in poll(timeout):
+                if fd == wake_r:
+                    self._woken()
+                    continue
+                g = armed.pop(fd, None)
+                if g is not None:
+                    sleeping.pop(g, None)  # a connect's deadline no longer counts
+                    g.switch()
+            if timers:
+                now = clock()
+                while timers and timers[0][0] <= now:
+                    _, token, g = heappop(timers)
+                    if sleeping.get(g) == token:
+                        del sleeping[g]
+                        g.switch(_TIMEOUT)
+
+    def _woken(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        on_sockets = set(self._armed.values())  # a connect with a deadline: not a sleeper
+        for g in [g for g in self._sleeping if g not in on_sockets]:
+            del self._sleeping[g]  # its heap entry is stale now
+            g.switch(None)
+
+    def _close(self) -> None:
+        self._epoll.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class _Pauser:
+    __slots__ = ("_hub", "_until")
+
+    def __init__(self, hub: Hub, until: Callable[[], bool]):
+        self._hub = hub
+        self._until = until
+
+    def wait(self, seconds: float) -> bool:
+        return self._hub.sleep(seconds, self._until)
