@@ -180,3 +180,45 @@ def test_a_run_puts_its_workers_on_one_thread(pg_dsn):
     assert [n for n in names if n.startswith("txlab-worker")] == ["txlab-workers"]
     assert {a.worker for a in result.history.attempts} == set(range(5))
     assert ext.get_wait_callback() is None
+
+
+def test_a_socket_ready_while_its_worker_sleeps_is_parked_then_watched_again(pg_dsn):
+    # A NOTIFY reaches A's socket while A sleeps: the hub takes the socket out of
+    # its epoll (else it would spin on it), and A's next query arms it again.
+    a, b = _conn(pg_dsn, "txlab-green-listen"), _conn(pg_dsn, "txlab-green-notify")
+    hub = green.Hub()
+    woke = threading.Event()
+    seen: list = []
+
+    def listener() -> None:
+        with a.cursor() as cur:
+            cur.execute("LISTEN txlab_green_test")
+            seen.append("listening")
+            hub.sleep(600, until=woke.is_set)
+            cur.execute("SELECT 'after the sleep'")
+            seen.append(cur.fetchone()[0])
+
+    def notifier() -> None:
+        fd = a.fileno()
+        with b.cursor() as cur:
+            cur.execute("NOTIFY txlab_green_test")
+            for _ in range(10_000):  # each round trip gives the hub a look at A's socket
+                if fd not in hub._watch:
+                    seen.append("parked")
+                    break
+                cur.execute("SELECT 1")
+        woke.set()
+        hub.wake()
+
+    try:
+        t = threading.Thread(target=hub.run, args=([(listener, ()), (notifier, ())],),
+                             daemon=True)
+        t.start()
+        t.join(60)
+        assert not t.is_alive()
+        assert seen == ["listening", "parked", "after the sleep"]
+        a.poll()
+        assert [n.channel for n in a.notifies] == ["txlab_green_test"]
+    finally:
+        a.close()
+        b.close()

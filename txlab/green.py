@@ -23,7 +23,6 @@ import heapq
 import itertools
 import os
 import select
-import threading
 import time
 from collections.abc import Callable
 
@@ -31,8 +30,7 @@ import psycopg2
 import psycopg2.extensions as ext
 from greenlet import getcurrent, greenlet
 
-_IN = select.EPOLLIN | select.EPOLLONESHOT
-_OUT = select.EPOLLOUT | select.EPOLLONESHOT
+POLL_OK, POLL_READ, POLL_WRITE = ext.POLL_OK, ext.POLL_READ, ext.POLL_WRITE
 _TIMEOUT = object()  # what a timer resumes a greenlet with
 CONNECT_TIMEOUT_S = 10.0  # as libpq's connect_timeout, which its non-blocking connect ignores
 
@@ -71,7 +69,7 @@ class Hub:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._known: set[int] = set()  # fds registered in the epoll (closed ones drop out)
+        self._watch: dict[int, tuple] = {}  # fd -> (connection, events) registered for it
         self._armed: dict[int, greenlet] = {}  # fd -> the worker waiting on it
         self._timers: list = []  # heap of (when, token, greenlet)
         self._sleeping: dict[greenlet, int] = {}  # worker -> the token of its live timer
@@ -80,7 +78,6 @@ class Hub:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._epoll.register(self._wake_r, select.EPOLLIN)
-        self._thread: int | None = None
         self._loop: greenlet | None = None
         self._alive = 0  # jobs not yet returned
 
@@ -88,50 +85,76 @@ class Hub:
 
     def _mine(self) -> bool:
         """The caller is one of this hub's workers (not another thread, not the loop)."""
-        return threading.get_ident() == self._thread and getcurrent() is not self._loop
+        loop = self._loop
+        return loop is not None and getcurrent().parent is loop
 
     def wait(self, conn) -> None:
-        """psycopg2's wait callback: suspend this worker until `conn` can go on."""
-        if not self._mine():
+        """psycopg2's wait callback: suspend this worker until `conn` can go on.
+
+        A connection is watched level-triggered and stays registered while it
+        waits for the same thing (no epoll_ctl per round trip); one that turns
+        readable while its worker is busy elsewhere is taken out (see _serve)."""
+        me = getcurrent()
+        loop = self._loop
+        if loop is None or me.parent is not loop:
             blocking_wait(conn, CONNECT_TIMEOUT_S if conn.status == ext.STATUS_SETUP else None)
             return
-        me = getcurrent()
+        if conn.status == ext.STATUS_SETUP:
+            self._connecting(conn, me)
+            return
+        poll, watch, armed = conn.poll, self._watch, self._armed
         fd = conn.fileno()
-        connecting = conn.status == ext.STATUS_SETUP
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S if connecting else None
-        poll, loop = conn.poll, self._loop
         while True:
             state = poll()
-            if state == ext.POLL_OK:
+            if state == POLL_OK:
                 return
-            if state == ext.POLL_READ:
-                self._arm(fd, _IN)
-            elif state == ext.POLL_WRITE:
-                self._arm(fd, _OUT)
+            if state == POLL_READ:
+                events = select.EPOLLIN
+            elif state == POLL_WRITE:
+                events = select.EPOLLOUT
             else:
                 raise psycopg2.OperationalError(f"bad state from poll: {state}")
+            w = watch.get(fd)
+            if w is None or w[0] is not conn or w[1] != events:
+                self._arm(fd, events, conn)
+            armed[fd] = me
+            loop.switch()
+
+    def _connecting(self, conn, me: greenlet) -> None:
+        """A connection being opened: libpq may change its socket meanwhile, so every
+        wait arms anew, with libpq's connect_timeout as a deadline."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            state = conn.poll()
+            if state == POLL_OK:
+                return
+            if state not in (POLL_READ, POLL_WRITE):
+                raise psycopg2.OperationalError(f"bad state from poll: {state}")
+            fd = conn.fileno()
+            self._arm(fd, select.EPOLLIN if state == POLL_READ else select.EPOLLOUT, None)
             self._armed[fd] = me
-            if deadline is not None:
-                self._timer(deadline, me)
-            if loop.switch() is _TIMEOUT:
+            self._timer(deadline, me)
+            if self._loop.switch() is _TIMEOUT:
                 self._armed.pop(fd, None)
                 raise psycopg2.OperationalError("timeout expired")
 
-    def _arm(self, fd: int, events: int) -> None:
-        """Watch `fd` for `events`, once. A closed fd leaves the epoll by itself, and
-        a new connection may get its number: hence the fall-backs."""
-        epoll = self._epoll
-        if fd in self._known:
-            try:
-                epoll.modify(fd, events)
-                return
-            except FileNotFoundError:
-                pass
+    def _arm(self, fd: int, events: int, conn) -> None:
+        """Watch `fd` for `events` (level-triggered). A closed fd leaves the epoll by
+        itself and a new connection may get its number: hence the fall-back."""
         try:
-            epoll.register(fd, events)
-        except FileExistsError:
-            epoll.modify(fd, events)
-        self._known.add(fd)
+            self._epoll.modify(fd, events)
+        except FileNotFoundError:
+            self._epoll.register(fd, events)
+        self._watch[fd] = (conn, events)
+
+    def _park(self, fd: int) -> None:
+        """`fd` is ready but nobody waits on it (its worker thinks, or is gone): out of
+        the epoll until its worker waits again, or the loop would spin on it."""
+        self._watch.pop(fd, None)
+        try:
+            self._epoll.unregister(fd)
+        except (FileNotFoundError, OSError):
+            pass
 
     def _timer(self, when: float, g: greenlet) -> None:
         token = next(self._tokens)
@@ -176,7 +199,6 @@ class Hub:
     def run(self, jobs: list[tuple[Callable, tuple]]) -> None:
         """Run every job (function, args) as a greenlet; return when all have returned.
         An exception a job lets out stops the hub and is raised here."""
-        self._thread = threading.get_ident()
         self._loop = getcurrent()
         ext.set_wait_callback(self.wait)
         try:
@@ -209,9 +231,12 @@ class Hub:
                     self._woken()
                     continue
                 g = armed.pop(fd, None)
-                if g is not None:
+                if g is None:
+                    self._park(fd)
+                    continue
+                if sleeping:
                     sleeping.pop(g, None)  # a connect's deadline no longer counts
-                    g.switch()
+                g.switch()
             if timers:
                 now = clock()
                 while timers and timers[0][0] <= now:
