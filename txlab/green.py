@@ -31,6 +31,8 @@ import psycopg2.extensions as ext
 from greenlet import getcurrent, greenlet
 
 POLL_OK, POLL_READ, POLL_WRITE = ext.POLL_OK, ext.POLL_READ, ext.POLL_WRITE
+EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+STATUS_SETUP = ext.STATUS_SETUP
 _TIMEOUT = object()  # what a timer resumes a greenlet with
 CONNECT_TIMEOUT_S = 10.0  # as libpq's connect_timeout, which its non-blocking connect ignores
 
@@ -99,26 +101,30 @@ class Hub:
         if loop is None or me.parent is not loop:
             blocking_wait(conn, CONNECT_TIMEOUT_S if conn.status == ext.STATUS_SETUP else None)
             return
-        if conn.status == ext.STATUS_SETUP:
+        if conn.status == STATUS_SETUP:
             self._connecting(conn, me)
             return
-        poll, watch, armed = conn.poll, self._watch, self._armed
+        poll = conn.poll
+        state = poll()
+        if state == POLL_OK:
+            return
         fd = conn.fileno()
+        watch, armed, switch = self._watch, self._armed, loop.switch
         while True:
-            state = poll()
-            if state == POLL_OK:
-                return
             if state == POLL_READ:
-                events = select.EPOLLIN
+                events = EPOLLIN
             elif state == POLL_WRITE:
-                events = select.EPOLLOUT
+                events = EPOLLOUT
             else:
                 raise psycopg2.OperationalError(f"bad state from poll: {state}")
             w = watch.get(fd)
             if w is None or w[0] is not conn or w[1] != events:
                 self._arm(fd, events, conn)
             armed[fd] = me
-            loop.switch()
+            switch()
+            state = poll()
+            if state == POLL_OK:
+                return
 
     def _connecting(self, conn, me: greenlet) -> None:
         """A connection being opened: libpq may change its socket meanwhile, so every
@@ -223,6 +229,8 @@ class Hub:
         heappop = heapq.heappop
         clock = time.monotonic
         while self._alive:
+            while timers and sleeping.get(timers[0][2]) != timers[0][1]:
+                heappop(timers)  # a sleeper woken early, or a connect that got its answer
             timeout = 1.0
             if timers:
                 timeout = min(timeout, max(0.0, timers[0][0] - clock()))
