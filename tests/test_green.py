@@ -119,7 +119,7 @@ def test_other_threads_keep_blocking_waits_while_a_hub_runs(pg_dsn):
     t.start()
     try:
         assert inside.wait(30)
-        assert ext.get_wait_callback() == hub.wait
+        assert ext.get_wait_callback() is green._wait
         with main_conn.cursor() as cur:
             cur.execute("SELECT 'still here'")
             assert cur.fetchone() == ("still here",)
@@ -201,6 +201,8 @@ def test_a_socket_ready_while_its_worker_sleeps_is_parked_then_watched_again(pg_
     def notifier() -> None:
         fd = a.fileno()
         with b.cursor() as cur:
+            while "listening" not in seen:  # A's LISTEN first (each round trip lets A go on)
+                cur.execute("SELECT 1")
             cur.execute("NOTIFY txlab_green_test")
             for _ in range(10_000):  # each round trip gives the hub a look at A's socket
                 if fd not in hub._watch:

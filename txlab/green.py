@@ -23,6 +23,7 @@ import heapq
 import itertools
 import os
 import select
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,9 +39,25 @@ CONNECT_TIMEOUT_S = 10.0  # as libpq's connect_timeout, which its non-blocking c
 
 
 def available() -> bool:
-    """A hub may run: no other wait callback is installed (gevent, psycogreen, a user's
+    """Hubs may run: no other wait callback is installed (gevent, psycogreen, a user's
     own), and TXLAB_WORKER_THREADS (a thread per worker, as before) is not set."""
-    return ext.get_wait_callback() is None and not os.environ.get("TXLAB_WORKER_THREADS")
+    return (ext.get_wait_callback() in (None, _wait)
+            and not os.environ.get("TXLAB_WORKER_THREADS"))
+
+
+_HUBS: dict = {}  # a running hub's loop greenlet -> the hub
+_HUBS_LOCK = threading.Lock()
+
+
+def _wait(conn) -> None:
+    """psycopg2's wait callback while hubs run: the worker's own hub waits for it; any
+    other caller (another thread, a hub's loop) gets a plain blocking wait."""
+    me = getcurrent()
+    hub = _HUBS.get(me.parent)
+    if hub is None:
+        blocking_wait(conn, CONNECT_TIMEOUT_S if conn.status == STATUS_SETUP else None)
+        return
+    hub.wait(conn, me)
 
 
 def blocking_wait(conn, timeout_s: float | None = None) -> None:
@@ -90,17 +107,13 @@ class Hub:
         loop = self._loop
         return loop is not None and getcurrent().parent is loop
 
-    def wait(self, conn) -> None:
-        """psycopg2's wait callback: suspend this worker until `conn` can go on.
+    def wait(self, conn, me: greenlet) -> None:
+        """Suspend worker `me` until `conn` can go on (from the wait callback).
 
         A connection is watched level-triggered and stays registered while it
         waits for the same thing (no epoll_ctl per round trip); one that turns
         readable while its worker is busy elsewhere is taken out (see _serve)."""
-        me = getcurrent()
         loop = self._loop
-        if loop is None or me.parent is not loop:
-            blocking_wait(conn, CONNECT_TIMEOUT_S if conn.status == ext.STATUS_SETUP else None)
-            return
         if conn.status == STATUS_SETUP:
             self._connecting(conn, me)
             return
@@ -205,16 +218,21 @@ class Hub:
     def run(self, jobs: list[tuple[Callable, tuple]]) -> None:
         """Run every job (function, args) as a greenlet; return when all have returned.
         An exception a job lets out stops the hub and is raised here."""
-        self._loop = getcurrent()
-        ext.set_wait_callback(self.wait)
+        self._loop = loop = getcurrent()
+        with _HUBS_LOCK:
+            _HUBS[loop] = self
+            if ext.get_wait_callback() is None:
+                ext.set_wait_callback(_wait)
         try:
             self._alive = len(jobs)
             for fn, args in jobs:
                 greenlet(self._job).switch(fn, args)
             self._serve()
         finally:
-            if ext.get_wait_callback() == self.wait:
-                ext.set_wait_callback(None)
+            with _HUBS_LOCK:
+                del _HUBS[loop]
+                if not _HUBS and ext.get_wait_callback() is _wait:
+                    ext.set_wait_callback(None)
             self._close()
 
     def _job(self, fn: Callable, args: tuple) -> None:
