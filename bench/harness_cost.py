@@ -14,8 +14,9 @@ strategy runs N transactions through:
            (after the load, so it does not slow the workers; per attempt)
 
 One thread, CPU time (process_time), best of --repeat. On a real server each
-transaction also costs psycopg2, libpq and the kernel the same for both sides
-(about 70 us of client CPU here), so what counts is the difference.
+transaction also costs psycopg2, libpq and the kernel (about 70 us of client CPU
+here); txlab's workers run as greenlets (txlab.green), which changes that part
+(less kernel time, a little more Python): bench/vs_bare.py measures it all.
 
     .venv/bin/python bench/harness_cost.py             # 100,000 transactions, best of 3
 """

@@ -3,7 +3,10 @@
 Runs bank-transfer's `atomic` strategy through `txlab run` (history on: --history
 to a file) and through the least Python that can send the same statements in the
 same round trips: 8 threads, one psycopg2 connection each, a `random.Random` per
-thread, no recording. Both run in their own process, alternating, against one
+thread, no recording. txlab runs its 8 workers as greenlets on one thread
+(txlab.green; TXLAB_WORKER_THREADS=1 in the environment gives a thread each, as
+before), which costs less CPU per round trip than 8 threads handing the GIL to
+each other; the bare loop stays the thread loop, the yardstick the target names. Both run in their own process, alternating, against one
 server; each round runs both back to back (order alternating), and the ratio is
 the median of the per-round ratios, which is steadier than a ratio of medians on
 a shared machine.
