@@ -133,36 +133,8 @@ def test_other_threads_keep_blocking_waits_while_a_hub_runs(pg_dsn):
     assert not t.is_alive() and ext.get_wait_callback() is None
 
 
-def test_a_run_uses_threads_when_another_library_owns_the_wait_callback(pg_dsn):
-    # gevent or psycogreen installed their own callback: txlab leaves it alone and
-    # runs a thread per worker; the verdicts are the same.
-    from psycopg2.extras import wait_select
-
-    ext.set_wait_callback(wait_select)
-    try:
-        assert not green.available()
-        names: list[str] = []
-        original = threading.Thread.start
-
-        def start(self):
-            names.append(self.name)
-            return original(self)
-
-        threading.Thread.start = start
-        try:
-            result = run("bank-transfer", pg_dsn, strategy="atomic", workers=3,
-                         transactions=60, seed=3)
-        finally:
-            threading.Thread.start = original
-        assert ext.get_wait_callback() is wait_select
-    finally:
-        ext.set_wait_callback(None)
-    assert result.ok and result.run.outcomes.committed + result.run.outcomes.declined == 60
-    assert [n for n in names if n.startswith("txlab-worker")] == [
-        "txlab-worker-0", "txlab-worker-1", "txlab-worker-2"]
-
-
-def test_a_run_puts_its_workers_on_one_thread(pg_dsn):
+def _run_and_thread_names(pg_dsn, **kwargs):
+    """A bank-transfer `atomic` run, and the names of the txlab-worker* threads it started."""
     names: list[str] = []
     original = threading.Thread.start
 
@@ -172,12 +144,31 @@ def test_a_run_puts_its_workers_on_one_thread(pg_dsn):
 
     threading.Thread.start = start
     try:
-        result = run("bank-transfer", pg_dsn, strategy="atomic", workers=5, transactions=100,
-                     seed=4)
+        result = run("bank-transfer", pg_dsn, strategy="atomic", **kwargs)
     finally:
         threading.Thread.start = original
-    assert result.ok
-    assert [n for n in names if n.startswith("txlab-worker")] == ["txlab-workers"]
+    return result, [n for n in names if n.startswith("txlab-worker")]
+
+
+def test_a_run_uses_threads_when_another_library_owns_the_wait_callback(pg_dsn):
+    # gevent or psycogreen installed their own callback: txlab leaves it alone and
+    # runs a thread per worker; the verdicts are the same.
+    from psycopg2.extras import wait_select
+
+    ext.set_wait_callback(wait_select)
+    try:
+        assert not green.available()
+        result, names = _run_and_thread_names(pg_dsn, workers=3, transactions=60, seed=3)
+        assert ext.get_wait_callback() is wait_select
+    finally:
+        ext.set_wait_callback(None)
+    assert result.ok and result.run.outcomes.committed + result.run.outcomes.declined == 60
+    assert names == ["txlab-worker-0", "txlab-worker-1", "txlab-worker-2"]
+
+
+def test_a_run_puts_its_workers_on_one_thread(pg_dsn):
+    result, names = _run_and_thread_names(pg_dsn, workers=5, transactions=100, seed=4)
+    assert result.ok and names == ["txlab-workers"]
     assert {a.worker for a in result.history.attempts} == set(range(5))
     assert ext.get_wait_callback() is None
 
