@@ -215,3 +215,15 @@ def test_a_socket_ready_while_its_worker_sleeps_is_parked_then_watched_again(pg_
     finally:
         a.close()
         b.close()
+
+
+def test_a_hub_that_fails_stops_the_run_with_its_error(pg_dsn, monkeypatch):
+    # The workers catch their own errors; were the hub's loop itself to fail, the run
+    # must end with that error, not wait forever for workers nobody resumes.
+    def broken(self):
+        raise RuntimeError("the hub's loop failed")
+
+    monkeypatch.setattr(green.Hub, "_serve", broken)
+    with pytest.raises(RuntimeError, match="the hub's loop failed"):
+        run("bank-transfer", pg_dsn, strategy="atomic", workers=3, duration_s=30, seed=5)
+    assert ext.get_wait_callback() is None

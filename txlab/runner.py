@@ -524,8 +524,21 @@ class _Run:
                                  daemon=True).start()
             return
         jobs = [(self.worker, (w,)) for w in range(n)]
-        threading.Thread(target=self.hub.run, args=(jobs,), name="txlab-workers",
+        threading.Thread(target=self._run_hub, args=(jobs,), name="txlab-workers",
                          daemon=True).start()
+
+    def _run_hub(self, jobs: list) -> None:
+        """The hub's thread. Should the hub itself fail (the workers catch their own
+        errors), the run stops with that error instead of waiting for workers that
+        will never be resumed."""
+        try:
+            self.hub.run(jobs)
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+            self.stop_all(halt=True)
+            self.ready.set()
+            self.done.set()
 
     def interrupt(self) -> None:
         self.stop_all(halt=True)
