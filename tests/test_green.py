@@ -227,3 +227,20 @@ def test_a_hub_that_fails_stops_the_run_with_its_error(pg_dsn, monkeypatch):
     with pytest.raises(RuntimeError, match="the hub's loop failed"):
         run("bank-transfer", pg_dsn, strategy="atomic", workers=3, duration_s=30, seed=5)
     assert ext.get_wait_callback() is None
+
+
+def test_wake_after_the_hub_is_done_writes_nowhere(tmp_path):
+    # Its pipe is closed then, and the pipe's fd numbers go to the next files opened.
+    hub = green.Hub()
+    pipe_end = hub._wake_w
+    hub.run([(lambda: None, ())])
+    files = []
+    try:
+        while not files or files[-1].fileno() < pipe_end:  # a file with that number now
+            files.append(open(tmp_path / f"file-{len(files)}", "wb"))  # noqa: SIM115
+        assert files[-1].fileno() == pipe_end
+        hub.wake()
+    finally:
+        for f in files:
+            f.close()
+    assert all(p.read_bytes() == b"" for p in tmp_path.iterdir())

@@ -94,6 +94,7 @@ class Hub:
         self._sleeping: dict[greenlet, int] = {}  # worker -> the token of its live timer
         self._tokens = itertools.count()
         self._wake_r, self._wake_w = os.pipe()
+        self._wake_lock = threading.Lock()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._epoll.register(self._wake_r, select.EPOLLIN)
@@ -208,10 +209,13 @@ class Hub:
 
     def wake(self) -> None:
         """From any thread: sleepers look at their `until` again now."""
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass  # already woken (the pipe is full), or the hub is gone
+        with self._wake_lock:  # never a closed fd's number, which a new file may have by now
+            if self._wake_w < 0:
+                return  # the hub is gone
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                pass  # already woken: the pipe is full
 
     # ---------------------------------------------------------------- the loop
 
@@ -284,11 +288,10 @@ class Hub:
 
     def _close(self) -> None:
         self._epoll.close()
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._wake_lock:
+            fds, self._wake_w = (self._wake_r, self._wake_w), -1
+        for fd in fds:
+            os.close(fd)
 
 
 class _Pauser:
