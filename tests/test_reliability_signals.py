@@ -223,3 +223,22 @@ def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback():
             "main()\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 130 and r.stderr == "txlab: interrupted\n", r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
+    # Each cell is a run that winds down at an interrupt; the matrix must then stop,
+    # not go on with the next cell (it used to run all 16 and exit 1).
+    proc = spawn("matrix", "bank-transfer", "--dsn", pg_dsn, "--schema", schema, "-d", "2")
+    workers = ("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'txlab-worker-%%'"
+               " AND state IS NOT NULL")
+    try:
+        wait_for(lambda: query(pg_dsn, workers), what="the first cell's workers")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    cells = [line for line in err.splitlines() if line.startswith("txlab: [")]
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert 1 <= len(cells) < 16, err

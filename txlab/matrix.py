@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 
 from tabulate import tabulate
 
-from txlab import runner
+from txlab import runner, signals
 from txlab.db import LEVELS, Isolation
 from txlab.errors import UsageError
 from txlab.scenario import Scenario
@@ -85,13 +85,25 @@ def _knobs_of(s: Scenario, params: Iterable[tuple[str, str]]) -> tuple[tuple[str
 
 def run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
                progress: Callable[[int, int, Combo], None] | None = None) -> list[Row]:
+    """One short run per combination. Ctrl-C, SIGTERM or SIGHUP stops the matrix: the
+    running cell winds down as a run does, then KeyboardInterrupt comes out (the CLI
+    says `interrupted`, exit 130); left to each run, it would end only that cell."""
+    with signals.deferred() as interrupts:
+        return _run_matrix(combos, base, dsn, progress, interrupts)
+
+
+def _run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
+                progress: Callable[[int, int, Combo], None] | None,
+                interrupts: signals.Interrupts) -> list[Row]:
     rows = []
     for i, (scenario, strategy, level) in enumerate(combos):
         if progress:
             progress(i, len(combos), (scenario, strategy, level))
         settings = replace(base, scenario=scenario.name, strategy=strategy, isolation=level,
                            params=_knobs_of(scenario, base.params))
-        r = runner.run(settings, scenario, dsn)
+        r = runner.run(settings, scenario, dsn, interrupts=interrupts)
+        if r.interrupted:
+            raise KeyboardInterrupt
         o = r.outcomes
         rows.append(Row(
             scenario=scenario.name, strategy=strategy, isolation=level.key,
