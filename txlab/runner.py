@@ -3,11 +3,12 @@
 Each worker owns its connection, its RNG, its counters (`stats.Tally`) and its
 list of recorded attempts; nothing is shared on the hot path except a ticket
 counter when --transactions is given. The workers run as greenlets on one
-thread (txlab.green: a third less CPU per transaction than a thread each), or,
-when another library owns psycopg2's wait callback or TXLAB_WORKER_THREADS is
-set, as a thread each; the code of a worker is the same either way. The main thread watches the clock, prints
-progress, and streams the attempts to the history file in invoke order
-(`history.Writer`), so memory stays flat however long the run.
+thread (txlab.green: about a quarter less client CPU per transaction than a
+thread each), or, when another library owns psycopg2's wait callback or
+TXLAB_WORKER_THREADS is set, as a thread each; the code of a worker is the same
+either way. The main thread watches the clock, prints progress, and streams the
+attempts to the history file in invoke order (`history.Writer`), so memory stays
+flat however long the run.
 
 Faults: a lost connection (backend terminated, server crashed or restarted) is
 recorded (`unknown` when it happened during COMMIT) and the worker reconnects
