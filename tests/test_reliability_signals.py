@@ -67,6 +67,18 @@ def temporary_server(folder: Path) -> tuple[Path, str]:
     return wait_for(ready, what="the temporary server")
 
 
+def signal_when(proc: subprocess.Popen, dsn: str, sql: str, what: str, sig: int,
+                timeout: float = 30) -> tuple[str, str]:
+    """Send `sig` to `proc` once `sql` returns a row; its (stdout, stderr) when it ends."""
+    try:
+        wait_for(lambda: query(dsn, sql), what=what)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def in_transaction(dsn: str) -> bool:
     return bool(query(dsn, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE "
                            "'txlab-worker-%%' AND state LIKE 'idle in transaction%%'"))
@@ -105,13 +117,7 @@ def test_an_interrupt_during_setup_cancels_the_statement(pg_dsn, schema, sig):
                  "--allow-large-params", "--dsn", pg_dsn, "--schema", schema)
     inserting = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'txlab-control' "
                  "AND state = 'active' AND query LIKE 'INSERT INTO accounts%%'")
-    try:
-        wait_for(lambda: query(pg_dsn, inserting), what="setup's INSERT")
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, err = signal_when(proc, pg_dsn, inserting, "setup's INSERT", sig)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     # the server is not left inserting: the statement was cancelled, setup rolled back
@@ -126,13 +132,7 @@ def test_sigterm_during_a_demo_step(pg_dsn, tmp_path):
                  PGAPPNAME="txlab-sigterm-test")  # the sessions' application_name prefix
     sleeping = ("SELECT pid FROM pg_stat_activity WHERE application_name = "
                 "'txlab-sigterm-test/s1' AND query LIKE '%%pg_sleep%%' AND state = 'active'")
-    try:
-        wait_for(lambda: query(pg_dsn, sleeping), what="the demo step")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, err = signal_when(proc, pg_dsn, sleeping, "the demo step", signal.SIGTERM)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     wait_for(lambda: not query(pg_dsn, sleeping), 10, "the step's session to end")
 
@@ -232,13 +232,7 @@ def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
     proc = spawn("matrix", "bank-transfer", "--dsn", pg_dsn, "--schema", schema, "-d", "2")
     workers = ("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'txlab-worker-%%'"
                " AND state IS NOT NULL")
-    try:
-        wait_for(lambda: query(pg_dsn, workers), what="the first cell's workers")
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, err = signal_when(proc, pg_dsn, workers, "the first cell's workers", sig, timeout=60)
     cells = [line for line in err.splitlines() if line.startswith("txlab: [")]
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert 1 <= len(cells) < 16, err
