@@ -12,7 +12,7 @@ a quarter to a third less client CPU per transaction than the same loop on 8
 threads (txlab itself at 1,000 accounts: 107 against 144 us per transaction).
 
 What a worker must not do is block the thread other than through psycopg2 or
-the hub: `sleep` (Tx.think's pause, reconnect back-off) and `wait_until` give
+the hub: `sleep` (Tx.think's pause, reconnect back-off, waiting to start) gives
 the thread to the others meanwhile. The wait callback is process-wide while a
 hub runs; any other thread's connection (or the hub's own greenlet) gets a
 plain blocking wait from it, as without a callback.
@@ -66,14 +66,14 @@ def blocking_wait(conn, timeout_s: float | None = None) -> None:
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         state = conn.poll()
-        if state == ext.POLL_OK:
+        if state == POLL_OK:
             return
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise psycopg2.OperationalError("timeout expired")
-        if state == ext.POLL_READ:
+        if state == POLL_READ:
             select.select([conn.fileno()], [], [], left)
-        elif state == ext.POLL_WRITE:
+        elif state == POLL_WRITE:
             select.select([], [conn.fileno()], [], left)
         else:
             raise psycopg2.OperationalError(f"bad state from poll: {state}")
@@ -152,7 +152,7 @@ class Hub:
             if state not in (POLL_READ, POLL_WRITE):
                 raise psycopg2.OperationalError(f"bad state from poll: {state}")
             fd = conn.fileno()
-            self._arm(fd, select.EPOLLIN if state == POLL_READ else select.EPOLLOUT, None)
+            self._arm(fd, EPOLLIN if state == POLL_READ else EPOLLOUT, None)
             self._armed[fd] = me
             self._timer(deadline, me)
             if self._loop.switch() is _TIMEOUT:
@@ -186,13 +186,7 @@ class Hub:
         """Give the thread to the others for `seconds`; True (at once) if `until()`
         becomes true meanwhile (looked at whenever `wake()` is called)."""
         if not self._mine():
-            end = time.monotonic() + seconds
-            while not (until is not None and until()):
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                time.sleep(min(left, 0.05))
-            return True
+            raise RuntimeError("Hub.sleep is for the hub's own workers")
         end = time.monotonic() + seconds
         me = getcurrent()
         while True:
