@@ -3,7 +3,9 @@
 SIGINT is sent to this very process from a chosen point of a run (a worker's first
 transaction, an invariant check, the anomaly check, the writing of the history), so
 it lands exactly there, whatever the machine's load: the run must come back with a
-result marked interrupted and a complete history, never a KeyboardInterrupt."""
+result marked interrupted and a complete history, never a KeyboardInterrupt from
+inside the run. txlab.testing.run then hands the signal on to its caller; here the
+caller notes it (signals.deferred), as the CLI does, to look at the result."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import threading
 
 import pytest
 
-from txlab import history, report, runner
+from txlab import history, report, runner, signals
 from txlab.scenario import Check, Invariant, Scenario, Setup, Strategy, Tx, Verdict
 from txlab.testing import run
 
@@ -85,9 +87,11 @@ def fire(monkeypatch):
 @pytest.mark.parametrize("point", ["load", "invariant", "checker", "history"])
 def test_an_interrupt_anywhere_after_setup_returns_the_partial_result(pg_dsn, fire, point):
     fire(point)
-    result = run(SCENARIO, pg_dsn, workers=3, transactions=300 if point == "load" else 30,
-                 think_ms=5 if point == "load" else 0, seed=3)
+    with signals.deferred() as caller:
+        result = run(SCENARIO, pg_dsn, workers=3, transactions=300 if point == "load" else 30,
+                     think_ms=5 if point == "load" else 0, seed=3)
     assert not FIRE[point], "the point was reached"
+    assert caller.count == 1 and caller.first == signal.SIGINT  # handed on, once
     r = result.run
     assert r.interrupted
     text = report.render(r, "text", None)

@@ -5,6 +5,8 @@ Every case that must fail has a neighbour that must pass."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import partial
 
 import psycopg2
@@ -373,3 +375,37 @@ def test_a_session_waiting_in_python_is_reported_not_a_hang(accounts_dsn):
     assert not r.ok and r.schedules == 1 and r.schedule.stuck
     assert "made no progress for 0.5 s (busy outside the database)" in r.schedule.failure
     assert sql(accounts_dsn, "SELECT balance FROM accounts") == [(100,)]  # as it found it
+
+
+CTRL_C_IN_INTERLEAVE = '''
+import os, signal, sys
+from txlab.testing import interleave
+
+fired = []
+
+def add_ten_locked_and_interrupt(conn):
+    with conn:
+        cur = conn.cursor()
+        cur.execute("SELECT balance FROM accounts WHERE id = 1 FOR UPDATE")
+        if not fired:  # Ctrl-C while this session holds the row lock
+            fired.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        cur.execute("UPDATE accounts SET balance = balance + 10 WHERE id = 1")
+
+try:
+    interleave([add_ten_locked_and_interrupt] * 2, dsn=sys.argv[1], invariant="SELECT true",
+               seed=1)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+'''
+
+
+def test_ctrl_c_in_interleave_ends_the_sessions_and_reaches_the_caller(accounts_dsn):
+    # It used to hang for good: the session at its next step kept its row lock, and
+    # restoring the tables waited for it. In a child process, so that a hang fails.
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_INTERLEAVE, accounts_dsn],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout == "KeyboardInterrupt\n", done.stderr
+    assert sql(accounts_dsn, "SELECT balance FROM accounts") == [(100,)]  # as found
+    assert sql(accounts_dsn, "SELECT count(*) FROM pg_stat_activity"
+                             " WHERE state LIKE 'idle in transaction%'") == [(0,)]

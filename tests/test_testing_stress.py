@@ -3,6 +3,10 @@ by design: one hot seat or row, eight workers, and think time between statements
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import pytest
 from apps import one_booking, seats, sql
 from sqlalchemy import text
@@ -121,3 +125,21 @@ def test_allowed_exceptions_are_outcomes_not_failures(accounts_dsn):
     strict = stress(add_ten_unless_closed, dsn=accounts_dsn, workers=4, calls=12,
                     invariant=balance_is(90), seed=5)
     assert not strict.ok and strict.unexpected == 3
+
+
+def test_ctrl_c_stops_the_calls_and_reaches_the_caller(accounts_dsn):
+    # Ctrl-C lands in the caller (stress waits for its workers): no new call may start
+    # and no worker may be left calling the application after stress has given up.
+    def add_ten_slowly(conn, i):
+        with conn:
+            conn.cursor().execute("UPDATE accounts SET balance = balance + 10 WHERE id = 1;"
+                                  " SELECT pg_sleep(0.01)")
+        if i == 8:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        stress(add_ten_slowly, dsn=accounts_dsn, workers=4, calls=100_000, seed=6)
+    assert not [t.name for t in threading.enumerate()
+                if t.name.startswith("txlab-stress-") and t.is_alive()]
+    (balance,) = sql(accounts_dsn, "SELECT balance FROM accounts WHERE id = 1")[0]
+    assert 90 <= balance < 1_000_000  # stopped after the ninth call, long before the last

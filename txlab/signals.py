@@ -14,7 +14,9 @@ the command is already finishing.
 comes (a run after its setup: stop the workers, write the history, report): the
 signals are only noted, and the code polls `Interrupts` at points of its choosing.
 Inside it, `interrupts.raising(...)` lets them raise KeyboardInterrupt again, once,
-around a computation that cannot poll (the anomaly check).
+around a computation that cannot poll (the anomaly check). After it,
+`interrupts.deliver()` hands the first one on to the caller (txlab.testing.run:
+a library must not swallow the Ctrl-C or SIGTERM meant for the whole process).
 
 A signal that was ignored when txlab started (`nohup` ignores SIGHUP; a shell
 starts background jobs with SIGINT ignored) stays ignored.
@@ -58,6 +60,7 @@ class Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
+        self.first: int | None = None  # the first signal noted
         self._raise = False
 
     def __bool__(self) -> bool:
@@ -65,6 +68,8 @@ class Interrupts:
 
     def _note(self, signum, frame) -> None:
         self.count += 1
+        if self.first is None:
+            self.first = signum
         if self._raise:
             self._raise = False  # one KeyboardInterrupt; any later interrupt is only noted
             raise KeyboardInterrupt
@@ -83,6 +88,17 @@ class Interrupts:
             yield
         finally:
             self._raise = False
+
+
+    def deliver(self) -> None:
+        """After the `deferred()` block: send the first signal it noted again, to
+        whatever handles it now. A library call that finished its run in spite of
+        an interrupt gives it back to its caller this way: Ctrl-C raises
+        KeyboardInterrupt there (pytest stops), SIGTERM and SIGHUP end the process
+        unless the caller handles them."""
+        if self.first is not None:
+            signum, self.first = self.first, None
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager

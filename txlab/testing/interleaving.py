@@ -28,11 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from txlab import signals
 from txlab.errors import UsageError
 from txlab.testing import observe, snapshot, specgen
 from txlab.testing.target import Target, Verdict, name_of
 
 POLL_S = 0.005  # how often a running step is looked at while it may wait for a lock
+STOP_GRACE_S = 5.0  # after Ctrl-C, how long each session may take to roll back
 
 # ---------------------------------------------------------------- data
 
@@ -359,15 +361,19 @@ class _Run:
         for s in self.sessions:
             s.thread.start()
         try:
-            self._loop()
-        except _Stuck as exc:
-            failure = str(exc)
-            self._abandon()
-        for s in self.sessions:
-            s.thread.join(timeout=ctx.step_timeout)
-            if s.thread.is_alive() and s.pid is not None:  # it hangs in Python: free its locks
-                with ctx.control.cursor() as cur:
-                    cur.execute("SELECT pg_terminate_backend(%s)", (s.pid,))
+            try:
+                self._loop()
+            except _Stuck as exc:
+                failure = str(exc)
+                self._abandon()
+            self._end_sessions(ctx.step_timeout)
+        except BaseException:
+            # Ctrl-C: a session waiting at its next step holds its locks and would wait
+            # forever, and restoring the tables would wait for it. End them all first.
+            with signals.shielded():
+                self._abandon()
+                self._end_sessions(STOP_GRACE_S)
+            raise
         verdict = ctx.target.check(ctx.invariant, ctx.control)
         ends = [s.end or End(s.index, "Stuck", None, "did not finish") for s in self.sessions]
         stuck = failure is not None
@@ -440,6 +446,15 @@ class _Run:
             if s.state == "done" and s.index not in self.reported_ends:
                 self.reported_ends.add(s.index)
                 self.timeline.append(("end", s.index))
+
+    def _end_sessions(self, timeout: float) -> None:
+        """Wait up to `timeout` for each session's thread; one still alive hangs in
+        Python: its backend is terminated, which frees its locks."""
+        for s in self.sessions:
+            s.thread.join(timeout=timeout)
+            if s.thread.is_alive() and s.pid is not None:
+                with self.ctx.control.cursor() as cur:
+                    cur.execute("SELECT pg_terminate_backend(%s)", (s.pid,))
 
     def _abandon(self) -> None:
         with self.cv:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from txlab import db, runner, server
+from txlab import db, runner, server, signals
 from txlab.scenario import Knob, Scenario, resolve
 from txlab.settings import RunSettings
 
@@ -96,7 +96,13 @@ def run(
     deadlock_timeout_ms: int | None = None,
     check: bool = True,
 ) -> Result:
-    """Run a scenario concurrently and return its result (invariants, anomalies, history)."""
+    """Run a scenario concurrently and return its result (invariants, anomalies, history).
+
+    Ctrl-C, SIGTERM or SIGHUP during the run stops it as `txlab run` stops (the
+    workers' transactions roll back, the schema is dropped), and then the signal
+    goes on to the caller: KeyboardInterrupt for Ctrl-C, so that pytest stops, and
+    for SIGTERM or SIGHUP whatever the process does with them (by default it ends).
+    An interrupted run never comes back as a result that could pass a test."""
     found = scenario if isinstance(scenario, Scenario) else resolve(str(scenario))
     if duration_s is not None:
         transactions = None
@@ -118,7 +124,8 @@ def run(
     )
     schema_name = settings.schema
     try:
-        return Result(runner.run(settings, found, dsn))
+        with signals.deferred() as interrupts:
+            result = runner.run(settings, found, dsn, interrupts=interrupts)
     finally:
         if schema is None:  # a schema we named ourselves: leave nothing behind
             conn = db.connect(dsn)
@@ -126,6 +133,8 @@ def run(
                 db.drop_schema(conn, schema_name)
             finally:
                 conn.close()
+    interrupts.deliver()  # Ctrl-C: KeyboardInterrupt here; SIGTERM: the process ends
+    return Result(result)
 
 
 def knob_values(scenario: str | Scenario, **fixed: Any):

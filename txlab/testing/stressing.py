@@ -21,6 +21,7 @@ from txlab.testing import observe
 from txlab.testing.target import Target, Verdict, name_of
 
 TRANSIENT = frozenset({"40001", "40P01"})  # what `retries` calls the function again for
+STOP_GRACE_S = 10.0  # after Ctrl-C, how long the calls under way may take to end
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
     about that long before each statement, COMMIT and ROLLBACK of a call after
     its first. `invariant(session)` (or a boolean SQL query) runs at the end.
     `allow`: exception types the application raises by design (not failures).
+    Ctrl-C (KeyboardInterrupt) stops it: the calls under way end, no new one
+    starts, and the KeyboardInterrupt goes on to the caller.
     """
     if workers < 1 or calls < 0 or retries < 0 or think_ms < 0:
         raise UsageError("workers must be at least 1; calls, retries and think_ms at least 0")
@@ -170,14 +173,16 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
             target.close(handle)
             target.hooks.finish()
 
+    stop = threading.Event()  # Ctrl-C in the caller: no new calls
+
     def work(w: int) -> None:
         try:
             with target.hooks.bound(stats[w]):
-                while (i := next(counter)) < calls:
+                while not stop.is_set() and (i := next(counter)) < calls:
                     for attempt in range(retries + 1):
                         exc = call_once(w, i)
                         if exc is None or observe.sqlstate(exc) not in TRANSIENT \
-                                or attempt == retries:
+                                or attempt == retries or stop.is_set():
                             break
                         retried[w] += 1
                     with lock:
@@ -192,8 +197,15 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
                                     daemon=True) for w in range(workers)]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C: the calls under way end, no new one starts
+            stop.set()
+            end = time.monotonic() + STOP_GRACE_S
+            for t in threads:
+                t.join(max(0.0, end - time.monotonic()))
+            raise
     elapsed = time.monotonic() - start
     with target.control() as control:
         verdict = target.check(invariant, control)
