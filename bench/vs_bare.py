@@ -27,6 +27,12 @@ change the ratio, and its cost belongs to the checker, not the harness.
     .venv/bin/python bench/vs_bare.py                         # 1,000 and 10 accounts, 5 rounds of 6 s
     .venv/bin/python bench/vs_bare.py --accounts 1000 --rounds 7 --seconds 8
     .venv/bin/python bench/vs_bare.py --memory 600            # RSS over one 10-minute run (check on)
+    .venv/bin/python bench/vs_bare.py --green-bare            # and the bare loop on greenlets
+
+--green-bare adds a third contestant each round: the same bare loop with its
+workers as greenlets on one thread (txlab.green.Hub), as txlab runs them. Its
+ratio to the thread loop is what that way of running costs or saves by itself;
+txlab against it is what txlab's own Python costs.
 
 bench/harness_cost.py measures the harness's own Python per transaction with a
 fake cursor (no server): a figure that does not swing with the machine's load.
@@ -94,8 +100,9 @@ def transfer(cur, randint, begin: str, accounts: int, max_amount: int) -> bool:
 
 
 def bare_loop(dsn: str, schema: str, isolation_sql: str, accounts: int, max_amount: int,
-              workers: int, seconds: float, seed: int) -> dict:
-    """bank-transfer `atomic` with nothing around it; returns counts and elapsed seconds."""
+              workers: int, seconds: float, seed: int, green: bool = False) -> dict:
+    """bank-transfer `atomic` with nothing around it; returns counts and elapsed seconds.
+    With `green`, the workers are greenlets on one thread (txlab.green.Hub) as txlab's."""
     import psycopg2
 
     begin = f"BEGIN ISOLATION LEVEL {isolation_sql}\n;\n"
@@ -107,14 +114,15 @@ def bare_loop(dsn: str, schema: str, isolation_sql: str, accounts: int, max_amou
         conn = psycopg2.connect(dsn, application_name=f"txlab-bench-bare-{w}", options=options)
         conn.autocommit = True
         conns.append(conn)
-    ready = threading.Barrier(workers + 1)
+    ready = threading.Barrier(1 if green else workers + 1)
 
     def work(w: int) -> None:
         cur = conns[w].cursor()
         rng = Random(seed * 1000 + w)
         randint = rng.randint
         mine = counts[w]
-        ready.wait()
+        if not green:
+            ready.wait()
         while not stop.is_set():
             try:
                 mine[0 if transfer(cur, randint, begin, accounts, max_amount) else 1] += 1
@@ -122,10 +130,24 @@ def bare_loop(dsn: str, schema: str, isolation_sql: str, accounts: int, max_amou
                 cur.execute("ROLLBACK")
                 mine[2] += 1
 
-    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]
-    for t in threads:
-        t.start()
-    ready.wait()
+    if green:
+        from txlab.green import Hub
+
+        hub = Hub()
+        go = threading.Event()
+
+        def serve() -> None:
+            go.wait()
+            hub.run([(work, (w,)) for w in range(workers)])
+
+        threads = [threading.Thread(target=serve, daemon=True)]
+        threads[0].start()
+        go.set()
+    else:
+        threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]
+        for t in threads:
+            t.start()
+        ready.wait()
     started = time.monotonic()
     time.sleep(seconds)
     stop.set()
@@ -160,11 +182,12 @@ def run_txlab(dsn: str, args: argparse.Namespace, history: Path, fixed_cpu_s: fl
             "cpu_us": max(0.0, r["cpu_s"] - fixed_cpu_s) / max(1, ended) * 1e6}
 
 
-def run_bare(dsn: str, args: argparse.Namespace, seed: int) -> dict:
+def run_bare(dsn: str, args: argparse.Namespace, seed: int, green: bool = False) -> dict:
     _txlab(dsn, BARE_SCHEMA, args, ["--transactions", "1"])  # fresh tables, made by txlab
     cmd = [sys.executable, __file__, "--bare-loop", "--dsn", dsn, "--isolation", args.isolation,
            "--accounts", str(args.n), "--max-amount", str(args.max_amount),
-           "--workers", str(args.workers), "--seconds", str(args.seconds), "--seed", str(seed)]
+           "--workers", str(args.workers), "--seconds", str(args.seconds), "--seed", str(seed),
+           *(["--green"] if green else [])]
     cpu = children_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True)
     cpu = children_cpu() - cpu
@@ -189,17 +212,18 @@ def compare(dsn: str, args: argparse.Namespace, tmp: Path) -> dict:
     print(f"\nbank-transfer atomic, {iso.sql}, {args.n} accounts, {args.workers} workers,"
           f" {args.rounds} rounds of {args.seconds:g} s, alternating", flush=True)
     history = tmp / "history.jsonl"
-    contestants = ["bare", "txlab"] + (["baseline"] if args.baseline else [])
+    contestants = (["bare", "txlab"] + (["baseline"] if args.baseline else [])
+                   + (["bare-green"] if args.green_bare else []))
     fixed = {who: min(_txlab(dsn, TX_SCHEMA, args, ["--transactions", "1", "--history",
                                                     str(history)], _src(who, args))["cpu_s"]
                       for _ in range(3))
-             for who in contestants if who != "bare"}
+             for who in contestants if not who.startswith("bare")}
     rows: dict[str, list[dict]] = {who: [] for who in contestants}
     for i in range(args.rounds):
         order = contestants if i % 2 == 0 else contestants[::-1]
         for who in order:
-            if who == "bare":
-                r = run_bare(dsn, args, seed=i)
+            if who.startswith("bare"):
+                r = run_bare(dsn, args, seed=i, green=who == "bare-green")
             else:
                 r = run_txlab(dsn, args, history, fixed[who], _src(who, args))
             rows[who].append(r)
@@ -213,7 +237,8 @@ def compare(dsn: str, args: argparse.Namespace, tmp: Path) -> dict:
     for who in contestants[1:]:
         ratios = [tx["ended_tps"] / b["ended_tps"] for b, tx in zip(rows["bare"], rows[who],
                                                                       strict=True)]
-        label = "txlab" if who == "txlab" else f"txlab from {args.baseline}"
+        label = {"txlab": "txlab", "bare-green": "bare loop on greenlets"}.get(
+            who, f"txlab from {args.baseline}")
         print(f"per-round ratios {label}/bare: " + " ".join(f"{x:.3f}" for x in ratios))
         print(f"ratio {label} / bare = {statistics.median(ratios):.3f} at {args.n} accounts"
               f" (median of rounds, spread {min(ratios):.3f}-{max(ratios):.3f}; target >= 0.95)",
@@ -315,7 +340,11 @@ def main() -> None:
                         " PYTHONPATH=DIR), for before/after figures")
     p.add_argument("--memory", type=float, metavar="SECONDS",
                    help="instead: RSS over one run this long, check on (600 for the 10-min figure)")
+    p.add_argument("--green-bare", action="store_true",
+                   help="also run the bare loop with its workers as greenlets on one thread, as"
+                        " txlab's (txlab.green): what that way of running costs or saves by itself")
     p.add_argument("--bare-loop", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--green", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.bare_loop:
@@ -323,7 +352,7 @@ def main() -> None:
 
         iso = db.parse_isolation(args.isolation)
         out = bare_loop(args.dsn, BARE_SCHEMA, iso.sql, int(args.accounts), args.max_amount,
-                        args.workers, args.seconds, args.seed)
+                        args.workers, args.seconds, args.seed, args.green)
         print(json.dumps(out))
         return
     args.accounts = [int(x) for x in args.accounts.split(",") if x.strip()]
