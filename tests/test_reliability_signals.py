@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from txlab import owner, server
+from txlab import owner, server, signals
 
 
 def spawn(*args: str, **env: str) -> subprocess.Popen:
@@ -236,3 +236,62 @@ def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
     cells = [line for line in err.splitlines() if line.startswith("txlab: [")]
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert 1 <= len(cells) < 16, err
+
+
+PLUGIN_SESSION = '''
+import pathlib, time
+import psycopg2
+
+def test_holds_the_server(txlab_dsn):
+    psycopg2.connect(txlab_dsn).close()
+    pathlib.Path("up").touch()
+    time.sleep(120)
+
+def test_next():
+    pathlib.Path("next-ran").touch()
+'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_terminated_pytest_session_stops_the_plugins_temporary_server(open_tmp, sig):
+    # A CI runner's SIGTERM used to end pytest on the spot and leave the plugin's
+    # temporary server running until some later txlab reaped it.
+    project = open_tmp / "project"
+    project.mkdir()
+    (project / "test_session.py").write_text(PLUGIN_SESSION)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TXLAB_DSN", "DATABASE_URL", "TXLAB_TEST_DSN")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_session.py"],
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**env, "TMPDIR": str(open_tmp), "TXLAB_HOME": str(open_tmp / "home")})
+    try:
+        pgdata, _ = temporary_server(open_tmp)
+        postmaster = server.postmaster_pid(pgdata)
+        wait_for(lambda: (project / "up").exists(), what="the test holding the server")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out + err  # pytest's "interrupted", after its teardown
+    assert not (project / "next-ran").exists()
+    assert server._gone(postmaster)  # the temporary server was stopped ...
+    assert not pgdata.parent.exists()  # ... and its folder removed
+
+
+def test_softened_leaves_a_handler_someone_set():
+    def theirs(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGHUP, theirs), signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with signals.softened():
+            assert signal.getsignal(signal.SIGHUP) is theirs  # theirs: left alone
+            with pytest.raises(KeyboardInterrupt):  # the default one: would end the process
+                signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGHUP) is theirs
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, before[0])
+        signal.signal(signal.SIGTERM, before[1])

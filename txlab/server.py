@@ -489,8 +489,15 @@ def temporary(prefix: str = "txlab-pg-", notice: Notice = lambda line: None
     """A temporary embedded server: yields (URL, data directory); stopped and deleted after.
 
     Before starting it, servers left behind by a txlab that was killed are reaped
-    (`notice` hears of each).
+    (`notice` hears of each). Meanwhile SIGTERM and SIGHUP, unless something
+    handles them already, raise KeyboardInterrupt (signals.softened), so that the
+    server is stopped when the process is told to end (pytest's session, a script).
     """
+    with signals.softened():
+        yield from _temporary(prefix, notice)
+
+
+def _temporary(prefix: str, notice: Notice) -> Iterator[tuple[str, Path]]:
     parent = _temporary_parent()
     for folder in reap_orphans(parent):
         notice(f"removed {folder}, a temporary server left by a txlab that was killed")

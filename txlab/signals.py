@@ -6,6 +6,10 @@ the partial report, a setup statement is cancelled, a temporary server is stoppe
 and removed, and the exit code is 130. `handled()`, entered once by the CLI for
 the whole command, makes SIGTERM and SIGHUP take exactly the same path.
 
+`softened()` is for a library holding something that must be cleaned up (a
+temporary server in a pytest session): SIGTERM and SIGHUP, where nobody handles
+them, raise KeyboardInterrupt instead of ending the process on the spot.
+
 `shielded()` defers these signals while a cleanup that must not be cut short runs
 (stopping and removing a temporary server); one that arrives meanwhile is ignored:
 the command is already finishing.
@@ -114,6 +118,27 @@ def deferred() -> Iterator[Interrupts]:
 def handled() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, inside the block."""
     return _replaced(_interrupt, (signal.SIGTERM, signal.SIGHUP))
+
+
+@contextlib.contextmanager
+def softened() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt inside the block where they would
+    otherwise end the process on the spot (their handler is the default one), so
+    that its `finally` runs: a temporary server is stopped, not left running in a
+    pytest session that a CI runner terminates. A handler someone set (the CLI's,
+    the application's) is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mine = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
+    for signum in mine:
+        signal.signal(signum, _interrupt)
+    try:
+        yield
+    finally:
+        for signum in mine:
+            if signal.getsignal(signum) is _interrupt:  # not if someone set theirs meanwhile
+                signal.signal(signum, signal.SIG_DFL)
 
 
 def shielded() -> contextlib.AbstractContextManager[None]:
