@@ -244,3 +244,38 @@ def test_wake_after_the_hub_is_done_writes_nowhere(tmp_path):
         for f in files:
             f.close()
     assert all(p.read_bytes() == b"" for p in tmp_path.iterdir())
+
+
+def test_time_sleep_in_a_worker_gives_way_and_stays_itself_elsewhere():
+    # A scenario that pauses with time.sleep instead of tx.think: while one worker
+    # sleeps the other goes on, as with a thread each. Any other thread's time.sleep
+    # (here the test's own, while the hub runs) is the plain one, and it comes back.
+    import time
+
+    original = time.sleep
+    steps: list[str] = []
+    running, done = threading.Event(), threading.Event()
+
+    def worker(name: str) -> None:
+        steps.append(f"{name} sleeps")
+        time.sleep(0.05)
+        steps.append(f"{name} woke")
+        if name == "A":
+            with pytest.raises(ValueError):
+                time.sleep(-1)  # as time.sleep says it
+            running.set()
+            while not done.is_set():  # sleeps on the hub until the test is done looking
+                time.sleep(0.01)
+
+    t, errors = _hub_in_thread([(worker, ("A",)), (worker, ("B",))])
+    try:
+        assert running.wait(60)
+        assert time.sleep is not original  # replaced while the hub runs ...
+        time.sleep(0.01)  # ... and yet a plain sleep in any other thread
+    finally:
+        done.set()
+    t.join(60)
+    assert not t.is_alive() and not errors, errors
+    assert steps[:2] == ["A sleeps", "B sleeps"]  # B started while A slept
+    assert sorted(steps[2:]) == ["A woke", "B woke"]
+    assert time.sleep is original  # put back when the hub is done

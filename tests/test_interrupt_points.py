@@ -9,10 +9,12 @@ caller notes it (signals.deferred), as the CLI does, to look at the result."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -130,3 +132,24 @@ def test_an_interrupt_during_setup_raises(pg_dsn, monkeypatch):
     monkeypatch.setattr(runner, "_setup", setup)
     with pytest.raises(KeyboardInterrupt):
         run(SCENARIO, pg_dsn, workers=2, transactions=10)
+
+
+def _sleep_long(tx: Tx) -> None:
+    tx.one("UPDATE counter SET n = n + 1, version = version + 1 WHERE id = 1"
+           " RETURNING version, n")
+    _fire("load")
+    time.sleep(600)  # a scenario that pauses with time.sleep, not tx.think
+
+
+def test_an_interrupt_ends_a_scenarios_time_sleep(pg_dsn, fire):
+    # Under the greenlet runner time.sleep sleeps on the hub; Ctrl-C must end it as it
+    # ends tx.think, so that every worker rolls back its transaction and records it.
+    fire("load")
+    sleepy = dataclasses.replace(SCENARIO, strategies=(
+        Strategy("sleep", _sleep_long, "UPDATE, then time.sleep", safe_at=("read-committed",)),))
+    with signals.deferred():
+        result = run(sleepy, pg_dsn, workers=2, transactions=10, seed=3)
+    r = result.run
+    assert r.interrupted and r.outcomes.committed == 0
+    assert r.outcomes.aborted == {"interrupted": 2}  # both workers, cut short
+    assert len(result.history.attempts) == 2

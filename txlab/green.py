@@ -16,6 +16,13 @@ the hub: `sleep` (Tx.think's pause, reconnect back-off, waiting to start) gives
 the thread to the others meanwhile. The wait callback is process-wide while a
 hub runs; any other thread's connection (or the hub's own greenlet) gets a
 plain blocking wait from it, as without a callback.
+
+`time.sleep` too is process-wide while a hub runs: called by a hub's worker (a
+scenario that pauses with time.sleep instead of tx.think) it sleeps on the hub,
+so the other workers go on as they would with a thread each, and it ends early
+when the run stops (`cut_short`); called by anyone else it is the time.sleep it
+was. Other blocking calls (an HTTP request,
+another driver) still hold every worker.
 """
 
 from __future__ import annotations
@@ -48,6 +55,36 @@ def available() -> bool:
 
 _HUBS: dict = {}  # a running hub's loop greenlet -> the hub
 _HUBS_LOCK = threading.Lock()
+_outer_sleep = time.sleep  # what time.sleep was when the first hub started
+
+
+def _sleep(seconds: float) -> None:
+    """time.sleep while hubs run: a worker sleeps on its hub, anyone else as before."""
+    hub = _HUBS.get(getcurrent().parent)
+    if hub is None:
+        return _outer_sleep(seconds)
+    seconds = float(seconds)
+    if seconds < 0 or seconds != seconds:
+        raise ValueError("sleep length must be non-negative")
+    hub.sleep(seconds, hub.cut_short)
+    return None
+
+
+def _install() -> None:
+    """The first hub to start: the wait callback and time.sleep (under _HUBS_LOCK)."""
+    global _outer_sleep
+    if ext.get_wait_callback() is None:
+        ext.set_wait_callback(_wait)
+    if time.sleep is not _sleep:
+        _outer_sleep, time.sleep = time.sleep, _sleep
+
+
+def _uninstall() -> None:
+    """The last hub has ended: what _install set goes back (unless someone replaced it)."""
+    if ext.get_wait_callback() is _wait:
+        ext.set_wait_callback(None)
+    if time.sleep is _sleep:
+        time.sleep = _outer_sleep
 
 
 def _wait(conn) -> None:
@@ -101,6 +138,9 @@ class Hub:
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._loop: greenlet | None = None
         self._alive = 0  # jobs not yet returned
+        # When true, a worker's time.sleep ends early (at the next wake()): the runner's
+        # stop, so that a scenario's long time.sleep does not hold up Ctrl-C.
+        self.cut_short: Callable[[], bool] | None = None
 
     # ---------------------------------------------------------------- workers' side
 
@@ -219,9 +259,9 @@ class Hub:
         An exception a job lets out stops the hub and is raised here."""
         self._loop = loop = getcurrent()
         with _HUBS_LOCK:
+            if not _HUBS:
+                _install()
             _HUBS[loop] = self
-            if ext.get_wait_callback() is None:
-                ext.set_wait_callback(_wait)
         try:
             self._alive = len(jobs)
             for fn, args in jobs:
@@ -230,8 +270,8 @@ class Hub:
         finally:
             with _HUBS_LOCK:
                 del _HUBS[loop]
-                if not _HUBS and ext.get_wait_callback() is _wait:
-                    ext.set_wait_callback(None)
+                if not _HUBS:
+                    _uninstall()
             self._close()
 
     def _job(self, fn: Callable, args: tuple) -> None:

@@ -298,6 +298,8 @@ class _Run:
         # The workers run as greenlets on one thread (txlab.green), unless another
         # library has psycopg2's wait callback: then a thread each.
         self.hub = green.Hub() if green.available() else None
+        if self.hub is not None:
+            self.hub.cut_short = lambda: self.halting  # a scenario's time.sleep, on Ctrl-C
         options = {"search_path": settings.schema,
                    "statement_timeout": str(settings.statement_timeout_ms),
                    "lock_timeout": str(settings.lock_timeout_ms)}
