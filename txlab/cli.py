@@ -325,21 +325,21 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
             try:
                 result = runner.run(settings, found, database.dsn, progress=line,
                                     interrupts=interrupts)
-            except runner.ServerLost as exc:
+            except runner.RunFailed as exc:  # the server lost, the history not written
                 lost, result = exc, exc.result
             finally:
                 if line:
                     line.close()
             text = report.render(result, fmt, out_term(output))
-            if history_file:
+            if history_file and result.history_error is None:
                 _err(f"history: {result.history.count} attempts written to {history_file}")
+            emit(text, output)
             if html_file:
                 from txlab import timeline
                 from txlab.html import run as run_page
 
                 write_html(html_file, run_page.page(report.to_dict(result),
                                                     timeline.attempt_records(result)))
-            emit(text, output)
     if lost is not None:
         _err(str(lost), "error")
         sys.exit(errors.EXIT_RUNTIME)
@@ -480,11 +480,11 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
             version = db.server_version(conn)
         finally:
             conn.close()
+    emit(matrix_mod.render(rows, fmt, version, out_term(output)), output, "matrix")
     if html_file:
         from txlab.html import matrix as matrix_page
 
         write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version))
-    emit(matrix_mod.render(rows, fmt, version, out_term(output)), output, "matrix")
     violated = any(not r.holds or r.forbidden for r in rows)
     sys.exit(errors.EXIT_VIOLATED if violated and not no_fail else errors.EXIT_OK)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 
 from txlab import term
+from txlab.errors import TxlabError
 
 NO_COLOR_KEY = "txlab.no_color"
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -68,17 +69,27 @@ def out_term(output: str | None) -> term.Term:
 
 
 def emit(text: str, output: str | None, what: str = "report") -> None:
-    """The report to FILE (-o) or standard output."""
+    """The report to FILE (-o) or standard output. A FILE that cannot be written (a full
+    disk) gets the report on standard output instead, and an error (exit 3)."""
     if output:
-        Path(output).write_text(text)
+        try:
+            Path(output).write_text(text)
+        except OSError as exc:
+            click.echo(text, nl=False, color=True)  # not lost: here it is
+            raise TxlabError(f"cannot write the {what} to {output}: {exc.strerror or exc}"
+                             f" (it went to standard output instead)") from None
         err(f"{what} written to {output}", None)
     else:
         click.echo(text, nl=False, color=True)
 
 
 def write_html(path: str, text: str) -> None:
-    """An HTML page (--html FILE)."""
-    Path(path).write_text(text, encoding="utf-8")
+    """An HTML page (--html FILE); one that cannot be written is an error (exit 3).
+    Callers write it after the report, which it cannot take down with it."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise TxlabError(f"cannot write the html page to {path}: {exc.strerror or exc}") from None
     err(f"html page written to {path}", None)
 
 

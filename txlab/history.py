@@ -9,10 +9,12 @@ in docs/history-format.md.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import marshal
 import operator
+import os
 import time
 import weakref
 from bisect import bisect_left
@@ -205,8 +207,11 @@ class _Spool:
         except ValueError:  # a value marshal cannot hold: that attempt goes as JSON
             block = [a if _marshallable(a) else a[:5] + (self._lines.tail(a),) for a in block]
             data = marshal.dumps((watermark, block))
-        self._file.write(len(data).to_bytes(4, "little"))
-        self._file.write(data)
+        try:
+            self._file.write(len(data).to_bytes(4, "little"))
+            self._file.write(data)
+        except OSError as exc:  # a full disk: say which file
+            raise _named(exc, self.path) from None
 
     def attempts(self) -> Iterator[list]:
         """The spooled attempts in invoke order, a list at a time (after `close`).
@@ -238,10 +243,20 @@ class _Spool:
     def sync(self) -> None:
         """Hand what is buffered to the operating system (no fsync: a killed txlab's
         data is safe in the page cache; only a machine crash loses it)."""
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise _named(exc, self.path) from None
 
     def close(self) -> None:
         self._file.close()
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """`exc` with the file it is about (a failed write does not say)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return exc
 
 
 def _marshallable(attempt: tuple) -> bool:
@@ -282,7 +297,9 @@ class Writer:
             raise
         self._pending: list = []
         self.count = 0  # attempts handed over (spooled, then written)
-        self._file.write(_header_lines(meta, initial))
+        header = _header_lines(meta, initial)
+        self._header_bytes = len(header.encode("utf-8"))
+        self._file.write(header)
         self._file.flush()
 
     def add(self, records: list) -> None:
@@ -319,15 +336,35 @@ class Writer:
             self.flush()
             self._spool.close()
             written = 0
-            for attempts in self._spool.attempts():
-                lines: list[str] = []
-                self._lines.encode(lines, written + 1, attempts)
-                self._file.write("".join(lines))
-                written += len(attempts)
-            self._spool = None
+            try:
+                for attempts in self._spool.attempts():
+                    lines: list[str] = []
+                    self._lines.encode(lines, written + 1, attempts)
+                    self._file.write("".join(lines))
+                    written += len(attempts)
+                self._spool = None
+                self._file.close()
+            except OSError as exc:
+                raise _named(exc, self.path) from None
         finally:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()  # after a failed write: the runner abandons the file
             self._remove_folder()
+
+    def abandon(self) -> None:
+        """Writing failed (a full disk, an I/O error): give up. The file keeps its `run`
+        and `init` records only, as when txlab is killed (never a torn line, never
+        some attempts without the rest); the spool is removed. count becomes 0."""
+        self._pending = []
+        self.count = 0
+        for f in (self._spool, self._file):
+            with contextlib.suppress(OSError):
+                if f is not None:
+                    f.close()  # flushing what is buffered may fail again: dropped
+        self._spool = None
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, self._header_bytes)
+        self._remove_folder()
 
     def _remove_folder(self) -> None:
         if self._folder is not None:

@@ -65,6 +65,7 @@ def _data(r: RunResult) -> dict:
         "terms": terms(r),
         "summary": summary(r),
         "failure": r.failure,
+        "history_error": r.history_error,
         "invariants_unchecked": list(r.invariants_unchecked),
         "check_skipped": r.check_skipped,
     }
@@ -122,10 +123,15 @@ def notes(r: RunResult) -> list[str]:
     if r.failure:
         out.append(f"SERVER LOST: {r.failure}. The report covers the run until then; the history "
                    "has every attempt recorded.")
+    if r.history_error:
+        out.append(f"HISTORY NOT WRITTEN: {r.history_error}. The history file keeps only its "
+                   "run and init records.")
     if r.invariants_unchecked:
         why = "the server was lost" if r.failure else "interrupted"
         out.append(f"invariants not checked ({why}): {', '.join(r.invariants_unchecked)}.")
-    if r.check_skipped:
+    if r.check_skipped and r.history_error:
+        out.append(f"the anomaly check did not run ({r.check_skipped}).")
+    elif r.check_skipped:
         out.append(f"the anomaly check did not run ({r.check_skipped}); run `txlab check` on the "
                    "history file (--history) to check it later.")
     if r.outcomes.unknown:

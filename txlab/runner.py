@@ -105,6 +105,7 @@ class RunResult:
     # and its knobs' defaults.
     declared: dict = field(default_factory=dict)
     failure: str | None = None  # why the run stopped early, other than Ctrl-C (server lost)
+    history_error: str | None = None  # the history could not be written: the load stopped
     invariants_unchecked: list[str] = field(default_factory=list)  # interrupted or server lost
     check_skipped: str | None = None  # why the anomaly check did not run although asked for
 
@@ -128,13 +129,22 @@ class ScenarioBug(UsageError):
     """The scenario's own Python code raised: name the file and line."""
 
 
-class ServerLost(DatabaseError):
-    """The server went away and did not come back in time; `result` is the partial run
-    (its history is complete up to the loss)."""
+class RunFailed(DatabaseError):
+    """The run stopped early for a reason other than Ctrl-C; `result` is the partial run."""
 
     def __init__(self, message: str, result: RunResult):
         super().__init__(message)
         self.result = result
+
+
+class ServerLost(RunFailed):
+    """The server went away and did not come back in time (the history is complete up
+    to the loss)."""
+
+
+class HistoryFailed(RunFailed):
+    """The history could not be written (a full disk): the load was stopped, the history
+    file keeps its `run` and `init` records only, the anomaly check did not run."""
 
 
 class _Lost(Exception):
@@ -293,6 +303,7 @@ class _Run:
         self.done = threading.Event()
         self.error: BaseException | None = None  # a scenario bug: stop, raise it
         self.lost: str | None = None  # the server did not come back in time
+        self.history_error: str | None = None  # the history could not be written
         self.reconnecting = 0
         self.begin_sql = f"BEGIN ISOLATION LEVEL {settings.isolation.sql}"
         # The workers run as greenlets on one thread (txlab.green), unless another
@@ -559,13 +570,31 @@ class _Run:
         still precede (all of them when `final`)."""
         if writer is None:
             return
+        if self.history_error is not None:  # nowhere to write them: dropped
+            for records in self.records:
+                del records[:len(records)]
+            return
         watermark = None if final else min(self.inflight)  # read before taking the records
-        for records in self.records:
-            n = len(records)
-            if n:
-                writer.add(records[:n])
-                del records[:n]  # in place: the worker appends to this same list
-        writer.flush(watermark)
+        try:
+            for records in self.records:
+                n = len(records)
+                if n:
+                    writer.add(records[:n])
+                    del records[:n]  # in place: the worker appends to this same list
+            writer.flush(watermark)
+        except OSError as exc:
+            self.history_failed(writer, exc)
+
+    def history_failed(self, writer: history.Writer, exc: OSError) -> None:
+        """Writing the history failed (a full disk): stop the load, keep the report."""
+        if self.history_error is None:
+            where = exc.filename or writer.path
+            cut = "" if self.done.is_set() else (
+                "; the load was stopped there, so the numbers cover only the part that ran")
+            self.history_error = (f"the history could not be written ({where}):"
+                                  f" {exc.strerror or exc}{cut}")
+        writer.abandon()
+        self.stop_all()
 
     def snapshot(self, elapsed: float, deadline: float | None, now: float) -> Snapshot:
         committed = declined = unknown = finished = 0
@@ -631,6 +660,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         path = spool_dir / "history.jsonl"
     hist.path = path
     writer: history.Writer | None = None
+    r: _Run | None = None
     control = db.connect(dsn, "txlab-control")
     try:
         server = db.server_version(control)
@@ -651,7 +681,6 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         if r.error is not None:
             raise r.error
         r.drain(writer, final=True)
-        hist.count = writer.count if writer else 0
         failure = r.lost
         invariants: list[InvariantResult] = []
         seen = interrupts.count
@@ -670,15 +699,24 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         unchecked = [i.name for i in scenario.invariants if i.name not in done]
     finally:
         if writer is not None:
-            writer.close()  # the history's JSON lines: complete whatever happened
+            try:
+                writer.close()  # the history's JSON lines: complete whatever happened
+            except OSError as exc:
+                if r is None:
+                    raise
+                r.history_failed(writer, exc)
         if not control.closed:
             control.close()
+    history_error = r.history_error
+    hist.count = writer.count if writer else 0
 
     out, latency = stats.merge(r.tallies)
     check = None
     check_skipped = None
     if settings.check and path is not None:
-        if interrupts and unchecked:
+        if history_error is not None:
+            check_skipped = "the history could not be written"
+        elif interrupts and unchecked:
             check_skipped = "interrupted"
         elif (short := memory.shortfall(path)) is not None:
             check_skipped = short  # a check the machine cannot hold would be killed with the report
@@ -700,10 +738,12 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         invariants=invariants, check=check, params=params,
         think_ms=settings.think_ms, retries=settings.retries, history=hist,
         failure=failure, invariants_unchecked=unchecked, check_skipped=check_skipped,
-        declared=declared(scenario, settings.scenario),
+        declared=declared(scenario, settings.scenario), history_error=history_error,
     )
     if failure is not None and not interrupted:
         raise ServerLost(failure, result)
+    if history_error is not None and not interrupted:
+        raise HistoryFailed(history_error, result)
     return result
 
 

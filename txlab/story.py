@@ -331,6 +331,8 @@ def tell(r: dict) -> dict:
     elif r.get("failure"):
         story.append(f"The server went away after {r['duration_s']:.1f} s and did not come back "
                      "in time, so these numbers cover only the part that ran.")
+    elif r.get("history_error"):
+        story.append(r["history_error"][0].upper() + r["history_error"][1:] + ".")
     story.append(_what_broke(r))
     if violated:
         story += _why_broke(r)

@@ -1,0 +1,85 @@
+"""The history's disk fills up (or a file-size limit is hit) during a run.
+
+A real write failure, no mock: the txlab process runs with RLIMIT_FSIZE, so a
+write past the limit fails with EFBIG, as a full disk fails with ENOSPC. The run
+must keep its report (invariants checked, outcomes counted), stop the load if the
+failure came during it, never check a history it could not write (a history cut
+short would make the checker's verdict a guess), leave the history file with its
+`run` and `init` records only (never a torn line), say so, and exit with 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+LIMIT = 64 * 1024  # bytes any one file of the txlab process may reach
+
+
+def _run(pg_dsn: str, schema: str, history, transactions: int, limit: int) -> tuple:
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TXLAB_DSN", "DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "txlab", "run", "bank-transfer", "-s", "atomic", "--think-ms",
+         "0", "-w", "2", "-n", str(transactions), "--dsn", pg_dsn, "--schema", schema,
+         "--history", str(history), "--format", "json"],
+        capture_output=True, text=True, env=env, preexec_fn=limited, timeout=300)
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+def _records(history) -> list[dict]:
+    return [json.loads(line) for line in history.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("when, transactions", [("writing the JSON lines", 300),
+                                                 ("during the load", 20_000)])
+def test_a_history_that_cannot_be_written_keeps_the_report(pg_dsn, schema, tmp_path, when,
+                                                           transactions):
+    # 300 attempts fit the spool (binary) but not their JSON lines (about 300 bytes each);
+    # 20,000 do not fit the spool either, which fills during the load.
+    history = tmp_path / "h.jsonl"
+    code, report, err = _run(pg_dsn, schema, history, transactions, LIMIT)
+    assert code == 3, err
+    assert "the history could not be written" in err and "File too large" in err
+    assert "Traceback" not in err and "attempts written" not in err
+    assert report["history_error"].startswith("the history could not be written")
+    assert report["check"] is None and report["check_skipped"] == "the history could not be written"
+    assert [i["holds"] for i in report["invariants"]] == [True, True, True]  # checked all the same
+    assert any(n.startswith("HISTORY NOT WRITTEN") for n in report["notes"])
+    assert [r["type"] for r in _records(history)] == ["run", "init"]  # no torn line, no part
+    ended = report["outcomes"]["committed"] + report["outcomes"]["declined"]
+    if when == "during the load":
+        assert ended < transactions and "the load was stopped there" in report["history_error"]
+    else:
+        assert ended == transactions and "the load was stopped" not in report["history_error"]
+
+
+def test_a_history_within_the_limit_is_written_whole(pg_dsn, schema, tmp_path):
+    # The neighbour: the same run as the first case, with room for its history.
+    history = tmp_path / "h.jsonl"
+    code, report, err = _run(pg_dsn, schema, history, 300, 64 * LIMIT)
+    assert code == 0, err
+    assert report["history_error"] is None and report["check"] is not None
+    assert len(_records(history)) == 2 + 300 + report["outcomes"]["retries"]
+
+
+def test_a_report_file_that_cannot_be_written_goes_to_standard_output(txlab):
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "20", "--output", "/dev/full")
+    assert r.exit_code == 3
+    assert "cannot write the report to /dev/full: No space left on device" in r.output
+    assert "Invariants" in r.output  # the report itself, on standard output instead
+
+
+def test_an_html_page_that_cannot_be_written_leaves_the_report(txlab):
+    r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "20", "--html", "/dev/full")
+    assert r.exit_code == 3
+    assert "cannot write the html page to /dev/full: No space left on device" in r.output
+    assert "Invariants" in r.output  # printed before the page was tried
