@@ -4,6 +4,7 @@ message, never "internal error" and never a traceback."""
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -191,3 +192,26 @@ def test_any_options_end_in_a_documented_exit_code(command_and_args):
     command, args = command_and_args
     dsn = ("--dsn", NOWHERE) if command not in ("check", "describe") else ()
     clean_exit(txlab(command, *args, *dsn), 0, 1, 2, 3)
+
+
+def test_a_server_out_of_connections_is_named_not_blamed_on_the_url(txlab, pg_dsn, schema):
+    # A role limited to 2 connections: the control connection and one worker get in,
+    # the second worker is refused (SQLSTATE 53300), as by a full server.
+    from psycopg2.extensions import make_dsn
+
+    role = f"{schema}_limited"
+    admin = psycopg2.connect(pg_dsn)
+    admin.autocommit = True
+    cur = admin.cursor()
+    cur.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
+    cur.execute(f"GRANT CREATE ON DATABASE {admin.info.dbname} TO {role}")
+    try:
+        r = txlab("run", "bank-transfer", "-w", "3", "-n", "10", dsn=make_dsn(pg_dsn, user=role))
+        assert r.exit_code == 3
+        assert "has no connection left" in r.output and "fewer --workers" in r.output
+        assert "Check the URL" not in r.output and "Traceback" not in r.output
+    finally:
+        cur.execute(f"REVOKE CREATE ON DATABASE {admin.info.dbname} FROM {role}")
+        cur.execute(f"DROP OWNED BY {role} CASCADE")
+        cur.execute(f"DROP ROLE {role}")
+        admin.close()
