@@ -14,6 +14,21 @@ import tempfile
 from pathlib import Path
 
 
+def median_interval(values: list[float], level: float = 0.9, draws: int = 2000
+                    ) -> tuple[float, float]:
+    """A bootstrap interval for the median of `values` (rounds resampled with
+    replacement, a fixed seed): how far the median itself could move on this machine.
+    A target inside it is neither met nor missed by these rounds."""
+    import random
+    import statistics
+
+    rng = random.Random(0)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(draws))
+    cut = int(draws * (1 - level) / 2)
+    return medians[cut], medians[draws - 1 - cut]
+
+
 def children_cpu() -> float:
     """User + system seconds used so far by this process's finished children."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)

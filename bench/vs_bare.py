@@ -9,7 +9,8 @@ before), which costs less CPU per round trip than 8 threads handing the GIL to
 each other; the bare loop stays the thread loop, the yardstick the target names. Both run in their own process, alternating, against one
 server; each round runs both back to back (order alternating), and the ratio is
 the median of the per-round ratios, which is steadier than a ratio of medians on
-a shared machine.
+a shared machine, printed with a 90% bootstrap interval of that median (a target
+inside the interval is neither met nor missed by these rounds).
 
 The round trips, for both: BEGIN ISOLATION LEVEL ... with the first UPDATE (in id
 order; the debit carries the funds check and RETURNING), the second UPDATE alone,
@@ -61,7 +62,7 @@ import time
 from pathlib import Path
 from random import Random
 
-from _shared import children_cpu, database, source_path, txlab_report
+from _shared import children_cpu, database, median_interval, source_path, txlab_report
 
 BARE_SCHEMA, TX_SCHEMA = "txlab_bench_bare", "txlab_bench_tx"
 
@@ -240,9 +241,10 @@ def compare(dsn: str, args: argparse.Namespace, tmp: Path) -> dict:
         label = {"txlab": "txlab", "bare-green": "bare loop on greenlets"}.get(
             who, f"txlab from {args.baseline}")
         print(f"per-round ratios {label}/bare: " + " ".join(f"{x:.3f}" for x in ratios))
+        low, high = median_interval(ratios)
         print(f"ratio {label} / bare = {statistics.median(ratios):.3f} at {args.n} accounts"
-              f" (median of rounds, spread {min(ratios):.3f}-{max(ratios):.3f}; target >= 0.95)",
-              flush=True)
+              f" (median of rounds, spread {min(ratios):.3f}-{max(ratios):.3f}, 90% interval"
+              f" of the median {low:.3f}-{high:.3f}; target >= 0.95)", flush=True)
         out[f"{who}_ratio"] = statistics.median(ratios)
         out[f"{who}_spread"] = f"{min(ratios):.3f}-{max(ratios):.3f}"
         out[f"{who}_cpu_us"] = med[who]["cpu_us"]

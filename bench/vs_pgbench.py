@@ -22,7 +22,7 @@ temporary file) as it always does: spooled during the load, its JSON lines
 written after it.
 The ratio is the median of the per-round ratios (each round runs both back to
 back, in alternating order), which is steadier than a ratio of medians on a
-shared machine. "client CPU" is the user+system time of the client process per
+shared machine, with a 90% bootstrap interval of that median. "client CPU" is the user+system time of the client process per
 transaction; txlab's leaves out its start-up, setup and checks (the cost of a
 one-transaction run) but includes building the report and writing the history.
 
@@ -47,7 +47,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _shared import children_cpu, database, txlab_report
+from _shared import children_cpu, database, median_interval, txlab_report
 
 from txlab import db, server
 
@@ -250,8 +250,10 @@ def main() -> None:
             ratios = [tx["ended_tps"] / pg["ended_tps"]
                       for pg, tx in zip(rows["pgbench"], rows[who], strict=True)]
             print(f"per-round ratios {label}/pgbench: " + " ".join(f"{x:.2f}" for x in ratios))
+            low, high = median_interval(ratios)
             print(f"ratio {label} / pgbench = {statistics.median(ratios):.2f}x (median of rounds;"
-                  f" spread {min(ratios):.2f}-{max(ratios):.2f})")
+                  f" spread {min(ratios):.2f}-{max(ratios):.2f}, 90% interval of the median"
+                  f" {low:.2f}-{high:.2f})")
 
 if __name__ == "__main__":
     main()
