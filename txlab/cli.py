@@ -324,7 +324,8 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         with signals.deferred() as interrupts:
             try:
                 result = runner.run(settings, found, database.dsn, progress=line,
-                                    interrupts=interrupts)
+                                    interrupts=interrupts,
+                                    notice=lambda m: _err(m, "warning"))
             except runner.RunFailed as exc:  # the server lost, the history not written
                 lost, result = exc, exc.result
             finally:

@@ -141,6 +141,8 @@ class Hub:
         # When true, a worker's time.sleep ends early (at the next wake()): the runner's
         # stop, so that a scenario's long time.sleep does not hold up Ctrl-C.
         self.cut_short: Callable[[], bool] | None = None
+        self.turns = 0  # rounds of the loop so far: at least one a second while it runs
+        self.thread_id: int | None = None  # the thread the hub runs on
 
     # ---------------------------------------------------------------- workers' side
 
@@ -258,6 +260,7 @@ class Hub:
         """Run every job (function, args) as a greenlet; return when all have returned.
         An exception a job lets out stops the hub and is raised here."""
         self._loop = loop = getcurrent()
+        self.thread_id = threading.get_ident()
         with _HUBS_LOCK:
             if not _HUBS:
                 _install()
@@ -286,6 +289,7 @@ class Hub:
         heappop = heapq.heappop
         clock = time.monotonic
         while self._alive:
+            self.turns += 1
             while timers and sleeping.get(timers[0][2]) != timers[0][1]:
                 heappop(timers)  # a sleeper woken early, or a connect that got its answer
             timeout = 1.0

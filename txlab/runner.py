@@ -31,7 +31,7 @@ from random import Random
 
 import psycopg2
 
-from txlab import checker, db, green, history, memory, signals, stats
+from txlab import checker, db, green, history, hubwatch, memory, signals, stats
 from txlab.errors import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -617,7 +617,7 @@ class _Run:
 
 def run(
     settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None = None,
-    interrupts: signals.Interrupts | None = None,
+    interrupts: signals.Interrupts | None = None, notice: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run `scenario` as `settings` say against `dsn`; returns everything the report needs.
 
@@ -637,13 +637,13 @@ def run(
     """
     if interrupts is None:
         with signals.deferred() as interrupts:
-            return run(settings, scenario, dsn, progress, interrupts)
+            return run(settings, scenario, dsn, progress, interrupts, notice)
     with db.schema_owner(dsn, settings.schema, "run"):
-        return _run(settings, scenario, dsn, progress, interrupts)
+        return _run(settings, scenario, dsn, progress, interrupts, notice)
 
 
 def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None,
-         interrupts: signals.Interrupts) -> RunResult:
+         interrupts: signals.Interrupts, notice: Callable[[str], None] | None) -> RunResult:
     params = scenario.params(dict(settings.params), allow_large=settings.allow_large_params)
     strategy = scenario.strategy(settings.strategy)
     record = bool(settings.history_path) or settings.check or settings.keep_history
@@ -677,7 +677,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
             except OSError as exc:
                 raise UsageError(f"cannot write the history to {path}: {exc.strerror}") from None
         r = _Run(settings, scenario, dsn, params, record=writer is not None)
-        elapsed = _load(r, settings, writer, progress, interrupts)
+        elapsed = _load(r, settings, writer, progress, interrupts, notice)
         if r.error is not None:
             raise r.error
         r.drain(writer, final=True)
@@ -752,10 +752,12 @@ STOP_GRACE_S = 2.0  # after an interrupt, how long to wait for the workers' roll
 
 
 def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None,
-          interrupts: signals.Interrupts) -> float:
+          interrupts: signals.Interrupts, notice: Callable[[str], None] | None) -> float:
     """Start the workers, watch them until they stop; returns the elapsed seconds.
 
-    It waits on Events only (never Thread.join) and polls `interrupts`."""
+    It waits on Events only (never Thread.join) and polls `interrupts`. `notice`
+    hears of a worker that keeps the workers' thread for itself (txlab.hubwatch)."""
+    watch = hubwatch.Watch(r.hub, notice, _Run._loop.__code__) if r.hub and notice else None
     r.launch()
     while not r.ready.wait(TICK_S):  # every worker connected, or one could not
         if interrupts:
@@ -779,6 +781,8 @@ def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None,
         if r.error is not None:  # one worker failed: stop the others at once
             r.interrupt()
         r.drain(writer)
+        if watch is not None:
+            watch.look(now)
         if progress:
             progress(r.snapshot(now - started, deadline, now))
         if r.done.is_set() or (halted_at is not None and now - halted_at > STOP_GRACE_S):

@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,8 @@ def run(
     schema_name = settings.schema
     try:
         with signals.deferred() as interrupts:
-            result = runner.run(settings, found, dsn, interrupts=interrupts)
+            result = runner.run(settings, found, dsn, interrupts=interrupts,
+                                notice=lambda m: warnings.warn(m, RuntimeWarning, stacklevel=1))
     finally:
         if schema is None:  # a schema we named ourselves: leave nothing behind
             conn = db.connect(dsn)
