@@ -89,7 +89,7 @@ def test_elle_rw_register_g1c(tmp_path):
     assert r.history["format"] == "rw-register"
     assert set(r.anomalies) == {"G1c"} and r.verdict == "invalid"
     text = r.anomalies["G1c"]["examples"][0]["text"]  # named by the completions' indices
-    assert "T2 = {:index 2, :process 0, committed: [['w', 'x', 1], ['r', 'y', 1]]}" in text
+    assert 'T2 = {:index 2, :process 0, committed: [[:w "x" 1] [:r "y" 1]]}' in text
     assert "T2 read y = 1, and T3 wrote it" in text
 
 

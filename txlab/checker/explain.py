@@ -5,6 +5,8 @@ text second (`cycle_text`), and Graphviz (`cycle_dot`).
 
 from __future__ import annotations
 
+import json
+
 from txlab.checker.infer import PROC, PRW, RT, RW, WR, WW, first_reads
 from txlab.checker.loading import APPEND, FAIL, INFO, OK, REGISTER, TXLAB, Txns
 from txlab.checker.versions import Index
@@ -62,8 +64,33 @@ def _let(tx: Txns, i: int) -> str:
         head += f", {'worker' if tx.format == TXLAB else ':process'} {d['process']}"
     if i == 0:
         return f"{d['name']} = {{the initial state: {', '.join(d['ops'][:4])}{' ...' if len(d['ops']) > 4 else ''}}}"
-    ops = ", ".join(d["ops"]) if tx.format == TXLAB else repr(d["ops"])
+    ops = ", ".join(d["ops"]) if tx.format == TXLAB else edn(d["ops"], keyword_first=True)
     return f"{d['name']} = {{{head}, {d['outcome']}: {ops}}}"
+
+
+def edn(value, keyword_first: bool = False) -> str:
+    """`value` in Elle's (EDN) notation: [[:append 250 10] [:r 253 [1 3 4]]], nil.
+    A keyword was read as the string ":name" and is written back as it was; with
+    `keyword_first`, each micro-op's function (append, r, w) is a keyword too."""
+    if value is None:
+        return "nil"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value.startswith(":") and " " not in value else json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        if keyword_first:
+            return "[" + " ".join(_edn_mop(op) for op in value) + "]"
+        return "[" + " ".join(edn(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{edn(k)} {edn(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _edn_mop(op) -> str:
+    if isinstance(op, (list, tuple)) and op and isinstance(op[0], str):
+        return "[" + " ".join([":" + op[0].lstrip(":")] + [edn(v) for v in op[1:]]) + "]"
+    return edn(op)
 
 
 def _next_version(tx: Txns, i: int, k, v):
