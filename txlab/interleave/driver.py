@@ -142,6 +142,7 @@ class SpecRun:
     runs: list[PermutationRun]
     isolation: str | None = None
     warnings: list[str] = field(default_factory=list)
+    schema: str | None = None  # txlab's schema, standing in for the tester's `public`
 
 
 # ---------------------------------------------------------------- a session's thread
@@ -584,4 +585,5 @@ def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
         with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema,
                     state_queries) as driver:
             runs = driver.run_all(perms)
-    return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings))
+    return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings),
+                   schema)

@@ -3,9 +3,19 @@
 Result sets follow libpq's PQprint with header, align and fieldSep "|": each
 column is as wide as its longest value or name counted in bytes; a column is
 right-aligned unless one of its non-empty values looks non-numeric.
+
+The spec's tables live in txlab's own schema (txlab_demo), where the tester puts
+them in `public`; a name qualified with txlab's schema (EXPLAIN VERBOSE's
+`txlab_demo.jointest`, an error naming a relation) is printed with `public.`, as
+the tester prints it. Only the output says `public`: nothing is created, read or
+dropped there (public is not even on the sessions' search_path, so a spec's
+DROP TABLE can never reach a table of yours).
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 from txlab.interleave import driver as d
 
@@ -49,7 +59,15 @@ def result_set(columns: tuple[str, ...], rows: tuple[tuple[str | None, ...], ...
     return "".join(out)
 
 
-def event_text(event) -> str:
+def as_public(schema: str | None) -> Callable[[str], str]:
+    """Text with `schema.` (txlab's schema qualifying a name) written `public.`."""
+    if not schema:
+        return lambda text: text
+    pattern = re.compile(r'(?<![\w$"])' + re.escape(schema) + r"\.")
+    return lambda text: pattern.sub("public.", text) if schema in text else text
+
+
+def event_text(event, public: Callable[[str], str] = lambda text: text) -> str:
     if isinstance(event, d.PermutationStarted):
         return "\nstarting permutation:" + "".join(" " + s for s in event.steps) + "\n"
     if isinstance(event, d.StepReport):
@@ -59,13 +77,14 @@ def event_text(event) -> str:
             return f"step {event.step}: <... completed>\n"
         return f"step {event.step}: {event.sql}\n"
     if isinstance(event, d.Rows):
-        return result_set(event.columns, event.rows)
+        return result_set(event.columns, tuple(tuple(v if v is None else public(v) for v in row)
+                                               for row in event.rows))
     if isinstance(event, d.Error):
         if event.severity and event.message:
-            return f"{event.severity}:  {event.message}\n"
-        return f"{event.text}\n"
+            return f"{event.severity}:  {public(event.message)}\n"
+        return f"{public(event.text)}\n"
     if isinstance(event, d.NoticeEvent):
-        return f"{event.session}: {event.text}"
+        return f"{event.session}: {public(event.text)}"
     if isinstance(event, d.NotifyEvent):
         return (f'{event.session}: NOTIFY "{event.channel}" with payload "{event.payload}" '
                 f"from {event.sender}\n")
@@ -78,6 +97,7 @@ def event_text(event) -> str:
 
 def render(run: d.SpecRun) -> str:
     out = [f"Parsed test spec with {len(run.sessions)} sessions\n"]
+    public = as_public(run.schema)
     for perm in run.runs:
-        out.extend(event_text(e) for e in perm.events)
+        out.extend(event_text(e, public) for e in perm.events)
     return "".join(out)
