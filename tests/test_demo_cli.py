@@ -194,6 +194,21 @@ def test_too_many_interleavings_are_refused_before_connecting(demo_cmd, tmp_path
     assert "924 interleavings" in result.output
 
 
+def test_the_transcript_runs_every_interleaving_as_isolationtester_does(demo_cmd, tmp_path):
+    # 252 interleavings (5 steps each in 2 sessions): past the classroom views' limit of
+    # 200, which the transcript (isolationtester's format, which runs them all) has not.
+    spec = tmp_path / "many.spec"
+    steps = "".join(f"step x{i} {{ SELECT {i} AS v; }}\n" for i in range(5))
+    spec.write_text(f"session a\n{steps}session b\n" + steps.replace("x", "y"))
+    refused = demo_cmd(str(spec))
+    assert refused.exit_code == 2 and "252 interleavings" in refused.output
+    result = demo_cmd(str(spec), "--format", "transcript")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("starting permutation:") == 252
+    capped = demo_cmd(str(spec), "--format", "transcript", "--max-permutations", "100")
+    assert capped.exit_code == 2 and "252 interleavings" in capped.output  # when asked
+
+
 def test_a_bad_spec_file_reports_its_line(demo_cmd, tmp_path):
     spec = tmp_path / "bad.spec"
     spec.write_text("session s\nstep a { SELECT 1; }\nstep a { SELECT 2; }\n")

@@ -22,6 +22,8 @@ from txlab.cli_shared import (
     write_html,
 )
 
+DEFAULT_MAX_PERMUTATIONS = 200  # a spec without permutation lines: more is refused
+
 EXIT_HELP = """\b
 Exit codes:
   0    ran; every outcome as the catalog expects (or nothing expected)
@@ -99,8 +101,10 @@ def _notice(line: str) -> None:
                 type=bounded.seconds(min=0.1, max=bounded.MAX_PG_MS // 1000),
                 help="Cancel a step that has not finished after this long (it is reported, "
                      "never a hang).")
-@click.option("--max-permutations", default=200, show_default=True, type=click.IntRange(min=1),
-              help="Refuse specs without permutation lines that have more interleavings.")
+@click.option("--max-permutations", type=click.IntRange(min=1),
+              help="Refuse specs without permutation lines that have more interleavings"
+                   f" [default: {DEFAULT_MAX_PERMUTATIONS}; none with --format transcript,"
+                   " which runs them all, as isolationtester does].")
 @_dsn_option
 @click.option("--schema", default="txlab_demo", show_default=True, callback=_schema,
               help="Schema txlab creates (and empties before each demo) for the spec's tables; "
@@ -175,6 +179,8 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if permutation:
         specs.parse_permutation(parsed, permutation)
     demos.levels_for(isolation)
+    if max_permutations is None:
+        max_permutations = sys.maxsize if fmt == "transcript" else DEFAULT_MAX_PERMUTATIONS
     if not permutation and not parsed.permutations:
         count = specs.count_permutations(parsed)
         if count > max_permutations:
