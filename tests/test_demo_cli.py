@@ -209,6 +209,17 @@ def test_the_transcript_runs_every_interleaving_as_isolationtester_does(demo_cmd
     assert capped.exit_code == 2 and "252 interleavings" in capped.output  # when asked
 
 
+def test_pg_test_timeout_default_sets_the_step_timeout_as_for_isolationtester(demo_cmd):
+    # isolationtester cancels a stuck step after 2 x PG_TEST_TIMEOUT_DEFAULT seconds and
+    # says so; with the same variable txlab's transcript is the tester's, byte for byte.
+    golden = Path(__file__).parent / "golden" / "grammar" / "timeout"
+    result = demo_cmd(str(golden.with_suffix(".spec")), "--format", "transcript",
+                      env={"PG_TEST_TIMEOUT_DEFAULT": "1"})
+    assert result.exit_code == 0, result.output
+    assert "canceling step w1 after 2 seconds" in result.stdout
+    assert result.stdout == golden.with_suffix(".out").read_text()
+
+
 def test_a_bad_spec_file_reports_its_line(demo_cmd, tmp_path):
     spec = tmp_path / "bad.spec"
     spec.write_text("session s\nstep a { SELECT 1; }\nstep a { SELECT 2; }\n")

@@ -23,6 +23,17 @@ from txlab.cli_shared import (
 )
 
 DEFAULT_MAX_PERMUTATIONS = 200  # a spec without permutation lines: more is refused
+DEFAULT_STEP_TIMEOUT_S = 30.0
+
+
+def _step_timeout_default() -> float:
+    """isolationtester cancels a step after 2 x PG_TEST_TIMEOUT_DEFAULT seconds (180
+    unset); txlab's own default is 30 s, unless that variable asks for the tester's."""
+    try:
+        tester = int(os.environ.get("PG_TEST_TIMEOUT_DEFAULT", ""))
+    except ValueError:
+        return DEFAULT_STEP_TIMEOUT_S
+    return float(2 * tester) if tester > 0 else DEFAULT_STEP_TIMEOUT_S
 
 EXIT_HELP = """\b
 Exit codes:
@@ -97,10 +108,11 @@ def _notice(line: str) -> None:
 @click.option("--timelines", is_flag=True,
               help="With --isolation all: print each level's timeline before the side-by-side "
                    "table (by default the table stands alone).")
-@seconds_option("step-timeout", "--step-timeout", default=30.0, show_default=True,
+@seconds_option("step-timeout", "--step-timeout",
                 type=bounded.seconds(min=0.1, max=bounded.MAX_PG_MS // 1000),
                 help="Cancel a step that has not finished after this long (it is reported, "
-                     "never a hang).")
+                     f"never a hang) [default: {DEFAULT_STEP_TIMEOUT_S:g}; twice "
+                     "PG_TEST_TIMEOUT_DEFAULT when that is set, as isolationtester].")
 @click.option("--max-permutations", type=click.IntRange(min=1),
               help="Refuse specs without permutation lines that have more interleavings"
                    f" [default: {DEFAULT_MAX_PERMUTATIONS}; none with --format transcript,"
@@ -127,6 +139,8 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
       txlab demo my-case.spec -P "s1a s2a s1c s2c"
       txlab demo --all
     """
+    if step_timeout is None:
+        step_timeout = _step_timeout_default()
     from txlab import html
     from txlab.interleave import demo as demos
     from txlab.interleave import render
