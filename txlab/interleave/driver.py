@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from psycopg2 import sql
+
 from txlab import db
 from txlab.errors import DatabaseError
 from txlab.interleave import pq
@@ -564,10 +566,17 @@ DEFAULT_SCHEMA = "txlab_demo"
 
 
 def prepare_schema(dsn: str, schema: str) -> None:
-    """An empty schema of txlab's own for a spec (refused if txlab did not create it)."""
+    """An empty schema of txlab's own for a spec (refused if txlab did not create it).
+
+    Everyone may use it, as everyone may use `public`, where isolationtester's specs
+    put their tables: a spec that creates a role and runs a step after SET ROLE
+    (cluster-conflict, vacuum-conflict, truncate-conflict) must meet the table and
+    its privileges, not a schema it cannot see."""
     conn = db.connect(dsn, "txlab-demo")
     try:
         db.reset_schema(conn, schema)
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO PUBLIC").format(sql.Identifier(schema)))
     finally:
         conn.close()
 
