@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from psycopg2 import sql
+from psycopg2 import sql as pgsql
 
 from txlab import db
 from txlab.errors import DatabaseError
@@ -576,7 +576,8 @@ def prepare_schema(dsn: str, schema: str) -> None:
     try:
         db.reset_schema(conn, schema)
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO PUBLIC").format(sql.Identifier(schema)))
+            cur.execute(pgsql.SQL("GRANT USAGE ON SCHEMA {} TO PUBLIC").format(
+                pgsql.Identifier(schema)))
     finally:
         conn.close()
 
