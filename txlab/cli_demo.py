@@ -33,7 +33,9 @@ def _step_timeout_default() -> float:
         tester = int(os.environ.get("PG_TEST_TIMEOUT_DEFAULT", ""))
     except ValueError:
         return DEFAULT_STEP_TIMEOUT_S
-    return float(2 * tester) if tester > 0 else DEFAULT_STEP_TIMEOUT_S
+    if tester <= 0:
+        return DEFAULT_STEP_TIMEOUT_S
+    return float(min(2 * tester, bounded.MAX_PG_MS // 1000))  # what a PostgreSQL timeout holds
 
 EXIT_HELP = """\b
 Exit codes:
