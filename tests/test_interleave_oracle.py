@@ -103,3 +103,28 @@ def test_a_failed_run_leaves_nothing_behind(pg_dsn):
             assert cur.fetchone()[0]
     finally:
         conn.close()
+
+
+def test_a_failed_session_setup_prints_what_isolationtester_has_printed(pg_dsn, tmp_path):
+    # isolationtester exits (1) when a setup fails, after printing the run so far on
+    # stdout; txlab's transcript is that same text, then its error (exit 3).
+    from click.testing import CliRunner
+
+    from txlab.cli import cli
+
+    text = ("session s1\nstep s1a { SELECT 1 AS one; }\n"
+            "session s2\nsetup { SET no_such_setting_here = 1; }\nstep s2a { SELECT 2; }\n")
+    driver.prepare_schema(pg_dsn, ORACLE_SCHEMA)
+    env = {**os.environ, "PG_TEST_TIMEOUT_DEFAULT": "1",
+           "PGOPTIONS": f"-c search_path={ORACLE_SCHEMA}"}
+    real = subprocess.run([str(isolationtester()), pg_dsn], input=text.encode(), env=env,
+                          capture_output=True, timeout=120)
+    assert real.returncode == 1 and b"setup of session s2 failed" in real.stderr
+    assert b"starting permutation" in real.stdout  # what it printed before it gave up
+    spec = tmp_path / "bad_setup.spec"
+    spec.write_text(text)
+    r = CliRunner().invoke(cli, ["demo", str(spec), "--format", "transcript", "--dsn", pg_dsn],
+                           catch_exceptions=False)
+    assert r.exit_code == 3
+    assert r.stdout.encode() == real.stdout
+    assert "setup of session s2 failed" in r.stderr

@@ -215,9 +215,20 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
         for where in demos.explicit_levels(parsed):
             err(f"{where} sets its own isolation level; --isolation only changes what a plain "
                 "BEGIN gets", "warning")
+    from txlab.interleave.driver import SetupFailed
+
     with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
-        result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
-                                max_permutations, schema, step_states=bool(html_file))
+        try:
+            result = demos.run_demo(str(path), database.dsn, isolation, permutation, step_timeout,
+                                    max_permutations, schema, step_states=bool(html_file))
+        except SetupFailed as exc:
+            # isolationtester has printed the run up to its failed setup when it exits
+            if fmt == "transcript" and exc.partial is not None and \
+                    len(demos.levels_for(isolation)) == 1:
+                from txlab.interleave import transcript
+
+                emit(transcript.render(exc.partial), output)
+            raise
     emit(render.render(result, fmt, _term(output), timelines or None), output)
     if html_file:
         from txlab.html import demo as demo_html

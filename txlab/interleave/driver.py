@@ -138,6 +138,16 @@ class PermutationRun:
     states: list[StepState] = field(default_factory=list)  # with state_queries only
 
 
+class SetupFailed(DatabaseError):
+    """A setup block failed: the run cannot go on (isolationtester exits). `partial`
+    (set by run_spec) is the run up to there, which the tester has printed by then."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.runs: list[PermutationRun] = []  # finished ones, and the one that failed
+        self.partial: SpecRun | None = None
+
+
 @dataclass
 class SpecRun:
     sessions: tuple[str, ...]
@@ -343,13 +353,21 @@ class Driver:
                 if last.sqlstate in ("42P07", "42710", "23505"):
                     hint = ("\nThe spec's setup creates objects that already exist here; run it "
                             "in a scratch database (or drop what a failed run left behind).")
-                raise DatabaseError(f"{what} failed: {text}{hint}")
+                raise SetupFailed(f"{what} failed: {text}{hint}")
             self.run.warnings.append(f"{what} failed: {text}")
 
     # ----------------------------------------------------------- permutations
 
     def run_all(self, perms: list[Permutation] | None = None) -> list[PermutationRun]:
-        return [self.run_permutation(p) for p in (perms if perms is not None else permutations(self.spec))]
+        runs: list[PermutationRun] = []
+        try:
+            for p in perms if perms is not None else permutations(self.spec):
+                runs.append(self.run_permutation(p))
+        except SetupFailed as exc:
+            failed = self.run is not None and (not runs or runs[-1] is not self.run)
+            exc.runs = runs + [self.run] if failed else runs
+            raise
+        return runs
 
     def run_permutation(self, perm: Permutation) -> PermutationRun:
         self.start_permutation(perm)
@@ -594,6 +612,11 @@ def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
         prepare_schema(dsn, schema)
         with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema,
                     state_queries) as driver:
-            runs = driver.run_all(perms)
+            try:
+                runs = driver.run_all(perms)
+            except SetupFailed as exc:
+                exc.partial = SpecRun(tuple(s.name for s in spec.sessions), exc.runs,
+                                      isolation_sql, list(spec.warnings), schema)
+                raise
     return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings),
                    schema)
