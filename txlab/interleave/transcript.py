@@ -63,7 +63,7 @@ def as_public(schema: str | None) -> Callable[[str], str]:
     """Text with `schema.` (txlab's schema qualifying a name) written `public.`."""
     if not schema:
         return lambda text: text
-    pattern = re.compile(r'(?<![\w$"])' + re.escape(schema) + r"\.")
+    pattern = re.compile(r"(?<![\w$])" + re.escape(schema) + r"\.")
     return lambda text: pattern.sub("public.", text) if schema in text else text
 
 
