@@ -128,3 +128,23 @@ def test_a_failed_session_setup_prints_what_isolationtester_has_printed(pg_dsn, 
     assert r.exit_code == 3
     assert r.stdout.encode() == real.stdout
     assert "setup of session s2 failed" in r.stderr
+
+
+def test_a_spec_naming_public_runs_in_txlabs_schema_and_never_touches_public(pg_dsn):
+    # Its golden file is the real tester's, made in public on a scratch server
+    # (regen.py); here txlab runs it, and the test server's public must stay as it was.
+    import psycopg2
+
+    def in_public() -> list:
+        conn = psycopg2.connect(pg_dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('public.counters'), to_regtype('public.mood')")
+                return list(cur.fetchone())
+        finally:
+            conn.close()
+
+    path = GOLDEN / "public" / "public.spec"
+    assert in_public() == [None, None]
+    assert txlab_transcript(path, pg_dsn) == path.with_suffix(".out").read_bytes()
+    assert in_public() == [None, None]

@@ -2,7 +2,8 @@
 
     TXLAB_TEST_DSN=... .venv/bin/python tests/golden/regen.py
 
-Writes tests/golden/grammar/NAME.out for each grammar spec and
+Writes tests/golden/grammar/NAME.out for each grammar spec (and public/NAME.out
+for the specs that name `public`: run this on a scratch server only) and
 tests/golden/demos/NAME.LEVEL.out for each catalog demo at every level. The
 transcripts carry no PIDs, XIDs or timings, so they compare byte for byte.
 """
@@ -42,7 +43,7 @@ def oracle(spec_text: str, dsn: str, level: str | None = None) -> bytes:
 
 def main() -> None:
     dsn = os.environ["TXLAB_TEST_DSN"]
-    for spec in sorted((HERE / "grammar").glob("*.spec")):
+    for spec in sorted([*(HERE / "grammar").glob("*.spec"), *(HERE / "public").glob("*.spec")]):
         spec.with_suffix(".out").write_bytes(oracle(spec.read_text(), dsn))
         print("wrote", spec.with_suffix(".out").relative_to(ROOT))
     for name, path in demo.catalog().items():

@@ -19,6 +19,7 @@ The output is a list of events (plain data); renderers turn it into text.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -256,6 +257,7 @@ class Driver:
                  step_timeout: float = 60.0, final_queries: tuple[str, ...] = (),
                  schema: str | None = None, state_queries: tuple[tuple[str, str], ...] = ()):
         self.schema = schema
+        self.confine = confined(schema)  # the spec's `public.` is txlab's schema
         self.state_queries = state_queries  # (label, query): read after every step (StepState)
         self.spec = spec
         self.dsn = dsn
@@ -329,6 +331,7 @@ class Driver:
 
     def _block(self, sql: str, session: _Session | None, what: str, fatal: bool) -> None:
         """Run a setup or teardown block as PQexec would (only the last result counts)."""
+        sql = self.confine(sql)
         if session is None:
             results = self.control.execute(sql)
         else:
@@ -427,7 +430,7 @@ class Driver:
                     if sess.active is not None and time.monotonic() - start > 2 * self.step_timeout:
                         raise StepTimeout(f"step {sess.active.name} timed out after "
                                           f"{int(time.monotonic() - start)} seconds")
-            sess.send(step.sql)
+            sess.send(self.confine(step.sql))
             sess.active = pstep
             for m in pstep.markers:
                 if m.kind == "notices":
@@ -477,7 +480,7 @@ class Driver:
             self.control.execute(f"SELECT pg_terminate_backend({sess.conn.pid})")
             sess.wait(5, lambda sess=sess: sess.finished)
         if self.spec.teardown:
-            self.control.execute(self.spec.teardown)
+            self.control.execute(self.confine(self.spec.teardown))
         self.sessions_dead = True
 
     def try_complete_steps(self, waiting: list[PermutationStep], nonblock: bool) -> list[PermutationStep]:
@@ -581,6 +584,17 @@ class Driver:
 
 
 DEFAULT_SCHEMA = "txlab_demo"
+
+
+def confined(schema: str | None) -> Callable[[str], str]:
+    """A spec's SQL with `public.` (isolationtester's schema, where a spec's objects
+    live) naming txlab's schema instead: `DROP TYPE public.foo` drops the spec's own
+    type, never one of yours. The transcript shows the spec's text unchanged."""
+    if not schema:
+        return lambda sql: sql
+    pattern = re.compile(r'(?<![\w$."])public\.', re.IGNORECASE)
+    return lambda sql: pattern.sub(schema + ".", sql) if "ublic." in sql or "UBLIC." in sql \
+        else sql
 
 
 def prepare_schema(dsn: str, schema: str) -> None:
