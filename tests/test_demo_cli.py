@@ -267,3 +267,26 @@ def test_demo_refuses_a_schema_txlab_did_not_create(demo_cmd, pg_dsn):
     finally:
         conn.cursor().execute("DROP SCHEMA theirs CASCADE")
         conn.close()
+
+
+def test_a_spec_that_damages_the_catalog_does_not_break_the_next_demo(tmp_path, monkeypatch):
+    # Upstream intra-grant-inplace deletes a table's pg_class row: its row type stays
+    # behind, and txlab's schema can no longer be dropped ("cache lookup failed").
+    # The next demo must still run, in a fresh schema, and say what happened. On a
+    # server of its own: the damage cannot be undone.
+    from txlab import server
+
+    monkeypatch.delenv("TXLAB_DSN", raising=False)
+    damage = tmp_path / "damage.spec"
+    damage.write_text("setup { CREATE TABLE victim (id int); }\n"
+                      "session s1\nstep s1del { DELETE FROM pg_class WHERE relname = 'victim'; }\n")
+    with server.temporary("txlab-test-catalog-") as (dsn, _):
+        first = CliRunner().invoke(cli, ["demo", str(damage), "--dsn", dsn],
+                                   catch_exceptions=False)
+        assert first.exit_code == 0, first.output
+        after = CliRunner().invoke(cli, ["demo", "p4", "-i", "rc", "--dsn", dsn],
+                                   catch_exceptions=False)
+        assert after.exit_code == 0, after.output
+        text = " ".join(after.output.split())
+        assert "could not be emptied" in text and "txlab_demo_damaged_" in text
+        assert "lost update" in text.lower()  # p4 ran as usual

@@ -229,6 +229,9 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
 
                 emit(transcript.render(exc.partial), output)
             raise
+    for lr in result.levels:  # what the run itself found (a damaged schema set aside)
+        for w in lr.run.warnings[len(parsed.warnings):]:
+            err(w, "warning")
     emit(render.render(result, fmt, _term(output), timelines or None), output)
     if html_file:
         from txlab.html import demo as demo_html

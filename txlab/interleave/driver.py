@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg2
 from psycopg2 import sql as pgsql
 
 from txlab import db
@@ -597,7 +598,7 @@ def confined(schema: str | None) -> Callable[[str], str]:
         else sql
 
 
-def prepare_schema(dsn: str, schema: str) -> None:
+def prepare_schema(dsn: str, schema: str) -> str | None:
     """An empty schema of txlab's own for a spec (refused if txlab did not create it).
 
     Everyone may use it, as everyone may use `public`, where isolationtester's specs
@@ -605,13 +606,32 @@ def prepare_schema(dsn: str, schema: str) -> None:
     (cluster-conflict, vacuum-conflict, truncate-conflict) must meet the table and
     its privileges, not a schema it cannot see."""
     conn = db.connect(dsn, "txlab-demo")
+    damaged = None
     try:
-        db.reset_schema(conn, schema)
+        try:
+            db.reset_schema(conn, schema)
+        except psycopg2.errors.InternalError_ as exc:  # XX000: the catalog under it is damaged
+            damaged = _set_aside(conn, schema, exc)
+            db.prepare_schema(conn, schema)
         with conn.cursor() as cur:
             cur.execute(pgsql.SQL("GRANT USAGE ON SCHEMA {} TO PUBLIC").format(
                 pgsql.Identifier(schema)))
     finally:
         conn.close()
+    return damaged
+
+
+def _set_aside(conn, schema: str, exc: Exception) -> str:
+    """A schema that cannot be dropped because a spec edited the catalog (upstream
+    intra-grant-inplace deletes a table's pg_class row, leaving its row type behind):
+    renamed out of the way, so that the next demo gets a fresh one. Its new name."""
+    aside = f"{schema}_damaged_{int(time.time())}"[:63]
+    with conn.cursor() as cur:
+        cur.execute(pgsql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+            pgsql.Identifier(schema), pgsql.Identifier(aside)))
+    return (f"schema {schema!r} could not be emptied ({db.first_line(exc)}): a spec changed "
+            f"the system catalog under it. It was renamed {aside!r} and a new one made; drop "
+            "the old one once the catalog is repaired.")
 
 
 def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
@@ -623,14 +643,14 @@ def run_spec(spec: Spec, dsn: str, perms: list[Permutation] | None = None,
     `state_queries` ((label, query), ...), each run's `states` holds their committed
     results after every step."""
     with db.schema_owner(dsn, schema, "demo"):
-        prepare_schema(dsn, schema)
+        damaged = prepare_schema(dsn, schema)
+        warnings = [*spec.warnings, *([damaged] if damaged else [])]
         with Driver(spec, dsn, isolation_sql, step_timeout, final_queries, schema,
                     state_queries) as driver:
             try:
                 runs = driver.run_all(perms)
             except SetupFailed as exc:
                 exc.partial = SpecRun(tuple(s.name for s in spec.sessions), exc.runs,
-                                      isolation_sql, list(spec.warnings), schema)
+                                      isolation_sql, warnings, schema)
                 raise
-    return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, list(spec.warnings),
-                   schema)
+    return SpecRun(tuple(s.name for s in spec.sessions), runs, isolation_sql, warnings, schema)
