@@ -83,3 +83,12 @@ def test_an_html_page_that_cannot_be_written_leaves_the_report(txlab):
     assert r.exit_code == 3
     assert "cannot write the html page to /dev/full: No space left on device" in r.output
     assert "Invariants" in r.output  # printed before the page was tried
+
+
+def test_a_full_standard_output_is_named_as_such():
+    # `txlab list > /dev/full`: standard output cannot be written (ENOSPC).
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "txlab", "list"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr == "txlab: error: cannot write the output: No space left on device\n"

@@ -6,6 +6,7 @@ Exit codes: 0 every invariant held; 1 an invariant was violated; 2 usage error;
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import subprocess
@@ -108,7 +109,7 @@ class Group(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(141)
         except OSError as exc:
-            err(str(exc), "error")
+            err(_os_error(exc), "error")
             sys.exit(errors.EXIT_RUNTIME)
         except Exception as exc:
             if os.environ.get("TXLAB_DEBUG"):
@@ -116,6 +117,17 @@ class Group(click.Group):
             err(f"{type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)",
                 "internal error")
             sys.exit(errors.EXIT_RUNTIME)
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+
+
+def _os_error(exc: OSError) -> str:
+    """A failed write in words: which file, or else the output (standard output, the
+    only file txlab writes without naming it: `txlab run > /full/disk`)."""
+    if exc.errno in _FULL:
+        return f"cannot write {exc.filename or 'the output'}: {exc.strerror}"
+    return str(exc)
 
 
 def _give_no_color(cmd: click.Command) -> None:
