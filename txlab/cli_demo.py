@@ -37,6 +37,7 @@ def _step_timeout_default() -> float:
         return DEFAULT_STEP_TIMEOUT_S
     return float(min(2 * tester, bounded.MAX_PG_MS // 1000))  # what a PostgreSQL timeout holds
 
+
 EXIT_HELP = """\b
 Exit codes:
   0    ran; every outcome as the catalog expects (or nothing expected)
@@ -194,7 +195,7 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     demos.parse_meta(parsed)
     if permutation:
         specs.parse_permutation(parsed, permutation)
-    demos.levels_for(isolation)
+    levels = demos.levels_for(isolation)
     if max_permutations is None:
         max_permutations = sys.maxsize if fmt == "transcript" else DEFAULT_MAX_PERMUTATIONS
     if not permutation and not parsed.permutations:
@@ -223,8 +224,7 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
                                     max_permutations, schema, step_states=bool(html_file))
         except SetupFailed as exc:
             # isolationtester has printed the run up to its failed setup when it exits
-            if fmt == "transcript" and exc.partial is not None and \
-                    len(demos.levels_for(isolation)) == 1:
+            if fmt == "transcript" and exc.partial is not None and len(levels) == 1:
                 from txlab.interleave import transcript
 
                 emit(transcript.render(exc.partial), output)

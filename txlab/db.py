@@ -96,7 +96,7 @@ def connect_error(dsn: str, reason: str) -> TxlabError:
         return DatabaseError(
             f"PostgreSQL at {describe_target(dsn)} refused a session setting: {reason}. "
             "--deadlock-timeout-ms needs a superuser or GRANT SET ON PARAMETER deadlock_timeout.")
-    if any(m in reason for m in _FULL):
+    if any(m in reason for m in _NO_SLOTS):
         return DatabaseError(
             f"PostgreSQL at {describe_target(dsn)} has no connection left: {reason}. txlab needs "
             "one per worker and one more: use fewer --workers, end other sessions, or raise the "
@@ -106,8 +106,8 @@ def connect_error(dsn: str, reason: str) -> TxlabError:
 
 # The server's answers when it is out of connection slots (SQLSTATE 53300, which libpq
 # does not hand over for a connection that never opened).
-_FULL = ("too many clients already", "remaining connection slots are reserved",
-         "too many connections for")  # ... role "x", ... database "y": their CONNECTION LIMIT
+_NO_SLOTS = ("too many clients already", "remaining connection slots are reserved",
+             "too many connections for")  # ... role "x", ... database "y": their CONNECTION LIMIT
 
 
 def connect(dsn: str, application_name: str = "txlab", **options: str) -> psycopg2.extensions.connection:

@@ -21,8 +21,8 @@ plain blocking wait from it, as without a callback.
 scenario that pauses with time.sleep instead of tx.think) it sleeps on the hub,
 so the other workers go on as they would with a thread each, and it ends early
 when the run stops (`cut_short`); called by anyone else it is the time.sleep it
-was. Other blocking calls (an HTTP request,
-another driver) still hold every worker.
+was. Other blocking calls (an HTTP request, another driver) still hold every
+worker.
 """
 
 from __future__ import annotations

@@ -572,7 +572,7 @@ class _Run:
             return
         if self.history_error is not None:  # nowhere to write them: dropped
             for records in self.records:
-                del records[:len(records)]
+                records.clear()
             return
         watermark = None if final else min(self.inflight)  # read before taking the records
         try:

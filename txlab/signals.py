@@ -93,7 +93,6 @@ class Interrupts:
         finally:
             self._raise = False
 
-
     def deliver(self) -> None:
         """After the `deferred()` block: send the first signal it noted again, to
         whatever handles it now. A library call that finished its run in spite of

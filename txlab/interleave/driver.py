@@ -594,8 +594,7 @@ def confined(schema: str | None) -> Callable[[str], str]:
     if not schema:
         return lambda sql: sql
     pattern = re.compile(r'(?<![\w$."])public\.', re.IGNORECASE)
-    return lambda sql: pattern.sub(schema + ".", sql) if "ublic." in sql or "UBLIC." in sql \
-        else sql
+    return lambda sql: pattern.sub(schema + ".", sql)
 
 
 def prepare_schema(dsn: str, schema: str) -> str | None:
@@ -624,7 +623,8 @@ def prepare_schema(dsn: str, schema: str) -> str | None:
 def _set_aside(conn, schema: str, exc: Exception) -> str:
     """A schema that cannot be dropped because a spec edited the catalog (upstream
     intra-grant-inplace deletes a table's pg_class row, leaving its row type behind):
-    renamed out of the way, so that the next demo gets a fresh one. Its new name."""
+    renamed out of the way, so that the next demo gets a fresh one. Returns the
+    warning that says so."""
     aside = f"{schema}_damaged_{int(time.time())}"[:63]
     with conn.cursor() as cur:
         cur.execute(pgsql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
