@@ -279,3 +279,38 @@ def test_time_sleep_in_a_worker_gives_way_and_stays_itself_elsewhere():
     assert steps[:2] == ["A sleeps", "B sleeps"]  # B started while A slept
     assert sorted(steps[2:]) == ["A woke", "B woke"]
     assert time.sleep is original  # put back when the hub is done
+
+
+def test_a_wait_hands_the_thread_straight_to_the_next_worker(pg_dsn):
+    # Every statement a worker sends waits once for its answer. A central loop would
+    # take two greenlet switches per wait (worker -> loop -> next worker); the hub
+    # passes the thread straight on (one switch), or keeps it when the waiting
+    # worker is itself the next ready one (none). Starting and ending a job adds two,
+    # and an answer that arrives in pieces (a loaded machine) makes a wait of two.
+    import greenlet
+
+    conns = [_conn(pg_dsn, f"txlab-green-pass-{i}") for i in range(3)]
+    statements = 40
+    switches = [0]
+    answers: list[int] = []
+
+    def count(event, args) -> None:
+        if event in ("switch", "throw"):
+            switches[0] += 1
+
+    def worker(conn) -> None:
+        with conn.cursor() as cur:
+            for i in range(statements):
+                cur.execute("SELECT %s", (i,))
+                answers.append(cur.fetchone()[0])
+
+    previous = greenlet.settrace(count)
+    try:
+        green.Hub().run([(worker, (c,)) for c in conns])
+    finally:
+        greenlet.settrace(previous)
+        for c in conns:
+            c.close()
+    sent = statements * len(conns)
+    assert sorted(answers) == sorted(list(range(statements)) * len(conns))
+    assert switches[0] < 1.5 * sent, (switches[0], sent)  # a central loop: over 2 * sent

@@ -33,6 +33,7 @@ import os
 import select
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import psycopg2
@@ -119,9 +120,13 @@ def blocking_wait(conn, timeout_s: float | None = None) -> None:
 class Hub:
     """Runs functions as greenlets on the calling thread until all have returned.
 
-    `run(jobs)` installs the wait callback, starts every job, and loops: epoll for
-    the sockets workers wait on, a heap of timers for those that sleep. `wake()`
-    (from any thread) makes sleepers look at their condition again at once.
+    `run(jobs)` installs the wait callback, starts every job, and runs them until
+    all have returned. A worker that must wait (for its socket, or asleep) hands
+    the thread straight to the next ready worker (`_pass`): one greenlet switch per
+    wait, none when it is itself the next one, where a central loop would take two.
+    When none is ready, whoever waits does a turn (`_turn`): epoll for the sockets
+    workers wait on, a heap of timers for those that sleep. `wake()` (from any
+    thread) makes sleepers look at their condition again at once.
     """
 
     def __init__(self) -> None:
@@ -137,6 +142,8 @@ class Hub:
         os.set_blocking(self._wake_w, False)
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._loop: greenlet | None = None
+        self._ready: deque = deque()  # (greenlet, value to resume it with), in turn
+        self._connect_fd: dict = {}  # a connecting worker -> the fd it is armed on
         self._alive = 0  # jobs not yet returned
         # When true, a worker's time.sleep ends early (at the next wake()): the runner's
         # stop, so that a scenario's long time.sleep does not hold up Ctrl-C.
@@ -156,8 +163,7 @@ class Hub:
 
         A connection is watched level-triggered and stays registered while it
         waits for the same thing (no epoll_ctl per round trip); one that turns
-        readable while its worker is busy elsewhere is taken out (see _serve)."""
-        loop = self._loop
+        readable while its worker is busy elsewhere is taken out (see _turn)."""
         if conn.status == STATUS_SETUP:
             self._connecting(conn, me)
             return
@@ -166,7 +172,7 @@ class Hub:
         if state == POLL_OK:
             return
         fd = conn.fileno()
-        watch, armed, switch = self._watch, self._armed, loop.switch
+        watch, armed, pass_on = self._watch, self._armed, self._pass
         while True:
             if state == POLL_READ:
                 events = EPOLLIN
@@ -178,7 +184,7 @@ class Hub:
             if w is None or w[0] is not conn or w[1] != events:
                 self._arm(fd, events, conn)
             armed[fd] = me
-            switch()
+            pass_on(me)
             state = poll()
             if state == POLL_OK:
                 return
@@ -196,8 +202,11 @@ class Hub:
             fd = conn.fileno()
             self._arm(fd, EPOLLIN if state == POLL_READ else EPOLLOUT, None)
             self._armed[fd] = me
+            self._connect_fd[me] = fd
             self._timer(deadline, me)
-            if self._loop.switch() is _TIMEOUT:
+            timed_out = self._pass(me) is _TIMEOUT
+            self._connect_fd.pop(me, None)
+            if timed_out:
                 self._armed.pop(fd, None)
                 raise psycopg2.OperationalError("timeout expired")
 
@@ -237,7 +246,7 @@ class Hub:
             if time.monotonic() >= end:
                 return False
             self._timer(end, me)
-            self._loop.switch()
+            self._pass(me)
 
     def pauser(self, until: Callable[[], bool]) -> _Pauser:
         """An object whose wait(seconds) sleeps here and says whether `until()` stopped it,
@@ -267,8 +276,14 @@ class Hub:
             _HUBS[loop] = self
         try:
             self._alive = len(jobs)
+            ready, entry = self._ready, (loop, None)
             for fn, args in jobs:
+                ready.append(entry)  # the job's first wait comes back here, to start the next
                 greenlet(self._job).switch(fn, args)
+                try:
+                    ready.remove(entry)  # the job ended without waiting
+                except ValueError:
+                    pass
             self._serve()
         finally:
             with _HUBS_LOCK:
@@ -283,36 +298,60 @@ class Hub:
         finally:
             self._alive -= 1
 
+    def _pass(self, me: greenlet):
+        """Worker `me` waits (it is armed on a socket, or has a timer): run the next
+        ready greenlet, straight from here (one switch, none when it is `me`), doing a
+        turn of epoll and timers when none is ready. Returns what `me` was resumed with."""
+        ready = self._ready
+        while not ready:
+            self._turn()
+        g, value = ready.popleft()
+        if g is me:
+            return value
+        return g.switch(value)
+
     def _serve(self) -> None:
-        poll, armed, timers, sleeping = self._epoll.poll, self._armed, self._timers, self._sleeping
-        wake_r = self._wake_r
-        heappop = heapq.heappop
-        clock = time.monotonic
+        """The loop's own part: runs ready greenlets until every job has returned (a
+        job's end, or an exception it lets out, comes back here)."""
+        loop, ready = self._loop, self._ready
         while self._alive:
-            self.turns += 1
-            while timers and sleeping.get(timers[0][2]) != timers[0][1]:
-                heappop(timers)  # a sleeper woken early, or a connect that got its answer
-            timeout = 1.0
-            if timers:
-                timeout = min(timeout, max(0.0, timers[0][0] - clock()))
-            for fd, _ in poll(timeout):
-                if fd == wake_r:
-                    self._woken()
-                    continue
-                g = armed.pop(fd, None)
-                if g is None:
-                    self._park(fd)
-                    continue
-                if sleeping:
-                    sleeping.pop(g, None)  # a connect's deadline no longer counts
-                g.switch()
-            if timers:
-                now = clock()
-                while timers and timers[0][0] <= now:
-                    _, token, g = heappop(timers)
-                    if sleeping.get(g) == token:
-                        del sleeping[g]
-                        g.switch(_TIMEOUT)
+            if not ready:
+                self._turn()
+                continue
+            g, value = ready.popleft()
+            if g is not loop:
+                g.switch(value)
+
+    def _turn(self) -> None:
+        """One round of epoll and timers: whoever is ready joins the queue."""
+        self.turns += 1
+        armed, timers, sleeping, ready = self._armed, self._timers, self._sleeping, self._ready
+        while timers and sleeping.get(timers[0][2]) != timers[0][1]:
+            heapq.heappop(timers)  # a sleeper woken early, or a connect that got its answer
+        timeout = 1.0
+        if timers:
+            timeout = min(timeout, max(0.0, timers[0][0] - time.monotonic()))
+        for fd, _ in self._epoll.poll(timeout):
+            if fd == self._wake_r:
+                self._woken()
+                continue
+            g = armed.pop(fd, None)
+            if g is None:
+                self._park(fd)
+                continue
+            if sleeping:
+                sleeping.pop(g, None)  # a connect's deadline no longer counts
+            ready.append((g, None))
+        if timers:
+            now = time.monotonic()
+            while timers and timers[0][0] <= now:
+                _, token, g = heapq.heappop(timers)
+                if sleeping.get(g) == token:
+                    del sleeping[g]
+                    fd = self._connect_fd.pop(g, None)
+                    if fd is not None:
+                        armed.pop(fd, None)
+                    ready.append((g, _TIMEOUT))
 
     def _woken(self) -> None:
         try:
@@ -323,7 +362,7 @@ class Hub:
         on_sockets = set(self._armed.values())  # a connect with a deadline: not a sleeper
         for g in [g for g in self._sleeping if g not in on_sockets]:
             del self._sleeping[g]  # its heap entry is stale now
-            g.switch(None)
+            self._ready.append((g, None))
 
     def _close(self) -> None:
         self._epoll.close()
