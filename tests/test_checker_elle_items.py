@@ -73,6 +73,42 @@ def test_an_append_no_read_shows_comes_after_the_longest_read():
     assert found(h, "strict-serializable") == set()
 
 
+def test_an_append_another_transaction_slipped_between_two_of_ones_own_is_a_write_cycle():
+    # Every append is a version (Elle's ww-graph links the writers of every two
+    # consecutive elements): T1 appended 1 and 2, T2's 3 landed between them, so
+    # T1 -ww-> T2 (1 then 3) and T2 -ww-> T1 (3 then 2): G0 at every level. Elle's
+    # "internal consistency violation" test says so ("There's a G0 here too").
+    h = concurrent([["append", "x", 1], ["append", "x", 2]], [["append", "x", 3]],
+                   [["r", "x", [1, 3, 2]]])
+    r = checker.check(h, "read-uncommitted", process=False, realtime=False)
+    assert set(r.anomalies) == {"G0"} and r.verdict == "invalid"
+    # the later append no read shows comes after the last element read: the same
+    h = concurrent([["append", "x", 1], ["append", "x", 2]], [["append", "x", 3]],
+                   [["r", "x", [1, 3]]])
+    assert "G0" in found(h, "read-uncommitted", process=False, realtime=False)
+    # Elle's own case: ax1 ax2 ax4 | ax3 rx[1 2 3 4]
+    h = concurrent([["append", "x", 1], ["append", "x", 2], ["append", "x", 4]],
+                   [["append", "x", 3], ["r", "x", [1, 2, 3, 4]]])
+    assert found(h, "read-uncommitted", process=False, realtime=False) >= {"G0", "internal"}
+
+
+def test_two_appends_of_one_transaction_side_by_side_are_no_write_cycle():
+    # the neighbour: T2's 3 after both of T1's appends, or before both
+    for order in ([1, 2, 3], [3, 1, 2]):
+        h = concurrent([["append", "x", 1], ["append", "x", 2]], [["append", "x", 3]],
+                       [["r", "x", order]])
+        assert found(h, "serializable", process=False, realtime=False) == set(), order
+
+
+def test_a_write_cycle_through_an_earlier_append_is_explained_with_the_right_elements():
+    h = concurrent([["append", "x", 1], ["append", "x", 2], ["append", "x", 4]],
+                   [["append", "x", 3], ["r", "x", [1, 2, 3, 4]]])
+    r = checker.check(h, "read-uncommitted", process=False, realtime=False)
+    text = json.dumps(r.anomalies["G0"])
+    assert "appended 2 to x, and T" in text and "appended 3 right after it" in text
+    assert "appended 4 right after it" in text and "appended 1 right after" not in text
+
+
 # 3. future read
 
 

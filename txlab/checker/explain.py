@@ -105,6 +105,18 @@ def _next_version(tx: Txns, i: int, k, v):
     return mine[0] if mine else None
 
 
+def _appended_after(tx: Txns, idx: Index, b: int, k, v, guess):
+    """The element b appended right after v (list-append): the next one in the order
+    read, else (v is the last element read) one of b's that no read shows."""
+    nv = idx.after.get(k, {}).get(v)
+    if nv is not None:
+        return nv
+    shown = idx.after.get(k, {})
+    unread = [op[2] for op in tx.ops[b] if op[0] == "w" and op[1] == k
+              and op[2] not in shown and op[2] != v]
+    return unread[0] if unread else guess
+
+
 def _nexts(idx: Index, k, v) -> tuple:
     nx = idx.nextw.get(k, {}).get(v)
     return () if nx is None else (nx,) if type(nx) is int else nx
@@ -118,9 +130,14 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
         for op in tx.ops[a]:
             if op[0] == "w":
                 final[op[1]] = op[2]
-        for k, v in final.items():
+        # list-append: every append of a is a version, not only its last one
+        writes = ([(op[1], op[2]) for op in tx.ops[a] if op[0] == "w"] if tx.format == APPEND
+                  else final.items())
+        for k, v in writes:
             if b in _nexts(idx, k, v):
                 nv = _next_version(tx, b, k, v)
+                if tx.format == APPEND:
+                    nv = _appended_after(tx, idx, b, k, v, nv)
                 if tx.format == APPEND:
                     s = f"{A} appended {v!r} to {k}, and {B} appended {nv!r} right after it"
                 elif tx.format == REGISTER:
@@ -159,6 +176,7 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
                 nv = _next_version(tx, b, k, v)
                 how = f"{A}'s predicate read `{pred}` returned {k}" if pred else f"{A} read {k}"
                 if tx.format == APPEND:
+                    nv = _appended_after(tx, idx, b, k, v, nv)
                     s = f"{how} ending in {_v(tx, v)}, and {B} appended the next element {nv!r}"
                 elif tx.format == REGISTER:
                     s = f"{how} = {v!r}, and {B} overwrote it with {nv!r}"

@@ -94,7 +94,20 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                 if written is None:
                     written = {op[1]: op}
                 else:
-                    written[op[1]] = op
+                    k = op[1]
+                    if inter_edges and k in written:
+                        # Elle list-append: every append is a version, so an earlier
+                        # append of this key precedes whatever came right after it (the
+                        # last one's successor is linked below, with the other keys')
+                        nd = nextw.get(k)
+                        nx = None if nd is None else nd.get(written[k][2])
+                        if nx is not None:
+                            if type(nx) is int:
+                                if nx != i:
+                                    ai.append(nx)
+                            else:
+                                ai.extend(x for x in nx if x != i)
+                    written[k] = op
                 continue
             if f == "r":
                 rows = (op,)
@@ -279,10 +292,14 @@ def labelled_edges(tx: Txns, idx: Index, members: list, process: bool = True,
         nx = nextw.get(k, {}).get(v)
         return () if nx is None else (nx,) if type(nx) is int else nx
 
+    append = tx.format == APPEND
     for u in members:
         written: dict = {}
         for op in tx.ops[u]:
             if op[0] == "w":
+                if append and op[1] in written:  # an earlier append: a version too
+                    for nx in nexts(op[1], written[op[1]]):
+                        add(u, nx, WW)
                 written[op[1]] = op[2]
                 continue
             rows, bit = ((op[1:],), RW) if op[0] == "r" else (op[2], PRW)

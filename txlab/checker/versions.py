@@ -76,6 +76,9 @@ class Index:
     duplicates: dict = field(default_factory=dict)  # txlab: (k, v) -> [values] installed twice
     unknown: dict = field(default_factory=dict)  # (k, v) -> vertex written by an unknown outcome
     options: Options = Options()
+    # Elle list-append: key -> {element: the element appended right after it}, from the
+    # longest read (an element no read shows follows the last one shown, unnamed here)
+    after: dict = field(default_factory=dict)
 
 
 def same_value(a, b) -> bool:
@@ -470,6 +473,7 @@ def _append_chains(tx: Txns, idx: Index) -> None:
         order = list(dict.fromkeys(full))
         chain = [None] + order
         nx = {a: d[b] for a, b in zip(chain, chain[1:], strict=False) if b in d}
+        idx.after[k] = dict(zip(order, order[1:], strict=False))
         late = appended.get(k)
         if late:
             ws = tuple(dict.fromkeys(late))
