@@ -50,6 +50,19 @@ def test_mask_text_removes_password_from_driver_messages():
     assert "s3cret" not in db.mask_text('password "s3cret" rejected', dsn)
 
 
+def test_a_common_password_leaves_the_message_readable():
+    # "postgres" shares runs of three with PostgreSQL and localhost: those words stay
+    # readable (they say nothing of it); the password itself is masked wherever it is.
+    dsn = "postgresql://postgres:postgres@localhost:1/postgres"
+    text = str(db.connect_error(dsn, 'connection to server at "localhost" (127.0.0.1), port 1'
+                                     " failed: Connection refused; password postgres"))
+    assert text.startswith("cannot connect to PostgreSQL at host localhost, port 1, database ***")
+    assert 'server at "localhost"' in text and "Connection refused" in text
+    assert "password postgres" not in text and "password ***" in text
+    dsn = "postgresql://bob:Qx7cannot@db/x"  # a run inside a plain word is kept only there
+    assert db.mask_text("cannot parse Qx7can", dsn) == "cannot parse ***"
+
+
 @pytest.mark.parametrize(
     "code,msg,cause",
     [

@@ -111,15 +111,35 @@ def _touches(value: str, secret: str) -> bool:
 _HOLE = "\uffff"  # stands for a masked part until the end, so no secret can match it
 
 
+# Words of txlab's and libpq's own messages: a run of a secret's characters inside one
+# of them says nothing of the secret (a password "postgres" shares "ostgre" with
+# "PostgreSQL"), so it is left readable. A whole secret is masked even there.
+_PLAIN_WORDS = sorted({
+    "PostgreSQL", "Postgres", "postgresql", "postgres", "localhost", "database", "connection",
+    "connect", "cannot", "parse", "password", "authentication", "failed", "server", "socket",
+    "running", "accepting", "connections", "refused", "Connection", "host", "port", "user",
+    "error", "invalid", "txlab", "timeout", "expired", "through", "exist", "does",
+}, key=len, reverse=True)
+_KEEP = re.compile("|".join(map(re.escape, _PLAIN_WORDS)))
+
+
 def _mask_with(text: str, found: list[str]) -> str:
     for s in found:  # whole secrets first
         text = text.replace(s, _HOLE) if len(s) >= 3 else text
+    kept: list[str] = []
+
+    def keep(m: re.Match) -> str:  # out of reach of the runs below, put back after
+        kept.append(m.group(0))
+        return chr(0xE000 + len(kept) - 1) if len(kept) <= 0x1000 else m.group(0)
+
+    text = _KEEP.sub(keep, text)
     for s in found:  # then any run of three or more of their characters
         while len(s) >= 3:
             m = _lcs(text, s)
             if m.size < 3:
                 break
             text = text[:m.a] + _HOLE + text[m.a + m.size:]
+    text = re.sub("[\ue000-\uefff]", lambda m: kept[ord(m.group(0)) - 0xE000], text)
 
     def fragment(m: re.Match) -> str:  # a quoted part of a secret, however short
         inner = m.group(1)
@@ -192,6 +212,8 @@ def describe_target(dsn: str) -> str:
     found = secrets(dsn)
 
     def show(value: str) -> str:
+        if value in _PLAIN_WORDS:  # localhost, postgres: unless part of a secret, or one
+            return MASK if any(value in s or s in value for s in found) else value
         return MASK if any(_touches(value, s) for s in found) else value
 
     host = show(p.get("host") or p.get("hostaddr") or "local socket")
