@@ -157,3 +157,17 @@ def test_the_table_report_opens_with_the_story(txlab, monkeypatch):
     assert lines[2].startswith("All 3 invariants held over")
     assert "Try next:" in r.stdout and "  txlab run bank-transfer" in r.stdout
     assert max(len(ln) for ln in r.stdout[:r.stdout.index("\nRun\n")].splitlines()) <= 80
+
+
+@pytest.mark.parametrize("cause", ["version-conflict", "connection-lost"])
+def test_an_abort_cause_that_is_no_sqlstate_is_named_whole(runs, cause):
+    # 40001-concurrent-update is told under 40001; version-conflict is not "version"
+    # (`txlab explain version` does not exist), connection-lost not "connection".
+    from click.testing import CliRunner
+
+    rep = copy.deepcopy(runs["aborted"])
+    n = sum(rep["outcomes"]["aborted"].values())
+    rep["outcomes"]["aborted"] = {cause: n}
+    said = " ".join(story.tell(rep)["story"])
+    assert f"all with {cause} (" in said and f"`txlab explain {cause}`" in said, said
+    assert CliRunner().invoke(cli, ["explain", cause]).exit_code == 0
