@@ -105,16 +105,18 @@ def _next_version(tx: Txns, i: int, k, v):
     return mine[0] if mine else None
 
 
-def _appended_after(tx: Txns, idx: Index, b: int, k, v, guess):
-    """The element b appended right after v (list-append): the next one in the order
-    read, else (v is the last element read) one of b's that no read shows."""
-    nv = idx.after.get(k, {}).get(v)
-    if nv is not None:
-        return nv
-    shown = idx.after.get(k, {})
-    unread = [op[2] for op in tx.ops[b] if op[0] == "w" and op[1] == k
-              and op[2] not in shown and op[2] != v]
-    return unread[0] if unread else guess
+def _next_of(tx: Txns, idx: Index, b: int, k, v):
+    """The version of k that b installed right after v. In list-append: the next element
+    in the order read, else (v is the last element read) one of b's that no read shows."""
+    if tx.format == APPEND:
+        after = idx.after.get(k, {})
+        if v in after:
+            return after[v]
+        unread = [op[2] for op in tx.ops[b] if op[0] == "w" and op[1] == k
+                  and op[2] not in after and op[2] != v]
+        if unread:
+            return unread[0]
+    return _next_version(tx, b, k, v)
 
 
 def _nexts(idx: Index, k, v) -> tuple:
@@ -135,9 +137,7 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
                   else final.items())
         for k, v in writes:
             if b in _nexts(idx, k, v):
-                nv = _next_version(tx, b, k, v)
-                if tx.format == APPEND:
-                    nv = _appended_after(tx, idx, b, k, v, nv)
+                nv = _next_of(tx, idx, b, k, v)
                 if tx.format == APPEND:
                     s = f"{A} appended {v!r} to {k}, and {B} appended {nv!r} right after it"
                 elif tx.format == REGISTER:
@@ -173,10 +173,9 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
                 written.add(op[1])
         for k, v, pred in reads:
             if b in _nexts(idx, k, v):
-                nv = _next_version(tx, b, k, v)
+                nv = _next_of(tx, idx, b, k, v)
                 how = f"{A}'s predicate read `{pred}` returned {k}" if pred else f"{A} read {k}"
                 if tx.format == APPEND:
-                    nv = _appended_after(tx, idx, b, k, v, nv)
                     s = f"{how} ending in {_v(tx, v)}, and {B} appended the next element {nv!r}"
                 elif tx.format == REGISTER:
                     s = f"{how} = {v!r}, and {B} overwrote it with {nv!r}"

@@ -69,6 +69,18 @@ def _wrong_value(idx: Index, i: int, w: int, k, v, value, installed, found: list
                                    "value": value, "installed": installed}))
 
 
+def _link_next(ai: list, i: int, nx) -> None:
+    """Edges from i to the writer(s) `nx` of the next version (not to i itself). The
+    hot loops below keep this inline; it serves the rarer list-append case."""
+    if nx is None:
+        return
+    if type(nx) is int:
+        if nx != i:
+            ai.append(nx)
+    else:
+        ai.extend(x for x in nx if x != i)
+
+
 def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
     """-> (adjacency lists over all edges, non-cycle findings)."""
     n = len(tx)
@@ -99,14 +111,7 @@ def build(tx: Txns, idx: Index, process: bool = True, realtime: bool = True):
                         # Elle list-append: every append is a version, so an earlier
                         # append of this key precedes whatever came right after it (the
                         # last one's successor is linked below, with the other keys')
-                        nd = nextw.get(k)
-                        nx = None if nd is None else nd.get(written[k][2])
-                        if nx is not None:
-                            if type(nx) is int:
-                                if nx != i:
-                                    ai.append(nx)
-                            else:
-                                ai.extend(x for x in nx if x != i)
+                        _link_next(ai, i, nextw.get(k, {}).get(written[k][2]))
                     written[k] = op
                 continue
             if f == "r":
