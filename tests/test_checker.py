@@ -206,7 +206,10 @@ def test_render_text_and_json():
     assert set(data["forbidden"]) == {"lost update", "G-single"}
     assert data["anomalies"]["G-single"]["examples"][0]["cycle"] == ["T1", "T2", "T1"] or \
         data["anomalies"]["G-single"]["examples"][0]["cycle"] == ["T2", "T1", "T2"]
-    assert data["models_ruled_out"] == ["snapshot-isolation", "serializable", "strict-serializable"]
+    assert data["models_ruled_out"] == ["snapshot-isolation", "strong-session-snapshot-isolation",
+                                        "strong-snapshot-isolation", "serializable",
+                                        "strong-session-serializable", "strict-serializable"]
+    assert "ruled out: snapshot-isolation, and 5 stronger models" in text
 
 
 def test_dot_for_each_example_cycle():

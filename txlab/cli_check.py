@@ -36,7 +36,9 @@ Exit codes:
 @click.argument("history_file", metavar="HISTORY", type=click.Path(dir_okay=False))
 @click.option("--model", "-m", metavar="MODEL",
               help="read-uncommitted | read-committed | snapshot-isolation | serializable | "
-                   "strict-serializable (default: what the history's isolation level provides).")
+                   "strict-serializable, or Elle's strong-session-X and strong-X (`txlab "
+                   "explain strong-session`). Default: what the history's isolation level "
+                   "provides; for an Elle history, strict-serializable (Elle's default).")
 @click.option("--isolation", "-i", metavar="LEVEL",
               help="A PostgreSQL level, judged by the model it provides: READ COMMITTED -> "
                    "read-committed, REPEATABLE READ -> snapshot-isolation, SERIALIZABLE -> "
@@ -54,10 +56,11 @@ Exit codes:
                 type=click.FloatRange(min=0, min_open=True),
                 help="Cycle search time per strongly connected component; past it: unknown.")
 @click.option("--process/--no-process", default=None,
-              help="Add process edges (find -process cycles); default: only for strict-serializable.")
+              help="Add process edges (find -process cycles); default: only for a model that "
+                   "forbids them (strict-serializable, strong-*).")
 @click.option("--realtime/--no-realtime", default=None,
-              help="Add realtime edges (find -realtime cycles); default: only for "
-                   "strict-serializable.")
+              help="Add realtime edges (find -realtime cycles); default: only for a model "
+                   "that forbids them (strict-serializable, strong-X).")
 @click.option("--wfr-keys/--no-wfr-keys", default=True, show_default=True,
               help="Elle rw-register: within a transaction, writes follow reads (a read of a "
                    "then a write of b orders a before b). Elle's default is off.")

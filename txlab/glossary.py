@@ -411,7 +411,9 @@ def _variants() -> tuple[Entry, ...]:
             out.append(_e(
                 a.name, "anomaly", f"{b.title}, counting {suffix} order",
                 f"Like {name} ({b.title}), but {_VARIANT_WHY[suffix]} (Elle). Only looked "
-                "for with the strict-serializable model (`txlab check -m strict-serializable`).",
+                "for with the strict-serializable model (`txlab check -m strict-serializable`), "
+                f"Elle's strong{'-session' if suffix == 'process' else ''} models, or "
+                f"`--{suffix}`.",
                 "Strict serializability also demands that the serial order respect real time "
                 "and each session's own order; plain serializability does not.",
                 b.fix, (f"{_SEE_CHECK} -m strict-serializable",), (), (name, "strict-serializable")))
@@ -489,7 +491,20 @@ MODELS = (
        """Serializable, and the serial order must respect real time and each worker's
        own order: finds the -process and -realtime cycle variants.""",
        show=("txlab check HISTORY -m strict-serializable",),
-       aliases=("strict serializable", "linearizable"), see=("model",)),
+       aliases=("strict serializable", "linearizable", "strong-serializable"), see=("model",)),
+    _e("strong-session models", "model", "Elle's strong-session and strong models",
+       """Elle's models that add an order to a weaker one. strong-session-X (X =
+       read-uncommitted, read-committed, snapshot-isolation, serializable): X, and the
+       order respects each session's (worker's) own order, so the -process cycles of
+       what X forbids are forbidden. strong-X (read-uncommitted, read-committed,
+       snapshot-isolation): the same through real time, so the -realtime cycles too.
+       The checker adds process (and realtime) edges for them.""",
+       show=("txlab check HISTORY -m strong-session-snapshot-isolation",),
+       aliases=("strong-session-snapshot-isolation", "strong-session-serializable",
+                "strong-snapshot-isolation", "strong-session-read-committed",
+                "strong-read-committed", "strong-session-read-uncommitted",
+                "strong-read-uncommitted", "strong session"),
+       see=("model", "strict-serializable")),
     _e("read-uncommitted (model)", "model", "the read-uncommitted model (Adya PL-1)",
        """The weakest model the checker knows: only write cycles (G0) and broken version
        chains are forbidden.""",
@@ -537,9 +552,10 @@ JARGON = (
        """The checker judges a history against a formal model (read-committed,
        snapshot-isolation, serializable ...), chosen from the run's isolation level:
        READ COMMITTED -> read-committed, REPEATABLE READ -> snapshot-isolation,
-       SERIALIZABLE -> serializable. The model lists which anomalies are forbidden.""",
+       SERIALIZABLE -> serializable (an Elle history, which names no level: Elle's
+       default, strict-serializable). The model lists which anomalies are forbidden.""",
        show=("txlab check HISTORY -m serializable",),
-       see=("valid", "snapshot-isolation", "strict-serializable")),
+       see=("valid", "snapshot-isolation", "strict-serializable", "strong-session models")),
     _e("valid", "report term", "the checker's verdict: valid / invalid / unknown",
        """valid: no anomaly that the model forbids was found (allowed ones may be
        there). invalid: a forbidden one was found. unknown: a cycle search ran out of

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from txlab.checker import components, cycles, explain, graph, infer, models, versions
-from txlab.checker.loading import FAIL, INFO, OK, HistoryFormatError, Txns, load
+from txlab.checker.loading import FAIL, INFO, OK, TXLAB, HistoryFormatError, Txns, load
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
 
@@ -42,13 +42,16 @@ class Result:
 
 
 def _default_model(tx: Txns) -> tuple[str, str | None]:
+    """The model a history is judged by when none is given: what its recorded isolation
+    level provides; else, for an Elle history, Elle's own default (strict-serializable);
+    else serializable."""
     level = tx.meta.get("isolation")
     if level:
         try:
             return models.model_for_isolation(level), level
         except ValueError:
             pass
-    return "serializable", level
+    return ("serializable" if tx.format == TXLAB else "strict-serializable"), level
 
 
 def check(history, model: str | None = None, *, isolation: str | None = None,
@@ -59,12 +62,13 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
     """Check a history (path, txlab History, list of Elle ops, or Txns) against a model.
 
     model: one of models.MODELS; or isolation: a PostgreSQL level, mapped to the
-    model it provides; neither: the history's own isolation level, else serializable.
+    model it provides; neither: the history's own isolation level, else (Elle's
+    formats) Elle's default strict-serializable, else serializable.
     time_limit: seconds of cycle search per strongly connected component.
     process / realtime: add process / realtime edges, and so look for -process /
-    -realtime cycles; by default only when the model is strict-serializable, the
-    one model that forbids those (Elle does the same; realtime costs n x workers
-    edges, and at weaker levels the variants only repeat the plain anomalies).
+    -realtime cycles; by default only when the model forbids those (the strong and
+    strict models; Elle does the same: realtime costs n x workers edges, and where
+    they are allowed the variants only repeat the plain anomalies).
     graphs: also describe the cyclic components' dependency graphs, small enough
     to draw (components.describe; the result's `components`).
     wfr_keys / sequential_keys / linearizable_keys: how an Elle rw-register history's
@@ -98,9 +102,9 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
         model, level = models.model_for_isolation(isolation), isolation
     else:
         model, level = _default_model(tx)
-    strict = model == "strict-serializable"
-    process = strict if process is None else process
-    realtime = strict if realtime is None else realtime
+    needs_process, needs_realtime = models.edges_needed(model)
+    process = needs_process if process is None else process
+    realtime = needs_realtime if realtime is None else realtime
     t_load = time.perf_counter()
     idx = versions.build(tx, opts)
     adj, found = infer.build(tx, idx, process, realtime)

@@ -116,14 +116,43 @@ class Model(NamedTuple):
     forbids: frozenset
 
 
+def _also(kinds: set, *suffixes: str) -> set:
+    """Each kind and its variants with these suffixes: G0 -> G0, G0-process ..."""
+    return set(kinds) | {f"{k}-{s}" for k in kinds for s in suffixes}
+
+
+# Elle's strong models ask that the order also respect each session (strong-session:
+# process edges) or real time (strong: realtime edges; a process's order is real-time
+# order too). As in Elle (elle.consistency-model), each forbids its base model's cycles
+# through those edges: PL-1 G0, PL-2 G1 (G0, G1c), SI G-nonadjacent (and G-single, which
+# implies it), serializable G2 (every rw cycle).
+_PL1_CYCLES = {"G0"}
+_PL2_CYCLES = _PL1_CYCLES | {"G1c"}
+_SI_CYCLES = _PL2_CYCLES | {"G-single", "G-nonadjacent"}
+
 # Weakest first. A broken version chain or a garbage read is forbidden everywhere:
 # the database or the harness lost track of what it wrote.
 MODELS: dict[str, Model] = {m.name: m for m in (
     Model("read-uncommitted", "Adya PL-1: no write cycles", frozenset(_EVERYWHERE | {"G0"})),
+    Model("strong-session-read-uncommitted", "read-uncommitted, and no write cycle through "
+          "a session's own order (Elle)", frozenset(_EVERYWHERE | _also(_PL1_CYCLES, "process"))),
+    Model("strong-read-uncommitted", "read-uncommitted, and no write cycle through real "
+          "time (Elle)", frozenset(_EVERYWHERE | _also(_PL1_CYCLES, "process", "realtime"))),
     Model("read-committed", "Adya PL-2: no dirty reads or writes", frozenset(_RC)),
+    Model("strong-session-read-committed", "read-committed, and no G0/G1c cycle through a "
+          "session's own order (Elle)", frozenset(_RC | _also(_PL2_CYCLES, "process"))),
+    Model("strong-read-committed", "read-committed, and no G0/G1c cycle through real time "
+          "(Elle)", frozenset(_RC | _also(_PL2_CYCLES, "process", "realtime"))),
     Model("snapshot-isolation", "Adya PL-SI / Elle: read a snapshot, first committer wins",
           frozenset(_SI)),
+    Model("strong-session-snapshot-isolation", "snapshot isolation, and each session reads "
+          "its own earlier writes (Elle)", frozenset(_SI | _also(_SI_CYCLES, "process"))),
+    Model("strong-snapshot-isolation", "snapshot isolation, and every snapshot includes "
+          "what completed before (Elle)", frozenset(_SI | _also(_SI_CYCLES, "process",
+                                                                   "realtime"))),
     Model("serializable", "Adya PL-3: equivalent to some serial order", frozenset(_SER)),
+    Model("strong-session-serializable", "serializable, and the order respects each "
+          "session's own order (Elle)", frozenset(_SER | _also(set(BASE_CYCLES), "process"))),
     Model("strict-serializable", "serializable, and the order respects real time and sessions",
           frozenset(_STRICT)),
 )}
@@ -137,7 +166,14 @@ POSTGRES_LEVELS = {
     "serializable": "serializable",
 }
 _ALIASES = {"ru": "read-uncommitted", "rc": "read-committed", "rr": "repeatable-read",
-            "ser": "serializable", "si": "snapshot-isolation"}
+            "ser": "serializable", "si": "snapshot-isolation",
+            # Elle's other names for the same models
+            "strong-serializable": "strict-serializable", "pl-1": "read-uncommitted",
+            "pl-2": "read-committed", "pl-si": "snapshot-isolation", "pl-3": "serializable",
+            "conflict-serializable": "serializable", "pl-ss": "strict-serializable",
+            "strong-session-pl-1": "strong-session-read-uncommitted",
+            "strong-session-pl-2": "strong-session-read-committed",
+            "strong-pl-1": "strong-read-uncommitted", "strong-pl-2": "strong-read-committed"}
 
 
 def model_for_isolation(level: str) -> str:
@@ -151,11 +187,19 @@ def model_for_isolation(level: str) -> str:
 
 
 def resolve_model(name: str) -> str:
-    key = re.sub(r"[\s_]+", "-", name.strip().lower())
+    """A model's name, or an alias (Elle's spelling too, `:strong-serializable`)."""
+    key = re.sub(r"[\s_]+", "-", name.strip().lstrip(":").lower())
     key = _ALIASES.get(key, key)
     if key in MODELS:
         return key
     raise ValueError(f"unknown model {name!r}; choose one of: " + ", ".join(MODELS))
+
+
+def edges_needed(model: str) -> tuple[bool, bool]:
+    """(process, realtime): the edges a model's forbidden -process / -realtime kinds need."""
+    forbids = MODELS[model].forbids
+    return (any(k.endswith("-process") for k in forbids),
+            any(k.endswith("-realtime") for k in forbids))
 
 
 def status(anomaly: str, model: str) -> str:
@@ -165,3 +209,14 @@ def status(anomaly: str, model: str) -> str:
 def ruled_out(found: set[str]) -> list[str]:
     """The models that forbid at least one anomaly found."""
     return [m.name for m in MODELS.values() if m.forbids & found]
+
+
+def ruled_out_text(names: list[str]) -> str:
+    """ruled_out's list for people: its weakest models, since every model stronger than
+    a ruled-out one (forbidding all it forbids) is ruled out too."""
+    sets = {n: MODELS[n].forbids for n in names if n in MODELS}
+    weakest = [n for n in names if not any(o != n and sets.get(o, ()) < sets.get(n, ())
+                                           for o in sets)]
+    rest = len(names) - len(weakest)
+    return ", ".join(weakest) + (f", and {rest} stronger model{'s' if rest > 1 else ''}"
+                                 if rest else "")

@@ -64,7 +64,8 @@ def _text(d: dict, t) -> str:
                       Text(term_mod.wrapped(ex["text"], t, hang=4))]
     parts.append("")
     if d["models_ruled_out"]:
-        parts.append(Text(term_mod.wrapped(f"ruled out: {', '.join(d['models_ruled_out'])}", t)))
+        parts.append(Text(term_mod.wrapped(
+            f"ruled out: {models.ruled_out_text(d['models_ruled_out'])}", t)))
     st = d["stats"]
     parts.append(Text(term_mod.wrapped(
         f"checked in {st['seconds']['total']:.2f} s ({st['edges']} edges, {st['components']} "

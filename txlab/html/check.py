@@ -95,7 +95,7 @@ def render(data: dict) -> str:
     if c.get("unknown"):
         notes.append(f"search timed out for: {', '.join(c['unknown'])} (raise --time-limit)")
     if c.get("models_ruled_out"):
-        notes.append(f"ruled out: {', '.join(c['models_ruled_out'])}")
+        notes.append(f"ruled out: {models.ruled_out_text(c['models_ruled_out'])}")
     s = c["stats"]
     notes.append(f"checked in {s['seconds']['total']} s ({s['edges']} edges, {s['components']} "
                  f"cyclic components, largest {s['largest_component']})")
