@@ -127,3 +127,27 @@ def test_the_cli_takes_a_strong_model_and_exits_1(tmp_path):
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["check", str(p), "-m", "strong-sessions"])
     assert res.exit_code == 2 and "strong-session-serializable" in res.output
+
+
+def test_an_edn_history_in_one_vector_is_read_as_elles_tests_write_it(tmp_path):
+    p = tmp_path / "h.edn"
+    p.write_text("[{:process 0, :type :ok, :value [[:append :x 1]]}\n"
+                 " {:process 1, :type :ok, :value [[:append :x 2]]}\n"
+                 " {:process 2, :type :ok, :value [[:r :x [2 1]] [:r :y nil]]}]\n")
+    r = checker.check(p, "serializable")
+    assert r.history["transactions"] == 3 and r.history["format"] == "list-append"
+    assert r.verdict == "valid"
+    p.write_text("[{:process 0, :type :ok, :value [[:append :x 1]]}\n")  # never closed
+    res = CliRunner().invoke(cli, ["check", str(p)])
+    assert res.exit_code == 2 and "never closed" in res.output
+
+
+def test_explanations_write_elles_keys_and_values_in_elles_notation():
+    h = serial((0, [["append", "ring", 0], ["append", ":anti", ":first"],
+                    ["append", (":anti", 1), 0]]),
+               (1, [["r", (":anti", 1), [0]], ["r", ":anti", None]]),
+               (2, [["r", ":anti", [":first"]]]))
+    text = checker.check(h, "serializable").anomalies["G-single"]["examples"][0]["text"]
+    assert "read [:anti 1] ending in the element 0" in text
+    assert "appended the next element :first" in text
+    assert "(':anti', 1)" not in text and "':first'" not in text

@@ -25,8 +25,18 @@ def _v(tx: Txns, v) -> str:
     if tx.format == TXLAB:
         return f"v{v}"
     if tx.format == APPEND:
-        return "the empty list" if v is None else f"the element {v!r}"
-    return "the initial nil" if v is None else repr(v)
+        return "the empty list" if v is None else f"the element {edn(v)}"
+    return "the initial nil" if v is None else edn(v)
+
+
+def _key(tx: Txns, k) -> str:
+    """A key in a sentence: as named (x, :x), a vector key in Elle's notation ([:anti 1])."""
+    return k if isinstance(k, str) else str(k) if tx.format == TXLAB else edn(k)
+
+
+def _show(tx: Txns, x) -> str:
+    """A value in a sentence: Python's notation for txlab's values, Elle's for Elle's."""
+    return repr(x) if tx.format == TXLAB else edn(x)
 
 
 def _op_text(tx: Txns, op) -> str:
@@ -127,6 +137,7 @@ def _nexts(idx: Index, k, v) -> tuple:
 def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
     """Why a < b: the data behind one edge, and the sentence that says it."""
     A, B = tname(tx, a), tname(tx, b)
+    K, S = (lambda k: _key(tx, k)), (lambda x: _show(tx, x))  # keys, values
     if bit == WW:
         final = {}
         for op in tx.ops[a]:
@@ -139,11 +150,12 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
             if b in _nexts(idx, k, v):
                 nv = _next_of(tx, idx, b, k, v)
                 if tx.format == APPEND:
-                    s = f"{A} appended {v!r} to {k}, and {B} appended {nv!r} right after it"
+                    s = f"{A} appended {S(v)} to {K(k)}, and {B} appended {S(nv)} right after it"
                 elif tx.format == REGISTER:
-                    s = f"{A} wrote {k} = {v!r}, and {B} overwrote it with {nv!r}"
+                    s = f"{A} wrote {K(k)} = {S(v)}, and {B} overwrote it with {S(nv)}"
                 else:
-                    s = f"{A} installed {k} {_v(tx, v)}, and {B} installed the next version {_v(tx, nv)}"
+                    s = (f"{A} installed {K(k)} {_v(tx, v)}, and {B} installed the next "
+                         f"version {_v(tx, nv)}")
                 return {"edge": "ww", "key": k, "version": v, "next": nv, "because": s}
     if bit == WR:
         for op in tx.ops[b]:
@@ -154,11 +166,11 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
                           "wrote it" if tx.format == REGISTER else "installed it")
                     what = "the initial version" if a == 0 else f"and {A} {by}"
                     if tx.format == APPEND:
-                        s = f"{B} read {k} ending in {_v(tx, v)}, {what}"
+                        s = f"{B} read {K(k)} ending in {_v(tx, v)}, {what}"
                     elif tx.format == REGISTER:
-                        s = f"{B} read {k} = {v!r}, {what}"
+                        s = f"{B} read {K(k)} = {S(v)}, {what}"
                     else:
-                        s = f"{B} read {k} at {_v(tx, v)}, {what}"
+                        s = f"{B} read {K(k)} at {_v(tx, v)}, {what}"
                     return {"edge": "wr", "key": k, "version": v, "because": s}
     if bit in (RW, PRW):
         reads = []
@@ -174,11 +186,12 @@ def edge_reason(tx: Txns, idx: Index, a: int, b: int, bit: int) -> dict:
         for k, v, pred in reads:
             if b in _nexts(idx, k, v):
                 nv = _next_of(tx, idx, b, k, v)
-                how = f"{A}'s predicate read `{pred}` returned {k}" if pred else f"{A} read {k}"
+                how = (f"{A}'s predicate read `{pred}` returned {K(k)}" if pred
+                       else f"{A} read {K(k)}")
                 if tx.format == APPEND:
-                    s = f"{how} ending in {_v(tx, v)}, and {B} appended the next element {nv!r}"
+                    s = f"{how} ending in {_v(tx, v)}, and {B} appended the next element {S(nv)}"
                 elif tx.format == REGISTER:
-                    s = f"{how} = {v!r}, and {B} overwrote it with {nv!r}"
+                    s = f"{how} = {S(v)}, and {B} overwrote it with {S(nv)}"
                 else:
                     s = f"{how} at {_v(tx, v)}, and {B} installed the next version {_v(tx, nv)}"
                 d = {"edge": "rw", "key": k, "version": v, "next": nv, "because": s}
@@ -249,52 +262,53 @@ def cycle_dot(ex: dict, tx_cycle: list | None = None) -> str:
 def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> dict:
     """One non-cycle anomaly as data with a sentence."""
     T = lambda i: tname(tx, i)  # noqa: E731
+    K, S = (lambda k: _key(tx, k)), (lambda x: _show(tx, x))  # keys, values
     txns: list[int] = []
     if kind == "G1a":
         r, w = data["reader"], data["writer"]
         txns = [r, w]
-        s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])}, which {T(w)} wrote, "
+        s = (f"{T(r)} read {K(data['key'])} at {_v(tx, data['version'])}, which {T(w)} wrote, "
              f"but {T(w)} failed (it had no effect)")
     elif kind == "G1b":
         r, w = data["reader"], data["writer"]
         txns = [r, w]
-        s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])}, an intermediate version: "
+        s = (f"{T(r)} read {K(data['key'])} at {_v(tx, data['version'])}, an intermediate version: "
              f"{T(w)} overwrote it before committing")
     elif kind == "garbage-read" and "writer" not in data:  # Elle formats
         txns = [data["reader"]]
         what = "an element" if tx.format == APPEND else "a value"
-        s = (f"{T(data['reader'])} read {data['key']} = {data['value']!r}, {what} that no "
+        s = (f"{T(data['reader'])} read {K(data['key'])} = {S(data['value'])}, {what} that no "
              "transaction wrote")
     elif kind == "garbage-read":
         r, w = data["reader"], data["writer"]
         txns = [r, w]
         by = "the initial state has" if w == 0 else f"{T(w)} installed"
-        s = (f"{T(r)} read {data['key']} at {_v(tx, data['version'])} = {data['value']!r}, but "
-             f"{by} {_v(tx, data['version'])} = {data['installed']!r}, and no transaction "
-             f"wrote {data['value']!r} there: a value nobody wrote")
+        s = (f"{T(r)} read {K(data['key'])} at {_v(tx, data['version'])} = {S(data['value'])}, but "
+             f"{by} {_v(tx, data['version'])} = {S(data['installed'])}, and no transaction "
+             f"wrote {S(data['value'])} there: a value nobody wrote")
     elif kind == "future-read":
         txns = [data["txn"]]
-        s = (f"{T(data['txn'])} read {data['key']} showing {data['element']!r} (at "
+        s = (f"{T(data['txn'])} read {K(data['key'])} showing {S(data['element'])} (at "
              f"{_v(tx, data['element'])}), which it writes itself only later")
     elif kind == "dirty-update":
         a, b = data["txns"]
         txns = [a, b]
-        s = (f"{T(a)} failed, yet its append to {data['key']} was followed by {T(b)}'s, "
-             f"which committed: {data['key']} went through {data['values']!r}")
+        s = (f"{T(a)} failed, yet its append to {K(data['key'])} was followed by {T(b)}'s, "
+             f"which committed: {K(data['key'])} went through {S(data['values'])}")
     elif kind == "internal":
         txns = [data["txn"]]
         if tx.format == TXLAB:
-            s = (f"{T(data['txn'])} read {data['key']} at {_v(tx, data['actual'])} = "
-                 f"{data['actual_value']!r} although it had itself installed "
-                 f"{_v(tx, data['expected'])} = {data['expected_value']!r}")
+            s = (f"{T(data['txn'])} read {K(data['key'])} at {_v(tx, data['actual'])} = "
+                 f"{S(data['actual_value'])} although it had itself installed "
+                 f"{_v(tx, data['expected'])} = {S(data['expected_value'])}")
         else:
-            s = (f"{T(data['txn'])} read {data['key']} = {data['actual']!r} although its own "
-                 f"earlier operations imply {data['expected']!r}")
+            s = (f"{T(data['txn'])} read {K(data['key'])} = {S(data['actual'])} although its own "
+                 f"earlier operations imply {S(data['expected'])}")
     elif kind == "lost update":
         txns = data["txns"]
         names = ", ".join(T(i) for i in txns[:-1]) + f" and {T(txns[-1])}"
         every = "both" if len(txns) == 2 else "all"
-        s = (f"{names} {every} read {data['key']} at {_v(tx, data['version'])} and {every} "
+        s = (f"{names} {every} read {K(data['key'])} at {_v(tx, data['version'])} and {every} "
              f"wrote it: {data['lost']} committed update{'s' if data['lost'] > 1 else ''} "
              f"overwritten unseen")
     else:
@@ -302,17 +316,17 @@ def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> di
         k = data.get("key")
         names = " and ".join(T(i) for i in txns)
         if kind == "duplicate-versions" and "version" in data:
-            s = f"{names} both installed {k} {_v(tx, data['version'])}"
+            s = f"{names} both installed {K(k)} {_v(tx, data['version'])}"
         elif kind == "cyclic-versions" and "versions" in data and "why" not in data:
-            s = f"the versions of {k} form a cycle: " + " < ".join(map(repr, data["versions"]))
+            s = f"the versions of {K(k)} form a cycle: " + " < ".join(map(S, data["versions"]))
             if data.get("sources"):
                 s += " (inferred from " + ", ".join(data["sources"]) + ")"
         elif kind == "incompatible-order":
             a, b = data["reads"]
-            s = f"{names} read {k} as {a!r} and {b!r}: neither is a prefix of the other"
+            s = f"{names} read {K(k)} as {S(a)} and {S(b)}: neither is a prefix of the other"
         else:
             where = f" {_v(tx, data['version'])}" if "version" in data else ""
-            s = f"{k}{where}: {data.get('why', kind)}"
+            s = f"{K(k)}{where}: {data.get('why', kind)}"
     out = {"kind": kind, "status": status, "because": s,
            "transactions": [txn_data(tx, i) for i in txns],
            "let": [_let(tx, i) for i in txns]}
