@@ -151,3 +151,12 @@ def test_explanations_write_elles_keys_and_values_in_elles_notation():
     assert "read [:anti 1] ending in the element 0" in text
     assert "appended the next element :first" in text
     assert "(':anti', 1)" not in text and "':first'" not in text
+
+
+def test_a_cycle_of_versions_names_the_initial_state_once():
+    # Elle's scc-sort-bug-test: x read as 1 and then as nil by one process (linearizable)
+    h = serial((0, [["r", ":x", 1]]), (0, [["r", ":x", None]]),
+               (0, [["r", ":x", 4], ["w", ":x", 3]]), (0, [["w", ":x", 4]]))
+    r = checker.check(h, "strict-serializable", linearizable_keys=True, garbage_reads=False)
+    text = r.anomalies["cyclic-versions"]["examples"][0]["text"]
+    assert text.count("T0 = ") == 1 and "T0 = {the initial state}" in text

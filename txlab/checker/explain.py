@@ -73,7 +73,10 @@ def _let(tx: Txns, i: int) -> str:
     if "process" in d:
         head += f", {'worker' if tx.format == TXLAB else ':process'} {d['process']}"
     if i == 0:
-        return f"{d['name']} = {{the initial state: {', '.join(d['ops'][:4])}{' ...' if len(d['ops']) > 4 else ''}}}"
+        if not d["ops"]:
+            return f"{d['name']} = {{the initial state}}"
+        more = " ..." if len(d["ops"]) > 4 else ""
+        return f"{d['name']} = {{the initial state: {', '.join(map(str, d['ops'][:4]))}{more}}}"
     ops = ", ".join(d["ops"]) if tx.format == TXLAB else edn(d["ops"], keyword_first=True)
     return f"{d['name']} = {{{head}, {d['outcome']}: {ops}}}"
 
@@ -327,6 +330,7 @@ def finding_data(tx: Txns, idx: Index, kind: str, status: str, data: dict) -> di
         else:
             where = f" {_v(tx, data['version'])}" if "version" in data else ""
             s = f"{K(k)}{where}: {data.get('why', kind)}"
+    txns = list(dict.fromkeys(txns))  # a cycle of versions may name one transaction twice
     out = {"kind": kind, "status": status, "because": s,
            "transactions": [txn_data(tx, i) for i in txns],
            "let": [_let(tx, i) for i in txns]}
