@@ -11,8 +11,9 @@ import sys
 import tempfile
 
 
-def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120):
-    """Run txlab with stdin, stdout and stderr on a pseudo-terminal `columns` wide."""
+def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120, stdout=None):
+    """Run txlab with stdin, stdout and stderr on a pseudo-terminal `columns` wide
+    (stdout: an open file instead, for `txlab ... > file` with stderr still the terminal)."""
     import fcntl
     import struct
     import termios
@@ -24,7 +25,8 @@ def on_pty(args, env_extra=None, columns=80, stdin_data=None, timeout=120):
     # never the user's ~/.cache/txlab: a fresh TXLAB_HOME unless the test gives one
     home = tempfile.mkdtemp(prefix="txpty")
     env.update({"TERM": "xterm-256color", "TXLAB_HOME": home, **(env_extra or {})})
-    proc = subprocess.Popen([sys.executable, "-m", "txlab", *args], stdin=slave, stdout=slave,
+    proc = subprocess.Popen([sys.executable, "-m", "txlab", *args], stdin=slave,
+                            stdout=slave if stdout is None else stdout,
                             stderr=slave, env=env, close_fds=True)
     os.close(slave)
     if stdin_data is not None:

@@ -7,6 +7,7 @@ either stream is wider. The colour tests run a real txlab in a pseudo-terminal.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -180,6 +181,32 @@ def test_colour_on_a_terminal_and_never_otherwise(pg_dsn, schema, tmp_path):
     assert rc == 0 and "ANOMALY" in out and "\x1b[" not in out
 
 
+def test_live_progress_line_fits_standard_errors_terminal(pg_dsn, schema, tmp_path):
+    """`txlab run ... > file` in a 60-column terminal: the live line goes to standard
+    error, a terminal, and is measured there (not on standard output, a file, nor by
+    COLUMNS), so every rewrite fits in 59 columns and never wraps into a pile of lines."""
+    args = ["run", "bank-transfer", "-i", "ser", "-d", "2", "-p", "accounts=3", "--retries", "3",
+            "--dsn", pg_dsn, "--schema", schema]
+    for env in ({}, {"COLUMNS": "200"}):
+        with open(tmp_path / "report.txt", "w") as report:
+            rc, err = _on_pty(args, env, columns=60, stdout=report)
+        assert rc == 0, err
+        assert "Invariants" in (tmp_path / "report.txt").read_text()
+        rewrites = [_strip(s) for line in err.split("\n") for s in line.split("\r")]
+        ticks = [s for s in rewrites if " s  committed " in s]
+        assert len(ticks) > 3, err  # the live line was there, rewritten
+        assert max(len(s) for s in rewrites) < 60, (env, [s for s in rewrites if len(s) >= 60])
+        # whole parts only, never cut inside one: "aborted 1,6" would read as a count
+        for tick in ticks:
+            for part in tick.strip().split("  "):
+                assert _PART.fullmatch(part), (part, tick)
+
+
+_PART = re.compile(r"[\d.]+ s|committed [\d,]+ \([\d,]+ tps\)|(aborted|unknown|declined) [\d,]+"
+                   r"|ETA [\d:]+|RECONNECTING \(\d+ workers\)"
+                   r"|aborts by cause: [\w-]+ [\d,]+(, [\w-]+ [\d,]+)*(, \+\d+ more)?")
+
+
 def _coloured(word: str) -> str:
     """WORD as the terminal view writes it: in its style, e.g. bold red VIOLATED."""
     styled = term.to_text(term.word(word), term.Term(80, True, True)).strip()
@@ -188,8 +215,6 @@ def _coloured(word: str) -> str:
 
 
 def _strip(text: str) -> str:
-    import re
-
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
 
 

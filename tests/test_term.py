@@ -20,6 +20,12 @@ def test_width_from_columns_else_80_when_not_a_terminal():
     assert term.detect(io.StringIO(), env={"COLUMNS": "junk"}).width == 80
 
 
+def test_columns_is_the_streams_own_width_unclamped():
+    assert term.columns(io.StringIO(), env={"COLUMNS": "30"}) == 30  # the progress line's
+    assert term.detect(io.StringIO(), env={"COLUMNS": "30"}).width == term.MIN_WIDTH
+    assert term.columns(io.StringIO(), env={}) == 80
+
+
 def test_colour_only_on_a_terminal_without_no_color():
     assert term.detect(_Tty(), env={}).color
     assert not term.detect(io.StringIO(), env={}).color

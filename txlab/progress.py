@@ -1,6 +1,8 @@
 """The progress line of `txlab run`: renders the runner's `Snapshot`s to standard error.
 
-On a terminal, one live line rewritten in place a few times a second; with
+On a terminal, one live line rewritten in place a few times a second, as many
+of its parts as fit in that terminal's width (standard error's, also when
+standard output is redirected); with
 --progress-interval-s SECONDS, a plain line every SECONDS (as pgbench -P), which is
 what a log file or CI output wants. Never anything on standard output.
 """
@@ -8,9 +10,9 @@ what a log file or CI output wants. Never anything on standard output.
 from __future__ import annotations
 
 import math
-import shutil
 from collections import deque
 
+from txlab import term
 from txlab.runner import Snapshot
 from txlab.settings import RunSettings
 
@@ -26,10 +28,22 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02}:{s:02}" if h else f"{m}:{s:02}"
 
 
-def format_line(snap: Snapshot, tps: float) -> str:
-    """One line, most important first (a terminal cuts it at its width): elapsed,
-    committed and rate, aborted, unknown, reconnecting, ETA, declined, then the
-    aborts by cause."""
+def format_line(snap: Snapshot, tps: float, width: int | None = None) -> str:
+    """One line, most important first: elapsed, committed and rate, aborted, unknown,
+    reconnecting, ETA, declined, then the aborts by cause. With `width`, only the
+    leading parts that fit in it, each whole (a count cut short reads as another)."""
+    parts = _parts(snap, tps)
+    if width is None:
+        return "  ".join(parts)
+    line = parts[0][:width]
+    for part in parts[1:]:
+        if len(line) + 2 + len(part) > width:
+            break
+        line += "  " + part
+    return line
+
+
+def _parts(snap: Snapshot, tps: float) -> list[str]:
     parts = [f"{snap.elapsed_s:6.1f} s", f"committed {_count(snap.committed)} ({tps:,.0f} tps)",
              f"aborted {_count(snap.aborted_total)}"]
     if snap.unknown:
@@ -45,7 +59,7 @@ def format_line(snap: Snapshot, tps: float) -> str:
         shown = ", ".join(f"{cause} {_count(n)}" for cause, n in causes[:4])
         more = f", +{len(causes) - 4} more" if len(causes) > 4 else ""
         parts.append(f"aborts by cause: {shown}{more}")
-    return "  ".join(parts)
+    return parts
 
 
 class Printer:
@@ -81,9 +95,11 @@ class Printer:
 
     def __call__(self, snap: Snapshot) -> None:
         if self.live:
-            text = format_line(snap, self._rate(snap, self.WINDOW_S))
-            width = shutil.get_terminal_size((80, 24)).columns
-            self.stream.write("\r\033[K" + text[: max(10, width - 1)])
+            # measured on every line (the window may be resized), on the stream the line
+            # goes to: standard error, whatever standard output is (`txlab run > file`);
+            # one column short of the width, so the line never wraps and never piles up
+            width = term.columns(self.stream) - 1
+            self.stream.write("\r\033[K" + format_line(snap, self._rate(snap, self.WINDOW_S), width))
             self.stream.flush()
             self.shown = True
         elif self.interval_s is not None and snap.elapsed_s >= self.next_due:

@@ -79,9 +79,11 @@ def _isatty(stream) -> bool:
         return False
 
 
-def detect(stream=None, *, no_color: bool = False, env: Mapping[str, str] | None = None) -> Term:
-    """What `stream` (default stdout) can show."""
-    stream = sys.stdout if stream is None else stream
+def columns(stream, env: Mapping[str, str] | None = None) -> int:
+    """How wide `stream` itself is: its terminal's width when it is one (whatever
+    COLUMNS says, and whether or not standard output is redirected), else COLUMNS,
+    else 80. Not clamped to MIN_WIDTH: a line that must never wrap (the live
+    progress line) needs the real width."""
     env = os.environ if env is None else env
     tty = _isatty(stream)
     width = 0
@@ -97,8 +99,16 @@ def detect(stream=None, *, no_color: bool = False, env: Mapping[str, str] | None
             width = 0
     if width <= 0:
         width = DEFAULT_WIDTH if not tty else shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return width
+
+
+def detect(stream=None, *, no_color: bool = False, env: Mapping[str, str] | None = None) -> Term:
+    """What `stream` (default stdout) can show."""
+    stream = sys.stdout if stream is None else stream
+    env = os.environ if env is None else env
+    tty = _isatty(stream)
     color = tty and not no_color and "NO_COLOR" not in env and env.get("TERM") != "dumb"
-    return Term(max(MIN_WIDTH, width), color, tty)
+    return Term(max(MIN_WIDTH, columns(stream, env)), color, tty)
 
 
 def plain(width: int = DEFAULT_WIDTH) -> Term:
