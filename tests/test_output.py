@@ -7,6 +7,7 @@ either stream is wider. The colour tests run a real txlab in a pseudo-terminal.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -108,6 +109,49 @@ def test_matrix_and_acid_fit(at, width):
     r = at(width, "acid")
     assert r.exit_code == 0 and "Skipped" in r.stdout
     _fits(r, width, "acid")
+
+
+def _commands(cmd=cli, path=()):
+    """Every command and subcommand of the click group, as its argv."""
+    import click
+
+    yield list(path)
+    for name, sub in sorted(getattr(cmd, "commands", {}).items()) if isinstance(cmd, click.Group) else ():
+        yield from _commands(sub, (*path, name))
+
+
+@pytest.mark.parametrize("width", (60, 40))
+def test_every_help_fits_narrow_terminals(width):
+    """`--help` at 60 and 40 columns: the pre-formatted blocks (exit codes, acid's parts,
+    demo's examples) wrap too, their continuation lines under the description column."""
+    argvs = list(_commands())
+    assert ["server", "start"] in argvs and ["acid"] in argvs and len(argvs) > 12
+    for argv in argvs:
+        r = CliRunner().invoke(cli, [*argv, "--help"], env={"COLUMNS": str(width)})
+        assert r.exit_code == 0, (argv, r.output)
+        assert _widest(r.stdout) <= width, f"txlab {' '.join(argv)} --help:\n{r.stdout}"
+    for argv, first, column in ((["--help"], "    1    an invariant", 9),
+                                (["acid", "-h"], "  atomicity    a transfer", 15)):
+        lines = CliRunner().invoke(cli, argv, env={"COLUMNS": str(width)}).stdout.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith(first))
+        hanging = lines[at + 1]  # the entry's next line, under its description
+        assert hanging.startswith(" " * column) and hanging[column] != " ", lines[at:at + 3]
+    demo = CliRunner().invoke(cli, ["demo", "-h"], env={"COLUMNS": str(width)}).stdout
+    assert "\n    txlab demo --show p4 > my.spec\n        (a built-in spec to copy)\n" in demo
+    # the real command, not only the test runner: COLUMNS reaches the help's width
+    real = subprocess.run([sys.executable, "-m", "txlab", "matrix", "--help"], capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": str(width)})
+    assert real.returncode == 0 and _widest(real.stdout) <= width, real.stdout
+
+
+def test_help_blocks_stay_as_written_when_they_fit():
+    for width in (80, 200):
+        out = CliRunner().invoke(cli, ["--help"], env={"COLUMNS": str(width)}).stdout
+        assert "\n    1    an invariant was violated, or an anomaly the level forbids occurred\n" in out
+        assert "\n    130  interrupted (Ctrl-C, SIGTERM or SIGHUP); the partial report is\n" \
+               "         still printed\n" in out
+        demo = CliRunner().invoke(cli, ["demo", "-h"], env={"COLUMNS": str(width)}).stdout
+        assert "\n    txlab demo --show p4 > my.spec       (a built-in spec to copy)\n" in demo
 
 
 ERRORS = [

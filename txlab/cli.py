@@ -15,7 +15,7 @@ import sys
 import click
 import psycopg2
 
-from txlab import __version__, db, errors, html, names, paths, report, server, signals
+from txlab import __version__, cli_help, db, errors, html, names, paths, report, server, signals
 from txlab import cli_types as bounded
 from txlab import dsn as dsns
 from txlab import scenario as scenarios
@@ -56,10 +56,13 @@ def _err(message: str, label: str | None = None) -> None:
 
 class Group(click.Group):
     """Turns txlab's errors into a message and an exit code, never a traceback;
-    gives every command -h and --no-color; wraps usage errors to the width.
+    gives every command -h, --no-color and help that fits the width (txlab.cli_help);
+    wraps usage errors to the width.
 
     SIGTERM and SIGHUP take Ctrl-C's path (txlab.signals), for every command.
     """
+
+    context_class = cli_help.Context
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -78,7 +81,7 @@ class Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def add_command(self, cmd, name=None):
-        _give_no_color(cmd)
+        _give_common(cmd)
         super().add_command(cmd, name)
 
     def invoke(self, ctx):
@@ -130,15 +133,17 @@ def _os_error(exc: OSError) -> str:
     return str(exc)
 
 
-def _give_no_color(cmd: click.Command) -> None:
+def _give_common(cmd: click.Command) -> None:
     """Every command (and subcommand) takes --no-color and -h, as the group does (its own
-    context settings, so -h works however the command's context is made)."""
+    context settings, so -h works however the command's context is made), and formats
+    its help with txlab.cli_help."""
     if not any(p.name == "no_color" for p in cmd.params):
         cmd.params.append(no_color_param())
     for name, value in CONTEXT.items():
         cmd.context_settings.setdefault(name, value)
+    cmd.context_class = cli_help.Context
     for sub in getattr(cmd, "commands", {}).values():
-        _give_no_color(sub)
+        _give_common(sub)
 
 
 @click.group(cls=Group, epilog=EXIT_CODES_HELP, context_settings=CONTEXT)
@@ -160,7 +165,7 @@ def cli():
     """
 
 
-_give_no_color(cli)  # --no-color before the command name, too
+_give_common(cli)  # --no-color before the command name, too
 
 
 # ---------------------------------------------------------------- shared options

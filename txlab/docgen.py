@@ -75,8 +75,8 @@ def render() -> str:
              "do not edit by hand.", "", INTRO]
     for path, cmd in _walk(cli, ["txlab"]):
         info_name = " ".join(path)
-        ctx = click.Context(cmd, info_name=info_name, terminal_width=100, max_content_width=100,
-                            **cmd.context_settings)
+        ctx = cmd.context_class(cmd, info_name=info_name, terminal_width=100,
+                                max_content_width=100, **cmd.context_settings)
         parts += [f"## `{info_name}`", "", "```", cmd.get_help(ctx).rstrip(), "```", ""]
     return "\n".join(parts)
 
