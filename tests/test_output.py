@@ -79,6 +79,22 @@ def test_run_reports_fit(at, width, tmp_path):
         assert "invariant " in violated.stdout and " verdict " in violated.stdout
 
 
+@pytest.mark.parametrize("width", (60, 50))
+def test_run_header_keeps_each_param_whole(at, width):
+    """The params cell wraps between its key=value pairs, never inside one (it printed
+    'initial_balance=' / '1000' and 'lock_order=sorte' / 'd' at 60 columns)."""
+    r = at(width, "run", "bank-transfer", "-i", "ser", "-n", "20", "-p", "accounts=3",
+           "--seed", "1")
+    assert r.exit_code == 0, r.output
+    _fits(r, width, "run")
+    header = r.stdout.split("\nRun\n")[1].split("\n\n")[0]
+    words = header.split()
+    for param in ("accounts=3", "initial_balance=1000", "max_amount=100", "lock_order=sorted"):
+        assert param in words, header
+    for key in ("scenario", "strategy", "seed", "isolation", "retries allowed", "params"):
+        assert f"{key}  " in header, header
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_catalogue_commands_fit(at, width):
     r = at(width, "list", db=False)

@@ -70,3 +70,24 @@ def test_tables_wrap_or_stack_and_never_exceed_the_width():
     assert wide.splitlines()[0].split() == heads  # a table, one line per row
     assert len(wide.splitlines()) == 3
     assert all(line == line.rstrip() for line in narrow.splitlines() + wide.splitlines())
+
+
+def test_pairs_wrap_values_between_words():
+    params = "accounts=3 initial_balance=1000 max_amount=100 lock_order=sorted"
+    items = [("scenario", "bank-transfer"), ("server", "PostgreSQL 18.6"), ("strategy", "naive"),
+             ("seed", "1588170028"), ("retries allowed", 0), ("params", params)]
+    for width in (40, 50, 60, 80, 120):
+        t = term.plain(width)
+        text = term.to_text(term.pairs(items, t), t)
+        assert max(len(line) for line in text.splitlines()) <= width, text
+        assert set(params.split()) <= set(text.split()), text  # each pair whole
+        assert {"PostgreSQL", "18.6", "bank-transfer"} <= set(text.split()), text
+        assert "\nretries allowed  0" in "\n" + text, text
+    wide = term.to_text(term.pairs(items, term.plain(120)), term.plain(120))
+    assert len(wide.splitlines()) == 3  # side by side where there is room
+    # a word longer than its column: broken after its '=', not in the middle of a name
+    t = term.plain(40)
+    text = term.to_text(term.pairs([("params", "scenario_path=/srv/classroom/scenarios/"
+                                                "week-three/bank.py")], t), t)
+    assert text.splitlines()[0].rstrip() == "params  scenario_path=", text
+    assert max(len(line) for line in text.splitlines()) <= 40, text

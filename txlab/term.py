@@ -273,28 +273,83 @@ def stacked(headers: Sequence[str], rows: Sequence[Sequence]):
 
 
 def pairs(items: Sequence[tuple[str, object]], term: Term, *, columns: int = 2):
-    """key/value pairs, `columns` pairs side by side when they fit, else one per line."""
+    """key/value pairs, `columns` pairs side by side when they fit, else fewer, down to
+    one per line. Values wrap at their spaces, never inside a word: when the widest
+    value is all that keeps the others from sitting side by side, it gets a line of its
+    own after them; one pair per line, a word longer than the whole line is broken
+    after its first '=' (`key=` / `value`), else folded."""
+    from rich.cells import cell_len
+    from rich.console import Group
+
+    items = [(str(k), v) for k, v in items]
+    if not items:
+        return ""
+    for n in range(min(columns, len(items)), 1, -1):
+        widths = _pair_widths(items, n, term.width)
+        if widths:
+            return _pair_grid(items, n, widths)
+        widest = max(items, key=lambda kv: _natural(kv[1]))
+        rest = [kv for kv in items if kv is not widest]
+        widths = _pair_widths(rest, n, term.width) if len(rest) >= n else None
+        if widths:
+            key = max(widths[0], cell_len(widest[0]))  # its key in the keys' column
+            alone = [key, max(1, term.width - key - COLUMN_GAP)]
+            return Group(_pair_grid(rest, n, widths), _pair_grid([widest], 1, alone))
+    widths = _pair_widths(items, 1, term.width)
+    if widths is None:
+        key = max(cell_len(k) for k, _ in items)
+        widths = [key, max(1, term.width - key - COLUMN_GAP)]
+    return _pair_grid(items, 1, widths)
+
+
+def _natural(value) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in str(cell(value)).splitlines()), default=0)
+
+
+def _pair_rows(items, n: int) -> list[list]:
+    rows = []
+    for i in range(0, len(items), n):
+        chunk = list(items[i:i + n])
+        chunk += [("", "")] * (n - len(chunk))
+        rows.append([x for kv in chunk for x in kv])
+    return rows
+
+
+def _pair_widths(items, n: int, width: int) -> list[int] | None:
+    """Column widths for `items` n pairs a row within `width`: keys whole, values
+    narrowed to their longest word at the least; None when that does not fit."""
+    return _widths(None, _pair_rows(items, n), dict.fromkeys(range(1, 2 * n, 2), 1), width)
+
+
+def _pair_grid(items, n: int, widths: list[int]):
     from rich.table import Table
 
-    def grid(n):
-        g = Table.grid(padding=(0, 2))
-        for _ in range(n):
-            g.add_column(no_wrap=True, style=STYLES["muted"])
-            g.add_column(overflow="fold")
-        for i in range(0, len(items), n):
-            chunk = list(items[i:i + n])
-            chunk += [("", "")] * (n - len(chunk))
-            g.add_row(*(x for k, v in chunk for x in (k, cell(v))))
-        return g
+    g = Table.grid(padding=(0, COLUMN_GAP, 0, 0))
+    for i in range(2 * n):
+        if i % 2:
+            g.add_column(overflow="fold", width=widths[i])
+        else:
+            g.add_column(no_wrap=True, style=STYLES["muted"], width=widths[i])
+    for row in _pair_rows(items, n):
+        g.add_row(*(x if i % 2 == 0 else cell(_break_long(x, widths[i]))
+                    for i, x in enumerate(row)))
+    return g
 
-    from rich.measure import Measurement
 
-    c = console(term)
-    for n in range(columns, 1, -1):
-        g = grid(n)
-        if Measurement.get(c, c.options, g).maximum <= term.width:
-            return g
-    return grid(1)
+def _break_long(value, width: int):
+    """`value` with each word longer than `width` broken after its first '=' (rich
+    Text is left as it is; what still does not fit is folded by the table)."""
+    from rich.text import Text
+
+    if isinstance(value, Text) or value is None:
+        return value
+    words = []
+    for w in str(value).split(" "):
+        eq = w.find("=")
+        words.append(w[:eq + 1] + "\n" + w[eq + 1:] if len(w) > width and 0 < eq < width else w)
+    return " ".join(words)
 
 
 def wrapped(text: str, term: Term, indent: int = 0, hang: int = 0) -> str:
