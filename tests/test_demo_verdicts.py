@@ -97,6 +97,36 @@ def test_a_witness_turns_the_same_spec_into_an_anomaly_verdict(demo_cmd, tmp_pat
     assert "no `# txlab: witness` line" not in r.output
 
 
+def test_an_expected_anomaly_without_a_witness_is_not_judged(demo_cmd, tmp_path):
+    # docs/teaching.md step 5: the template's `expect` lines stay when its witness is
+    # deleted. Whether both bookings are the anomaly cannot be read off the run, so it
+    # is neither UNEXPECTED (exit 1, as before) nor as expected: the verdict says so.
+    spec = tmp_path / "seat2.spec"
+    spec.write_text("".join(line for line in demo.template().splitlines(keepends=True)
+                            if not line.startswith("# txlab: witness")))
+    r = demo_cmd(str(spec), "-i", "all", columns=200)
+    assert r.exit_code == 0, r.output
+    verdicts = r.output[r.output.index("Verdicts"):]
+    assert "UNEXPECTED" not in r.output and "catalog" not in r.output
+    assert verdicts.count("COMMITTED: both committed") == 3
+    assert verdicts.count("CANNOT TELL whether this is the anomaly the spec expects at this "
+                          "level: it has no witness line") == 3
+    assert "committed ?" in r.output and "!" not in r.output.split("Verdicts")[0]
+    assert "txlab cannot tell whether this is an anomaly" in flat(r.output)
+    data = json.loads(demo_cmd(str(spec), "-i", "rc", "--format", "json").output)
+    v = data["levels"][0]["permutations"][0]["verdict"]
+    assert v["expected"] == "anomaly" and v["as_expected"] is None and v["undecided"] is True
+
+
+def test_a_users_spec_that_differs_says_the_spec_expects(demo_cmd, tmp_path):
+    spec = tmp_path / "mine.spec"
+    spec.write_text("# txlab: expect read-committed = abort\n" + DOUBLE_BOOKING)
+    r = demo_cmd(str(spec), "-i", "rc", columns=200)
+    assert r.exit_code == 1, r.output
+    assert "UNEXPECTED: the spec expects 'abort' at this level" in r.output
+    assert "catalog" not in r.output and "CANNOT TELL" not in r.output
+
+
 # ---------------------------------------------------------------- catalog wording
 
 

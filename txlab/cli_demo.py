@@ -40,7 +40,9 @@ def _step_timeout_default() -> float:
 
 EXIT_HELP = """\b
 Exit codes:
-  0    ran; every outcome as the catalog expects (or nothing expected)
+  0    ran; no outcome differs from the demo's `expect` metadata (or
+       nothing expected; an expected `anomaly` in a spec without a witness
+       cannot be judged: its verdict says CANNOT TELL)
   1    an outcome differs from the demo's `expect` metadata
   2    usage error (unknown demo, bad spec, bad option)
   3    database or runtime error"""

@@ -164,9 +164,9 @@ def _state_blocks(perm: dict) -> str:
 
 def _verdict_line(v: dict) -> str:
     out = f'<p class="verdict-line badge outcome-{esc(v["outcome"])}">{esc(v["line"])}</p>'
-    if v.get("expected") is not None and not v.get("as_expected"):
-        out += (f'<p class="badge bad">UNEXPECTED: the catalog expects “{esc(v["expected"])}” '
-                "at this level</p>")
+    if v.get("expectation_note"):
+        out += (f'<p class="badge {"warn" if v.get("undecided") else "bad"}">'
+                f'{esc(v["expectation_note"])}</p>')
     return out
 
 
@@ -335,7 +335,7 @@ def render_matrix(data: dict) -> str:
         cells = []
         for lv in levels:
             c = row["cells"][lv]
-            bad = c.get("expected") is not None and c["expected"] != c["outcome"]
+            bad = c.get("as_expected") is False
             pid = _slug(row["demo"], lv, 0)  # its player
             label = c.get("cell") or c["outcome"]
             cls = f"cell outcome-{c['outcome']}" + (" mismatch" if bad else "")

@@ -28,6 +28,7 @@ WAITED, ABORTED, DEADLOCK), unless its `when` metadata names the outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class Meta:
     story: str = ""  # the other comment lines, as a paragraph
     show: str | None = None  # a query showing the final state
     when: dict = field(default_factory=dict)  # outcome -> "WORD: note" (how to read it)
+    builtin: bool = False  # a demo from txlab's catalog (its `expect` lines: the verified matrix)
 
     @property
     def check_sql(self) -> str | None:
@@ -231,10 +233,32 @@ class Verdict:
     head: str = ""  # ANOMALY, PREVENTED, NO ANOMALY, COMMITTED, WAITED, ABORTED, DEADLOCK, ...
     happened: str = ""  # what happened to each session, one sentence
     cell: str = ""  # the short form for tables: "prevented (wait, 40001)"
+    expected_by: str = "the spec"  # whose `expect` line: "the spec" or "the catalog"
+
+    @property
+    def undecided(self) -> bool:
+        """`anomaly` is expected, but the demo has no witness: whether the anomaly
+        occurred cannot be read off the run, so the expectation is neither met nor
+        missed."""
+        return self.expected == "anomaly" and not self.teaching
 
     @property
     def as_expected(self) -> bool | None:
-        return None if self.expected is None else self.expected == self.outcome
+        """True or False when the run can be compared with `expect`; None when nothing
+        is expected or the comparison cannot be made (`undecided`)."""
+        if self.expected is None or self.undecided:
+            return None
+        return self.expected == self.outcome
+
+    @property
+    def expectation_note(self) -> str:
+        """The line under the verdict about its `expect` metadata, or ""."""
+        if self.undecided:
+            return (f"CANNOT TELL whether this is the anomaly {self.expected_by} expects at "
+                    "this level: it has no witness line")
+        if self.as_expected is False:
+            return f"UNEXPECTED: {self.expected_by} expects '{self.expected}' at this level"
+        return ""
 
 
 def fates(run: d.PermutationRun, sessions: tuple[str, ...]) -> list[Fate]:
@@ -349,7 +373,8 @@ def verdict(meta: Meta, run: d.PermutationRun, level: str | None,
             cell = word
     if note:
         line += f". {note[0].upper()}{note[1:]}"
-    return Verdict(outcome, line, aborted, waited, expected, teaching, head, what, cell)
+    return Verdict(outcome, line, aborted, waited, expected, teaching, head, what, cell,
+                   "the catalog" if meta.builtin else "the spec")
 
 
 # ---------------------------------------------------------------- catalog
@@ -445,6 +470,8 @@ def prepare(ref: str, permutation: str | None = None,
     path = resolve(ref)
     spec = specs.load(path)
     meta = parse_meta(spec)
+    if path.resolve().parent == demos_dir().resolve():
+        meta = dataclasses.replace(meta, builtin=True)
     if not permutation and not spec.permutations:
         count = specs.count_permutations(spec)
         if count > max_permutations:
@@ -511,7 +538,7 @@ class Matrix:
         out = []
         for name, _title, verdicts in self.rows:
             for level, v in zip(self.levels, verdicts, strict=True):
-                if v.expected is not None and v.expected != v.outcome:
+                if v.as_expected is False:
                     out.append((name, level, v.expected, v.outcome))
         return out
 

@@ -83,6 +83,7 @@ def _result_json(res) -> dict | None:
 def verdict_json(v: Verdict) -> dict:
     return {"outcome": v.outcome, "head": v.head, "line": v.line, "happened": v.happened,
             "cell": v.cell, "expected": v.expected, "as_expected": v.as_expected,
+            "undecided": v.undecided, "expectation_note": v.expectation_note,
             "aborted": [dict(zip(("session", "step", "sqlstate", "message"), a, strict=True))
                         for a in v.aborted],
             "waited": [dict(zip(("session", "step"), w, strict=True)) for w in v.waited]}
@@ -142,16 +143,15 @@ def verdict_text(v: Verdict, mark_unexpected: bool = True):
     head = v.head or v.line.split(":", 1)[0]
     rest = v.line[len(head):] if v.line.startswith(head) else ": " + v.line
     parts = [(head, HEAD_STYLES.get(head, "warning")), rest]
-    if mark_unexpected and v.expected is not None and not v.as_expected:
-        parts += ["\n", (f"UNEXPECTED: the catalog expects '{v.expected}' at this level",
-                         "violated")]
+    if mark_unexpected and v.expectation_note:
+        parts += ["\n", (v.expectation_note, "warning" if v.undecided else "violated")]
     return text_of(*parts)
 
 
 def cell_text(v: Verdict):
     """The short verdict for tables: `prevented (wait, 40001)`, with ` !` when it
-    differs from the demo's expectation."""
-    flag = " !" if v.expected is not None and v.expected != v.outcome else ""
+    differs from the demo's expectation and ` ?` when that cannot be told."""
+    flag = " !" if v.as_expected is False else " ?" if v.undecided else ""
     return text_of((v.cell + flag, HEAD_STYLES.get(v.head, "warning")))
 
 
@@ -311,7 +311,8 @@ def render_pretty(result: DemoResult, term: terms.Term, timelines: bool | None =
     blocks.extend(_side_by_side(result, term))
     if len(result.levels) > 1 or not timelines:
         blocks.extend(_verdicts(result))
-    if not result.meta.witnesses and not result.meta.anomaly:
+    undecided = any(v.undecided for lr in result.levels for v in lr.verdicts)
+    if not result.meta.witnesses and (not result.meta.anomaly or undecided):
         blocks += [text_of(""), text_of((
             "txlab cannot tell whether this is an anomaly: the spec has no `# txlab: witness` "
             "line saying what to look for, so the verdict only says what happened (`txlab demo "
@@ -480,7 +481,8 @@ def matrix_json(matrix: Matrix) -> dict:
         "server_version": matrix.server_version,
         "levels": list(matrix.levels),
         "rows": [{"demo": name, "title": title,
-                  "cells": {lvl: {"outcome": v.outcome, "expected": v.expected, "line": v.line,
+                  "cells": {lvl: {"outcome": v.outcome, "expected": v.expected,
+                                  "as_expected": v.as_expected, "line": v.line,
                                   "cell": v.cell, "head": v.head}
                             for lvl, v in zip(matrix.levels, vs, strict=True)}}
                  for name, title, vs in matrix.rows],
