@@ -107,6 +107,8 @@ def test_a_mostly_aborted_serializable_run_suggests_retries_and_the_contrast(run
     assert "`txlab explain 40001`" in said and "with --retries 0 none was tried again" in said
     retry, contrast = rep["next"]
     assert "-i serializable" in retry["command"] and "--retries 10" in retry["command"]
+    assert retry["why"] == ("most attempts were aborted by serialization failures (40001): "
+                            "retrying them is how SERIALIZABLE is meant to be used")
     assert "-i" not in contrast["command"] and "READ COMMITTED" in contrast["why"]
     assert_commands_parse(rep)
 
@@ -171,3 +173,23 @@ def test_an_abort_cause_that_is_no_sqlstate_is_named_whole(runs, cause):
     said = " ".join(story.tell(rep)["story"])
     assert f"all with {cause} (" in said and f"`txlab explain {cause}`" in said, said
     assert CliRunner().invoke(cli, ["explain", cause]).exit_code == 0
+
+
+@pytest.mark.parametrize("level, causes, why", [
+    # the optimistic strategy's own conflicts teach optimistic locking, not the level
+    ("read-committed", {"version-conflict": 30}, "most attempts were aborted by optimistic "
+     "version conflicts: retrying them is how optimistic locking is meant to be used"),
+    ("read-committed", {"40P01": 30}, "most attempts were aborted by deadlocks (40P01): "
+     "retrying them is the usual cure for a deadlock victim"),
+    ("repeatable-read", {"40001-concurrent-update": 20, "version-conflict": 10},
+     "most attempts were aborted by serialization failures (40001) and optimistic version "
+     "conflicts: retrying them is how REPEATABLE READ is meant to be used, and how optimistic "
+     "locking is meant to be used"),
+])
+def test_the_reason_to_retry_follows_the_cause(runs, level, causes, why):
+    rep = copy.deepcopy(runs["aborted"])
+    rep["isolation"], rep["strategy"] = level, "optimistic"
+    rep["outcomes"]["aborted"] = causes
+    rep["outcomes"]["committed"], rep["outcomes"]["declined"], rep["outcomes"]["unknown"] = 10, 0, 0
+    retry = next(n for n in story.tell(rep)["next"] if "--retries 10" in n["command"])
+    assert retry["why"] == why

@@ -273,6 +273,36 @@ def _forbidden(r: dict) -> str | None:
             f"{_level(r['isolation'])} forbids: a database or harness bug.")
 
 
+def _retry_kind(cause: str) -> str | None:
+    """Which lesson retrying a retryable cause teaches: 40001 at the level, a deadlock,
+    an optimistic version check."""
+    if cause == VERSION_CONFLICT:
+        return "version"
+    if cause == DEADLOCK:
+        return "deadlock"
+    if cause in RETRYABLE:
+        return "serialization"
+    return None
+
+
+def _why_retry(causes: list[tuple[str, int]], level: str) -> str:
+    """Why to retry, from what aborted the attempts (largest first): a serialization
+    failure is how REPEATABLE READ and SERIALIZABLE say "try again", a version conflict
+    is how optimistic locking does; a deadlock victim is retried whatever the level."""
+    told = {"serialization": ("serialization failures (40001)",
+                              f"how {_level(level)} is meant to be used"),
+            "version": ("optimistic version conflicts", "how optimistic locking is meant to be used"),
+            "deadlock": ("deadlocks (40P01)", "the usual cure for a deadlock victim")}
+    kinds: dict[str, int] = {}
+    for cause, n in causes:
+        kind = _retry_kind(cause)
+        if kind:
+            kinds[kind] = kinds.get(kind, 0) + n
+    order = sorted(kinds, key=lambda k: -kinds[k])
+    return (f"most attempts were aborted by {' and '.join(told[k][0] for k in order)}: "
+            f"retrying them is {', and '.join(told[k][1] for k in order)}")
+
+
 def _next(r: dict, violated: bool) -> list[dict]:
     mine, declared = _strategies(r)
     level = r["isolation"]
@@ -302,8 +332,7 @@ def _next(r: dict, violated: bool) -> list[dict]:
     if attempts and retryable / attempts > MOST and (r["retries"] == 0 or r["outcomes"]["failed"]):
         tries = max(RETRIES_TO_SUGGEST, r["retries"] * 2)
         if r["retries"] == 0:
-            why = (f"most attempts were aborted with a retryable error: retrying them is how "
-                   f"{_level(level)} is meant to be used")
+            why = _why_retry(causes, level)
         else:
             why = (f"{_plural(r['outcomes']['failed'], 'transaction')} still failed after "
                    f"{_plural(r['retries'], 'retry', 'retries')}: more retries give them more "
