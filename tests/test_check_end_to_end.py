@@ -72,3 +72,28 @@ def test_doctored_aborted_read_is_forbidden(txlab, tmp_path):
     out = json.loads(r.stdout)
     assert r.exit_code == 1
     assert "G1a" in out["forbidden"] and out["verdict"] == "invalid"
+
+
+def test_judged_by_another_level_the_header_keeps_the_runs_own(txlab, tmp_path):
+    # -i picks the model to judge by; the history still ran at READ COMMITTED, and what
+    # READ COMMITTED allows is no database bug, whatever SERIALIZABLE forbids
+    path = tmp_path / "h.jsonl"
+    _run(txlab, "bank-transfer", "-s", "naive", "-p", "accounts=3", "--think-ms", "20",
+         "-n", "60", "--seed", "5", "--history", str(path))
+    r = txlab("check", str(path), "-i", "serializable")
+    assert r.exit_code == 1  # the model forbids what was found
+    out = " ".join(r.stdout.split())
+    assert "bank-transfer naive at READ COMMITTED" in out
+    assert "at serializable" not in out.split("model")[0]
+    assert ("judged against serializable, the model of SERIALIZABLE (--isolation); the run used "
+            "READ COMMITTED, whose model is read-committed") in out
+    assert "lost update #1 (FORBIDDEN at serializable; allowed at READ COMMITTED, the level " \
+           "the run used)" in out
+    assert "harness bug" not in out
+    d = json.loads(txlab("check", str(path), "-i", "serializable", "--format", "json").stdout)
+    assert d["isolation"] == "READ COMMITTED" and d["judged_isolation"] == "SERIALIZABLE"
+    assert d["model"] == "serializable" and d["run_model"] == "read-committed"
+    assert d["own_model"] is False
+    assert d["anomalies"]["lost update"]["run_status"] == "allowed"
+    own = txlab("check", str(path))  # its own level: no `judged` line, the usual words
+    assert own.exit_code == 0 and "judged" not in own.stdout and "at this level" in own.stdout

@@ -177,6 +177,22 @@ def test_default_model_comes_from_the_history():
     assert checker.check(bad).model == "snapshot-isolation"
 
 
+def test_a_stronger_model_than_the_runs_own_calls_a_bug_only_what_the_run_forbids():
+    import copy
+
+    bad = copy.deepcopy(CASES["lost update"][0])  # CASES are shared: leave theirs alone
+    bad.meta["isolation"] = "REPEATABLE READ"  # snapshot isolation forbids a lost update too
+    r = checker.check(bad, "serializable")
+    assert r.isolation == "REPEATABLE READ" and r.judged_isolation is None
+    assert r.run_model == "snapshot-isolation" and not r.own_model
+    text = " ".join(checker.render(r, "text").split())
+    assert "judged against serializable, given with --model; the run used REPEATABLE READ" in text
+    assert "FORBIDDEN at serializable and at REPEATABLE READ: a database or harness bug" in text
+    bad.meta["isolation"] = "READ COMMITTED"  # which allows it
+    text = " ".join(checker.render(checker.check(bad, isolation="ser"), "text").split())
+    assert "the model of SERIALIZABLE (--isolation)" in text and "harness bug" not in text
+
+
 # ---------------------------------------------------------------- explanations
 
 

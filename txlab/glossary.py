@@ -545,7 +545,9 @@ JARGON = (
     _e("allowed", "report term", "allowed / FORBIDDEN at this level",
        """Whether the isolation level's model permits the anomaly. "allowed": expected
        at this level, a teaching result, not a bug. "FORBIDDEN": the level promises it
-       cannot happen, so finding it means a database or harness bug (exit code 1).""",
+       cannot happen, so finding it means a database or harness bug (exit code 1).
+       `txlab check -i LEVEL` judges a history by another level's model: then an
+       anomaly is a bug only if the level the run used forbids it too.""",
        show=("txlab run bank-transfer -s naive -i read-committed",),
        aliases=("forbidden",), see=("model",)),
     _e("model", "report term", "the isolation model the history is judged against",

@@ -24,6 +24,14 @@ class Result:
     history: dict
     plots: list = field(default_factory=list)  # (kind, dot text) per example cycle
     components: list | None = None  # with graphs=True: components.describe's drawable graphs
+    judged_isolation: str | None = None  # the level given to judge by (--isolation), if any
+    run_model: str | None = None  # the model `isolation`, the run's own level, provides
+
+    @property
+    def own_model(self) -> bool:
+        """Judged by the model of the level the history ran at (or that level is not
+        known): a forbidden anomaly is then a database or harness bug."""
+        return self.run_model is None or self.run_model == self.model
 
     @property
     def forbidden(self) -> list:
@@ -32,7 +40,8 @@ class Result:
     def to_dict(self) -> dict:
         return {
             "checker": "txlab-check/1", "history": self.history, "model": self.model,
-            "isolation": self.isolation, "verdict": self.verdict,
+            "isolation": self.isolation, "judged_isolation": self.judged_isolation,
+            "run_model": self.run_model, "own_model": self.own_model, "verdict": self.verdict,
             "counts": {n: a["count"] for n, a in self.anomalies.items()},
             "forbidden": self.forbidden,
             "allowed": [n for n, a in self.anomalies.items() if a["status"] == "allowed"],
@@ -41,17 +50,14 @@ class Result:
         } | ({} if self.components is None else {"components": self.components})
 
 
-def _default_model(tx: Txns) -> tuple[str, str | None]:
-    """The model a history is judged by when none is given: what its recorded isolation
-    level provides; else, for an Elle history, Elle's own default (strict-serializable);
-    else serializable."""
-    level = tx.meta.get("isolation")
+def _model_of(level: str | None) -> str | None:
+    """The model a recorded level provides; None if there is none or it is unknown."""
     if level:
         try:
-            return models.model_for_isolation(level), level
+            return models.model_for_isolation(level)
         except ValueError:
             pass
-    return ("serializable" if tx.format == TXLAB else "strict-serializable"), level
+    return None
 
 
 def check(history, model: str | None = None, *, isolation: str | None = None,
@@ -96,12 +102,14 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
            graphs, opts) -> Result:
     t0 = time.perf_counter()
     tx = history if isinstance(history, Txns) else load(history)
+    level = tx.meta.get("isolation")  # the level the run used (None: not recorded)
+    run_model = _model_of(level)
     if model is not None:
-        model, level = models.resolve_model(model), isolation or tx.meta.get("isolation")
+        model = models.resolve_model(model)
     elif isolation is not None:
-        model, level = models.model_for_isolation(isolation), isolation
+        model = models.model_for_isolation(isolation)
     else:
-        model, level = _default_model(tx)
+        model = run_model or ("serializable" if tx.format == TXLAB else "strict-serializable")
     needs_process, needs_realtime = models.edges_needed(model)
     process = needs_process if process is None else process
     realtime = needs_realtime if realtime is None else realtime
@@ -138,6 +146,7 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
             plots.append((kind, explain.cycle_dot(ex)))
     for kind, a in anomalies.items():
         a["unit"] = models.count_unit(kind, a["count"])
+        a["run_status"] = models.status(kind, run_model) if run_model else None
     anomalies = dict(sorted(anomalies.items(), key=lambda kv: models.ORDER.get(kv[0], 999)))
     found_names = set(anomalies)
     unknown = sorted((u for u in cyc.unknown if u not in found_names), key=models.ORDER.get)
@@ -161,7 +170,7 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
                          "scc": round(t_scc - t_edges, 3), "cycles": round(t_cycles - t_scc, 3),
                          "total": round(time.perf_counter() - t0, 3)}}
     return Result(model, level, verdict, anomalies, unknown, models.ruled_out(found_names), stats,
-                  hist, plots, drawn)
+                  hist, plots, drawn, isolation and models.level_sql(isolation), run_model)
 
 
 def _entry(anomalies: dict, kind: str, model: str) -> dict:

@@ -186,6 +186,13 @@ def model_for_isolation(level: str) -> str:
     return POSTGRES_LEVELS[key]
 
 
+def level_sql(level: str) -> str:
+    """`rc`, `read_committed`, `READ COMMITTED` ... -> `READ COMMITTED` (as given if unknown)."""
+    key = re.sub(r"[\s_]+", "-", level.strip().lower())
+    key = _ALIASES.get(key, key)
+    return key.replace("-", " ").upper() if key in POSTGRES_LEVELS else level
+
+
 def resolve_model(name: str) -> str:
     """A model's name, or an alias (Elle's spelling too, `:strong-serializable`)."""
     key = re.sub(r"[\s_]+", "-", name.strip().lstrip(":").lower())

@@ -24,6 +24,29 @@ def _json_default(x):
     return str(x)
 
 
+def judged_words(d: dict) -> str:
+    """How the model was chosen, when not by the level the run used (Result.to_dict)."""
+    given = d.get("judged_isolation")
+    how = f"the model of {given} (--isolation)" if given else "given with --model"
+    if not d.get("own_model", True):
+        return (f"against {d['model']}, {how}; the run used {d['isolation']}, whose model "
+                f"is {d['run_model']}")
+    return f"against {d['model']}, {how}" if given else ""
+
+
+def status_words(d: dict, a: dict) -> str:
+    """`FORBIDDEN at this level: a database or harness bug` or `allowed at this level`;
+    judged by another model than the run's own, a bug only if the run's level forbids it."""
+    if d.get("own_model", True):
+        return ("FORBIDDEN at this level: a database or harness bug" if a["status"] == "forbidden"
+                else "allowed at this level")
+    if a["status"] != "forbidden":
+        return f"allowed at {d['model']}"
+    if a.get("run_status") == "forbidden":
+        return f"FORBIDDEN at {d['model']} and at {d['isolation']}: a database or harness bug"
+    return f"FORBIDDEN at {d['model']}; allowed at {d['isolation']}, the level the run used"
+
+
 def _text(d: dict, t) -> str:
     from rich.console import Group
     from rich.text import Text
@@ -36,16 +59,20 @@ def _text(d: dict, t) -> str:
     summary = (f"{h['transactions']} transactions ({h['committed']} committed, {h['failed']} "
                f"failed, {h['unknown']} unknown), format {h['format']}"
                + (f", {run}" if run else "") + (f" at {d['isolation']}" if d["isolation"] else ""))
-    parts: list = [term_mod.pairs([("history", summary),
-                                   ("model", f"{d['model']}: {models.MODELS[d['model']].summary}")],
-                                  t, columns=1), ""]
+    pairs = [("history", summary),
+             ("model", f"{d['model']}: {models.MODELS[d['model']].summary}")]
+    judged = judged_words(d)
+    if judged:
+        pairs.append(("judged", judged))
+    parts: list = [term_mod.pairs(pairs, t, columns=1), ""]
+    own = d.get("own_model", True)
+    at = "at this level" if own else f"at {d['model']}"
     anomalies = d["anomalies"]
     if anomalies:
         rows = [[name, f"{a['count']} {a.get('unit', '')}".strip(),
                  "FORBIDDEN" if a["status"] == "forbidden" else "allowed"]
                 for name, a in anomalies.items()]
-        parts.append(term_mod.table(["anomaly", "found", "at this level"], rows, t,
-                                    wrap={1: 12}))
+        parts.append(term_mod.table(["anomaly", "found", at], rows, t, wrap={1: 12}))
     else:
         parts.append(Text("no anomalies found"))
     if d["unknown"]:
@@ -55,8 +82,7 @@ def _text(d: dict, t) -> str:
     for name, a in anomalies.items():
         for n, ex in enumerate(a["examples"], 1):
             forbidden = a["status"] == "forbidden"
-            tag = ("FORBIDDEN at this level: a database or harness bug" if forbidden
-                   else "allowed at this level")
+            tag = status_words(d, a)
             head = Text(f"{name} #{n} (", style=term_mod.STYLES["heading"])
             head.append(tag, style=term_mod.STYLES["forbidden" if forbidden else "allowed"])
             head.append(")")

@@ -26,13 +26,14 @@ def example_html(ex: dict, uid: str, highlight: bool, who: str = "worker") -> st
 
 
 def anomaly_html(kind: str, a: dict, uid: str, highlight: bool = False,
-                 who: str = "worker") -> str:
+                 who: str = "worker", tag: str | None = None) -> str:
     """a: the checker's entry for `kind` (count, status, definition, examples); who:
-    what a transaction's process is called (worker, or Elle's process)."""
+    what a transaction's process is called (worker, or Elle's process); tag: the
+    status in words, when judged by another model than the run's own."""
     forbidden = a.get("status") == "forbidden"
+    tag = tag or ("FORBIDDEN at this level" if forbidden else "allowed at this level")
     head = (f'<h3 id="{esc(uid)}">{esc(kind)} <span class="count">× {esc(a["count"])}</span> '
-            + badge("FORBIDDEN at this level" if forbidden else "allowed at this level",
-                    "bad" if forbidden else "info") + "</h3>")
+            + badge(tag, "bad" if forbidden else "info") + "</h3>")
     exs = a.get("examples") or []
     body = "".join(f"<h4>Example {i}</h4>" + example_html(ex, f"{uid}x{i}", highlight, who)
                    for i, ex in enumerate(exs, 1))

@@ -9,6 +9,7 @@ component's dependency graph on demand (a <details> element).
 from __future__ import annotations
 
 from txlab.checker import models
+from txlab.checker.render import judged_words, status_words
 from txlab.html import svg
 from txlab.html.anomaly import anomaly_html
 from txlab.html.page import badge, document, esc, table
@@ -65,11 +66,15 @@ def render(data: dict) -> str:
              ("unknown", h.get("unknown"))]
     facts += [(k, h[k]) for k in ("scenario", "strategy", "seed", "workers", "server") if k in h]
     facts += [("isolation", c.get("isolation") or "-"), ("model", c["model"])]
+    judged = judged_words(c)
+    if judged:
+        facts.append(("judged", judged))
     items = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
     parts = [f'<header><h1>txlab check: {esc(c["verdict"])}</h1><dl class="facts">{items}</dl>'
              f'<p class="caption">{esc(c["model"])}: {esc(data["model_summary"])}</p></header>',
              _verdict(c), "<main>"]
     anomalies = c["anomalies"]
+    own = c.get("own_model", True)
     who = "worker" if h.get("format") == "txlab" else "process"
     if anomalies:
         rows = [[f'<a href="#k{i}">{esc(k)}</a>', esc(a["count"]),
@@ -79,8 +84,9 @@ def render(data: dict) -> str:
                      + table(["anomaly", "count", f"at {c['model']}", "what it is"], rows, "classes")
                      + "</section>")
         parts.append('<section aria-labelledby="h-ex"><h2 id="h-ex">Examples, explained</h2>'
-                     + "".join(anomaly_html(k, a, f"k{i}", who=who) for i, (k, a) in
-                               enumerate(anomalies.items(), 1)) + "</section>")
+                     + "".join(anomaly_html(k, a, f"k{i}", who=who, tag=None if own else
+                                            status_words(c, a))
+                               for i, (k, a) in enumerate(anomalies.items(), 1)) + "</section>")
     else:
         parts.append("<p>No anomalies found.</p>")
     comps = c.get("components")
