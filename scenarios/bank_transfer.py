@@ -5,7 +5,17 @@ logs the transfer in the same transaction. No overdrafts: a transfer larger than
 the source balance is declined (a business rule, not a failure).
 """
 
-from txlab.scenario import Check, Invariant, Knob, Scenario, Setup, Strategy, Tx, Verdict
+from txlab.scenario import (
+    Check,
+    Invariant,
+    Knob,
+    Scenario,
+    Setup,
+    Strategy,
+    Tx,
+    Verdict,
+    listed,
+)
 
 
 def _key(account: int) -> str:
@@ -144,7 +154,7 @@ def money_conserved(db: Check) -> Verdict:
 
 def no_negative_balance(db: Check) -> Verdict:
     rows = db.query("SELECT id, balance FROM accounts WHERE balance < 0 ORDER BY id")
-    detail = ", ".join(f"account {i}: {b}" for i, b in rows[:5])
+    detail = listed((f"account {i}: {b}" for i, b in rows), sep=", ")
     return Verdict(not rows, "0 accounts below 0", f"{len(rows)} accounts below 0", detail,
                    f"{len(rows)} accounts went below zero, which the funds check forbids")
 
@@ -159,7 +169,7 @@ def log_agrees(db: Check) -> Verdict:
             ORDER BY a.id""",
         (db.params["initial_balance"], db.params["initial_balance"]),
     )
-    detail = "; ".join(f"account {i}: balance {b}, log says {g}" for i, b, g in rows[:3])
+    detail = listed((f"account {i}: balance {b}, log says {g}" for i, b, g in rows), limit=3)
     return Verdict(
         not rows, "every balance = initial + logged in - logged out",
         f"{len(rows)} accounts disagree", detail,

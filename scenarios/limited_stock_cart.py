@@ -49,7 +49,17 @@ widens the window between the check and the write.
 import functools
 from types import SimpleNamespace
 
-from txlab.scenario import Check, Invariant, Knob, Scenario, Setup, Strategy, Tx, Verdict
+from txlab.scenario import (
+    Check,
+    Invariant,
+    Knob,
+    Scenario,
+    Setup,
+    Strategy,
+    Tx,
+    Verdict,
+    listed,
+)
 
 ALL_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 
@@ -270,7 +280,7 @@ def setup(s: Setup) -> None:
 
 def stock_not_negative(db: Check) -> Verdict:
     rows = db.query("SELECT id, stock FROM products WHERE stock < 0 ORDER BY id")
-    detail = ", ".join(f"product {i}: {s}" for i, s in rows[:5])
+    detail = listed((f"product {i}: {s}" for i, s in rows), sep=", ")
     return Verdict(not rows, "0 products below 0", f"{len(rows)} products below 0", detail,
                    f"{len(rows)} products were oversold: their stock went below zero ({detail})")
 
@@ -282,10 +292,9 @@ def stock_conserved(db: Check) -> Verdict:
             GROUP BY p.id HAVING p.initial_stock <> p.stock + coalesce(sum(l.qty), 0)
             ORDER BY p.id"""
     )
-    detail = "; ".join(
-        f"product {i}: initial {init}, remaining {left} + sold {sold} = {left + sold}"
-        for i, init, left, sold in rows[:3]
-    )
+    detail = listed(
+        (f"product {i}: initial {init}, remaining {left} + sold {sold} = {left + sold}"
+         for i, init, left, sold in rows), limit=3)
     return Verdict(not rows, "initial = remaining + sold for every product",
                    f"{len(rows)} products disagree", detail)
 
@@ -296,7 +305,7 @@ def no_partial_orders(db: Check) -> Verdict:
              FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
             GROUP BY o.id HAVING count(l.order_id) <> o.line_count ORDER BY o.id"""
     )
-    detail = "; ".join(f"order {o}: {n} of {want} lines" for o, want, n in rows[:5])
+    detail = listed(f"order {o}: {n} of {want} lines" for o, want, n in rows)
     return Verdict(not rows, "every order has all its lines", f"{len(rows)} partial orders", detail)
 
 

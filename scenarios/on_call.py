@@ -36,7 +36,17 @@ Knobs: few shifts with two doctors each give the most write skew; --think-ms
 widens the window between the read and the write.
 """
 
-from txlab.scenario import Check, Invariant, Knob, Scenario, Setup, Strategy, Tx, Verdict
+from txlab.scenario import (
+    Check,
+    Invariant,
+    Knob,
+    Scenario,
+    Setup,
+    Strategy,
+    Tx,
+    Verdict,
+    listed,
+)
 
 ALL_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 
@@ -131,7 +141,7 @@ def shift_covered(db: Check) -> Verdict:
         " WHERE NOT EXISTS (SELECT 1 FROM doctors d WHERE d.shift_id = s.id AND d.on_call)"
         " ORDER BY s.id"
     )
-    detail = "" if not rows else "nobody on call in shift " + ", ".join(str(r[0]) for r in rows[:10])
+    detail = "" if not rows else "nobody on call in shift " + listed((str(r[0]) for r in rows), limit=10, sep=", ")
     return Verdict(
         not rows, "every shift has a doctor on call",
         f"{len(rows)} shift{'' if len(rows) == 1 else 's'} with nobody", detail,

@@ -49,7 +49,17 @@ Knobs: few rooms, few slots and long bookings give the most collisions;
 --think-ms widens the window between the check and the insert.
 """
 
-from txlab.scenario import Check, Invariant, Knob, Scenario, Setup, Strategy, Tx, Verdict
+from txlab.scenario import (
+    Check,
+    Invariant,
+    Knob,
+    Scenario,
+    Setup,
+    Strategy,
+    Tx,
+    Verdict,
+    listed,
+)
 
 ALL_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 DAY = "2026-01-05"  # the bookings' day; slot 0 is 08:00
@@ -159,7 +169,8 @@ def no_overlap(db: Check) -> Verdict:
              FROM b x JOIN b y ON x.room_id = y.room_id AND x.id < y.id AND x.during && y.during
             ORDER BY x.room_id, x.id, y.id"""
     )
-    detail = "; ".join(f"room {r}: booking {a} {da} overlaps {b} {db_}" for r, a, da, b, db_ in rows[:3])
+    detail = listed((f"room {r}: booking {a} {da} overlaps {b} {db_}"
+                     for r, a, da, b, db_ in rows), limit=3)
     return Verdict(not rows, "0 overlapping pairs", f"{len(rows)} overlapping pairs", detail,
                    f"rooms were double-booked: {len(rows)} pairs of bookings overlap")
 

@@ -52,7 +52,17 @@ contention; --think-ms widens the window between the checks and the insert.
 
 import psycopg2.errors
 
-from txlab.scenario import Check, Invariant, Knob, Scenario, Setup, Strategy, Tx, Verdict
+from txlab.scenario import (
+    Check,
+    Invariant,
+    Knob,
+    Scenario,
+    Setup,
+    Strategy,
+    Tx,
+    Verdict,
+    listed,
+)
 
 ALL_LEVELS = ("read-uncommitted", "read-committed", "repeatable-read", "serializable")
 INSERT = "INSERT INTO {} (event_id, seat, buyer, buyer_slot) VALUES (%s, %s, %s, %s) RETURNING id"
@@ -190,9 +200,12 @@ def within_capacity(db: Check) -> Verdict:
         "SELECT e.id, e.capacity, count(*) FROM events e JOIN all_tickets t ON t.event_id = e.id"
         " GROUP BY e.id, e.capacity HAVING count(*) > e.capacity ORDER BY e.id"
     )
-    detail = "; ".join(f"event {e}: {sold} tickets for {cap} seats" for e, cap, sold in rows[:5])
+    detail = listed(f"event {e}: {sold} tickets for {cap} seats" for e, cap, sold in rows)
+    said = "1 event was" if len(rows) == 1 else f"{len(rows)} events were"
+    each = listed((f"event {e} has {sold} tickets for {cap} seats" for e, cap, sold in rows),
+                  sep=", ")
     return Verdict(not rows, "0 events oversold", f"{len(rows)} events oversold", detail,
-                   f"{len(rows)} events were oversold ({detail.split('; ')[0] if rows else ''})")
+                   f"{said} oversold: {each}")
 
 
 def seats_unique(db: Check) -> Verdict:
@@ -200,7 +213,7 @@ def seats_unique(db: Check) -> Verdict:
         "SELECT event_id, seat, count(*) FROM all_tickets GROUP BY event_id, seat"
         " HAVING count(*) > 1 ORDER BY event_id, seat"
     )
-    detail = "; ".join(f"event {e} seat {s}: sold {c} times" for e, s, c in rows[:5])
+    detail = listed(f"event {e} seat {s}: sold {c} times" for e, s, c in rows)
     return Verdict(not rows, "0 seats sold twice", f"{len(rows)} seats sold twice", detail,
                    f"{len(rows)} seats were sold twice")
 
@@ -212,7 +225,7 @@ def buyer_limit(db: Check) -> Verdict:
         " HAVING count(*) > %s ORDER BY event_id, buyer",
         (limit,),
     )
-    detail = "; ".join(f"event {e} buyer {b}: {c} tickets" for e, b, c in rows[:5])
+    detail = listed(f"event {e} buyer {b}: {c} tickets" for e, b, c in rows)
     return Verdict(not rows, f"no buyer over {limit} per event", f"{len(rows)} buyers over the limit", detail)
 
 

@@ -139,3 +139,19 @@ def test_every_write_installs_the_next_version(txlab, tmp_path):
         for op in a.ops:
             if op[0] == "w" and op[1] in read:
                 assert op[2] == read[op[1]] + 1
+
+
+class _Rows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def query(self, sql, args=()):
+        return self.rows
+
+
+def test_oversold_products_are_listed_with_how_many_more_were_not():
+    # as ticket-sales lists its events: the first five, then `and N more`, never a silent cut
+    v = limited_stock_cart.stock_not_negative(_Rows([(p, -1) for p in range(1, 8)]))
+    assert v.detail == ("product 1: -1, product 2: -1, product 3: -1, product 4: -1, "
+                        "product 5: -1, and 2 more")
+    assert v.story.startswith("7 products were oversold") and v.story.endswith("and 2 more)")

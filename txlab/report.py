@@ -140,8 +140,9 @@ def notes(r: RunResult) -> list[str]:
     if r.violated and r.check is not None and not r.check.anomalies:
         out.append("an invariant was violated but the history checker found no anomaly: it sees "
                    "only the row versions transactions read or wrote, not the rows a predicate "
-                   "would have matched but never returned (a phantom, such as two bookings "
-                   "inserted after both checks found the room free). See docs/checker.md.")
+                   "would have matched but never returned (a phantom: a row one transaction "
+                   "inserted after another's count or search had run without it). See "
+                   "docs/checker.md.")
     return out
 
 

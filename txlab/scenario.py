@@ -41,6 +41,15 @@ def number(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,g}"
 
 
+def listed(items: Iterable[str], limit: int = 5, sep: str = "; ") -> str:
+    """The first `limit` items joined, and `and N more` for the rest, so a detail or a
+    story never drops what it does not show: `event 1: 25 tickets for 20 seats; event
+    2: 30 tickets for 20 seats`."""
+    items = list(items)
+    shown = sep.join(items[:limit])
+    return shown + (f"{sep}and {len(items) - limit:,} more" if len(items) > limit else "")
+
+
 # The sane maximum of a numeric knob that declares no `limit` (nor a smaller `max`).
 DEFAULT_LIMIT = 1_000_000
 
