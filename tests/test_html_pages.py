@@ -221,7 +221,26 @@ def test_an_html_file_in_a_missing_folder_is_refused_before_any_work(argv, tmp_p
     res = CliRunner().invoke(cli, [*argv, "--html", str(target), "--dsn", "postgresql://nowhere"]
                              if argv[0] != "check" else [*argv, "--html", str(target)])
     assert res.exit_code == 2, res.output
-    assert f"--html {target}: no such folder" in res.output
+    said = " ".join(res.output.split())  # error lines wrap at the width
+    assert f"--html {target}: the folder {target.parent} does not exist" in said
+
+
+@pytest.mark.parametrize("argv", [["run", "bank-transfer"], ["demo", "p4"], ["matrix"],
+                                  ["check", "h.jsonl"]])
+def test_an_html_file_under_a_file_says_it_is_not_a_folder(argv, tmp_path):
+    # as -o and --history do (one check, txlab.paths): the folder exists, it is a file
+    from click.testing import CliRunner
+
+    from txlab.cli import cli
+
+    history = tmp_path / "h.jsonl"
+    history.write_text("{}\n")
+    target = history / "x.html"
+    res = CliRunner().invoke(cli, [*argv, "--html", str(target), "--dsn", "postgresql://nowhere"]
+                             if argv[0] != "check" else [*argv, "--html", str(target)])
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())  # error lines wrap at the width
+    assert f"--html {target}: {history} is not a folder" in said and "no such folder" not in said
 
 
 def test_check_page_of_an_elle_history_draws_its_cycle_with_processes():

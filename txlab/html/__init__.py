@@ -11,17 +11,11 @@ ONE HTML string with its styles, scripts and data inline:
     html.check.page(check_result.to_dict())
 """
 
-from pathlib import Path
-
-from txlab.errors import UsageError
+from txlab import paths
 
 
 def check_target(path: str | None) -> None:
-    """Refuse an --html FILE that cannot be written, before any work is done."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"--html {path}: is a directory; give a file name such as page.html")
-    if not p.parent.is_dir():
-        raise UsageError(f"--html {path}: no such folder {p.parent}")
+    """Refuse an --html FILE that cannot be written, before any work is done (with the
+    words -o and --history get: txlab.paths)."""
+    if path is not None:
+        paths.check_writable(path, "--html")
