@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "page_views.py"
 
@@ -29,6 +32,37 @@ def test_scenario_path_finds_by_name(txlab):
     assert r.exit_code == 0
     listed = txlab("list", "--scenario-path", str(EXAMPLE.parent))
     assert "page-views" in listed.stdout and "bank-transfer" in listed.stdout
+
+
+@pytest.mark.parametrize("argv", [("list",), ("describe", "bank-transfer"),
+                                  ("run", "bank-transfer", "-n", "5"),
+                                  ("run", str(EXAMPLE), "-n", "5"),
+                                  ("matrix", "bank-transfer", "--dsn", "postgresql://nowhere")])
+def test_a_scenario_path_that_is_not_there_is_a_usage_error(txlab, tmp_path, argv):
+    # it was ignored: `list` printed the built-ins and `run` ran, exit 0
+    missing = tmp_path / "no-such-folder"
+    r = txlab(*argv, "--scenario-path", str(missing))  # refused before any connection
+    assert r.exit_code == 2, r.output
+    assert f"--scenario-path {missing}: no such folder" in " ".join(r.output.split())
+
+
+def test_a_scenario_path_that_is_a_file_points_at_running_the_file(txlab):
+    r = txlab("list", "--scenario-path", str(EXAMPLE))
+    assert r.exit_code == 2, r.output
+    said = " ".join(r.output.split())
+    assert f"--scenario-path {EXAMPLE}: is a file, not a folder of scenario files" in said
+    assert f"`txlab run {EXAMPLE}`" in said
+
+
+def test_txlab_scenario_path_entries_must_exist_too(txlab, tmp_path, monkeypatch):
+    missing = tmp_path / "gone"
+    monkeypatch.setenv("TXLAB_SCENARIO_PATH", f"{EXAMPLE.parent}{os.pathsep}{missing}")
+    r = txlab("list")
+    assert r.exit_code == 2, r.output
+    assert f"TXLAB_SCENARIO_PATH names {missing}: no such folder" in " ".join(r.output.split())
+    monkeypatch.setenv("TXLAB_SCENARIO_PATH", f"{EXAMPLE.parent}{os.pathsep}{os.pathsep}")
+    r = txlab("list")  # empty entries are skipped, as in PATH
+    assert r.exit_code == 0 and "page-views" in r.stdout
 
 
 BROKEN = {

@@ -203,9 +203,17 @@ schema_option = click.option(
     "--schema", default="txlab", show_default=True, callback=_schema,
     help="Schema txlab creates and works in; it never touches anything outside it.",
 )
+def _scenario_folders(ctx, param, value):
+    for path in value:  # a UsageError (exit 2) naming the option and the path
+        scenarios.check_folder(path, "--scenario-path")
+    return value
+
+
 scenario_path_option = click.option(
-    "--scenario-path", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
-    help="Extra folder of scenario files (repeatable; also TXLAB_SCENARIO_PATH).",
+    "--scenario-path", multiple=True, type=click.Path(), metavar="DIR",
+    callback=_scenario_folders,
+    help="Extra folder of scenario files (repeatable; also TXLAB_SCENARIO_PATH); one that "
+         "does not exist is a usage error.",
 )
 
 

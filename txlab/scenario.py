@@ -232,10 +232,27 @@ def builtin_dir() -> Path:
     return Path(str(importlib.resources.files(BUILTIN_PACKAGE)))
 
 
+def check_folder(path: str | Path, given: str) -> Path:
+    """`path` as a folder of scenarios, else a UsageError naming it and where it was
+    `given` (`--scenario-path`, `TXLAB_SCENARIO_PATH`): a folder that is not there is
+    a typo, not an empty folder."""
+    p = Path(path)
+    if p.is_dir():
+        return p
+    if not p.exists():
+        raise UsageError(f"{given} {path}: no such folder")
+    hint = (f"; run the file itself by its path (`txlab run {path}`) or give its folder"
+            if p.suffix == ".py" else "")
+    raise UsageError(f"{given} {path}: is a file, not a folder of scenario files{hint}")
+
+
 def search_path(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> list[Path]:
-    """Folders searched for scenarios by name: --scenario-path, TXLAB_SCENARIO_PATH, built-ins."""
-    dirs = [Path(p) for p in extra]
-    dirs += [Path(p) for p in env.get("TXLAB_SCENARIO_PATH", "").split(os.pathsep) if p]
+    """Folders searched for scenarios by name: --scenario-path, TXLAB_SCENARIO_PATH, built-ins.
+    Each given folder must exist (UsageError otherwise); empty TXLAB_SCENARIO_PATH
+    entries (`a::b`) are skipped."""
+    dirs = [check_folder(p, "--scenario-path") for p in extra]
+    dirs += [check_folder(p, "TXLAB_SCENARIO_PATH names")
+             for p in env.get("TXLAB_SCENARIO_PATH", "").split(os.pathsep) if p]
     dirs.append(builtin_dir())
     return dirs
 
