@@ -310,6 +310,31 @@ def test_a_history_too_large_for_memory_is_not_checked_and_the_report_says_why(
     conn.close()
 
 
+def test_a_runs_history_is_checked_in_parts_even_when_whole_it_would_not_fit(
+        pg_dsn, schema, monkeypatch, tmp_path):
+    """The run's check goes a part at a time (checker/segments.py), so a history too large
+    to check whole is still checked; and the parts' verdict is the whole's."""
+    from txlab import checker, db, memory, runner
+    from txlab.checker import segments
+    from txlab.settings import RunSettings
+
+    monkeypatch.setattr(segments, "SEGMENT", 25)
+    monkeypatch.setattr(memory, "available", lambda: 1000)  # a machine with 1 KB free
+    path = tmp_path / "h.jsonl"
+    settings = RunSettings(scenario="bank-transfer", seed=3, duration_s=None, transactions=300,
+                           check=True, schema=schema, strategy="naive",
+                           history_path=str(path), params=(("accounts", "50"),))
+    r = runner.run(settings, resolve("bank-transfer"), pg_dsn)
+    assert r.check_skipped is None and r.check is not None
+    assert r.check.stats["parts"] > 1
+    whole = checker.check(str(path), segment=0)
+    assert (r.check.verdict, {k: a["count"] for k, a in r.check.anomalies.items()}) == \
+        (whole.verdict, {k: a["count"] for k, a in whole.anomalies.items()})
+    conn = db.connect(pg_dsn)
+    db.drop_schema(conn, schema)
+    conn.close()
+
+
 def test_memory_shortfall_compares_the_file_with_what_is_available(tmp_path):
     from txlab import memory
 

@@ -1,8 +1,9 @@
-"""Will a history's check fit in this machine's memory?
+"""Will a history's whole check fit in this machine's memory?
 
-The checker holds the whole history as its graph: its peak RSS is about 3.5 times
-the size of a txlab history file (1M bank-transfer transactions: a 300 MB file, a
-1.05 GB check) and about 4 times an Elle JSON or EDN file's.
+A whole check holds the history as its graph: its peak RSS is about 3.5 times the
+size of a txlab history file (1M bank-transfer transactions: a 300 MB file, a 1.05 GB
+check) and about 4 times an Elle JSON or EDN file's. (A long txlab history is checked
+in parts instead, in bounded memory: checker/segments.py.)
 """
 
 from __future__ import annotations

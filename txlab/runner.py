@@ -32,6 +32,7 @@ from random import Random
 import psycopg2
 
 from txlab import checker, db, green, history, hubwatch, memory, signals, stats
+from txlab.checker import segments
 from txlab.errors import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -718,16 +719,21 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
             check_skipped = "the history could not be written"
         elif interrupts and unchecked:
             check_skipped = "interrupted"
-        elif (short := memory.shortfall(path)) is not None:
-            check_skipped = short  # a check the machine cannot hold would be killed with the report
         else:
+            # In parts, so a long run's memory stays flat through its check too; a history
+            # that cannot be cut is checked whole, unless the machine cannot hold that (a
+            # check it cannot hold would be killed with the report).
+            short = memory.shortfall(path)
             seen = interrupts.count
             try:
                 with interrupts.raising(since=seen):  # the checker cannot poll: it is stopped
-                    check = checker.check(str(path))
+                    check = checker.check(str(path), segment=segments.SEGMENT,
+                                          whole=short is None)
             except KeyboardInterrupt:
                 check = None
                 check_skipped = "interrupted"
+            except checker.NotInParts:
+                check_skipped = short
     interrupted = bool(interrupts)
     result = RunResult(
         scenario=scenario.name, strategy=strategy.name, isolation=settings.isolation,

@@ -7,11 +7,11 @@
 See docs/checker.md for the rules it applies.
 """
 
-from txlab.checker.check import INVALID, UNKNOWN, VALID, Result, check
+from txlab.checker.check import INVALID, UNKNOWN, VALID, NotInParts, Result, check
 from txlab.checker.loading import HistoryFormatError, Txns, load
 from txlab.checker.models import ANOMALIES, MODELS, POSTGRES_LEVELS, model_for_isolation
 from txlab.checker.render import FORMATS, render
 
 __all__ = ["check", "render", "load", "Result", "Txns", "HistoryFormatError", "ANOMALIES",
            "MODELS", "POSTGRES_LEVELS", "model_for_isolation", "FORMATS", "VALID", "INVALID",
-           "UNKNOWN"]
+           "UNKNOWN", "NotInParts"]

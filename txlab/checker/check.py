@@ -5,11 +5,17 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from txlab.checker import components, cycles, explain, graph, infer, models, versions
-from txlab.checker.loading import FAIL, INFO, OK, TXLAB, HistoryFormatError, Txns, load
+from txlab import memory
+from txlab.checker import components, cycles, explain, graph, infer, models, segments, versions
+from txlab.checker.loading import FAIL, INFO, OK, TXLAB, HistoryFormatError, Txns, load, read_txlab
 
 VALID, INVALID, UNKNOWN = "valid", "invalid", "unknown"
+
+
+class NotInParts(Exception):
+    """check(..., whole=False): the history cannot be checked in parts."""
 
 
 @dataclass
@@ -64,7 +70,8 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
           max_examples: int = 3, time_limit: float = 10.0, process: bool | None = None,
           realtime: bool | None = None, graphs: bool = False, wfr_keys: bool = True,
           sequential_keys: bool = False, linearizable_keys: bool = False,
-          garbage_reads: bool = True) -> Result:
+          garbage_reads: bool = True, segment: int | None = None,
+          whole: bool = True) -> Result:
     """Check a history (path, txlab History, list of Elle ops, or Txns) against a model.
 
     model: one of models.MODELS; or isolation: a PostgreSQL level, mapped to the
@@ -80,6 +87,10 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
     wfr_keys / sequential_keys / linearizable_keys: how an Elle rw-register history's
     version order is inferred (Elle's options of the same names; see versions.Options);
     garbage_reads: report Elle-format reads of values nobody wrote.
+    segment: a long txlab history file is checked a part of about this many
+    transactions at a time, in bounded memory (checker/segments.py); None: parts of
+    the default size only when the whole check would take more than WHOLE_BUDGET; 0:
+    always whole. whole=False: raise NotInParts rather than check it whole.
     """
     opts = versions.Options(wfr_keys, sequential_keys, linearizable_keys, garbage_reads)
     # Millions of small objects and no reference cycles: the collector's full
@@ -88,7 +99,7 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
     gc.disable()
     try:
         return _check(history, model, isolation, max_examples, time_limit, process, realtime,
-                      graphs, opts)
+                      graphs, opts, segment, whole)
     except RecursionError:  # a value nested thousands deep cannot even be compared
         where = history if isinstance(history, (str, bytes)) or hasattr(history, "__fspath__") \
             else "the history"
@@ -99,9 +110,21 @@ def check(history, model: str | None = None, *, isolation: str | None = None,
 
 
 def _check(history, model, isolation, max_examples, time_limit, process, realtime,
-           graphs, opts) -> Result:
+           graphs, opts, segment=None, whole=True) -> Result:
     t0 = time.perf_counter()
-    tx = history if isinstance(history, Txns) else load(history)
+    cuts = None
+    if not isinstance(history, (Txns, list)) and not hasattr(history, "attempts") \
+            and not graphs and process is not True and realtime is not True:
+        cuts = _cuts(history, segment)
+    if not cuts and not whole:
+        raise NotInParts(history)
+    if cuts:  # a long txlab history: checked a part at a time (checker/segments.py)
+        pieces = segments.parts(Path(history), cuts)
+        records, names = next(pieces)
+        tx = _part(history, records, names)
+    else:
+        pieces = iter(())
+        tx = history if isinstance(history, Txns) else load(history)
     level = tx.meta.get("isolation")  # the level the run used (None: not recorded)
     run_model = _model_of(level)
     if model is not None:
@@ -113,7 +136,110 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     needs_process, needs_realtime = models.edges_needed(model)
     process = needs_process if process is None else process
     realtime = needs_realtime if realtime is None else realtime
+    if cuts and (process or realtime):  # these edges cross every cut: check it whole
+        pieces.close()
+        if not whole:
+            raise NotInParts(history)
+        return _check(history, model, isolation, max_examples, time_limit, process,
+                      realtime, graphs, opts, segment=0)
     t_load = time.perf_counter()
+    part = _analyse(tx, model, max_examples, time_limit, process, realtime, graphs, opts)
+    hist = _history_counts(tx, skip=0)
+    for records, names in pieces:  # the rest of a history checked a part at a time
+        del tx
+        tx = _part(history, records, names)
+        more = _analyse(tx, model, max_examples, time_limit, process, realtime, graphs, opts)
+        _merge(part, more, max_examples)
+        _add_counts(hist, _history_counts(tx, skip=len(names) - _own(records)))
+    anomalies, cyc_unknown, drawn = part["anomalies"], part["unknown"], part["drawn"]
+    for kind, a in anomalies.items():
+        a["unit"] = models.count_unit(kind, a["count"])
+        a["run_status"] = models.status(kind, run_model) if run_model else None
+    anomalies = dict(sorted(anomalies.items(), key=lambda kv: models.ORDER.get(kv[0], 999)))
+    plots = [(kind, explain.cycle_dot(ex)) for kind, a in anomalies.items()
+             for ex in a["examples"] if "cycle" in ex]
+    found_names = set(anomalies)
+    unknown = sorted((u for u in cyc_unknown if u not in found_names), key=models.ORDER.get)
+    forbidden = models.MODELS[model].forbids
+    if found_names & forbidden:
+        verdict = INVALID
+    elif set(unknown) & forbidden:
+        verdict = UNKNOWN
+    else:
+        verdict = VALID
+    hist = {"format": tx.format} | hist
+    for k in ("scenario", "strategy", "seed", "workers", "server"):
+        if k in tx.meta:
+            hist[k] = tx.meta[k]
+    sec = part["seconds"]
+    stats = {"edges": part["edges"], "components": part["components"],
+             "largest_component": part["largest"], "process_edges": process,
+             "realtime_edges": realtime,
+             "seconds": {"load": round(t_load - t0 + sec["load"], 3),
+                         "edges": round(sec["edges"], 3), "scc": round(sec["scc"], 3),
+                         "cycles": round(sec["cycles"], 3),
+                         "total": round(time.perf_counter() - t0, 3)}}
+    if cuts:
+        stats["parts"] = len(cuts) + 1
+    return Result(model, level, verdict, anomalies, unknown, models.ruled_out(found_names), stats,
+                  hist, plots, drawn, isolation and models.level_sql(isolation), run_model)
+
+
+def _cuts(history, segment):
+    """Where a txlab history file is cut into parts, or None: checked whole."""
+    if segment == 0:
+        return None
+    try:
+        path = Path(history)
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except (OSError, TypeError, ValueError):
+        return None
+    if not head.startswith(b'{"type": "run"') and not head.startswith(b'{"type":"run"'):
+        return None  # only txlab's own histories (Elle's carry no versions to cut by)
+    seg = segment or segments.SEGMENT
+    if size < 2 * seg * _MIN_BYTES_PER_TXN:
+        return None  # too short for two parts
+    if segment is None and size * memory.BYTES_PER_FILE_BYTE <= WHOLE_BUDGET:
+        return None  # the whole check fits the budget, and is faster
+    return segments.plan(path, seg)
+
+
+# A history is checked whole (the fastest way) while that takes at most about this much
+# memory; beyond, in parts. `txlab run` asks for parts sooner (runner.py): a load harness
+# keeps its memory flat.
+WHOLE_BUDGET = 1536 * 2**20
+_MIN_BYTES_PER_TXN = 150  # the shortest txn record txlab writes, about
+
+
+def _part(history, records, names) -> Txns:
+    tx = read_txlab(Path(history), records)
+    tx.names = [0] + names
+    return tx
+
+
+def _own(records) -> int:
+    """The txn records of a part that are its own (not context)."""
+    return sum(1 for n, rec in records if n and rec.get("type") == "txn")
+
+
+def _history_counts(tx: Txns, skip: int) -> dict:
+    """Transactions of a part, its context (the first `skip` after T0) left out."""
+    status = tx.status[1 + skip:]
+    return {"transactions": len(status), "committed": status.count(OK),
+            "failed": status.count(FAIL), "unknown": status.count(INFO)}
+
+
+def _add_counts(into: dict, more: dict) -> None:
+    for k, v in more.items():
+        into[k] += v
+
+
+def _analyse(tx: Txns, model, max_examples, time_limit, process, realtime, graphs,
+             opts) -> dict:
+    """Anomalies, examples and statistics of one Txns (a whole history, or a part)."""
+    t0 = time.perf_counter()
     idx = versions.build(tx, opts)
     adj, found = infer.build(tx, idx, process, realtime)
     found = idx.findings + tx.found + found
@@ -128,7 +254,6 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     drawn = components.describe(tx, idx, comps, cyc.examples, process, realtime) if graphs else None
 
     anomalies: dict = {}
-    plots = []
     for kind, data in found:
         a = _entry(anomalies, kind, model)
         a["count"] += data.get("lost", 1) if kind == "lost update" else 1
@@ -143,34 +268,27 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
             ex = explain.cycle_data(tx, idx, kind, a["status"], c)
             ex["text"] = explain.cycle_text(ex)
             a["examples"].append(ex)
-            plots.append((kind, explain.cycle_dot(ex)))
-    for kind, a in anomalies.items():
-        a["unit"] = models.count_unit(kind, a["count"])
-        a["run_status"] = models.status(kind, run_model) if run_model else None
-    anomalies = dict(sorted(anomalies.items(), key=lambda kv: models.ORDER.get(kv[0], 999)))
-    found_names = set(anomalies)
-    unknown = sorted((u for u in cyc.unknown if u not in found_names), key=models.ORDER.get)
-    forbidden = models.MODELS[model].forbids
-    if found_names & forbidden:
-        verdict = INVALID
-    elif set(unknown) & forbidden:
-        verdict = UNKNOWN
-    else:
-        verdict = VALID
-    status = tx.status
-    hist = {"format": tx.format, "transactions": len(tx) - 1,
-            "committed": status.count(OK) - 1, "failed": status.count(FAIL),
-            "unknown": status.count(INFO)}
-    for k in ("scenario", "strategy", "seed", "workers", "server"):
-        if k in tx.meta:
-            hist[k] = tx.meta[k]
-    stats = {"edges": n_edges, "components": cyc.components, "largest_component": cyc.largest,
-             "process_edges": process, "realtime_edges": realtime,
-             "seconds": {"load": round(t_load - t0, 3), "edges": round(t_edges - t_load, 3),
-                         "scc": round(t_scc - t_edges, 3), "cycles": round(t_cycles - t_scc, 3),
-                         "total": round(time.perf_counter() - t0, 3)}}
-    return Result(model, level, verdict, anomalies, unknown, models.ruled_out(found_names), stats,
-                  hist, plots, drawn, isolation and models.level_sql(isolation), run_model)
+    return {"anomalies": anomalies, "unknown": set(cyc.unknown), "drawn": drawn, "edges": n_edges, "components": cyc.components,
+            "largest": cyc.largest,
+            "seconds": {"load": 0.0, "edges": t_edges - t0, "scc": t_scc - t_edges,
+                        "cycles": t_cycles - t_scc}}
+
+
+def _merge(into: dict, more: dict, max_examples: int) -> None:
+    """One part's findings added to those of the parts before it."""
+    for kind, a in more["anomalies"].items():
+        b = into["anomalies"].get(kind)
+        if b is None:
+            into["anomalies"][kind] = a
+            continue
+        b["count"] += a["count"]
+        b["examples"] += a["examples"][:max(0, max_examples - len(b["examples"]))]
+    into["unknown"] |= more["unknown"]
+    into["edges"] += more["edges"]
+    into["components"] += more["components"]
+    into["largest"] = max(into["largest"], more["largest"])
+    for k, v in more["seconds"].items():
+        into["seconds"][k] += v
 
 
 def _entry(anomalies: dict, kind: str, model: str) -> dict:

@@ -93,9 +93,12 @@ def _text(d: dict, t) -> str:
         parts.append(Text(term_mod.wrapped(
             f"ruled out: {models.ruled_out_text(d['models_ruled_out'])}", t)))
     st = d["stats"]
+    in_parts = f", in {st['parts']} parts" if st.get("parts") else ""
     parts.append(Text(term_mod.wrapped(
         f"checked in {st['seconds']['total']:.2f} s ({st['edges']} edges, {st['components']} "
-        f"cyclic components, largest {st['largest_component']})", t), style=term_mod.STYLES["muted"]))
+        f"cyclic components, largest {st['largest_component']}"
+        f"{in_parts})", t),
+        style=term_mod.STYLES["muted"]))
     verdict = d["verdict"].upper()
     if d["verdict"] == "invalid":
         verdict += f": {', '.join(d['forbidden'])} forbidden at {d['model']}"

@@ -103,8 +103,10 @@ def render(data: dict) -> str:
     if c.get("models_ruled_out"):
         notes.append(f"ruled out: {models.ruled_out_text(c['models_ruled_out'])}")
     s = c["stats"]
+    in_parts = f", in {s['parts']} parts" if s.get("parts") else ""
     notes.append(f"checked in {s['seconds']['total']} s ({s['edges']} edges, {s['components']} "
-                 f"cyclic components, largest {s['largest_component']})")
+                 f"cyclic components, largest {s['largest_component']}"
+                 f"{in_parts})")
     parts.append('<section aria-labelledby="h-st"><h2 id="h-st">Checker</h2><ul>'
                  + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></section></main>")
     return document(f"txlab check: {c['verdict']}", "".join(parts), c, (), "check")

@@ -1,0 +1,311 @@
+"""A long txlab history checked a segment at a time, in bounded memory, with the verdict
+of the whole.
+
+A cycle needs an edge that runs backwards in the file: from a later transaction to an
+earlier one. So a cut between two records that no such edge (and no other finding)
+crosses splits the history into parts that can be checked one by one: every cycle,
+and every finding, lies inside one part. `plan` finds such cuts in one streaming pass,
+keeping per key only the latest committed version and a window of recent raises:
+
+- a read of (k, v) by record q: its rw edge goes to the installer of the version
+  after v. A cut at p is safe for it only if v is still the latest committed version
+  of k at p (else that installer lies before p, a backward edge). So the records
+  from the one that first raised k above v up to q stay together.
+- a committed write of (k, v) below k's latest version (records out of commit order):
+  the same, for v - 1 (its ww edge from the previous version's installer, which may
+  come later in the file).
+- a read of a version not yet written in the file (its writer comes later: a wr edge
+  backwards, or an aborted write read, G1a): reader and writer stay together.
+- two transactions that read one version of a key and then wrote the key (a lost
+  update): they stay together.
+- a second committed install of one version (or an install out of order further back
+  than the window), or a transaction of unknown outcome: no cut at all (the history
+  is checked whole).
+
+Each part is checked with a context in place of what came before it: for each key,
+the transaction that installed its latest version (with those writes only), and the
+failed writes of the latest version or beyond (so an aborted read is still named
+G1a). A cut safe by the rules above leaves nothing else for a later part to refer to.
+Process and real-time edges cross every cut; a check that wants them (or graphs) is
+done whole.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from heapq import heappop, heappush
+from pathlib import Path
+
+from txlab.checker.loading import json_lines
+
+SEGMENT = 20_000  # transactions per part (about 25 MB of the checker's structures)
+WINDOW = 30_000  # records: how far back a stale read is traced (older: no cut before it)
+GRID = 32  # candidate cuts per part's length (a cut is looked for every SEGMENT / GRID records)
+
+
+class _Whole(Exception):
+    """The history is to be checked whole."""
+
+
+def ordered(records):
+    """(file position, record) for a txlab history's records in the order of their
+    completion (run and init first): a txn record is held until a record invoked after
+    it completed comes, so the wait is about one transaction's length. Both passes cut
+    this one order, so any order would be sound; this one keeps edges short (txlab
+    writes attempts in the order they began, and a transaction that waited for a lock
+    reads what later ones wrote)."""
+    heap: list = []
+    q = 0
+    for _, rec in records:
+        if type(rec) is not dict or rec.get("type") != "txn":
+            yield 0, rec
+            continue
+        q += 1
+        done, began = rec.get("complete_ns"), rec.get("invoke_ns")
+        if type(done) is not int or type(began) is not int:
+            raise _Whole
+        heappush(heap, (done, q, rec))
+        while heap and heap[0][0] <= began:
+            _, i, r = heappop(heap)
+            yield i, r
+    while heap:
+        _, i, r = heappop(heap)
+        yield i, r
+
+
+def plan(path: Path, segment: int = SEGMENT, window: int | None = None) -> list[int] | None:
+    """The positions (in `ordered`'s order, 1 = the first txn) at which the parts after
+    the first begin, or None when the history cannot be cut (or is too short to need it)."""
+    window = WINDOW if window is None else window
+    try:
+        with open(path, "rb") as f:
+            cands, n = _candidates(ordered(json_lines(path, f)), window,
+                                   max(1, segment // GRID))
+    except (_Whole, ValueError, TypeError, KeyError, IndexError, OSError):
+        return None  # checked whole: a malformed file gets the loader's own message
+    cuts: list[int] = []
+    last = 1
+    for c in cands:
+        if c - last >= segment and n + 1 - c >= segment // 4:
+            cuts.append(c)
+            last = c
+    return cuts or None
+
+
+def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
+    latest: dict = {}  # key -> latest committed version so far
+    raises: dict = {}  # key -> deque of (latest after, record) for the last `window` records
+    floor: dict = {}  # key -> latest before the oldest raise kept (when raises were dropped)
+    pending: dict = {}  # (key, version) written by nobody yet -> first record that read it
+    installs: dict = {}  # key -> deque of (version, record) committed in the window
+    have: dict = {}  # key -> the versions in installs[key]
+    gone: dict = {}  # key -> the highest version dropped from the window
+    rmw: dict = {}  # (key, version) -> first record that read it and then wrote the key
+    rmw_order: deque = deque()  # (record, key, version) of rmw, to forget the old ones
+    rmw_gone: dict = {}  # key -> the highest version forgotten from rmw
+    cands: list[int] = []
+    q = 0
+    every = max(1, min(1024, window))
+
+    def first_above(k, x) -> int:
+        """The record that first raised k's latest version above x (0: the start)."""
+        if k in floor and x < floor[k]:
+            return 0  # further back than the window keeps
+        dq = raises.get(k)
+        if not dq:
+            return 0
+        lo, hi = 0, len(dq)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if dq[mid][0] > x:
+                hi = mid
+            else:
+                lo = mid + 1
+        return dq[lo][1] if lo < len(dq) else q
+
+    for _, rec in records:
+        kind = rec["type"]
+        if kind == "run":
+            continue
+        if kind == "init":
+            for op in rec.get("ops") or ():
+                latest[op[1]] = op[2]
+                installs.setdefault(op[1], deque()).append((op[2], 0))
+                have.setdefault(op[1], set()).add(op[2])
+            continue
+        if kind != "txn":
+            raise _Whole
+        q += 1
+        if q % stride == 0:
+            cands.append(q)
+        outcome = rec["outcome"]
+        ops = rec.get("ops") or ()
+        if outcome == "unknown":
+            raise _Whole
+        back = q
+        if outcome != "committed":  # a failed write: a reader before it stays with it
+            for op in ops:
+                if op[0] == "w":
+                    r = pending.get((op[1], op[2]))
+                    if r is not None and r < back:
+                        back = r
+        else:
+            own: dict = {}
+            seen: dict = {}  # key -> the first version read of it (lost updates)
+            for op in ops:
+                f = op[0]
+                if f == "w":
+                    k, v = op[1], op[2]
+                    if type(v) is not int:
+                        raise _Whole
+                    cur = latest.get(k)
+                    if v in have.get(k, ()) or v <= gone.get(k, v - 1):
+                        raise _Whole  # two installs of one version (or maybe: too old)
+                    if k not in own and cur is not None and v < cur:
+                        back = min(back, first_above(k, v - 1))
+                    installs.setdefault(k, deque()).append((v, q))
+                    have.setdefault(k, set()).add(v)
+                    r = pending.pop((k, v), None)
+                    if r is not None and r < back:
+                        back = r
+                    own[k] = v
+                    continue
+                rows = (op[1:3],) if f == "r" else [row[:2] for row in op[2]] if f == "pr" else ()
+                for k, v in rows:
+                    if k in own:
+                        continue  # its own write: no edge
+                    if type(v) is not int:
+                        raise _Whole
+                    seen.setdefault(k, v)
+                    cur = latest.get(k)
+                    if cur is None or v > cur:
+                        pending.setdefault((k, v), q)
+                    elif v < cur:
+                        back = min(back, first_above(k, v))
+            for k, v in seen.items():  # read, then wrote: a lost update's readers together
+                if k not in own:
+                    continue
+                r = rmw.get((k, v))
+                if r is None:
+                    if v <= rmw_gone.get(k, v - 1):
+                        r = 0  # maybe read and written further back than the window
+                    rmw[(k, v)] = q
+                    rmw_order.append((q, k, v))
+                if r is not None and r < back:
+                    back = r
+            for k in own:
+                cur = latest.get(k)
+                top = max(op[2] for op in ops if op[0] == "w" and op[1] == k)
+                if cur is None or top > cur:
+                    latest[k] = top
+                    dq = raises.get(k)
+                    if dq is None:
+                        dq = raises[k] = deque()
+                    dq.append((top, q))
+        if back < q:
+            del cands[bisect_right(cands, back):]
+        if q % every == 0:  # forget what is older than the window
+            old = q - window
+            for k, dq in raises.items():
+                while dq and dq[0][1] < old:
+                    floor[k] = dq.popleft()[0]
+            while rmw_order and rmw_order[0][0] < old:
+                _, k, v = rmw_order.popleft()
+                del rmw[(k, v)]
+                rmw_gone[k] = max(rmw_gone.get(k, v), v)
+            for k, dq in installs.items():
+                while dq and dq[0][1] < old:
+                    v = dq.popleft()[0]
+                    have[k].discard(v)
+                    gone[k] = max(gone.get(k, v), v)
+    return cands, q
+
+
+def parts(path: Path, cuts: list[int]):
+    """(records of one part, context records) for each part, in order: the run record,
+    an init record and context txns standing for what came before, then the part's own
+    txn records; and the part's txn ids (names), context first."""
+    latest: dict = {}  # key -> (version, value, record that installed it)
+    failed: dict = {}  # key -> [(version, value, record)] at or beyond the latest version
+    run = None
+    init_ops: list = []
+    recs: list = []
+    names: list = []
+    bounds = iter(cuts + [None])
+    nxt = next(bounds)
+    q = 0
+    with open(path, "rb") as f:
+        for i, rec in ordered(json_lines(path, f)):
+            n = i or -1  # a line number for messages: the loader's are the whole file's
+            kind = rec.get("type") if type(rec) is dict else None
+            if kind == "run":
+                run = (n, rec)
+                continue
+            if kind == "init":
+                init_ops = rec.get("ops") or []
+                for op in init_ops:
+                    latest[op[1]] = (op[2], op[3] if len(op) > 3 else None, 0)
+                recs.append((n, rec))
+                continue
+            q += 1
+            if nxt is not None and q == nxt:
+                yield _with_run(run, recs), names
+                recs, names = _context(latest, failed)
+                nxt = next(bounds)
+            recs.append((n, rec))
+            names.append(i)
+            _advance(rec, i, latest, failed)
+    yield _with_run(run, recs), names
+
+
+def _with_run(run, recs: list) -> list:
+    return ([run] if run is not None else []) + recs
+
+
+def _advance(rec: dict, q: int, latest: dict, failed: dict) -> None:
+    ops = rec.get("ops") or ()
+    if rec.get("outcome") == "committed":
+        for op in ops:
+            if op[0] == "w":
+                k, v = op[1], op[2]
+                cur = latest.get(k)
+                if cur is None or v > cur[0]:
+                    latest[k] = (v, op[3] if len(op) > 3 else None, q)
+                    fw = failed.get(k)
+                    if fw:
+                        failed[k] = [x for x in fw if x[0] >= v]
+    else:
+        for op in ops:
+            if op[0] == "w":
+                cur = latest.get(op[1])
+                if cur is None or op[2] >= cur[0]:
+                    failed.setdefault(op[1], []).append((op[2], op[3] if len(op) > 3 else None,
+                                                         q))
+
+
+def _context(latest: dict, failed: dict) -> tuple[list, list]:
+    """Records standing for the parts before: T0 with the initial versions still latest,
+    one committed txn per installer of a latest version (those writes only), one failed
+    txn per attempt with a write at or beyond a latest version."""
+    init: list = []
+    by: dict = {}
+    for k, (v, val, who) in latest.items():
+        op = ["w", k, v, val]
+        if who == 0:
+            init.append(op)
+        else:
+            by.setdefault(who, []).append(op)
+    bad: dict = {}
+    for k, fw in failed.items():
+        for v, val, who in fw:
+            bad.setdefault(who, []).append(["w", k, v, val])
+    recs: list = [(0, {"type": "init", "ops": init})]
+    names: list = []
+    for who in sorted(by):
+        recs.append((0, {"type": "txn", "outcome": "committed", "ops": by[who]}))
+        names.append(who)
+    for who in sorted(bad):
+        recs.append((0, {"type": "txn", "outcome": "aborted", "ops": bad[who]}))
+        names.append(who)
+    return recs, names
