@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from txlab import history, report, runner, signals
@@ -153,3 +154,88 @@ def test_an_interrupt_ends_a_scenarios_time_sleep(pg_dsn, fire):
     assert r.interrupted and r.outcomes.committed == 0
     assert r.outcomes.aborted == {"interrupted": 2}  # both workers, cut short
     assert len(result.history.attempts) == 2
+
+
+
+PROBE = "pg_isolation_test_session_is_blocked"  # the demo's lock-wait probe
+
+
+@pytest.fixture
+def demo_interrupted(pg_dsn, monkeypatch):
+    """`txlab demo ARGS...` in-process, with SIGINT sent right after the demo's control
+    connection has sent its first lock-wait probe (sent only while a step is still
+    running, at a level where it waits), before its results are read: the narrow
+    window between PQsendQuery and reading that a real Ctrl-C hits now and then.
+    Returns the CLI's result."""
+    from click.testing import CliRunner
+
+    from txlab.cli import cli
+    from txlab.interleave import pq
+
+    real_send = pq.Connection.send
+    fired = []
+
+    def send(self, sql):
+        real_send(self, sql)
+        if not fired and PROBE in sql:
+            fired.append(sql)
+            os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt here, the query in flight
+
+    monkeypatch.setattr(pq.Connection, "send", send)
+    monkeypatch.delenv("TXLAB_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    def invoke(*args):
+        result = CliRunner().invoke(cli, ["demo", *args, "--dsn", pg_dsn, "--schema",
+                                          "txlab_interrupt_demo"], catch_exceptions=False)
+        assert fired, "the probe was sent"
+        return result
+
+    return invoke
+
+
+def _demo_connections(dsn: str) -> int:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity"
+                        " WHERE application_name LIKE 'txlab-demo%%'")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_an_interrupt_while_a_demo_statement_is_in_flight_exits_130(pg_dsn, demo_interrupted):
+    # The clean-up must not send its own query on the busy control connection
+    # (it did: "failed to send query: another command is already in progress", exit 3).
+    result = demo_interrupted("--all")
+    assert result.exit_code == 130, result.stderr
+    assert result.stderr == "txlab: interrupted\n"
+    # nothing of the demo is left behind: its sessions and control connection are gone
+    for _ in range(200):
+        if _demo_connections(pg_dsn) == 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the demo's connections outlived the command")
+
+
+def test_a_failed_clean_up_after_an_interrupt_is_a_warning_and_exit_130(demo_interrupted,
+                                                                         monkeypatch):
+    """The interrupt is what ended the command: an error while stopping (here the
+    demo's clean-up, made to fail) is said as a warning, and the exit is still 130."""
+    from txlab.errors import DatabaseError
+    from txlab.interleave import driver
+
+    real_abandon = driver.Driver._abandon
+
+    def abandon(self):
+        real_abandon(self)
+        raise DatabaseError("the teardown failed")
+
+    monkeypatch.setattr(driver.Driver, "_abandon", abandon)
+    result = demo_interrupted("g0", "-i", "rc")  # at READ COMMITTED a step of g0 waits
+    assert result.exit_code == 130, result.stderr
+    assert result.stderr == ("txlab: warning: while stopping: the teardown failed\n"
+                             "txlab: interrupted\n")

@@ -96,30 +96,55 @@ class Group(click.Group):
 
         try:
             return super().invoke(ctx)
-        except errors.TxlabError as exc:
-            err(str(exc), "error")
-            sys.exit(exc.exit_code)
-        except psycopg2.Error as exc:
-            err(db.first_line(exc), "database error")
-            sys.exit(errors.EXIT_RUNTIME)
         except KeyboardInterrupt:
-            _err("interrupted", None)
-            sys.exit(errors.EXIT_INTERRUPTED)
+            _interrupted()
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:  # `txlab ... | head`: the reader left; say nothing
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(141)
-        except OSError as exc:
-            err(_os_error(exc), "error")
-            sys.exit(errors.EXIT_RUNTIME)
         except Exception as exc:
-            if os.environ.get("TXLAB_DEBUG"):
-                raise
-            err(f"{type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)",
-                "internal error")
-            sys.exit(errors.EXIT_RUNTIME)
+            message, label, code = _failure(exc)
+            if _after_interrupt(exc):
+                # The clean-up after an interrupt failed: the interrupt is what ended
+                # the command (exit 130); what went wrong while stopping is a warning.
+                err(f"while stopping: {message}", "warning")
+                _interrupted()
+            err(message, label)
+            sys.exit(code)
+
+
+def _interrupted() -> None:
+    _err("interrupted", None)
+    sys.exit(errors.EXIT_INTERRUPTED)
+
+
+def _after_interrupt(exc: BaseException) -> bool:
+    """`exc` was raised while an interrupt was being handled (in an `except` or
+    `finally` that a KeyboardInterrupt went through)."""
+    seen = set()
+    cause = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
+
+
+def _failure(exc: Exception) -> tuple[str, str, int]:
+    """An error in words: (message, label, exit code)."""
+    if isinstance(exc, errors.TxlabError):
+        return str(exc), "error", exc.exit_code
+    if isinstance(exc, psycopg2.Error):
+        return db.first_line(exc), "database error", errors.EXIT_RUNTIME
+    if isinstance(exc, OSError):
+        return _os_error(exc), "error", errors.EXIT_RUNTIME
+    if os.environ.get("TXLAB_DEBUG"):
+        raise exc
+    return (f"{type(exc).__name__}: {exc} (set TXLAB_DEBUG=1 for a traceback)",
+            "internal error", errors.EXIT_RUNTIME)
 
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}

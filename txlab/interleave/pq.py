@@ -28,6 +28,7 @@ PGRES_COMMAND_OK = 1
 PGRES_TUPLES_OK = 2
 PGRES_FATAL_ERROR = 7
 CONNECTION_OK = 0
+PQTRANS_ACTIVE = 1  # PQtransactionStatus: a command is in progress (libpq-fe.h)
 
 # PG_DIAG_* field codes (postgres_ext.h)
 DIAG_SEVERITY = ord("S")
@@ -105,6 +106,7 @@ def lib() -> ctypes.CDLL:
         "PQgetCancel": (vp, [vp]),
         "PQcancel": (i, [vp, cp, i]),
         "PQfreeCancel": (None, [vp]),
+        "PQtransactionStatus": (i, [vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(handle, name)
@@ -260,13 +262,32 @@ class Connection:
                 q.PQclear(res)
 
     def execute(self, sql: str) -> list[Result]:
+        """Send `sql` and wait for all its results. A command an interrupt left in
+        flight on this connection is cancelled first (see settle)."""
+        self.settle()
         self.send(sql)
         try:
             return list(self.results())
         except BaseException:  # an interrupt mid-way: leave the connection ready for the
-            for _ in self.results():  # next command (the demo's clean-up uses it)
-                pass
+            self.settle()      # next command (the demo's clean-up uses it)
             raise
+
+    def busy(self) -> bool:
+        """A command was sent and its results are not all read yet."""
+        return bool(self.handle) and lib().PQtransactionStatus(self.handle) == PQTRANS_ACTIVE
+
+    def settle(self) -> None:
+        """Cancel the command in flight, if any, and discard its results, so that the
+        connection takes a new one. A Ctrl-C can land between PQsendQuery and the
+        reading of the results (in `execute`, before its `try`), leaving the
+        connection busy: libpq refuses the next query ("another command is already
+        in progress"). A cancel that comes too late does no harm: the server drops
+        one that finds no statement running."""
+        if not self.busy():
+            return
+        self.cancel()
+        for _ in self.results():
+            pass
 
     def notifications(self) -> list[Notification]:
         q = lib()
