@@ -25,16 +25,20 @@ from txlab.cli_shared import (
     complete_scenarios,
     complete_strategies,
     complete_terms,
+    drop_output,
     emit,
     err,
+    flushed,
     format_option,
     no_color_param,
     out_term,
     output_option,
+    pipe_closed,
     seconds_option,
     show_click_error,
     stderr_term,
     stdout_term,
+    whole_writes,
     write_html,
 )
 from txlab.settings import DEFAULT_DURATION_S, DEFAULT_THINK_MS, RunSettings
@@ -67,18 +71,28 @@ class Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        whole_writes()
+        stdout = sys.stdout
         try:
-            rv = super().main(args, prog_name, complete_var, False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:  # `txlab`, `txlab server`: the help
-            click.echo(exc.ctx.get_help())
-            sys.exit(0)
-        except click.ClickException as exc:
-            show_click_error(exc)
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            _err("aborted", None)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
+            try:
+                rv = super().main(args, prog_name, complete_var, False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:  # `txlab`, `txlab server`: the help
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
+            except click.ClickException as exc:
+                show_click_error(exc)
+                sys.exit(exc.exit_code)
+            except click.Abort:
+                _err("aborted", None)
+                sys.exit(1)
+            code = rv if isinstance(rv, int) else 0
+        except SystemExit as exc:
+            code = exc.code
+            if sys.stdout is not stdout:  # click met a closed pipe (--version): its exit 1
+                pipe_closed()             # and its stand-in for sys.stdout
+        except BrokenPipeError:  # the help or a usage error, into a pipe closed early
+            pipe_closed()
+        sys.exit(flushed(code))
 
     def add_command(self, cmd, name=None):
         _give_common(cmd)
@@ -101,11 +115,11 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except BrokenPipeError:  # `txlab ... | head`: the reader left; say nothing
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(141)
+            pipe_closed()
         except Exception as exc:
             message, label, code = _failure(exc)
+            if isinstance(exc, OSError) and exc.filename is None:
+                drop_output()  # standard output failed (a full disk): said once, here
             if _after_interrupt(exc):
                 # The clean-up after an interrupt failed: the interrupt is what ended
                 # the command (exit 130); what went wrong while stopping is a warning.

@@ -15,19 +15,22 @@ The vocabulary (docs/cli.md, "Options that mean the same everywhere"):
 Printing: `out_term(output)` says how the report may look (the terminal's width
 and colour, or plain text at COLUMNS/80 for `-o FILE`), `emit` writes it, and
 `err` writes a message to standard error wrapped to its width, with its label
-coloured on a terminal.
+coloured on a terminal. `whole_writes()` (once, by the CLI) makes every write to
+standard output all or an error, and `pipe_closed()` ends a command whose reader
+left (`| head`): exit 141, nothing said.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from txlab import term
-from txlab.errors import TxlabError
+from txlab.errors import EXIT_BROKEN_PIPE, EXIT_RUNTIME, TxlabError
 
 NO_COLOR_KEY = "txlab.no_color"
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -81,6 +84,57 @@ def emit(text: str, output: str | None, what: str = "report") -> None:
         err(f"{what} written to {output}", None)
     else:
         click.echo(text, nl=False, color=True)
+
+
+def whole_writes() -> None:
+    """Standard output over a buffered writer when Python left it raw (PYTHONUNBUFFERED,
+    `python -u`). Over a raw file, a text stream ignores a write that the file takes
+    only in part (CPython gh-85393): a report bigger than a pipe's buffer, whose
+    reader leaves (`| head`), was cut there silently and txlab exited 0, never
+    seeing the closed pipe; a signal in the middle of a write cut it too. A buffered
+    writer writes it all or raises (BrokenPipeError: exit 141). Still unbuffered as
+    far as anyone can tell: each line is written at once (click.echo flushes too)."""
+    out = sys.stdout
+    raw = getattr(out, "buffer", None)
+    if not isinstance(out, io.TextIOWrapper) or not isinstance(raw, io.RawIOBase):
+        return
+    out.flush()
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=out.encoding,
+                                  errors=out.errors, line_buffering=True, write_through=True)
+
+
+def pipe_closed() -> None:
+    """The reader of standard output left (`txlab ... | head`): exit 141, as a shell
+    reports a writer SIGPIPE ended, and say nothing."""
+    drop_output()
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
+def drop_output() -> None:
+    """Standard output cannot be written (its reader left, the disk is full): it goes
+    to /dev/null from now on, so that what is still buffered cannot fail again when
+    Python flushes it at exit (`Exception ignored ...`, exit 120)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (a test's captured output)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def flushed(code):
+    """`code`, once standard output is flushed (what a command left in its buffer):
+    141 instead if its reader has gone, 3 if it cannot be written."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pipe_closed()
+    except OSError as exc:
+        drop_output()
+        err(f"cannot write the output: {exc.strerror or exc}")
+        return EXIT_RUNTIME
+    return code
 
 
 def write_html(path: str, text: str) -> None:

@@ -15,6 +15,7 @@ EXIT_VIOLATED = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer `head` left
 
 
 class TxlabError(Exception):
