@@ -239,3 +239,72 @@ def test_a_failed_clean_up_after_an_interrupt_is_a_warning_and_exit_130(demo_int
     assert result.exit_code == 130, result.stderr
     assert result.stderr == ("txlab: warning: while stopping: the teardown failed\n"
                              "txlab: interrupted\n")
+
+
+@pytest.fixture
+def matrix_interrupted(pg_dsn, schema, monkeypatch):
+    """`txlab matrix` over 4 cells (naive, atomic x RC, SER), with SIGINT sent from the
+    first transaction of the third cell (atomic at RC): two cells have finished, the
+    third is running. Returns a function running the CLI with extra arguments."""
+    from click.testing import CliRunner
+
+    from txlab import matrix
+    from txlab.cli import cli
+
+    real_run = matrix.runner.run
+    cells = []
+
+    def run(settings, scenario, dsn, *args, **kwargs):
+        cells.append((settings.strategy, settings.isolation.key))
+        if len(cells) == 3:
+            strategy = scenario.strategy(settings.strategy)
+            fired = []
+
+            def body(tx):
+                if not fired:
+                    fired.append(True)
+                    os.kill(os.getpid(), signal.SIGINT)
+                strategy.run(tx)
+
+            scenario = dataclasses.replace(scenario, strategies=tuple(
+                dataclasses.replace(s, run=body) if s is strategy else s
+                for s in scenario.strategies))
+        return real_run(settings, scenario, dsn, *args, **kwargs)
+
+    monkeypatch.setattr(matrix.runner, "run", run)
+    monkeypatch.delenv("TXLAB_DSN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    def invoke(*args):
+        cells.clear()
+        result = CliRunner().invoke(cli, [
+            "matrix", "bank-transfer", "-s", "naive,atomic", "-i", "rc,ser", "-d", "0.5",
+            "--think-ms", "5", "--dsn", pg_dsn, "--schema", schema, *args],
+            catch_exceptions=False)
+        assert cells == [("naive", "read-committed"), ("naive", "serializable"),
+                         ("atomic", "read-committed")]  # and no cell after the interrupt
+        return result
+
+    return invoke
+
+
+def test_an_interrupted_matrix_prints_the_rows_that_finished(matrix_interrupted, tmp_path):
+    # `txlab matrix --help` says so: exit 130, the rows of the combinations that
+    # finished still printed, marked INTERRUPTED.
+    page = tmp_path / "matrix.html"
+    result = matrix_interrupted("--html", str(page))
+    assert result.exit_code == 130, result.stderr
+    assert result.stderr.endswith("txlab: interrupted after 2 of 4 combinations\n")
+    out = result.stdout
+    assert "INTERRUPTED after 2 of 4 combinations" in out
+    assert "INTERRUPTED: partial matrix. 2 combinations:" in out
+    assert "naive" in out and "atomic" not in out  # the cell cut short is left out
+    assert "INTERRUPTED after 2 of 4 combinations" in page.read_text()
+
+
+def test_an_interrupted_matrix_in_json_is_the_rows_that_finished(matrix_interrupted):
+    result = matrix_interrupted("--format", "json")
+    assert result.exit_code == 130, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["strategy"], r["isolation"]) for r in rows] == [
+        ("naive", "read-committed"), ("naive", "serializable")]

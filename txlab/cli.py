@@ -43,15 +43,26 @@ from txlab.cli_shared import (
 )
 from txlab.settings import DEFAULT_DURATION_S, DEFAULT_THINK_MS, RunSettings
 
-EXIT_CODES_HELP = """\b
+
+def _exit_codes(interrupted: str) -> str:
+    """The exit codes, with what an interrupt leaves (`interrupted`: the lines after
+    "130  interrupted (Ctrl-C, SIGTERM or SIGHUP);", indented to match)."""
+    return f"""\b
 Exit codes:
   0    every invariant held (and no anomaly the level forbids)
   1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
   3    database or runtime error (cannot connect, server failure)
-  130  interrupted (Ctrl-C, SIGTERM or SIGHUP); the partial report is
-       still printed
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP); {interrupted}
   141  the output pipe was closed early (e.g. piped into head)"""
+
+
+EXIT_CODES_HELP = _exit_codes("run and matrix still print what\n"
+                              "       they finished (the partial report)")
+RUN_EXIT_CODES_HELP = _exit_codes("the partial report is\n       still printed")
+MATRIX_EXIT_CODES_HELP = _exit_codes("the rows of the combinations\n"
+                                     "       that finished are still printed, marked "
+                                     "INTERRUPTED")
 
 
 def _err(message: str, label: str | None = None) -> None:
@@ -302,7 +313,7 @@ def _embedded_version() -> str:
 # ---------------------------------------------------------------- run
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=RUN_EXIT_CODES_HELP)
 @click.argument("scenario", shell_complete=complete_scenarios)
 @isolation_option
 @click.option("--strategy", "-s", shell_complete=complete_strategies, metavar="STRATEGY",
@@ -472,7 +483,7 @@ def explain(term, fmt, output):
 # ---------------------------------------------------------------- matrix
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=MATRIX_EXIT_CODES_HELP)
 @click.argument("names", metavar="[SCENARIO]...", nargs=-1, shell_complete=complete_scenarios)
 @click.option("--isolation", "-i", "levels", default="all", show_default=True,
               shell_complete=complete_levels, metavar="LEVEL[,...]|all",
@@ -535,21 +546,29 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
             click.echo(f"txlab: {line}", err=True)
 
     with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
-        try:
-            rows = matrix_mod.run_matrix(combos, base, database.dsn, progress)
-        finally:
-            if tty:
-                click.echo("\r\033[K", err=True, nl=False)
         conn = db.connect(database.dsn)
         try:
             version = db.server_version(conn)
         finally:
             conn.close()
-    emit(matrix_mod.render(rows, fmt, version, out_term(output)), output, "matrix")
-    if html_file:
-        from txlab.html import matrix as matrix_page
+        # From the first cell to the printed table, an interrupt is only noted: the
+        # matrix stops after the running cell and prints the rows that finished.
+        with signals.deferred() as interrupts:
+            try:
+                rows = matrix_mod.run_matrix(combos, base, database.dsn, progress, interrupts)
+            finally:
+                if tty:
+                    click.echo("\r\033[K", err=True, nl=False)
+            emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos)),
+                 output, "matrix")
+            if html_file:
+                from txlab.html import matrix as matrix_page
 
-        write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version))
+                write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version,
+                                                       matrix_mod.interrupted(rows, len(combos))))
+    if interrupts:
+        _err(f"interrupted after {len(rows)} of {len(combos)} combinations")
+        sys.exit(errors.EXIT_INTERRUPTED)
     violated = any(not r.holds or r.forbidden for r in rows)
     sys.exit(errors.EXIT_VIOLATED if violated and not no_fail else errors.EXIT_OK)
 

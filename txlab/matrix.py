@@ -2,7 +2,9 @@
 
 `run_matrix` returns plain rows; `render` formats them (table, markdown, json, csv)
 grouped by scenario, violations marked, and whether each verdict was expected
-from the strategy's declared `safe_at` levels.
+from the strategy's declared `safe_at` levels. A matrix cut short by an interrupt
+has the rows of the combinations that finished; given how many were planned,
+`render` says it is partial (text and markdown; json and csv stay lists of rows).
 """
 
 from __future__ import annotations
@@ -84,12 +86,21 @@ def _knobs_of(s: Scenario, params: Iterable[tuple[str, str]]) -> tuple[tuple[str
 
 
 def run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
-               progress: Callable[[int, int, Combo], None] | None = None) -> list[Row]:
-    """One short run per combination. Ctrl-C, SIGTERM or SIGHUP stops the matrix: the
-    running cell winds down as a run does, then KeyboardInterrupt comes out (the CLI
-    says `interrupted`, exit 130); left to each run, it would end only that cell."""
-    with signals.deferred() as interrupts:
-        return _run_matrix(combos, base, dsn, progress, interrupts)
+               progress: Callable[[int, int, Combo], None] | None = None,
+               interrupts: signals.Interrupts | None = None) -> list[Row]:
+    """One short run per combination, a row each. Ctrl-C, SIGTERM or SIGHUP stops
+    the matrix: the running cell winds down as a run does and is left out (it did
+    not run its time), no further cell starts, and the rows of the cells that
+    finished come back. Pass the caller's `interrupts` (signals.deferred) to look at
+    them, as the CLI does to print the partial table (exit 130); without them the
+    interrupt goes on to the caller once the matrix has stopped (KeyboardInterrupt
+    for Ctrl-C): left to each run, it would end only that cell."""
+    if interrupts is None:
+        with signals.deferred() as interrupts:
+            rows = _run_matrix(combos, base, dsn, progress, interrupts)
+        interrupts.deliver()
+        return rows
+    return _run_matrix(combos, base, dsn, progress, interrupts)
 
 
 def _run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
@@ -97,13 +108,18 @@ def _run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
                 interrupts: signals.Interrupts) -> list[Row]:
     rows = []
     for i, (scenario, strategy, level) in enumerate(combos):
+        if interrupts:
+            break
         if progress:
             progress(i, len(combos), (scenario, strategy, level))
         settings = replace(base, scenario=scenario.name, strategy=strategy, isolation=level,
                            params=_knobs_of(scenario, base.params))
-        r = runner.run(settings, scenario, dsn, interrupts=interrupts)
+        try:
+            r = runner.run(settings, scenario, dsn, interrupts=interrupts)
+        except KeyboardInterrupt:  # during the cell's setup: cancelled, nothing to show
+            break
         if r.interrupted:
-            raise KeyboardInterrupt
+            break
         o = r.outcomes
         rows.append(Row(
             scenario=scenario.name, strategy=strategy, isolation=level.key,
@@ -154,9 +170,20 @@ def to_dicts(rows: list[Row]) -> list[dict]:
     return [asdict(r) | {"surprise": r.surprise} for r in rows]
 
 
-def render(rows: list[Row], fmt: str, server: str = "", term=None) -> str:
+def interrupted(rows: list[Row], planned: int | None) -> str | None:
+    """What a matrix cut short says about itself (None for a whole one)."""
+    if planned is None or len(rows) >= planned:
+        return None
+    return (f"INTERRUPTED after {len(rows)} of {planned} combinations: these are the ones "
+            "that finished (the one running was stopped and is left out).")
+
+
+def render(rows: list[Row], fmt: str, server: str = "", term=None,
+           planned: int | None = None) -> str:
     """The matrix as text (fitted to `term`, default plain 80 columns), markdown,
-    json or csv; every view shows the same rows, verdicts and summary."""
+    json or csv; every view shows the same rows, verdicts and summary. `planned`:
+    how many combinations were to run; with fewer rows (an interrupt), text and
+    markdown say the matrix is partial (json and csv are the rows alone)."""
     if fmt == "json":
         return json.dumps(to_dicts(rows), indent=2) + "\n"
     if fmt == "csv":
@@ -171,15 +198,16 @@ def render(rows: list[Row], fmt: str, server: str = "", term=None) -> str:
                         "holds" if r.holds else "VIOLATED", ";".join(r.violated),
                         ";".join(f"{k}={v}" for k, v in r.anomalies.items()), r.expected_safe])
         return out.getvalue()
+    note = interrupted(rows, planned)
     if fmt in ("text", "table"):
-        return _text(rows, server, term)
-    parts = [f"# {_title(server)}"]
+        return _text(rows, server, term, note)
+    parts = [f"# {_title(server)}", *([f"**{note}**"] if note else [])]
     for scenario in dict.fromkeys(r.scenario for r in rows):
         body = [[cell.replace("VIOLATED", "**VIOLATED**") if i == 5 else cell
                  for i, cell in enumerate(_cells(r))] for r in rows if r.scenario == scenario]
         parts.append(f"## {scenario}\n" + tabulate(body, headers=HEADERS, tablefmt="github",
                                                      disable_numparse=True))
-    parts += [LEGEND, summary(rows)]
+    parts += [LEGEND, summary(rows, bool(note))]
     return "\n\n".join(parts) + "\n"
 
 
@@ -203,11 +231,12 @@ def _cells(r: Row) -> list[str]:
             str(r.retries), _verdict(r), _anomalies(r)]
 
 
-def summary(rows: list[Row]) -> str:
+def summary(rows: list[Row], partial: bool = False) -> str:
     bad = [r for r in rows if not r.holds]
     surprises = [r for r in rows if r.surprise]
     forbidden = [r for r in rows if r.forbidden]
-    text = f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
+    text = "INTERRUPTED: partial matrix. " if partial else ""
+    text += f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
     if surprises:
         text += (f"; {len(surprises)} UNEXPECTED (violated at a level the strategy declares "
                  "safe: " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
@@ -219,7 +248,7 @@ def summary(rows: list[Row]) -> str:
     return text
 
 
-def _text(rows: list[Row], server: str, t) -> str:
+def _text(rows: list[Row], server: str, t, note: str | None) -> str:
     from rich.console import Group
     from rich.text import Text
 
@@ -227,6 +256,8 @@ def _text(rows: list[Row], server: str, t) -> str:
 
     t = t or term_mod.plain()
     parts: list = [term_mod.heading(_title(server))]
+    if note:
+        parts.append(Text(term_mod.wrapped(note, t), style=term_mod.STYLES["warning"]))
     # with no retry anywhere the retries column is all zeros: leave it out of the text view
     keep = [i for i in range(len(HEADERS)) if i != RETRIES or any(r.retries for r in rows)]
     for scenario in dict.fromkeys(r.scenario for r in rows):
@@ -240,8 +271,8 @@ def _text(rows: list[Row], server: str, t) -> str:
                                  right=(2, heads.index("retries")) if "retries" in heads
                                  else (2,))]
     parts += ["", Text(term_mod.wrapped(LEGEND, t), style=term_mod.STYLES["muted"]), ""]
-    line = summary(rows)
+    line = summary(rows, bool(note))
     style = term_mod.STYLES["violated" if any(not r.holds or r.forbidden for r in rows)
-                            else "held"]
+                            else "warning" if note else "held"]
     parts.append(Text(term_mod.wrapped(line, t), style=style))
     return term_mod.to_text(Group(*parts), t)

@@ -12,7 +12,7 @@ from txlab import db, timeline
 from txlab.html.page import attrs, badge, document, esc
 
 
-def build(rows: list[dict], server: str = "") -> dict:
+def build(rows: list[dict], server: str = "", interrupted: str | None = None) -> dict:
     causes = {}
     for r in rows:
         for c in r["aborted"]:
@@ -21,11 +21,12 @@ def build(rows: list[dict], server: str = "") -> dict:
                 f" ({info['sqlstate']})" if info["sqlstate"] else "")
     levels = [k for k in db.LEVELS if any(r["isolation"] == k for r in rows)]
     return {"server": server, "rows": rows, "causes": causes,
-            "levels": {k: db.LEVELS[k].sql for k in levels}}
+            "levels": {k: db.LEVELS[k].sql for k in levels}, "interrupted": interrupted}
 
 
-def page(rows: list[dict], server: str = "") -> str:
-    return render(build(rows, server))
+def page(rows: list[dict], server: str = "", interrupted: str | None = None) -> str:
+    """`interrupted`: what a matrix cut short says about itself (matrix.interrupted)."""
+    return render(build(rows, server, interrupted))
 
 
 def _cell_id(r: dict) -> str:
@@ -82,7 +83,11 @@ def render(data: dict) -> str:
              "Each cell is one short run of the scenario with that strategy at that level: "
              "whether its invariants held, committed transactions per second, aborted attempts "
              "by cause (SQLSTATE), and the anomalies the history checker named.</p></header>",
-             "<main>", _callouts(rows, levels)]
+             "<main>"]
+    if data.get("interrupted"):
+        parts.append(f'<div class="callout" role="alert"><strong>{esc(data["interrupted"])}'
+                     "</strong></div>")
+    parts.append(_callouts(rows, levels))
     head = "".join(f'<th scope="col">{esc(sql)}</th>' for sql in levels.values())
     for scenario in dict.fromkeys(r["scenario"] for r in rows):
         body = []
