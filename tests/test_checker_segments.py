@@ -8,6 +8,7 @@ writes that others read, duplicate and skipped versions, values nobody wrote."""
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -80,7 +81,7 @@ def summary(r) -> tuple:
             sorted(r.unknown))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("TXLAB_SEGMENT_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**6), n=st.integers(5, 120), keys=st.integers(1, 5),
        faults=st.sampled_from([0.0, 0.02, 0.1, 0.3]), segment=st.integers(2, 12),
        window=st.sampled_from([3, 30, 30_000]))
@@ -99,8 +100,11 @@ def test_parts_give_the_verdict_and_counts_of_the_whole(tmp_path, monkeypatch, s
     (534229, 138, 5, 0.03, 18),  # two read-modify-writes of one version, parts apart
     (82996, 242, 1, 0.01, 6),  # a transaction that installs one version twice
     (490667, 266, 1, 0.01, 11),  # a future read beside a duplicated version
+    (1268, 5, 1, 0.1, 2),  # an aborted write read by a transaction that completed before it
 ])
-def test_histories_that_were_once_cut_wrongly(tmp_path, seed, n, keys, faults, segment):
+def test_histories_that_were_once_cut_wrongly(tmp_path, monkeypatch, seed, n, keys, faults,
+                                              segment):
+    monkeypatch.setattr(segments, "WINDOW", 3)
     p = write(tmp_path, messy(seed, n, keys, faults))
     assert summary(checker.check(p, segment=segment)) == summary(checker.check(p, segment=0))
 

@@ -164,8 +164,8 @@ def test_help_blocks_stay_as_written_when_they_fit():
     for width in (80, 200):
         out = CliRunner().invoke(cli, ["--help"], env={"COLUMNS": str(width)}).stdout
         assert "\n    1    an invariant was violated, or an anomaly the level forbids occurred\n" in out
-        assert "\n    130  interrupted (Ctrl-C, SIGTERM or SIGHUP); the partial report is\n" \
-               "         still printed\n" in out
+        assert "\n    130  interrupted (Ctrl-C, SIGTERM or SIGHUP); run and matrix still print\n" \
+               "         what they finished (the partial report)\n" in out
         demo = CliRunner().invoke(cli, ["demo", "-h"], env={"COLUMNS": str(width)}).stdout
         assert "\n    txlab demo --show p4 > my.spec       (a built-in spec to copy)\n" in demo
 

@@ -54,7 +54,7 @@ def _data(r: RunResult) -> dict:
         "anomalies": anomalies(r),
         "check": None if r.check is None else {
             "model": r.check.model, "verdict": r.check.verdict, "forbidden": r.check.forbidden,
-            "unknown": r.check.unknown,
+            "unknown": r.check.unknown, "parts": r.check.stats.get("parts", 1),
         },
         "verdict": verdict(r),
         "params": r.params,

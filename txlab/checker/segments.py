@@ -15,7 +15,8 @@ keeping per key only the latest committed version and a window of recent raises:
   the same, for v - 1 (its ww edge from the previous version's installer, which may
   come later in the file).
 - a read of a version not yet written in the file (its writer comes later: a wr edge
-  backwards, or an aborted write read, G1a): reader and writer stay together.
+  backwards), or one an aborted attempt later in the file wrote (G1a): reader and
+  writer stay together.
 - two transactions that read one version of a key and then wrote the key (a lost
   update): they stay together.
 - a second committed install of one version (or an install out of order further back
@@ -41,6 +42,7 @@ from txlab.checker.loading import json_lines
 
 SEGMENT = 20_000  # transactions per part (about 25 MB of the checker's structures)
 WINDOW = 30_000  # records: how far back a stale read is traced (older: no cut before it)
+READS = 300_000  # (key, version) reads remembered at most (predicate reads return many rows)
 GRID = 32  # candidate cuts per part's length (a cut is looked for every SEGMENT / GRID records)
 
 
@@ -104,6 +106,9 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
     rmw: dict = {}  # (key, version) -> first record that read it and then wrote the key
     rmw_order: deque = deque()  # (record, key, version) of rmw, to forget the old ones
     rmw_gone: dict = {}  # key -> the highest version forgotten from rmw
+    reads: dict = {}  # (key, version) -> first record that read it (an aborted write's readers)
+    read_order: deque = deque()  # (record, key, version) of reads, to forget the old ones
+    read_gone: dict = {}  # key -> the highest version forgotten from reads
     cands: list[int] = []
     q = 0
     every = max(1, min(1024, window))
@@ -144,10 +149,13 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
         if outcome == "unknown":
             raise _Whole
         back = q
-        if outcome != "committed":  # a failed write: a reader before it stays with it
+        if outcome != "committed":  # a failed write: a reader before it stays with it (G1a)
             for op in ops:
                 if op[0] == "w":
-                    r = pending.get((op[1], op[2]))
+                    k, v = op[1], op[2]
+                    r = reads.get((k, v))
+                    if r is None and type(v) is int and v <= read_gone.get(k, v - 1):
+                        r = 0  # maybe read further back than the window
                     if r is not None and r < back:
                         back = r
         else:
@@ -169,7 +177,8 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     r = pending.pop((k, v), None)
                     if r is not None and r < back:
                         back = r
-                    own[k] = v
+                    if k not in own or v > own[k]:
+                        own[k] = v  # its highest version of the key
                     continue
                 rows = (op[1:3],) if f == "r" else [row[:2] for row in op[2]] if f == "pr" else ()
                 for k, v in rows:
@@ -178,6 +187,9 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     if type(v) is not int:
                         raise _Whole
                     seen.setdefault(k, v)
+                    if (k, v) not in reads:
+                        reads[(k, v)] = q
+                        read_order.append((q, k, v))
                     cur = latest.get(k)
                     if cur is None or v > cur:
                         pending.setdefault((k, v), q)
@@ -194,9 +206,8 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     rmw_order.append((q, k, v))
                 if r is not None and r < back:
                     back = r
-            for k in own:
+            for k, top in own.items():
                 cur = latest.get(k)
-                top = max(op[2] for op in ops if op[0] == "w" and op[1] == k)
                 if cur is None or top > cur:
                     latest[k] = top
                     dq = raises.get(k)
@@ -210,6 +221,10 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
             for k, dq in raises.items():
                 while dq and dq[0][1] < old:
                     floor[k] = dq.popleft()[0]
+            while read_order and (read_order[0][0] < old or len(reads) > READS):
+                _, k, v = read_order.popleft()
+                del reads[(k, v)]
+                read_gone[k] = max(read_gone.get(k, v), v)
             while rmw_order and rmw_order[0][0] < old:
                 _, k, v = rmw_order.popleft()
                 del rmw[(k, v)]
