@@ -350,3 +350,20 @@ def test_describe_keeps_a_docstring_list_as_items():
 
     out = CliRunner().invoke(cli, ["describe", "on-call"], env={"COLUMNS": "80"}).stdout
     assert "\nlock-doctors: SELECT ... FOR UPDATE" in out and "\nnaive: SELECT" in out
+
+
+@pytest.mark.parametrize("width", [60, 44])
+def test_try_next_commands_wrap_between_options_under_their_indent(at, width):
+    """A command to copy keeps each option with its value and continues indented; it
+    used to run back to column 0 and split `--retries` from `10`."""
+    r = at(width, "run", "bank-transfer", "-s", "optimistic", "-p", "accounts=3", "-d", "1")
+    assert r.exit_code in (0, 1), r.output
+    lines = r.stdout.splitlines()
+    start = lines.index("Try next:")
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].strip())
+    block = lines[start + 1:end]
+    assert all(len(ln) <= width for ln in block), block
+    assert any("--retries" in ln for ln in block)
+    for ln in block:
+        assert not ln.rstrip().endswith(("--retries", "-s", "-p")), block  # value follows
+        assert ln.startswith("  "), block

@@ -65,10 +65,32 @@ def _story(story: list[str], tries: list[tuple[str, str]], t: Term) -> list:
         out += [""] if story else []
         out.append(heading("Try next:"))
         for command, why in tries:
-            out.append(Text("  ").append(command, style=STYLES["command"]))
+            out.append(Text(_command_lines(command, t), style=STYLES["command"]))
             if why:
                 out.append(Text(term_mod.wrapped(why, t, indent=6)))
     return out
+
+
+def _command_lines(command: str, t: Term) -> str:
+    """A command to copy, indented 2, wrapped to the width between its words, an option
+    kept with its value (`-p accounts=3`), continuation lines indented 6."""
+    words = command.split(" ")
+    groups: list[str] = []
+    for w in words:
+        if groups and groups[-1].startswith("-") and " " not in groups[-1] \
+                and not w.startswith("-"):
+            groups[-1] += " " + w
+        else:
+            groups.append(w)
+    lines, line = [], "  "
+    for g in groups:
+        if line.strip() and len(line) + 1 + len(g) > t.width:
+            lines.append(line)
+            line = "      " + g
+        else:
+            line += ("" if not line.strip() else " ") + g
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def _plain(value) -> str:
