@@ -160,3 +160,15 @@ def test_a_cycle_of_versions_names_the_initial_state_once():
     r = checker.check(h, "strict-serializable", linearizable_keys=True, garbage_reads=False)
     text = r.anomalies["cyclic-versions"]["examples"][0]["text"]
     assert text.count("T0 = ") == 1 and "T0 = {the initial state}" in text
+
+
+def test_an_elle_history_names_the_model_not_a_level_it_never_had(tmp_path):
+    p = tmp_path / "h.json"
+    import json as _json
+
+    p.write_text("".join(_json.dumps(op) + "\n" for op in STRONG_SI))
+    res = CliRunner().invoke(cli, ["check", str(p)])
+    assert res.exit_code == 1, res.output
+    assert "at this level" not in res.output
+    assert "FORBIDDEN at strict-serializable: a bug if the system promises " \
+           "strict-serializable" in " ".join(res.output.split())

@@ -37,6 +37,9 @@ def judged_words(d: dict) -> str:
 def status_words(d: dict, a: dict) -> str:
     """`FORBIDDEN at this level: a database or harness bug` or `allowed at this level`;
     judged by another model than the run's own, a bug only if the run's level forbids it."""
+    if not d.get("isolation"):  # an Elle history: no level recorded, only the model judged
+        return (f"FORBIDDEN at {d['model']}: a bug if the system promises {d['model']}"
+                if a["status"] == "forbidden" else f"allowed at {d['model']}")
     if d.get("own_model", True):
         return ("FORBIDDEN at this level: a database or harness bug" if a["status"] == "forbidden"
                 else "allowed at this level")
@@ -66,7 +69,7 @@ def _text(d: dict, t) -> str:
         pairs.append(("judged", judged))
     parts: list = [term_mod.pairs(pairs, t, columns=1), ""]
     own = d.get("own_model", True)
-    at = "at this level" if own else f"at {d['model']}"
+    at = "at this level" if own and d["isolation"] else f"at {d['model']}"
     anomalies = d["anomalies"]
     if anomalies:
         rows = [[name, f"{a['count']} {a.get('unit', '')}".strip(),
