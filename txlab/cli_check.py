@@ -29,7 +29,9 @@ Exit codes:
        a search timed out; the report says which)
   1    an anomaly that the model forbids was found (verdict invalid)
   2    usage error (unreadable or malformed history: the message names
-       the file and line; unknown model)"""
+       the file and line; unknown model)
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
+  141  the output pipe was closed early (e.g. piped into head)"""
 
 
 @click.command("check", epilog=CHECK_EXIT_HELP)

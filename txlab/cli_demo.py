@@ -45,7 +45,9 @@ Exit codes:
        cannot be judged: its verdict says CANNOT TELL)
   1    an outcome differs from the demo's `expect` metadata
   2    usage error (unknown demo, bad spec, bad option)
-  3    database or runtime error"""
+  3    database or runtime error
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
+  141  the output pipe was closed early (e.g. piped into head)"""
 
 
 def _dsn_option(f):
@@ -271,7 +273,9 @@ Exit codes:
   0    every property held
   1    a property did not hold
   2    usage error (e.g. durability on a server txlab did not start)
-  3    database or runtime error""")
+  3    database or runtime error
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
+  141  the output pipe was closed early (e.g. piped into head)""")
 @click.argument("part", default="all",
                 type=click.Choice(["atomicity", "consistency", "isolation", "durability", "all"]))
 @click.option("--yes", "-y", is_flag=True,
