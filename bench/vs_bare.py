@@ -307,10 +307,10 @@ def memory(dsn: str, args: argparse.Namespace) -> None:
     at10 = next((rss for t, rss in samples if t >= 10), samples[0][1])
     end = samples[-1]
     chk = report["check"] or {}
-    parts = (chk.get("stats") or {}).get("parts")
+    parts = chk.get("parts", 1)
     print(f"  transactions {o['committed'] + o['declined']}, duration {report['duration_s']:.0f} s,"
           f" check verdict {chk.get('verdict')}"
-          f"{f' (checked in {parts} parts)' if parts else ' (checked whole)' if chk else ''}")
+          f"{f' (checked in {parts} parts)' if parts > 1 else ' (checked whole)' if chk else ''}")
     print(f"  RSS after 10 s {at10:.1f} MB; at the end of the load ({end[0]:.0f} s)"
           f" {end[1]:.1f} MB; peak (incl. the check) {peak:.1f} MB")
     late = [(t, r) for t, r in samples if t >= min(60.0, seconds / 2)]
