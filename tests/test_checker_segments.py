@@ -158,3 +158,15 @@ def test_edges_that_cross_every_cut_are_checked_whole(tmp_path, flag):
     assert "parts" not in checker.check(p, segment=10, **flag).stats
     r = checker.check(p, "strict-serializable", segment=10)
     assert "parts" not in r.stats and r.stats["realtime_edges"]
+
+
+def test_a_malformed_record_is_named_by_its_line_as_in_the_whole_check(tmp_path):
+    recs = messy(7, 300, 30, 0.0)
+    recs[250]["worker"] = {"not": "an integer"}  # line 251: parsed fine, refused by the loader
+    p = write(tmp_path, recs)
+    messages = []
+    for segment in (0, 10):
+        with pytest.raises(checker.HistoryFormatError) as e:
+            checker.check(p, segment=segment)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1] and ":251: worker must be an integer" in messages[0]

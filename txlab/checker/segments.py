@@ -1,22 +1,22 @@
 """A long txlab history checked a segment at a time, in bounded memory, with the verdict
 of the whole.
 
-A cycle needs an edge that runs backwards in the file: from a later transaction to an
-earlier one. So a cut between two records that no such edge (and no other finding)
-crosses splits the history into parts that can be checked one by one: every cycle,
-and every finding, lies inside one part. `plan` finds such cuts in one streaming pass,
-keeping per key only the latest committed version and a window of recent raises:
+Take the records in one order (`ordered`: the order they completed). A cycle needs an
+edge that runs backwards in that order, from a later transaction to an earlier one.
+So a cut between two records that no such edge (and no other finding) crosses splits
+the history into parts that can be checked one by one: every cycle, and every
+finding, lies inside one part. `plan` finds such cuts in one streaming pass, keeping
+per key only the latest committed version and a window of recent ones:
 
 - a read of (k, v) by record q: its rw edge goes to the installer of the version
   after v. A cut at p is safe for it only if v is still the latest committed version
   of k at p (else that installer lies before p, a backward edge). So the records
   from the one that first raised k above v up to q stay together.
-- a committed write of (k, v) below k's latest version (records out of commit order):
-  the same, for v - 1 (its ww edge from the previous version's installer, which may
-  come later in the file).
-- a read of a version not yet written in the file (its writer comes later: a wr edge
-  backwards), or one an aborted attempt later in the file wrote (G1a): reader and
-  writer stay together.
+- a committed write of (k, v) below k's latest version (completed out of commit
+  order): the same, for v - 1 (its ww edge from the previous version's installer,
+  which may come later).
+- a read of a version not written yet (its writer comes later: a wr edge backwards),
+  or one an aborted attempt wrote later (G1a): reader and writer stay together.
 - two transactions that read one version of a key and then wrote the key (a lost
   update): they stay together.
 - a second committed install of one version (or an install out of order further back
@@ -51,29 +51,27 @@ class _Whole(Exception):
 
 
 def ordered(records):
-    """(file position, record) for a txlab history's records in the order of their
-    completion (run and init first): a txn record is held until a record invoked after
-    it completed comes, so the wait is about one transaction's length. Both passes cut
-    this one order, so any order would be sound; this one keeps edges short (txlab
-    writes attempts in the order they began, and a transaction that waited for a lock
-    reads what later ones wrote)."""
+    """(position in the file, line, record) for a txlab history's records in the order of
+    their completion (run and init first, position 0): a txn record is held until a
+    record invoked after it completed comes, so the wait is about one transaction's
+    length. Both passes cut this one order, so any order would be sound; this one keeps
+    edges short (txlab writes attempts in the order they began, and a transaction that
+    waited for a lock reads what later ones wrote)."""
     heap: list = []
     q = 0
-    for _, rec in records:
+    for line, rec in records:
         if type(rec) is not dict or rec.get("type") != "txn":
-            yield 0, rec
+            yield 0, line, rec
             continue
         q += 1
         done, began = rec.get("complete_ns"), rec.get("invoke_ns")
         if type(done) is not int or type(began) is not int:
             raise _Whole
-        heappush(heap, (done, q, rec))
+        heappush(heap, (done, q, line, rec))
         while heap and heap[0][0] <= began:
-            _, i, r = heappop(heap)
-            yield i, r
+            yield heappop(heap)[1:]
     while heap:
-        _, i, r = heappop(heap)
-        yield i, r
+        yield heappop(heap)[1:]
 
 
 def plan(path: Path, segment: int = SEGMENT, window: int | None = None) -> list[int] | None:
@@ -129,7 +127,7 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                 lo = mid + 1
         return dq[lo][1] if lo < len(dq) else q
 
-    for _, rec in records:
+    for _, _, rec in records:
         kind = rec["type"]
         if kind == "run":
             continue
@@ -251,8 +249,7 @@ def parts(path: Path, cuts: list[int]):
     nxt = next(bounds)
     q = 0
     with open(path, "rb") as f:
-        for i, rec in ordered(json_lines(path, f)):
-            n = i or -1  # a line number for messages: the loader's are the whole file's
+        for i, n, rec in ordered(json_lines(path, f)):
             kind = rec.get("type") if type(rec) is dict else None
             if kind == "run":
                 run = (n, rec)
