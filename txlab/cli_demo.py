@@ -276,7 +276,7 @@ Exit codes:
   3    database or runtime error
   130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
   141  the output pipe was closed early (e.g. piped into head)""")
-@click.argument("part", default="all",
+@click.argument("part", default="all", metavar="[PART]",
                 type=click.Choice(["atomicity", "consistency", "isolation", "durability", "all"]))
 @click.option("--yes", "-y", is_flag=True,
               help="Crash and restart the persistent server for durability without asking.")
@@ -298,6 +298,7 @@ def acid(part, yes, fmt, output, dsn):
                  Only on an embedded server txlab started (not with --dsn);
                  on the persistent one (`txlab server start`) only after a
                  yes (asked on a terminal, or --yes).
+    all          each of them in turn (the default)
 
     Works in its own schema, txlab_acid, and drops it afterwards.
     """
