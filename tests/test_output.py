@@ -371,6 +371,7 @@ def test_try_next_commands_wrap_between_options_under_their_indent(at, width):
 
 @pytest.mark.parametrize("width", [40, 60])
 def test_acid_usage_names_its_argument_rather_than_folding_its_choices(width):
-    out = CliRunner().invoke(cli, ["acid", "--help"], env={"COLUMNS": str(width)}).stdout
+    out = CliRunner().invoke(cli, ["acid", "--help"], env={"COLUMNS": str(width)},
+                             prog_name="txlab").stdout
     assert out.startswith("Usage: txlab acid [OPTIONS] [PART]\n"), out[:120]
     assert "isolati\n" not in out and "all          each of them in turn" in out
