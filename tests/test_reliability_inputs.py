@@ -89,6 +89,29 @@ def test_output_paths_are_checked_before_the_run(tmp_path):
     clean_exit(r, 2)
 
 
+def test_a_check_or_demo_never_writes_over_what_it_reads_or_one_file_twice(tmp_path):
+    """`txlab check h.jsonl -o h.jsonl` wrote the report over the history it checked."""
+    hist = tmp_path / "h.jsonl"
+    hist.write_text('{"type": "run", "isolation": "READ COMMITTED"}\n'
+                    '{"type": "init", "ops": [["w", "x", 1, 0]]}\n')
+    before = hist.read_bytes()
+    for extra in (("-o", str(hist)), ("--html", str(hist)),
+                  ("-o", str(tmp_path / "r"), "--html", str(tmp_path / "r"))):
+        r = txlab("check", str(hist), *extra)
+        clean_exit(r, 2)
+        assert "is the file being read" in r.stderr or "name the same file" in r.stderr, r.stderr
+    assert hist.read_bytes() == before
+    spec = tmp_path / "my.spec"
+    spec.write_text("# a spec\n")
+    r = txlab("demo", str(spec), "-o", str(spec), "--dsn", NOWHERE)
+    clean_exit(r, 2)
+    assert "is the file being read" in r.stderr and spec.read_text() == "# a spec\n"
+    r = txlab("demo", "p4", "-o", str(tmp_path / "d"), "--html", str(tmp_path / "d"),
+              "--dsn", NOWHERE)
+    clean_exit(r, 2)
+    assert "name the same file" in r.stderr
+
+
 # ---------------------------------------------------------------- item 11: the small ones
 
 

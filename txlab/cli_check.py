@@ -85,11 +85,11 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
 
     Example: txlab check run.jsonl --isolation "REPEATABLE READ" --plots plots/
     """
-    from txlab import checker, html
+    from txlab import checker, paths
 
     if model and isolation:
         raise click.UsageError("give --model or --isolation, not both")
-    html.check_target(html_file)
+    paths.check_outputs({"--output": output, "--html": html_file}, reads=history_file)
     from txlab import memory
 
     short = memory.shortfall(history_file, per_byte=memory.ELLE_BYTES_PER_FILE_BYTE)

@@ -148,11 +148,12 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     """
     if step_timeout is None:
         step_timeout = _step_timeout_default()
-    from txlab import html
+    from txlab import paths
     from txlab.interleave import demo as demos
     from txlab.interleave import render
 
-    html.check_target(html_file)
+    paths.check_outputs({"--output": output, "--html": html_file},
+                        reads=name if name and name.endswith(".spec") else None)
     fmt = "pretty" if fmt == "text" else fmt  # the demo renderer's name for the text view
     if new:
         if name or show or all_ or list_:

@@ -32,12 +32,15 @@ def _same(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(outputs: dict[str, str | None]) -> None:
+def check_outputs(outputs: dict[str, str | None], reads: str | None = None) -> None:
     """Check every output file ({option: path}; None for not given) and refuse one file
-    given for two outputs (one would overwrite the other)."""
+    given for two outputs (one would overwrite the other), or for the input file `reads`
+    (a report written over the history it checks)."""
     given = [(option, path) for option, path in outputs.items() if path]
     for option, path in given:
         check_writable(path, option)
+        if reads and _same(path, reads):
+            raise UsageError(f"{option} {path} is the file being read; give another name")
     for i, (option, path) in enumerate(given):
         for other, other_path in given[i + 1:]:
             if _same(path, other_path):
