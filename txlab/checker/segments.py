@@ -40,7 +40,7 @@ from pathlib import Path
 
 from txlab.checker.loading import json_lines
 
-SEGMENT = 20_000  # transactions per part (about 25 MB of the checker's structures)
+SEGMENT = 10_000  # transactions per part (about 15 MB of the checker's structures)
 WINDOW = 30_000  # records: how far back a stale read is traced (older: no cut before it)
 READS = 300_000  # (key, version) reads remembered at most (predicate reads return many rows)
 GRID = 32  # candidate cuts per part's length (a cut is looked for every SEGMENT / GRID records)
