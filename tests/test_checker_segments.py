@@ -170,3 +170,24 @@ def test_a_malformed_record_is_named_by_its_line_as_in_the_whole_check(tmp_path)
             checker.check(p, segment=segment)
         messages.append(str(e.value))
     assert messages[0] == messages[1] and ":251: worker must be an integer" in messages[0]
+
+
+def test_a_parts_context_holds_only_the_keys_it_uses(tmp_path):
+    """A history that keeps making new keys (tickets, bookings): each part's context is
+    the latest versions of its own keys, not of every key so far."""
+    recs = [{"type": "run", "format": "txlab-history/1", "isolation": "READ COMMITTED"},
+            {"type": "init", "id": 0, "ops": [["w", "event", 1, 0]]}]
+    for i in range(1, 401):
+        recs.append({"type": "txn", "id": i, "worker": i % 4, "txn": i, "attempt": 0,
+                     "invoke_ns": i * 10, "complete_ns": i * 10 + 5, "outcome": "committed",
+                     "ops": [["r", "event", i, i - 1], ["w", "event", i + 1, i],
+                             ["w", f"ticket:{i}", 1, i]]})
+    p = write(tmp_path, recs)
+    cuts = segments.plan(p, 40)
+    assert cuts and len(cuts) >= 5
+    for records, names in list(segments.parts(p, cuts))[1:]:
+        context = [r for n, r in records if n == 0]
+        mine = names[len(names) - sum(1 for n, r in records if n and r["type"] == "txn"):]
+        written = [op[1] for r in context for op in r.get("ops", [])]
+        assert set(written) <= {"event"} | {f"ticket:{i}" for i in mine}, written
+    assert summary(checker.check(p, segment=40)) == summary(checker.check(p, segment=0))

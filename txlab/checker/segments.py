@@ -100,6 +100,8 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
     pending: dict = {}  # (key, version) written by nobody yet -> first record that read it
     installs: dict = {}  # key -> deque of (version, record) committed in the window
     have: dict = {}  # key -> the versions in installs[key]
+    raise_order: deque = deque()  # (record, key) of raises, oldest first, to forget them
+    install_order: deque = deque()  # (record, key) of installs, oldest first
     gone: dict = {}  # key -> the highest version dropped from the window
     rmw: dict = {}  # (key, version) -> first record that read it and then wrote the key
     rmw_order: deque = deque()  # (record, key, version) of rmw, to forget the old ones
@@ -135,6 +137,7 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
             for op in rec.get("ops") or ():
                 latest[op[1]] = op[2]
                 installs.setdefault(op[1], deque()).append((op[2], 0))
+                install_order.append((0, op[1]))
                 have.setdefault(op[1], set()).add(op[2])
             continue
         if kind != "txn":
@@ -171,6 +174,7 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     if k not in own and cur is not None and v < cur:
                         back = min(back, first_above(k, v - 1))
                     installs.setdefault(k, deque()).append((v, q))
+                    install_order.append((q, k))
                     have.setdefault(k, set()).add(v)
                     r = pending.pop((k, v), None)
                     if r is not None and r < back:
@@ -212,13 +216,17 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     if dq is None:
                         dq = raises[k] = deque()
                     dq.append((top, q))
+                    raise_order.append((q, k))
         if back < q:
             del cands[bisect_right(cands, back):]
         if q % every == 0:  # forget what is older than the window
             old = q - window
-            for k, dq in raises.items():
-                while dq and dq[0][1] < old:
-                    floor[k] = dq.popleft()[0]
+            while raise_order and raise_order[0][0] < old:
+                k = raise_order.popleft()[1]
+                dq = raises[k]
+                floor[k] = dq.popleft()[0]
+                if not dq:
+                    del raises[k]
             while read_order and (read_order[0][0] < old or len(reads) > READS):
                 _, k, v = read_order.popleft()
                 del reads[(k, v)]
@@ -227,26 +235,29 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                 _, k, v = rmw_order.popleft()
                 del rmw[(k, v)]
                 rmw_gone[k] = max(rmw_gone.get(k, v), v)
-            for k, dq in installs.items():
-                while dq and dq[0][1] < old:
-                    v = dq.popleft()[0]
-                    have[k].discard(v)
-                    gone[k] = max(gone.get(k, v), v)
+            while install_order and install_order[0][0] < old:
+                k = install_order.popleft()[1]
+                dq = installs[k]
+                v = dq.popleft()[0]
+                have[k].discard(v)
+                gone[k] = max(gone.get(k, v), v)
+                if not dq:
+                    del installs[k], have[k]
     return cands, q
 
 
 def parts(path: Path, cuts: list[int]):
-    """(records of one part, context records) for each part, in order: the run record,
-    an init record and context txns standing for what came before, then the part's own
-    txn records; and the part's txn ids (names), context first."""
+    """(records, names) for each part, in order. records: the run record, an init record
+    and context txns standing for what came before (for the keys the part uses), then
+    the part's own txn records; names: the txn ids, context first."""
     latest: dict = {}  # key -> (version, value, record that installed it)
     failed: dict = {}  # key -> [(version, value, record)] at or beyond the latest version
     run = None
-    init_ops: list = []
-    recs: list = []
-    names: list = []
+    head: list = []  # the first part's run and init records
+    own: list = []  # this part's own txn records: (position, line, record)
     bounds = iter(cuts + [None])
     nxt = next(bounds)
+    first = True
     q = 0
     with open(path, "rb") as f:
         for i, n, rec in ordered(json_lines(path, f)):
@@ -255,24 +266,39 @@ def parts(path: Path, cuts: list[int]):
                 run = (n, rec)
                 continue
             if kind == "init":
-                init_ops = rec.get("ops") or []
-                for op in init_ops:
+                for op in rec.get("ops") or []:
                     latest[op[1]] = (op[2], op[3] if len(op) > 3 else None, 0)
-                recs.append((n, rec))
+                head.append((n, rec))
                 continue
             q += 1
             if nxt is not None and q == nxt:
-                yield _with_run(run, recs), names
-                recs, names = _context(latest, failed)
+                yield _part(run, head if first else None, own, latest, failed)
+                first, own = False, []
                 nxt = next(bounds)
-            recs.append((n, rec))
-            names.append(i)
-            _advance(rec, i, latest, failed)
-    yield _with_run(run, recs), names
+            own.append((i, n, rec))
+    yield _part(run, head if first else None, own, latest, failed)
 
 
-def _with_run(run, recs: list) -> list:
-    return ([run] if run is not None else []) + recs
+def _part(run, head, own: list, latest: dict, failed: dict) -> tuple[list, list]:
+    """One part's records and names: the context for the keys its records use (or, for
+    the first part, the history's own init), then its own; `latest` and `failed` then
+    move past them."""
+    if head is not None:
+        recs, names = list(head), []
+    else:
+        keys = set()
+        for _, _, rec in own:
+            for op in rec.get("ops") or ():
+                if op[0] == "pr":
+                    keys.update(row[0] for row in op[2])
+                else:
+                    keys.add(op[1])
+        recs, names = _context(latest, failed, keys)
+    for i, n, rec in own:
+        recs.append((n, rec))
+        names.append(i)
+        _advance(rec, i, latest, failed)
+    return ([run] if run is not None else []) + recs, names
 
 
 def _advance(rec: dict, q: int, latest: dict, failed: dict) -> None:
@@ -296,21 +322,26 @@ def _advance(rec: dict, q: int, latest: dict, failed: dict) -> None:
                                                          q))
 
 
-def _context(latest: dict, failed: dict) -> tuple[list, list]:
-    """Records standing for the parts before: T0 with the initial versions still latest,
-    one committed txn per installer of a latest version (those writes only), one failed
-    txn per attempt with a write at or beyond a latest version."""
+def _context(latest: dict, failed: dict, keys: set) -> tuple[list, list]:
+    """Records standing for the parts before, for `keys`: T0 with the initial versions
+    still latest, one committed txn per installer of a latest version (those writes
+    only), one failed txn per attempt with a write at or beyond a latest version."""
     init: list = []
     by: dict = {}
-    for k, (v, val, who) in latest.items():
+    keys = sorted(keys, key=repr)  # the same context, whatever the hash seed
+    for k in keys:
+        e = latest.get(k)
+        if e is None:
+            continue
+        v, val, who = e
         op = ["w", k, v, val]
         if who == 0:
             init.append(op)
         else:
             by.setdefault(who, []).append(op)
     bad: dict = {}
-    for k, fw in failed.items():
-        for v, val, who in fw:
+    for k in keys:
+        for v, val, who in failed.get(k, ()):
             bad.setdefault(who, []).append(["w", k, v, val])
     recs: list = [(0, {"type": "init", "ops": init})]
     names: list = []
