@@ -96,7 +96,9 @@ def test_an_elle_history_is_judged_against_elles_default_strict_serializable():
                                         ("PL-3", "serializable"),
                                         ("strong_session_snapshot_isolation",
                                          "strong-session-snapshot-isolation"),
-                                        ("strong-PL-2", "strong-read-committed")])
+                                        ("strong-PL-2", "strong-read-committed"),
+                                        ("strong-session-si", "strong-session-snapshot-isolation"),
+                                        ("strong_si", "strong-snapshot-isolation")])
 def test_elles_model_names_are_understood(name, model):
     assert models.resolve_model(name) == model
 

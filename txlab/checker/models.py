@@ -173,7 +173,9 @@ _ALIASES = {"ru": "read-uncommitted", "rc": "read-committed", "rr": "repeatable-
             "conflict-serializable": "serializable", "pl-ss": "strict-serializable",
             "strong-session-pl-1": "strong-session-read-uncommitted",
             "strong-session-pl-2": "strong-session-read-committed",
-            "strong-pl-1": "strong-read-uncommitted", "strong-pl-2": "strong-read-committed"}
+            "strong-pl-1": "strong-read-uncommitted", "strong-pl-2": "strong-read-committed",
+            "strong-session-si": "strong-session-snapshot-isolation",
+            "strong-si": "strong-snapshot-isolation"}
 
 
 def model_for_isolation(level: str) -> str:
