@@ -185,7 +185,7 @@ def test_a_parts_context_holds_only_the_keys_it_uses(tmp_path):
     p = write(tmp_path, recs)
     cuts = segments.plan(p, 40)
     assert cuts and len(cuts) >= 5
-    for records, names in list(segments.parts(p, cuts))[1:]:
+    for records, names, _ in list(segments.parts(p, cuts))[1:]:
         context = [r for n, r in records if n == 0]
         mine = names[len(names) - sum(1 for n, r in records if n and r["type"] == "txn"):]
         written = [op[1] for r in context for op in r.get("ops", [])]

@@ -15,12 +15,14 @@ import sys
 import click
 import psycopg2
 
-from txlab import __version__, cli_help, db, errors, html, names, paths, report, server, signals
+from txlab import __version__, cli_help, db, errors, names, paths, report, server, signals
 from txlab import cli_types as bounded
 from txlab import dsn as dsns
 from txlab import scenario as scenarios
 from txlab.cli_shared import (
     CONTEXT,
+    EXIT_130,
+    EXIT_141,
     complete_levels,
     complete_scenarios,
     complete_strategies,
@@ -53,8 +55,8 @@ Exit codes:
   1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
   3    database or runtime error (cannot connect, server failure)
-  130  interrupted (Ctrl-C, SIGTERM or SIGHUP); {interrupted}
-  141  the output pipe was closed early (e.g. piped into head)"""
+{EXIT_130}; {interrupted}
+{EXIT_141}"""
 
 
 EXIT_CODES_HELP = _exit_codes("run and matrix still print what\n"
@@ -369,7 +371,6 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
     """
     if duration and transactions:
         raise click.UsageError("give --duration-s or --transactions, not both")
-    html.check_target(html_file)
     settings = RunSettings(
         scenario=scenario, seed=seed if seed is not None else secrets.randbelow(2**31),
         strategy=strategy, isolation=isolation, workers=workers,
@@ -519,7 +520,6 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
     """
     from txlab import matrix as matrix_mod
 
-    html.check_target(html_file)
     known = scenarios.discover(scenario_path)
     chosen = [_scenario(n, scenario_path) for n in names] or [known[k] for k in sorted(known)]
     try:

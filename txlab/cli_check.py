@@ -14,6 +14,8 @@ import click
 
 from txlab import errors
 from txlab.cli_shared import (
+    EXIT_130,
+    EXIT_141,
     emit,
     err,
     format_option,
@@ -30,8 +32,7 @@ Exit codes:
   1    an anomaly that the model forbids was found (verdict invalid)
   2    usage error (unreadable or malformed history: the message names
        the file and line; unknown model)
-  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
-  141  the output pipe was closed early (e.g. piped into head)"""
+""" + EXIT_130 + "\n" + EXIT_141
 
 
 @click.command("check", epilog=CHECK_EXIT_HELP)

@@ -9,8 +9,9 @@ import click
 
 from txlab import cli_types as bounded
 from txlab import errors, names, server
-from txlab.cli_shared import AliasedOption as _AliasedOption
 from txlab.cli_shared import (
+    EXIT_130,
+    EXIT_141,
     complete_demos,
     complete_levels,
     emit,
@@ -21,6 +22,7 @@ from txlab.cli_shared import (
     seconds_option,
     write_html,
 )
+from txlab.cli_shared import AliasedOption as _AliasedOption
 
 DEFAULT_MAX_PERMUTATIONS = 200  # a spec without permutation lines: more is refused
 DEFAULT_STEP_TIMEOUT_S = 30.0
@@ -46,8 +48,7 @@ Exit codes:
   1    an outcome differs from the demo's `expect` metadata
   2    usage error (unknown demo, bad spec, bad option)
   3    database or runtime error
-  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
-  141  the output pipe was closed early (e.g. piped into head)"""
+""" + EXIT_130 + "\n" + EXIT_141
 
 
 def _dsn_option(f):
@@ -275,8 +276,7 @@ Exit codes:
   1    a property did not hold
   2    usage error (e.g. durability on a server txlab did not start)
   3    database or runtime error
-  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)
-  141  the output pipe was closed early (e.g. piped into head)""")
+""" + EXIT_130 + "\n" + EXIT_141)
 @click.argument("part", default="all", metavar="[PART]",
                 type=click.Choice(["atomicity", "consistency", "isolation", "durability", "all"]))
 @click.option("--yes", "-y", is_flag=True,

@@ -34,6 +34,10 @@ from txlab.errors import EXIT_BROKEN_PIPE, EXIT_RUNTIME, TxlabError
 
 NO_COLOR_KEY = "txlab.no_color"
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+# The last lines of every command's exit codes (after an interrupt, run and matrix say
+# more: cli.py).
+EXIT_130 = "  130  interrupted (Ctrl-C, SIGTERM or SIGHUP)"
+EXIT_141 = "  141  the output pipe was closed early (e.g. piped into head)"
 
 
 # ---------------------------------------------------------------- colour and width

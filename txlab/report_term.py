@@ -74,23 +74,14 @@ def _story(story: list[str], tries: list[tuple[str, str]], t: Term) -> list:
 def _command_lines(command: str, t: Term) -> str:
     """A command to copy, indented 2, wrapped to the width between its words, an option
     kept with its value (`-p accounts=3`), continuation lines indented 6."""
-    words = command.split(" ")
     groups: list[str] = []
-    for w in words:
-        if groups and groups[-1].startswith("-") and " " not in groups[-1] \
+    for w in command.split(" "):
+        if groups and groups[-1].startswith("-") and "\xa0" not in groups[-1] \
                 and not w.startswith("-"):
-            groups[-1] += " " + w
+            groups[-1] += "\xa0" + w  # a no-break space: wrapped() never splits there
         else:
             groups.append(w)
-    lines, line = [], "  "
-    for g in groups:
-        if line.strip() and len(line) + 1 + len(g) > t.width:
-            lines.append(line)
-            line = "      " + g
-        else:
-            line += ("" if not line.strip() else " ") + g
-    lines.append(line)
-    return "\n".join(lines)
+    return term_mod.wrapped(" ".join(groups), t, indent=2, hang=4).replace("\xa0", " ")
 
 
 def _plain(value) -> str:

@@ -24,6 +24,7 @@ from txlab.errors import (
     SERIALIZATION_RW_DEPENDENCIES,
     VERSION_CONFLICT,
     cause_name,
+    cause_sqlstate,
 )
 from txlab.settings import RunSettings
 from txlab.stats import INTERRUPTED_CAUSE
@@ -243,9 +244,7 @@ def _why_aborted(r: dict) -> str | None:
         return None
     by_code: dict[str, list] = {}
     for cause, n in causes:  # 40001-concurrent-update under 40001; version-conflict whole
-        head = cause.split("-")[0]
-        code = head if len(head) == 5 and head[:2].isdigit() and head.isalnum() else cause
-        by_code.setdefault(code, []).append((cause, n))
+        by_code.setdefault(cause_sqlstate(cause) or cause, []).append((cause, n))
     code, flavours = max(by_code.items(), key=lambda kv: sum(n for _, n in kv[1]))
     total = sum(n for _, n in flavours)
     share = "all" if total == aborted else f"{_n(total)} of them"

@@ -93,22 +93,45 @@ def plan(path: Path, segment: int = SEGMENT, window: int | None = None) -> list[
     return cuts or None
 
 
+class _Recent:
+    """(key, version) -> the first record that used it, for the records of the window
+    (and at most `cap` pairs). Older pairs are forgotten; a version at or below the
+    highest one forgotten for its key then answers 0: maybe, further back."""
+
+    def __init__(self, cap: int | None = None):
+        self.first: dict = {}
+        self.order: deque = deque()  # (record, key, version), oldest first
+        self.gone: dict = {}  # key -> the highest version forgotten
+        self.cap = cap
+
+    def get(self, k, v) -> int | None:
+        r = self.first.get((k, v))
+        if r is None and k in self.gone and v <= self.gone[k]:
+            return 0
+        return r
+
+    def add(self, k, v, q: int) -> None:
+        if (k, v) not in self.first:
+            self.first[(k, v)] = q
+            self.order.append((q, k, v))
+
+    def forget(self, old: int) -> None:
+        first, order, gone, cap = self.first, self.order, self.gone, self.cap
+        while order and (order[0][0] < old or (cap is not None and len(first) > cap)):
+            _, k, v = order.popleft()
+            del first[(k, v)]
+            gone[k] = max(gone.get(k, v), v)
+
+
 def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
     latest: dict = {}  # key -> latest committed version so far
     raises: dict = {}  # key -> deque of (latest after, record) for the last `window` records
+    raise_order: deque = deque()  # (record, key) of raises, oldest first, to forget them
     floor: dict = {}  # key -> latest before the oldest raise kept (when raises were dropped)
     pending: dict = {}  # (key, version) written by nobody yet -> first record that read it
-    installs: dict = {}  # key -> deque of (version, record) committed in the window
-    have: dict = {}  # key -> the versions in installs[key]
-    raise_order: deque = deque()  # (record, key) of raises, oldest first, to forget them
-    install_order: deque = deque()  # (record, key) of installs, oldest first
-    gone: dict = {}  # key -> the highest version dropped from the window
-    rmw: dict = {}  # (key, version) -> first record that read it and then wrote the key
-    rmw_order: deque = deque()  # (record, key, version) of rmw, to forget the old ones
-    rmw_gone: dict = {}  # key -> the highest version forgotten from rmw
-    reads: dict = {}  # (key, version) -> first record that read it (an aborted write's readers)
-    read_order: deque = deque()  # (record, key, version) of reads, to forget the old ones
-    read_gone: dict = {}  # key -> the highest version forgotten from reads
+    installs = _Recent()  # committed installs
+    rmw = _Recent()  # read, and then the key written (a lost update's readers)
+    reads = _Recent(READS)  # reads (an aborted write's readers)
     cands: list[int] = []
     q = 0
     every = max(1, min(1024, window))
@@ -120,14 +143,8 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
         dq = raises.get(k)
         if not dq:
             return 0
-        lo, hi = 0, len(dq)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if dq[mid][0] > x:
-                hi = mid
-            else:
-                lo = mid + 1
-        return dq[lo][1] if lo < len(dq) else q
+        i = bisect_right(dq, x, key=_latest_after)
+        return dq[i][1] if i < len(dq) else q
 
     for _, _, rec in records:
         kind = rec["type"]
@@ -136,9 +153,7 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
         if kind == "init":
             for op in rec.get("ops") or ():
                 latest[op[1]] = op[2]
-                installs.setdefault(op[1], deque()).append((op[2], 0))
-                install_order.append((0, op[1]))
-                have.setdefault(op[1], set()).add(op[2])
+                installs.add(op[1], op[2], 0)
             continue
         if kind != "txn":
             raise _Whole
@@ -153,10 +168,9 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
         if outcome != "committed":  # a failed write: a reader before it stays with it (G1a)
             for op in ops:
                 if op[0] == "w":
-                    k, v = op[1], op[2]
-                    r = reads.get((k, v))
-                    if r is None and type(v) is int and v <= read_gone.get(k, v - 1):
-                        r = 0  # maybe read further back than the window
+                    if type(op[2]) is not int:
+                        raise _Whole
+                    r = reads.get(op[1], op[2])
                     if r is not None and r < back:
                         back = r
         else:
@@ -168,14 +182,12 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     k, v = op[1], op[2]
                     if type(v) is not int:
                         raise _Whole
-                    cur = latest.get(k)
-                    if v in have.get(k, ()) or v <= gone.get(k, v - 1):
+                    if installs.get(k, v) is not None:
                         raise _Whole  # two installs of one version (or maybe: too old)
+                    cur = latest.get(k)
                     if k not in own and cur is not None and v < cur:
                         back = min(back, first_above(k, v - 1))
-                    installs.setdefault(k, deque()).append((v, q))
-                    install_order.append((q, k))
-                    have.setdefault(k, set()).add(v)
+                    installs.add(k, v, q)
                     r = pending.pop((k, v), None)
                     if r is not None and r < back:
                         back = r
@@ -189,33 +201,23 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                     if type(v) is not int:
                         raise _Whole
                     seen.setdefault(k, v)
-                    if (k, v) not in reads:
-                        reads[(k, v)] = q
-                        read_order.append((q, k, v))
+                    reads.add(k, v, q)
                     cur = latest.get(k)
                     if cur is None or v > cur:
                         pending.setdefault((k, v), q)
                     elif v < cur:
                         back = min(back, first_above(k, v))
             for k, v in seen.items():  # read, then wrote: a lost update's readers together
-                if k not in own:
-                    continue
-                r = rmw.get((k, v))
-                if r is None:
-                    if v <= rmw_gone.get(k, v - 1):
-                        r = 0  # maybe read and written further back than the window
-                    rmw[(k, v)] = q
-                    rmw_order.append((q, k, v))
-                if r is not None and r < back:
-                    back = r
+                if k in own:
+                    r = rmw.get(k, v)
+                    rmw.add(k, v, q)
+                    if r is not None and r < back:
+                        back = r
             for k, top in own.items():
                 cur = latest.get(k)
                 if cur is None or top > cur:
                     latest[k] = top
-                    dq = raises.get(k)
-                    if dq is None:
-                        dq = raises[k] = deque()
-                    dq.append((top, q))
+                    raises.setdefault(k, deque()).append((top, q))
                     raise_order.append((q, k))
         if back < q:
             del cands[bisect_right(cands, back):]
@@ -227,29 +229,19 @@ def _candidates(records, window: int, stride: int = 1) -> tuple[list[int], int]:
                 floor[k] = dq.popleft()[0]
                 if not dq:
                     del raises[k]
-            while read_order and (read_order[0][0] < old or len(reads) > READS):
-                _, k, v = read_order.popleft()
-                del reads[(k, v)]
-                read_gone[k] = max(read_gone.get(k, v), v)
-            while rmw_order and rmw_order[0][0] < old:
-                _, k, v = rmw_order.popleft()
-                del rmw[(k, v)]
-                rmw_gone[k] = max(rmw_gone.get(k, v), v)
-            while install_order and install_order[0][0] < old:
-                k = install_order.popleft()[1]
-                dq = installs[k]
-                v = dq.popleft()[0]
-                have[k].discard(v)
-                gone[k] = max(gone.get(k, v), v)
-                if not dq:
-                    del installs[k], have[k]
+            for recent in (installs, rmw, reads):
+                recent.forget(old)
     return cands, q
 
 
+def _latest_after(raise_: tuple) -> int:
+    return raise_[0]
+
+
 def parts(path: Path, cuts: list[int]):
-    """(records, names) for each part, in order. records: the run record, an init record
-    and context txns standing for what came before (for the keys the part uses), then
-    the part's own txn records; names: the txn ids, context first."""
+    """(records, names, context) for each part, in order. records: the run record, an
+    init record and `context` txns standing for what came before (for the keys the part
+    uses), then the part's own txn records; names: the txn ids, context first."""
     latest: dict = {}  # key -> (version, value, record that installed it)
     failed: dict = {}  # key -> [(version, value, record)] at or beyond the latest version
     run = None
@@ -279,7 +271,7 @@ def parts(path: Path, cuts: list[int]):
     yield _part(run, head if first else None, own, latest, failed)
 
 
-def _part(run, head, own: list, latest: dict, failed: dict) -> tuple[list, list]:
+def _part(run, head, own: list, latest: dict, failed: dict) -> tuple[list, list, int]:
     """One part's records and names: the context for the keys its records use (or, for
     the first part, the history's own init), then its own; `latest` and `failed` then
     move past them."""
@@ -294,11 +286,12 @@ def _part(run, head, own: list, latest: dict, failed: dict) -> tuple[list, list]
                 else:
                     keys.add(op[1])
         recs, names = _context(latest, failed, keys)
+    context = len(names)
     for i, n, rec in own:
         recs.append((n, rec))
         names.append(i)
         _advance(rec, i, latest, failed)
-    return ([run] if run is not None else []) + recs, names
+    return ([run] if run is not None else []) + recs, names, context
 
 
 def _advance(rec: dict, q: int, latest: dict, failed: dict) -> None:

@@ -10,12 +10,3 @@ ONE HTML string with its styles, scripts and data inline:
     html.matrix.page(matrix.to_dicts(rows), server_version)
     html.check.page(check_result.to_dict())
 """
-
-from txlab import paths
-
-
-def check_target(path: str | None) -> None:
-    """Refuse an --html FILE that cannot be written, before any work is done (with the
-    words -o and --history get: txlab.paths)."""
-    if path is not None:
-        paths.check_writable(path, "--html")
