@@ -175,6 +175,20 @@ def test_an_abort_cause_that_is_no_sqlstate_is_named_whole(runs, cause):
     assert CliRunner().invoke(cli, ["explain", cause]).exit_code == 0
 
 
+@pytest.mark.parametrize("cause, name", [
+    ("version-conflict", "optimistic version conflict, no row matched"),
+    ("55P03", "lock not available, lock timeout / NOWAIT"),
+    ("40P01", "deadlock detected"),
+])
+def test_the_abort_sentence_does_not_nest_parentheses(runs, cause, name):
+    rep = copy.deepcopy(runs["aborted"])
+    rep["outcomes"]["aborted"] = {cause: sum(rep["outcomes"]["aborted"].values())}
+    said = next(s for s in story.tell(rep)["story"] if "were aborted" in s)
+    inner = said[said.index(f"with {cause} (") + len(f"with {cause} ("):]
+    assert inner.startswith(name + ": "), said
+    assert inner.index(")") > inner.index(f"`txlab explain {cause}`"), said
+
+
 @pytest.mark.parametrize("level, causes, why", [
     # the optimistic strategy's own conflicts teach optimistic locking, not the level
     ("read-committed", {"version-conflict": 30}, "most attempts were aborted by optimistic "

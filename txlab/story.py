@@ -41,7 +41,7 @@ ABORT_WHY = {
     SERIALIZATION_RW_DEPENDENCIES: "SERIALIZABLE saw reads and writes that could not be put in "
                                    "any serial order",
     "40001": "the server could not serialize it with the others",
-    DEADLOCK: "it waited for a lock held by a transaction that was waiting for it (a deadlock)",
+    DEADLOCK: "it and another transaction each waited for a lock the other held",
     "55P03": "it waited for a lock longer than lock_timeout",
     "57014": "a statement ran longer than statement_timeout",
     VERSION_CONFLICT: "the row's version had changed since it was read",
@@ -238,6 +238,12 @@ def _why_broke(r: dict) -> list[str]:
     return out
 
 
+def _flat(name: str) -> str:
+    """A cause's name without parentheses, for use inside them: "optimistic version
+    conflict (no row matched)" -> "optimistic version conflict, no row matched"."""
+    return name.replace(" (", ", ").replace(")", "")
+
+
 def _why_aborted(r: dict) -> str | None:
     attempts, aborted, causes = _aborts(r)
     if not attempts or aborted / attempts <= MANY:
@@ -251,7 +257,7 @@ def _why_aborted(r: dict) -> str | None:
     whys = [f"{_n(n)} because {ABORT_WHY[c]}" if len(flavours) > 1 and c in ABORT_WHY
             else ABORT_WHY.get(c, cause_name(c)) for c, n in flavours]
     text = (f"{_n(aborted)} of {_n(attempts)} attempts ({round(100 * aborted / attempts)}%) were "
-            f"aborted, {share} with {code} ({cause_name(code)}: {', '.join(whys)}; "
+            f"aborted, {share} with {code} ({_flat(cause_name(code))}: {', '.join(whys)}; "
             f"`txlab explain {code}`)")
     o = r["outcomes"]
     if r["retries"] == 0:
