@@ -92,17 +92,24 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
         raise click.UsageError("give --model or --isolation, not both")
     paths.check_outputs({"--output": output, "--html": html_file}, reads=history_file)
     from txlab import memory
+    from txlab.checker import segments
 
+    opts = dict(max_examples=max_examples, time_limit=time_limit, process=process,
+                realtime=realtime, graphs=bool(html_file), wfr_keys=wfr_keys,
+                sequential_keys=sequential_keys, linearizable_keys=linearizable_keys,
+                garbage_reads=garbage_reads)
+    # A history this machine cannot hold whole is checked in parts when it can be cut
+    # (txlab's own, checker/segments.py); else whole, with a warning (asked for explicitly).
     short = memory.shortfall(history_file, per_byte=memory.ELLE_BYTES_PER_FILE_BYTE)
-    if short:  # asked for explicitly: warn, and go on
-        err(f"warning: this history may be {short}; the check may swap or be stopped by "
-            "the kernel", None)
     try:
-        result = checker.check(history_file, model, isolation=isolation,
-                               max_examples=max_examples, time_limit=time_limit,
-                               process=process, realtime=realtime, graphs=bool(html_file),
-                               wfr_keys=wfr_keys, sequential_keys=sequential_keys,
-                               linearizable_keys=linearizable_keys, garbage_reads=garbage_reads)
+        try:
+            result = checker.check(history_file, model, isolation=isolation,
+                                   segment=segments.SEGMENT if short else None,
+                                   whole=not short, **opts)
+        except checker.NotInParts:
+            err(f"warning: this history may be {short}; the check may swap or be stopped "
+                "by the kernel", None)
+            result = checker.check(history_file, model, isolation=isolation, **opts)
     except checker.HistoryFormatError as exc:
         raise errors.UsageError(f"cannot check {exc}") from None
     except ValueError as exc:  # unknown model or isolation level

@@ -1,0 +1,35 @@
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from txlab import memory
+from txlab.checker import segments
+from txlab.cli import cli
+
+DATA = Path(__file__).parent / "data"
+
+
+def _check(path, monkeypatch, free):
+    monkeypatch.setattr(segments, "SEGMENT", 25)
+    if free is not None:
+        monkeypatch.setattr(memory, "available", lambda: free)
+    return CliRunner().invoke(cli, ["check", str(path), "--format", "json"])
+
+
+def test_check_goes_in_parts_when_the_machine_cannot_hold_the_history_whole(monkeypatch):
+    path = DATA / "bank-transfer-naive-ser.jsonl"
+    roomy = _check(path, monkeypatch, None)
+    tight = _check(path, monkeypatch, 1000)  # 1 KB free
+    assert "warning" not in tight.stderr, tight.stderr
+    small, whole = json.loads(tight.stdout), json.loads(roomy.stdout)
+    assert small["stats"]["parts"] > 1 and "parts" not in whole["stats"]
+    assert (tight.exit_code, small["verdict"], small["anomalies"].keys()) == \
+        (roomy.exit_code, whole["verdict"], whole["anomalies"].keys())
+
+
+def test_a_history_that_cannot_be_cut_is_checked_whole_with_a_warning(monkeypatch):
+    path = sorted((DATA / "elle").rglob("*.edn"))[0]
+    r = _check(path, monkeypatch, 10)
+    assert "warning: this history may be too large for this machine's memory" in r.stderr
+    assert r.exit_code in (0, 1) and "parts" not in json.loads(r.stdout)["stats"]
