@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from txlab import signals
 from txlab.errors import UsageError
 from txlab.testing import observe, snapshot, specgen
-from txlab.testing.target import Target, Verdict, name_of
+from txlab.testing.target import UNWATCHED, Target, Verdict, name_of
 
 POLL_S = 0.005  # how often a running step is looked at while it may wait for a lock
 STOP_GRACE_S = 5.0  # after Ctrl-C, how long each session may take to roll back
@@ -564,6 +564,8 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
         finally:
             if setup is None:
                 snapshot.restore(control, ctx.state)  # leave the tables as they were
+    if not any(s.steps for s in runs):
+        raise UsageError(UNWATCHED.format(what="interleave", fns=", ".join(labels)))
     failing = [s for s in runs if s.failed]
     best = min(failing, key=_shortness) if failing else None
     level = _level(target, runs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from txlab.errors import UsageError
 from txlab.testing import observe
-from txlab.testing.target import Target, Verdict, name_of
+from txlab.testing.target import UNWATCHED, Target, Verdict, name_of
 
 TRANSIENT = frozenset({"40001", "40P01"})  # what `retries` calls the function again for
 STOP_GRACE_S = 10.0  # after Ctrl-C, how long the calls under way may take to end
@@ -207,6 +207,8 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
                 t.join(max(0.0, end - time.monotonic()))
             raise
     elapsed = time.monotonic() - start
+    if outcomes and not crashed and not sum(s.statements for s in stats):
+        raise UsageError(UNWATCHED.format(what="stress", fns=name_of(fn)))
     with target.control() as control:
         verdict = target.check(invariant, control)
     return StressResult(

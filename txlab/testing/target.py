@@ -6,6 +6,7 @@ and gives txlab a control connection of its own."""
 from __future__ import annotations
 
 import contextlib
+import dis
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,13 @@ from typing import Any
 from txlab import db
 from txlab.errors import UsageError
 from txlab.testing import observe
+
+
+# Nothing went through the engine or DSN given: the functions reached the database some
+# other way (an engine of the application's own), so no schedule was controlled.
+UNWATCHED = ("{what}: no statement of {fns} went through the engine (or dsn) it was given, "
+             "so nothing was tested: the functions must run their SQL on the session (or "
+             "connection) they receive, not on an engine or connection of their own")
 
 
 @dataclass(frozen=True)
@@ -129,8 +137,23 @@ class Target:
             with contextlib.suppress(Exception):
                 handle.rollback()
             handle.close()
+        if held is None and not _asserts(invariant):
+            raise UsageError(f"the invariant {name_of(invariant)} returned None: return "
+                             "True when it holds and False when it does not (or check with "
+                             "assert); a forgotten return would pass every test")
         return Verdict(True if held is None else bool(held),
                        "" if held is None or held else f"returned {held!r}")
+
+
+def _asserts(fn: Callable) -> bool:
+    """`fn` checks with `assert` (so returning None means it held), as far as its own
+    bytecode shows; a callable without Python code (a functools.partial, say) is given
+    the benefit of the doubt."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return True
+    return any(i.opname == "LOAD_ASSERTION_ERROR" or i.argval == "AssertionError"
+               for i in dis.get_instructions(code))
 
 
 def _check_sql(query: str, control) -> Verdict:
