@@ -292,3 +292,40 @@ def test_a_spec_that_damages_the_catalog_does_not_break_the_next_demo(tmp_path, 
         text = " ".join(after.output.split())
         assert "could not be emptied" in text and "txlab_demo_damaged_" in text
         assert "lost update" in text.lower()  # p4 ran as usual
+
+
+PINNED = """\
+setup { CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 10); }
+teardown { DROP TABLE t; }
+session s1
+step s1a { BEGIN ISOLATION LEVEL READ COMMITTED; }
+step s1b { UPDATE t SET v = v + 1 WHERE id = 1; }
+step s1c { COMMIT; }
+session s2
+setup { SET default_transaction_isolation = 'read committed'; }
+step s2a { BEGIN; }
+step s2b { SELECT v FROM t WHERE id = 1; }
+step s2c { COMMIT; }
+"""
+
+
+@pytest.mark.parametrize("level", ["all", "serializable"])
+def test_isolation_is_refused_when_every_session_sets_its_own_level(demo_cmd, tmp_path, level):
+    # Every column of `-i all` would run READ COMMITTED, under headings that say otherwise
+    # (a spec written by txlab.testing.interleave pins its sessions' level like this).
+    spec = tmp_path / "pinned.spec"
+    spec.write_text(PINNED)
+    r = demo_cmd(str(spec), "-i", level, dsn=False)
+    assert r.exit_code == 2
+    assert "every session of" in r.output and "(s1, s2) sets its own isolation level" in r.output
+    assert demo_cmd(str(spec)).exit_code == 0  # without -i it runs
+
+
+def test_isolation_still_runs_when_one_session_takes_the_level_given(demo_cmd, tmp_path):
+    spec = tmp_path / "half.spec"
+    spec.write_text(PINNED.replace(
+        "setup { SET default_transaction_isolation = 'read committed'; }\n", ""))
+    r = demo_cmd(str(spec), "-i", "all")
+    assert r.exit_code == 0, r.output
+    assert "step s1a sets its own isolation level" in r.output
+    assert "SERIALIZABLE" in r.output

@@ -87,7 +87,8 @@ def _notice(line: str) -> None:
 @click.option("--isolation", "-i", metavar="LEVEL|all", shell_complete=complete_levels,
               help="Run the sessions' plain BEGIN at this level (read-committed, repeatable-read, "
                    "serializable, read-uncommitted, or `all` for the four side by side). "
-                   "Default: the server's default_transaction_isolation.")
+                   "Default: the server's default_transaction_isolation. Refused for a spec "
+                   "whose every session names its own level (it would run the same at each).")
 @click.option("--permutation", "-P", metavar='"s1a s2a ..."', cls=_AliasedOption,
               hidden_aliases=("-p",),
               help="Run this permutation instead of the spec's (markers like s2a(*) allowed).")
@@ -202,6 +203,12 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if permutation:
         specs.parse_permutation(parsed, permutation)
     levels = demos.levels_for(isolation)
+    pinned = demos.pinned_sessions(parsed) if isolation else []
+    if pinned:
+        raise errors.UsageError(
+            f"every session of {path} ({', '.join(pinned)}) sets its own isolation level, so "
+            f"--isolation {isolation} would run the same thing at every level it names; run it "
+            "without --isolation, or write a plain BEGIN in its steps to compare levels")
     if max_permutations is None:
         max_permutations = sys.maxsize if fmt == "transcript" else DEFAULT_MAX_PERMUTATIONS
     if not permutation and not parsed.permutations:
