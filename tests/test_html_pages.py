@@ -260,3 +260,24 @@ def test_check_page_of_an_elle_history_draws_its_cycle_with_processes():
     assert result.verdict == "invalid" and "G2-item forbidden at serializable" in html
     assert html.count('<g class="edge" data-edge="rw"') == 4  # the example and its component
     assert "process 0</text>" in html and "worker 0" not in html
+
+
+@pytest.mark.parametrize("option", ["--html", "-o"])
+@pytest.mark.parametrize("argv", [["run", "bank-transfer"], ["demo", "p4"], ["matrix"],
+                                  ["check", "h.jsonl"]])
+def test_an_output_that_ends_in_a_slash_is_refused_not_written_as_a_file(argv, option, tmp_path,
+                                                                          monkeypatch):
+    # `--html newdir/` wrote a file called newdir (Path() drops the slash)
+    from click.testing import CliRunner
+
+    from txlab.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h.jsonl").write_text("{}\n")
+    res = CliRunner().invoke(cli, [*argv, option, "newdir/", "--dsn", "postgresql://nowhere"]
+                             if argv[0] != "check" else [*argv, option, "newdir/"])
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    label = {"-o": "--output"}.get(option, option)
+    assert f"{label} newdir/: ends in a slash, so it names a folder" in said
+    assert not (tmp_path / "newdir").exists()

@@ -12,6 +12,9 @@ def check_writable(path: str, option: str) -> None:
     """A UsageError unless `path` can be written (created, or overwritten) as a file."""
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
+    if path.endswith(("/", os.sep)) and not p.is_dir():  # Path() drops the slash: no file "dir"
+        raise UsageError(f"{option} {path}: ends in a slash, so it names a folder; give a file "
+                         "name")
     if p.is_dir():
         raise UsageError(f"{option} {path}: is a folder; give a file name")
     if not parent.exists():
