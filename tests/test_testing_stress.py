@@ -143,3 +143,17 @@ def test_ctrl_c_stops_the_calls_and_reaches_the_caller(accounts_dsn):
                 if t.name.startswith("txlab-stress-") and t.is_alive()]
     (balance,) = sql(accounts_dsn, "SELECT balance FROM accounts WHERE id = 1")[0]
     assert 90 <= balance < 1_000_000  # stopped after the ninth call, long before the last
+
+
+def test_the_explanation_fits_80_columns_and_counts_in_words(seat_engine):
+    # a long SQL invariant's FAILED line wrapped at 113 columns; "1 commits"
+    long_sql = ("SELECT count(*) <= 1 FROM bookings WHERE seat_id = '12A' "
+                "AND customer IS NOT NULL AND customer <> 'nobody at all'")
+    r = stress(lambda s, i: seats.reserve_seat(s, "12A", f"c{i}"), engine=seat_engine,
+               workers=8, calls=16, think_ms=20, invariant=long_sql, seed=1)
+    text = r.explain()
+    assert not r.ok and "FAILED: the invariant" in text
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    one = stress(lambda s, i: seats.reserve_seat_locked(s, "12B", f"c{i}"), engine=seat_engine,
+                 workers=1, calls=1, invariant=one_booking, seed=1)
+    assert "1 commit, 0 rollbacks" in one.explain(), one.explain()

@@ -158,7 +158,8 @@ def summary(r: RunResult) -> list[str]:
                  f"{len(r.invariants) + len(r.invariants_unchecked)} invariants not checked; "
                  f"the {len(r.invariants)} checked held"]
     else:
-        lines = [f"{prefix}HOLDS: all {len(r.invariants)} invariants held"]
+        lines = [f"{prefix}HOLDS: " + ("the invariant held" if len(r.invariants) == 1
+                                        else f"all {len(r.invariants)} invariants held")]
     if r.forbidden:
         lines.append(f"FORBIDDEN ANOMALY: {', '.join(r.forbidden)} found at {r.isolation.sql}, "
                      "which forbids it: a database or harness bug")

@@ -99,7 +99,8 @@ def _text(d: dict, t) -> str:
     in_parts = f", in {st['parts']} parts" if st.get("parts") else ""
     parts.append(Text(term_mod.wrapped(
         f"checked in {st['seconds']['total']:.2f} s ({st['edges']} edges, {st['components']} "
-        f"cyclic components, largest {st['largest_component']}"
+        f"cyclic component{'' if st['components'] == 1 else 's'}, largest "
+        f"{st['largest_component']}"
         f"{in_parts})", t),
         style=term_mod.STYLES["muted"]))
     verdict = d["verdict"].upper()

@@ -18,6 +18,10 @@ def _cause(code: str | None, message: str | None) -> str:
 # ---------------------------------------------------------------- stress
 
 
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def render_stress(r) -> str:
     head = (f"stress: {r.calls} calls of {r.function} from {r.workers} workers at "
             f"{r.isolation} (think {r.think_ms:g} ms, seed {r.seed}, {r.elapsed_s:.1f} s)")
@@ -36,11 +40,12 @@ def render_stress(r) -> str:
         if r.unexpected:
             why.append(f"{r.unexpected} call(s) raised an exception the application does "
                        "not expect")
-        out.append("FAILED: " + "; ".join(why))
+        out += textwrap.wrap("FAILED: " + "; ".join(why), WIDTH, subsequent_indent="  ")
     raised = sum(x.count for x in r.raised)
     out.append(f"  calls       {r.returned} returned, {raised} raised"
                + (f", {r.retried} repeated after 40001/40P01" if r.retried else ""))
-    out.append(f"  statements  {r.statements}; {r.commits} commits, {r.rollbacks} rollbacks"
+    out.append(f"  statements  {r.statements}; {_n(r.commits, 'commit')}, "
+               f"{_n(r.rollbacks, 'rollback')}"
                + (f", {r.left_open} left open (rolled back)" if r.left_open else ""))
     for x in r.raised:
         code = f" SQLSTATE {x.sqlstate} ({_cause(x.sqlstate, x.example)})" if x.sqlstate else ""
@@ -59,7 +64,7 @@ def render_interleave(r) -> str:
     if r.given:
         ran = "the given schedule"
     elif r.exhausted:
-        ran = f"all {r.schedules} schedules"
+        ran = "the only schedule" if r.schedules == 1 else f"all {r.schedules} schedules"
     else:
         ran = f"{r.schedules} schedules (of about {r.estimate})"
     waits = f"; in {r.waited} a session waited for a lock" if r.waited else ""
