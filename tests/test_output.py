@@ -352,6 +352,18 @@ def test_describe_keeps_a_docstring_list_as_items():
     assert "\nlock-doctors: SELECT ... FOR UPDATE" in out and "\nnaive: SELECT" in out
 
 
+def test_describe_of_a_scenario_whose_docstring_is_only_its_title_has_no_blank_run():
+    from dataclasses import replace
+
+    from txlab import describe
+    from txlab.scenario import resolve
+
+    s = resolve("bank-transfer")
+    out = describe.render(replace(s, description=f"{s.name}: {s.summary}"))
+    assert "\n\n\n" not in out, out
+    assert out.splitlines()[1].startswith("Teaches:") and out.splitlines()[2] == ""
+
+
 @pytest.mark.parametrize("width", [60, 44])
 def test_try_next_commands_wrap_between_options_under_their_indent(at, width):
     """A command to copy keeps each option with its value and continues indented; it

@@ -56,7 +56,8 @@ def render(s: Scenario, t: Term | None = None) -> str:
         first, _, rest = text.partition("\n")
         if first.startswith(f"{s.name}:"):  # the docstring's title repeats the header
             text = rest.strip()
-        parts += ["", Text(_reflow(text))]
+        if text:  # a docstring that was only its title says nothing more
+            parts += ["", Text(_reflow(text))]
     parts += ["", heading("Invariants")]
     parts += [Padding(Text(f"- {i.name}"), (0, 0, 0, 2)) for i in s.invariants]
     rows = [[st.name, st.help] + ["safe" if lvl in st.safe_at else "unsafe"
