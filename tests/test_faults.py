@@ -205,3 +205,82 @@ def test_progress_interval_prints_lines_with_causes_and_eta(txlab, option):
     assert r.exit_code in (0, 1) and len(lines) >= 2
     assert all("committed" in x and "ETA" in x and "\r" not in x for x in lines)
     assert any("40001-concurrent-update" in x for x in lines)  # aborts by cause
+
+
+# ---------------------------------------------------------------- the schema's lock
+
+LOCK_SESSION = ("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'txlab run (pid "
+                "{pid} %'")
+
+
+def test_a_lost_schema_lock_is_taken_again_so_a_second_run_is_still_refused(pg_dsn, schema):
+    """The lock's own session terminated (as a server restart does to every session):
+    the run takes the lock again, so a second txlab on its schema is refused instead
+    of dropping the schema under it, and the first run ends clean."""
+    def terminate_the_lock_then_start_another(proc):
+        (old,) = _wait_for(pg_dsn, LOCK_SESSION.format(pid=proc.pid), "the run's lock")[0]
+        _wait_for(pg_dsn, IN_COMMIT, "the workers in COMMIT")
+        conn = psycopg2.connect(pg_dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (old,))
+        conn.close()
+        _wait_for(pg_dsn, LOCK_SESSION.format(pid=proc.pid) + f" AND pid <> {old}",
+                  "the lock taken again")
+        second = subprocess.run(
+            [sys.executable, "-m", "txlab", "run", "bank-transfer", "-n", "5", "--dsn", pg_dsn,
+             "--schema", schema], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 3 and "is in use by txlab run" in second.stderr, \
+            second.stderr
+
+    code, report, err = _txlab_with_fault(
+        [SLOW, "-p", "commit_ms=100", "-w", "2", "-d", "4", "--dsn", pg_dsn, "--schema", schema],
+        terminate_the_lock_then_start_another)
+    assert code == 0, err
+    assert report["verdict"] == "HOLDS" and report["failure"] is None
+    assert not report["schema_taken"] and len(report["invariants"]) == 2
+
+
+def test_a_schema_taken_by_another_while_the_lock_was_lost_stops_the_run_unjudged(
+        pg_dsn, schema, tmp_path):
+    """Another session queued on the schema's lock gets it the moment the run's lock
+    session dies: the run stops, judges nothing (no false 'harness bug'), exit 3."""
+    from txlab import db
+
+    history = tmp_path / "h.jsonl"
+    other = psycopg2.connect(pg_dsn)
+    other.autocommit = True
+
+    def take_the_schema(proc):
+        (old,) = _wait_for(pg_dsn, LOCK_SESSION.format(pid=proc.pid), "the run's lock")[0]
+        _wait_for(pg_dsn, IN_COMMIT, "the workers in COMMIT")
+        waiter = threading.Thread(target=lambda: other.cursor().execute(
+            "SELECT pg_advisory_lock(%s)", (db._lock_key(schema),)))
+        waiter.start()  # queued behind the run's lock
+        _wait_for(pg_dsn, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                  "the other session queued on the lock")
+        conn = psycopg2.connect(pg_dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (old,))
+        conn.close()
+        waiter.join(30)
+
+    try:
+        code, report, err = _txlab_with_fault(
+            [SLOW, "-p", "commit_ms=100", "-w", "2", "-d", "30", "--history", str(history),
+             "--dsn", pg_dsn, "--schema", schema], take_the_schema)
+    finally:
+        other.close()
+    assert code == 3, err
+    assert "another txlab took the schema meanwhile" in err
+    assert report["schema_taken"] is True and report["verdict"] == "INCOMPLETE"
+    assert report["invariants"] == [] and len(report["invariants_unchecked"]) == 2
+    assert report["check"] is None
+    assert any(n.startswith("SCHEMA TAKEN:") for n in report["notes"])
+    story = " ".join(report["story"])
+    assert "Another txlab took this run's schema" in story
+    assert "bug" not in story and "lucky" not in story, story
+    records = _records(history)
+    o = report["outcomes"]
+    assert len(records) == o["committed"] + o["unknown"] + sum(o["aborted"].values())

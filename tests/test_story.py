@@ -130,6 +130,20 @@ def test_a_lucky_run_of_an_unsafe_strategy_is_not_called_safe(runs):
            "this run was lucky, or too short to show it" in said
 
 
+def test_a_run_whose_invariants_went_unchecked_is_not_called_lucky(runs):
+    # the server lost after the load of a naive run: lost updates were found, the
+    # invariants could not be checked; the story said "this run was lucky"
+    rep = copy.deepcopy(runs["violated"])
+    rep["failure"] = "lost the connection to the server and could not reconnect within 1 s"
+    rep["invariants_unchecked"] = [i["name"] for i in rep["invariants"]]
+    rep["invariants"] = []
+    told = " ".join(story.tell(rep)["story"])
+    assert "lucky" not in told, told
+    assert "Not every invariant was checked (the server was lost)" in told
+    assert "The history checker found" in told and "lost update" in told
+    assert "The server went away and did not come back in time; the run stopped after" in told
+
+
 def test_an_interrupted_run_says_its_numbers_are_partial(runs):
     rep = copy.deepcopy(runs["clean"])
     rep["interrupted"] = True

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import re
+import select
 import socket
 import threading
 import time
@@ -340,6 +341,32 @@ class SchemaLock:
 
     conn: psycopg2.extensions.connection
     key: int
+    dsn: str = ""
+    schema: str = ""
+    purpose: str = ""
+
+    def intact(self, probe: bool = False) -> bool:
+        """The lock's connection is alive, so the lock is still held. Cheap: the socket
+        is only looked at (a backend that was terminated, or a server that restarted,
+        leaves it readable), unless `probe` asks the server."""
+        conn = self.conn
+        if conn.closed:
+            return False
+        try:
+            if not probe and not select.select([conn], [], [], 0)[0]:
+                return True
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except (psycopg2.Error, OSError, ValueError):
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
+            return False
+
+    def retake(self) -> None:
+        """Own the schema again on a new connection, after the old one died: SchemaBusy
+        if another txlab took it meanwhile, DatabaseError if the server is not back."""
+        self.conn = own_schema(self.dsn, self.schema, self.purpose).conn
 
     def release(self) -> None:
         """Unlock, then close. The unlock is explicit because a closed connection's
@@ -372,7 +399,7 @@ def own_schema(dsn: str, schema: str, purpose: str) -> SchemaLock:
     except BaseException:
         conn.close()
         raise
-    return SchemaLock(conn, key)
+    return SchemaLock(conn, key, dsn, schema, purpose)
 
 
 @contextlib.contextmanager

@@ -65,6 +65,7 @@ def _data(r: RunResult) -> dict:
         "terms": terms(r),
         "summary": summary(r),
         "failure": r.failure,
+        "schema_taken": r.schema_taken,
         "history_error": r.history_error,
         "invariants_unchecked": list(r.invariants_unchecked),
         "check_skipped": r.check_skipped,
@@ -120,14 +121,19 @@ def notes(r: RunResult) -> list[str]:
         out.append(r.isolation.note)
     if r.interrupted:
         out.append("INTERRUPTED: the run was stopped early; in-flight transactions were rolled back.")
-    if r.failure:
+    if r.schema_taken:
+        out.append(f"SCHEMA TAKEN: {r.failure}. The report covers the run until then; the "
+                   "history has every attempt recorded, but the final state is not this run's "
+                   "alone, so nothing was judged.")
+    elif r.failure:
         out.append(f"SERVER LOST: {r.failure}. The report covers the run until then; the history "
                    "has every attempt recorded.")
     if r.history_error:
         out.append(f"HISTORY NOT WRITTEN: {r.history_error}. The history file keeps only its "
                    "run and init records.")
     if r.invariants_unchecked:
-        why = "the server was lost" if r.failure else "interrupted"
+        why = ("another txlab took the schema" if r.schema_taken
+               else "the server was lost" if r.failure else "interrupted")
         out.append(f"invariants not checked ({why}): {', '.join(r.invariants_unchecked)}.")
     if r.check_skipped and r.history_error:
         out.append(f"the anomaly check did not run ({r.check_skipped}).")

@@ -106,6 +106,7 @@ class RunResult:
     # and its knobs' defaults.
     declared: dict = field(default_factory=dict)
     failure: str | None = None  # why the run stopped early, other than Ctrl-C (server lost)
+    schema_taken: bool = False  # the failure: another txlab took the schema mid-run
     history_error: str | None = None  # the history could not be written: the load stopped
     invariants_unchecked: list[str] = field(default_factory=list)  # interrupted or server lost
     check_skipped: str | None = None  # why the anomaly check did not run although asked for
@@ -274,7 +275,7 @@ _NEVER = 1 << 63  # a finished worker records nothing more
 
 class _Run:
     def __init__(self, settings: RunSettings, scenario: Scenario, dsn: str, params: dict,
-                 record: bool):
+                 record: bool, lock: db.SchemaLock | None = None):
         self.settings = settings
         self.scenario = scenario
         self.strategy = scenario.strategy(settings.strategy)
@@ -306,6 +307,11 @@ class _Run:
         self.lost: str | None = None  # the server did not come back in time
         self.history_error: str | None = None  # the history could not be written
         self.reconnecting = 0
+        # The schema's lock (db.SchemaLock), kept by the main thread (keep_lock).
+        self.lock = lock
+        self.lock_asked = self.lock_seen = 0  # reconnections / those the lock was seen after
+        self._lock_retry_at = 0.0
+        self.schema_taken: str | None = None  # another txlab took the schema: why
         self.begin_sql = f"BEGIN ISOLATION LEVEL {settings.isolation.sql}"
         # The workers run as greenlets on one thread (txlab.green), unless another
         # library has psycopg2's wait callback: then a thread each.
@@ -510,9 +516,56 @@ class _Run:
             return None
         finally:
             self.reconnecting -= 1
+        if conn is not None and self.lock is not None:
+            # The server restarted, or this backend was terminated: the schema lock's
+            # connection may have died too. Go on only once the main thread has seen
+            # the lock held again (keep_lock), so that this worker never writes to a
+            # schema another txlab took meanwhile.
+            self.lock_asked += 1
+            asked = self.lock_asked
+            while self.lock_seen < asked and not self.stopping:
+                stop.wait(LOCK_WAIT_S)
+            if self.schema_taken is not None:
+                conn.close()
+                return None
         if conn is not None:
             self.conns[w] = conn
         return conn
+
+    def keep_lock(self, now: float, wait: bool = False) -> None:
+        """The main thread's part: the schema lock is still held (its connection lives),
+        else it is taken again on a new connection; when another txlab got the schema
+        meanwhile, `schema_taken` says so and the run stops at once. Workers that
+        reconnected wait for this (lock_asked/lock_seen). `wait`: after the load, try
+        until the server is back, for up to reconnect_timeout_s."""
+        lock = self.lock
+        if lock is None or self.schema_taken is not None:
+            return
+        deadline = now + (self.settings.reconnect_timeout_s if wait else 0.0)
+        while True:
+            asked = self.lock_asked
+            if lock.intact(probe=asked > self.lock_seen or wait):
+                self.lock_seen = asked
+                return
+            if time.monotonic() >= self._lock_retry_at:
+                self._lock_retry_at = time.monotonic() + LOCK_RETRY_S
+                try:
+                    lock.retake()
+                except db.SchemaBusy as exc:
+                    self.schema_taken = (
+                        f"this run's hold on schema {lock.schema!r} was lost (its connection "
+                        f"died) and another txlab took the schema meanwhile: {exc}; the run "
+                        "was stopped, and its checks skipped")
+                    self.stop_all(halt=True)
+                    return
+                except (psycopg2.Error, DatabaseError):
+                    pass  # the server is not back yet; the workers wait for it too
+                else:
+                    self.lock_seen = asked
+                    return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(LOCK_WAIT_S)
 
     def stop_all(self, halt: bool = False) -> None:
         """No new transactions; with `halt`, abandon the in-flight ones too."""
@@ -639,12 +692,13 @@ def run(
     if interrupts is None:
         with signals.deferred() as interrupts:
             return run(settings, scenario, dsn, progress, interrupts, notice)
-    with db.schema_owner(dsn, settings.schema, "run"):
-        return _run(settings, scenario, dsn, progress, interrupts, notice)
+    with db.schema_owner(dsn, settings.schema, "run") as lock:
+        return _run(settings, scenario, dsn, progress, interrupts, notice, lock)
 
 
 def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None,
-         interrupts: signals.Interrupts, notice: Callable[[str], None] | None) -> RunResult:
+         interrupts: signals.Interrupts, notice: Callable[[str], None] | None,
+         lock: db.SchemaLock | None = None) -> RunResult:
     params = scenario.params(dict(settings.params), allow_large=settings.allow_large_params)
     strategy = scenario.strategy(settings.strategy)
     record = bool(settings.history_path) or settings.check or settings.keep_history
@@ -677,7 +731,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
                 writer = history.Writer(path, meta, initial, spool_dir)
             except OSError as exc:
                 raise UsageError(f"cannot write the history to {path}: {exc.strerror}") from None
-        r = _Run(settings, scenario, dsn, params, record=writer is not None)
+        r = _Run(settings, scenario, dsn, params, record=writer is not None, lock=lock)
         elapsed = _load(r, settings, writer, progress, interrupts, notice)
         if r.error is not None:
             raise r.error
@@ -685,12 +739,18 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         failure = r.lost
         invariants: list[InvariantResult] = []
         seen = interrupts.count
+        # The final state is this run's own only while it still owns the schema.
+        r.keep_lock(time.monotonic(), wait=not failure and not interrupts)
+        taken = r.schema_taken
+        if taken is not None:
+            failure = taken
         try:
-            # After a lost server or Ctrl-C, one try; else wait for a restarting server.
-            wait = 0.0 if failure or interrupts else settings.reconnect_timeout_s
-            control = _usable(control, dsn, wait, lambda: interrupts.count > seen)
-            db.cancellable(control, _check, control, scenario, settings, params, invariants,
-                           stop=lambda: interrupts.count > seen)
+            if taken is None:  # else nothing of the final state is this run's to judge
+                # After a lost server or Ctrl-C, one try; else wait for a restarting server.
+                wait = 0.0 if failure or interrupts else settings.reconnect_timeout_s
+                control = _usable(control, dsn, wait, lambda: interrupts.count > seen)
+                db.cancellable(control, _check, control, scenario, settings, params,
+                               invariants, stop=lambda: interrupts.count > seen)
         except KeyboardInterrupt:
             pass  # counted in interrupts
         except (_Lost, DatabaseError) as exc:
@@ -717,6 +777,8 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     if settings.check and path is not None:
         if history_error is not None:
             check_skipped = "the history could not be written"
+        elif taken is not None:
+            check_skipped = "another txlab took the schema during the run"
         elif interrupts and unchecked:
             check_skipped = "interrupted"
         else:
@@ -743,7 +805,8 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         latency_ms=latency.percentiles_ms(),
         invariants=invariants, check=check, params=params,
         think_ms=settings.think_ms, retries=settings.retries, history=hist,
-        failure=failure, invariants_unchecked=unchecked, check_skipped=check_skipped,
+        failure=failure, schema_taken=taken is not None,
+        invariants_unchecked=unchecked, check_skipped=check_skipped,
         declared=declared(scenario, settings.scenario), history_error=history_error,
     )
     if failure is not None and not interrupted:
@@ -753,6 +816,8 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     return result
 
 
+LOCK_WAIT_S = 0.02  # a reconnected worker looks this often whether the lock was seen held
+LOCK_RETRY_S = 0.5  # how often the main thread tries to take a lost schema lock again
 TICK_S = 0.1  # how often the main thread drains the workers' records and looks at the time
 STOP_GRACE_S = 2.0  # after an interrupt, how long to wait for the workers' rollbacks
 
@@ -787,6 +852,7 @@ def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None,
         if r.error is not None:  # one worker failed: stop the others at once
             r.interrupt()
         r.drain(writer)
+        r.keep_lock(now)
         if watch is not None:
             watch.look(now)
         if progress:

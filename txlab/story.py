@@ -175,12 +175,18 @@ def _checked(r: dict) -> str:
     return ""
 
 
+def _why_stopped(r: dict) -> str:
+    if r.get("schema_taken"):
+        return "another txlab took the schema"
+    return "the server was lost" if r.get("failure") else "the run was interrupted"
+
+
 def _what_broke(r: dict) -> str:
     invs = r["invariants"]
     bad = [i for i in invs if not i["holds"]]
     unchecked = r.get("invariants_unchecked") or []
     if unchecked and not bad:
-        why = "the server was lost" if r.get("failure") else "the run was interrupted"
+        why = _why_stopped(r)
         held = f"the {_plural(len(invs), 'invariant')} checked held, " if invs else ""
         names = ", ".join(f'"{n}"' for n in unchecked)
         return f"Not every invariant was checked ({why}): {held}{names} not checked."
@@ -212,11 +218,27 @@ def _strategy_words(r: dict, violated: bool) -> str | None:
                     "the scenario, the harness or the database.")
         return f"{who} is declared safe at {_levels(mine['safe_at'])}."
     risk = f": {mine['risk']}" if mine.get("risk") else ""
-    if violated:
+    if violated or r.get("invariants_unchecked"):  # unchecked: no luck to speak of
         return (f"{who} is declared safe only at {_levels(mine['safe_at'])}, not at "
                 f"{_level(level)}{risk}.")
     return (f"{who} is declared safe only at {_levels(mine['safe_at'])}, not at {_level(level)}: "
             "this run was lucky, or too short to show it.")
+
+
+def _found(r: dict) -> str:
+    """The checker's first two anomaly kinds in a sentence (r["anomalies"] not empty)."""
+    found = [_anomaly_words(a) for a in r["anomalies"][:2]]
+    more = len(r["anomalies"]) - len(found)
+    tail = f"; {_plural(more, 'more kind')} in the table below" if more else ""
+    return f"The history checker found {' and '.join(found)}{tail}."
+
+
+def _unchecked_found(r: dict) -> str | None:
+    """With invariants left unchecked, what the checker found still counts (the held
+    branch says it with the invariants; here nothing else would)."""
+    if not r.get("invariants_unchecked") or not r.get("anomalies"):
+        return None
+    return _found(r)
 
 
 def _why_broke(r: dict) -> list[str]:
@@ -228,10 +250,7 @@ def _why_broke(r: dict) -> list[str]:
         out.append(f"The history was not checked ({r.get('check_skipped') or '--no-check'}), "
                    "so txlab cannot say which anomaly did it.")
     elif r["anomalies"]:
-        found = [_anomaly_words(a) for a in r["anomalies"][:2]]
-        more = len(r["anomalies"]) - len(found)
-        tail = f"; {_plural(more, 'more kind')} in the table below" if more else ""
-        out.append(f"The history checker found {' and '.join(found)}{tail}.")
+        out.append(_found(r))
     else:
         out.append("The history checker found no anomaly among the rows transactions read or "
                    "wrote, so the cause is one it cannot see (see the note below).")
@@ -364,16 +383,22 @@ def tell(r: dict) -> dict:
     if r["interrupted"]:
         story.append(f"The run was interrupted after {r['duration_s']:.1f} s, so these numbers "
                      "cover only the part that ran.")
+    elif r.get("schema_taken"):
+        story.append(f"Another txlab took this run's schema while the run's hold on it was "
+                     f"lost (the run stopped after {r['duration_s']:.1f} s), so these numbers "
+                     "cover only the part that ran and the final state was not judged.")
     elif r.get("failure"):
-        story.append(f"The server went away after {r['duration_s']:.1f} s and did not come back "
-                     "in time, so these numbers cover only the part that ran.")
+        story.append(f"The server went away and did not come back in time; the run stopped "
+                     f"after {r['duration_s']:.1f} s, so these numbers cover only the part "
+                     "that ran.")
     elif r.get("history_error"):
         story.append(r["history_error"][0].upper() + r["history_error"][1:] + ".")
     story.append(_what_broke(r))
     if violated:
         story += _why_broke(r)
     else:
-        story += [s for s in (_forbidden(r), _strategy_words(r, False), _why_aborted(r)) if s]
+        story += [s for s in (_forbidden(r), _strategy_words(r, False), _unchecked_found(r),
+                              _why_aborted(r)) if s]
     if r["outcomes"]["unknown"]:
         story.append(f"{_plural(r['outcomes']['unknown'], 'transaction')} lost the connection "
                      "during COMMIT: their outcome is unknown.")
