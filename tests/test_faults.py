@@ -284,3 +284,30 @@ def test_a_schema_taken_by_another_while_the_lock_was_lost_stops_the_run_unjudge
     records = _records(history)
     o = report["outcomes"]
     assert len(records) == o["committed"] + o["unknown"] + sum(o["aborted"].values())
+
+
+def test_a_server_lost_during_setup_says_so(pg_dsn, schema):
+    # it said "database error: cursor already closed" (a ROLLBACK on the dead connection)
+    def terminate_the_setup(proc):
+        (pid,) = _wait_for(pg_dsn, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                   "'txlab-control' AND state = 'active' AND query ILIKE "
+                                   "'%INSERT%'", "the setup")[0]
+        conn = psycopg2.connect(pg_dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        conn.close()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "txlab", "run", "bank-transfer", "-p", "accounts=2000000",
+         "--allow-large-params", "-n", "1", "--dsn", pg_dsn, "--schema", schema],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        terminate_the_setup(proc)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    assert "lost the connection to the server during the setup of bank-transfer" in err
+    assert "cursor already closed" not in err and "Traceback" not in err

@@ -20,6 +20,7 @@ the result is returned marked interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -188,11 +189,15 @@ def _setup(conn, scenario: Scenario, settings: RunSettings, params: dict) -> lis
             scenario.setup(s)
             cur.execute("COMMIT")
         except psycopg2.Error as exc:
-            cur.execute("ROLLBACK")
             msg = db.first_line(exc)
+            if _gone(conn, exc):  # not the scenario's fault, and nothing left to roll back
+                raise DatabaseError(f"lost the connection to the server during the setup of "
+                                    f"{scenario.name}: {msg}") from None
+            cur.execute("ROLLBACK")
             raise UsageError(f"{scenario.path or scenario.name}: setup failed: {msg}") from None
         except Exception as exc:
-            cur.execute("ROLLBACK")
+            with contextlib.suppress(psycopg2.Error):
+                cur.execute("ROLLBACK")
             raise _bug(scenario, "setup", exc) from None
     return s.initial_writes
 
