@@ -311,3 +311,24 @@ def test_a_server_lost_during_setup_says_so(pg_dsn, schema):
     assert proc.returncode == 3, err
     assert "lost the connection to the server during the setup of bank-transfer" in err
     assert "cursor already closed" not in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_the_server_is_down_still_checks_the_partial_history(tmp_path):
+    # the invariants cannot be checked (no server), but the history is on disk: the
+    # anomaly check must still run (it was skipped as "interrupted")
+    with server.temporary("txlab-test-down-int-") as (dsn, pgdata):
+        history = tmp_path / "h.jsonl"
+
+        def stop_then_ctrl_c(proc):
+            _wait_for(dsn, IN_COMMIT, "a worker in COMMIT")
+            assert server.pg_ctl(pgdata, "-w", "-m", "immediate", "stop").returncode == 0
+            time.sleep(0.5)  # the workers are reconnecting (for up to 60 s)
+            proc.send_signal(signal.SIGINT)
+
+        code, report, err = _txlab_with_fault(
+            [SLOW, "-p", "commit_ms=100", "-w", "2", "-d", "60", "--reconnect-timeout-s", "60",
+             "--history", str(history), "--dsn", dsn], stop_then_ctrl_c)
+    assert code == 130, err
+    assert report["interrupted"] is True and len(report["invariants_unchecked"]) == 2
+    assert report["check"] is not None, report["notes"]
+    assert report["check"]["verdict"] == "valid" and len(_records(history)) > 0

@@ -743,7 +743,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         r.drain(writer, final=True)
         failure = r.lost
         invariants: list[InvariantResult] = []
-        seen = interrupts.count
+        seen = checks_from = interrupts.count
         # The final state is this run's own only while it still owns the schema.
         r.keep_lock(time.monotonic(), wait=not failure and not interrupts)
         taken = r.schema_taken
@@ -784,7 +784,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
             check_skipped = "the history could not be written"
         elif taken is not None:
             check_skipped = "another txlab took the schema during the run"
-        elif interrupts and unchecked:
+        elif interrupts.count > checks_from and unchecked:  # Ctrl-C stopped the checks
             check_skipped = "interrupted"
         else:
             # In parts, so a long run's memory stays flat through its check too; a history
