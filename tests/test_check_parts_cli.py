@@ -33,3 +33,16 @@ def test_a_history_that_cannot_be_cut_is_checked_whole_with_a_warning(monkeypatc
     r = _check(path, monkeypatch, 10)
     assert "warning: this history may be too large for this machine's memory" in r.stderr
     assert r.exit_code in (0, 1) and "parts" not in json.loads(r.stdout)["stats"]
+
+
+def test_a_history_with_no_transactions_says_so(tmp_path):
+    # the history of a run killed before its JSON lines were written: run and init only
+    lines = (DATA / "bank-transfer-naive-rc.jsonl").read_text().splitlines()[:2]
+    path = tmp_path / "cut.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    r = CliRunner().invoke(cli, ["check", str(path)], env={"COLUMNS": "80"})
+    said = " ".join(r.stdout.split())
+    assert "no transactions to check: the history holds none" in said
+    assert "no anomalies found" not in said
+    full = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-rc.jsonl")])
+    assert "no transactions to check" not in full.stdout

@@ -76,6 +76,11 @@ def _text(d: dict, t) -> str:
                  "FORBIDDEN" if a["status"] == "forbidden" else "allowed"]
                 for name, a in anomalies.items()]
         parts.append(term_mod.table(["anomaly", "found", at], rows, t, wrap={1: 12}))
+    elif not h["transactions"]:
+        parts.append(Text(term_mod.wrapped(
+            "no transactions to check: the history holds none (a run killed before it wrote "
+            "them, one whose history could not be written, or a file cut short)", t),
+            style=term_mod.STYLES["warning"]))
     else:
         parts.append(Text("no anomalies found"))
     if d["unknown"]:
