@@ -1,3 +1,5 @@
+"""`txlab check` at its edges: a history too large for memory, one with no transactions."""
+
 import json
 from pathlib import Path
 
