@@ -100,8 +100,8 @@ def connect_error(dsn: str, reason: str) -> TxlabError:
     if any(m in reason for m in _NO_SLOTS):
         return DatabaseError(
             f"PostgreSQL at {describe_target(dsn)} has no connection left: {reason}. txlab needs "
-            "one per worker and one more: use fewer --workers, end other sessions, or raise the "
-            "server's max_connections.")
+            "one per worker and two more (its control session and its schema lock): use "
+            "fewer --workers, end other sessions, or raise the server's max_connections.")
     return ConnectError(f"cannot connect to PostgreSQL at {describe_target(dsn)}: {reason}")
 
 
