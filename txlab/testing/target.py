@@ -15,7 +15,6 @@ from txlab import db
 from txlab.errors import UsageError
 from txlab.testing import observe
 
-
 # Nothing went through the engine or DSN given: the functions reached the database some
 # other way (an engine of the application's own), so no schedule was controlled.
 UNWATCHED = ("{what}: no statement of {fns} went through the engine (or dsn) it was given, "
