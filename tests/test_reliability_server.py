@@ -10,7 +10,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import psycopg2
+import pytest
 
 from txlab import server
 
@@ -21,6 +25,16 @@ def txlab(*args: str, env: dict, timeout: float = 180) -> subprocess.CompletedPr
     base = {k: v for k, v in os.environ.items() if k not in ("TXLAB_DSN", "DATABASE_URL")}
     return subprocess.run([sys.executable, "-m", "txlab", *args], capture_output=True, text=True,
                           env={**base, **env}, timeout=timeout)
+
+
+def query(dsn: str, sql: str) -> list[tuple]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
 
 
 def _as_server_user() -> dict:
@@ -105,3 +119,107 @@ def test_a_checkout_in_a_mode_700_folder_runs_and_stays_private(open_tmp):
         shutil.rmtree(private, ignore_errors=True)
         for folder in made:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- an interrupted initdb
+
+
+def _interrupt_initdb(monkeypatch) -> dict:
+    """Make the next initdb raise KeyboardInterrupt in txlab (as Ctrl-C, SIGTERM or
+    SIGHUP do) once its bootstrap backend, initdb's grandchild, writes template1.
+    Returns what it saw: the staging folder and initdb's process group."""
+    seen = {}
+
+    def interrupted(proc, timeout):
+        staging = Path(proc.args[proc.args.index("-D") + 1])
+        seen.update(staging=staging, pgid=proc.pid)
+        template1 = staging / "base" / "1"
+        while not (template1.is_dir() and len(os.listdir(template1)) > 20):
+            assert proc.poll() is None, "initdb finished before it could be interrupted"
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server, "_communicate", interrupted)
+    return seen
+
+
+def test_an_interrupted_initdb_leaves_no_data_directory_and_the_next_start_initialises(
+        open_tmp, monkeypatch):
+    pgdata = open_tmp / "home" / "server" / "pgdata"
+    seen = _interrupt_initdb(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        server.start(pgdata)
+    # initdb and its bootstrap backend were stopped and waited for, then their
+    # staging folder removed; nothing looks like a data directory
+    assert seen["staging"] == server.staging_for(pgdata)
+    assert not server._group_alive(seen["pgid"])
+    assert not pgdata.exists() and not seen["staging"].exists()
+    assert not server.is_running(pgdata)
+    monkeypatch.undo()
+    url = server.start(pgdata)
+    assert query(url, "SELECT current_database()") == [("postgres",)]
+
+
+def test_a_leftover_staging_folder_is_removed_and_the_server_initialised(open_tmp):
+    pgdata = open_tmp / "home" / "server" / "pgdata"
+    staging = server.staging_for(pgdata)
+    (staging / "base" / "1").mkdir(parents=True)  # as a txlab killed mid-initdb leaves it
+    (staging / "PG_VERSION").write_text("18\n")
+    url = server.start(pgdata)
+    assert not staging.exists()
+    assert query(url, "SELECT current_database()") == [("postgres",)]
+
+
+def _older_txlabs_initdb(pgdata: Path, template1_done: bool, served: bool) -> None:
+    """A data directory as an older txlab's interrupted initdb left it (initdb wrote
+    into it directly)."""
+    (pgdata / "base" / "1").mkdir(parents=True)
+    (pgdata / "global").mkdir()
+    (pgdata / "PG_VERSION").write_text("18\n")
+    (pgdata / "base" / "1" / "113").write_bytes(b"\0" * 8192)
+    if template1_done:
+        (pgdata / "base" / "1" / "PG_VERSION").write_text("18\n")
+        (pgdata / "global" / "pg_control").write_bytes(b"\0" * 8192)
+    if served:
+        (pgdata / "postmaster.opts").write_text("postgres -D x\n")
+
+
+def test_an_older_txlabs_unfinished_initdb_is_initialised_again(open_tmp):
+    pgdata = open_tmp / "home" / "server" / "pgdata"
+    _older_txlabs_initdb(pgdata, template1_done=False, served=True)
+    assert server.unfinished(pgdata) and server.unusable(pgdata)
+    notices = []
+    url = server.start(pgdata, notice=notices.append)
+    assert query(url, "SELECT current_database()") == [("postgres",)]
+    assert len(notices) == 1 and f"removed {pgdata}" in notices[0]
+    assert "unfinished" in notices[0]
+
+
+def test_an_unfinished_initdb_that_a_server_ran_on_is_explained_and_left_alone(
+        open_tmp, monkeypatch):
+    home = open_tmp / "home"
+    monkeypatch.setenv("TXLAB_HOME", str(home))
+    pgdata = server.persistent_pgdata()
+    assert pgdata == home / "server" / "pgdata"
+    _older_txlabs_initdb(pgdata, template1_done=True, served=True)
+    assert not server.unfinished(pgdata)
+    with pytest.raises(server.DatabaseError, match="will not remove it"):
+        server.start(pgdata)
+    assert (pgdata / "base" / "1" / "113").exists()  # left as it was
+    r = txlab("server", "start", env={"TXLAB_HOME": str(home)})
+    assert r.returncode == 3 and "rm -rf" in r.stderr and "txlab server stop" in r.stderr
+
+
+# ---------------------------------------------------------------- temporary servers
+
+
+def test_an_interrupted_temporary_initdb_leaves_no_folder(open_tmp, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(open_tmp))
+    seen = _interrupt_initdb(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        with server.temporary():
+            pass
+    assert seen["staging"].parent.parent == open_tmp
+    assert not server._group_alive(seen["pgid"])
+    assert list(open_tmp.glob("txlab-*")) == []
+

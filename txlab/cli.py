@@ -591,13 +591,17 @@ def server_group():
 
 @server_group.command("start")
 def server_start():
-    """Start the persistent embedded server (initialising it the first time)."""
+    """Start the persistent embedded server (initialising it the first time).
+
+    An initdb that is interrupted leaves nothing behind: the next start
+    initialises again.
+    """
     pgdata = server.persistent_pgdata()
-    if server.is_running(pgdata):
+    if server.is_running(pgdata) and server.usable(pgdata):
         _err(f"already running: {server.url_for(pgdata)}")
         return
     _err(f"starting {_embedded_version()} in {pgdata} ...")
-    server.start(pgdata)
+    server.start(pgdata, notice=_err)
     click.echo(server.url_for(pgdata))
 
 
@@ -613,7 +617,8 @@ def server_stop():
 
 @server_group.command("status")
 def server_status():
-    """Say whether the persistent server runs; exit 3 if it does not.
+    """Say whether the persistent server runs; exit 3 if it does not (or if its data
+    directory is unfinished: an older txlab's initdb was interrupted).
 
     The URL is printed whole on a line of its own, so it can be copied (also by
     `txlab server url`).
@@ -626,6 +631,10 @@ def server_status():
     word = term.to_text(term.word("running" if running else "not running"), t).rstrip("\n")
     if running:
         text = f"{word}\n  url:  {server.url_for(pgdata)}\n  data: {pgdata}\n"
+        problem = server.unusable(pgdata)
+        if problem:
+            text += term.wrapped(f"  but unusable: {problem}", t) + "\n"
+            running = False
     else:
         stale = server.stale_note(pgdata).removeprefix("; ")
         text = (f"{word}\n  data: {pgdata}\n"

@@ -17,6 +17,12 @@ A server is signalled only after checking, in /proc, that the pid in its
 postmaster.pid is a `postgres` process whose working directory is this data
 directory and whose parent is not (a stale postmaster.pid can name any process).
 
+initdb runs in a staging folder beside the data directory, renamed into place
+only when it succeeded, in a process group of its own that txlab stops and waits
+for whatever interrupts it; a leftover staging folder is removed by the next start
+(`_initialise`). A data directory an older txlab's interrupted initdb left is
+recognised (`unfinished`, `damaged`).
+
 A temporary server's folder holds an owner file (pid, process start time, boot
 id, pid namespace, a random token that is also the server's cluster_name); the
 owner keeps a shared flock on it while it lives. A later txlab that starts a
@@ -27,6 +33,7 @@ measures (a txlab killed with SIGKILL cannot clean up after itself; txlab.owner)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import grp
 import hashlib
 import importlib.util
@@ -380,23 +387,31 @@ def _failed(what: str, pgdata: Path, done: subprocess.CompletedProcess) -> Datab
                          .rstrip())
 
 
-def start(pgdata: Path, cluster_name: str | None = None) -> str:
-    """Initialise (first time) and start a server in `pgdata`; returns its URL."""
-    user = _server_user()
-    bins = bin_dir()
+def start(pgdata: Path, cluster_name: str | None = None,
+          notice: Notice = lambda line: None) -> str:
+    """Initialise (first time) and start a server in `pgdata`; returns its URL.
+
+    A data directory that an older txlab's interrupted initdb left (`unfinished`)
+    is stopped if it runs, removed and initialised again (`notice` hears of it);
+    one that may hold something of the user's is refused (`damaged`)."""
     _makedirs(pgdata.parent)
+    problem = damaged(pgdata)
+    if problem:
+        raise DatabaseError(problem)
+    if unfinished(pgdata):
+        if postmaster_pid(pgdata):
+            stop(pgdata, "fast")
+        if in_use(pgdata):
+            raise DatabaseError(f"{pgdata} is an unfinished data directory (an initdb that was "
+                                "interrupted), but a process still works in it; txlab leaves it "
+                                "alone: stop that process, then run this again")
+        _remove_tree(pgdata)
+        notice(f"removed {pgdata}: an initdb that was interrupted (by an older txlab) left it "
+               "unfinished, with no database in it; initialising it again")
     if postmaster_pid(pgdata):
         return url_for(pgdata)
     if not (pgdata / "PG_VERSION").exists():
-        pgdata.mkdir(mode=0o700, exist_ok=True)
-        if user:
-            os.chown(pgdata, user.pw_uid, user.pw_gid)
-        done = subprocess.run(
-            [str(bins / "initdb"), "-D", str(pgdata), "--auth=trust", "--auth-local=trust",
-             "--encoding=utf8", "-U", "postgres"],
-            capture_output=True, text=True, timeout=300, **_as_server())
-        if done.returncode != 0:
-            raise _failed("initialise", pgdata, done)
+        _initialise(pgdata)
     _remove_stale_pidfile(pgdata)
     options = f"-h '' -k {shlex.quote(str(_socket_dir(pgdata)))}"
     if cluster_name:
@@ -407,6 +422,232 @@ def start(pgdata: Path, cluster_name: str | None = None) -> str:
     if done.returncode != 0 or not url:
         raise _failed("start", pgdata, done)
     return url
+
+
+# ---------------------------------------------------------------- initialising
+
+STAGING = ".initdb"  # initdb works in `pgdata` + STAGING, beside the data directory
+
+
+def staging_for(pgdata: Path) -> Path:
+    return pgdata.with_name(pgdata.name + STAGING)
+
+
+def _initialise(pgdata: Path) -> None:
+    """Run initdb into a staging folder beside `pgdata` and rename it into place only
+    once initdb succeeded: an interrupted initdb (even by SIGKILL) never leaves a
+    `pgdata` that looks initialised.
+
+    initdb runs in a process group of its own, holding the lock on `pgdata`'s parent
+    folder (an inherited descriptor: its children hold it too). So while the lock is
+    free, no initdb of txlab's runs there, and a staging folder is a leftover to remove.
+    """
+    user = _server_user()
+    staging = staging_for(pgdata)
+    with _init_lock(pgdata.parent) as lock:
+        if (pgdata / "PG_VERSION").exists():
+            return  # another txlab initialised it meanwhile
+        if pgdata.exists() and (not pgdata.is_dir() or any(pgdata.iterdir())):
+            raise DatabaseError(f"{pgdata} exists but is not a PostgreSQL data directory (it has "
+                                "no PG_VERSION); txlab leaves it alone: move it away, or set "
+                                "TXLAB_HOME to another folder")
+        _remove_tree(staging)  # a leftover of an initdb that was stopped
+        staging.mkdir(mode=0o700)
+        try:
+            if user:
+                os.chown(staging, user.pw_uid, user.pw_gid)
+            done = run_group([str(bin_dir() / "initdb"), "-D", str(staging), "--auth=trust",
+                              "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
+                             timeout=300, pass_fds=(lock,))
+            if done.returncode != 0:
+                raise _failed("initialise", staging, done)
+            if pgdata.exists():
+                pgdata.rmdir()  # an empty folder (made by an older txlab)
+            os.rename(staging, pgdata)
+            _fsync_folder(pgdata.parent)
+        finally:
+            with signals.shielded():
+                _remove_tree(staging)
+
+
+@contextlib.contextmanager
+def _init_lock(folder: Path, timeout: float = 600) -> Iterator[int]:
+    """An exclusive flock on `folder` (a descriptor, for initdb to inherit): waits
+    while another txlab initialises there."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DatabaseError(f"another txlab has been initialising a server in {folder} "
+                                        f"for {timeout:g} s (its initdb holds a lock on the folder);"
+                                        " wait for it, or stop it") from None
+                time.sleep(0.1)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lock_free(folder: Path) -> bool:
+    """Whether no txlab (nor an initdb it started) holds `folder`'s initialisation lock."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_group(args: list[str], timeout: float, pass_fds: tuple[int, ...] = ()
+              ) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL program as the server's user in a process group of its own;
+    whatever ends the wait (an interrupt, the timeout), the whole group (initdb's
+    bootstrap backend too) is killed and waited for before the exception goes on.
+
+    In its own group, a terminal's Ctrl-C does not reach the program: txlab stops it."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, pass_fds=pass_fds, **_as_server())
+    try:
+        out, err = _communicate(proc, timeout)
+    except BaseException:
+        with signals.shielded():
+            _end_group(proc)
+        raise
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def _communicate(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    return proc.communicate(timeout=timeout)
+
+
+def _end_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Kill `proc`'s process group (it leads one) and wait until none of it is left."""
+    pgid = proc.pid
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.05)
+        if proc.returncode is not None and not _group_alive(pgid):
+            break
+        if time.monotonic() > deadline:
+            raise DatabaseError(f"the processes of {proc.args[0]} (process group {pgid}) did not "
+                                f"end within {timeout:g} s of SIGKILL")
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies, already dead, do not count)."""
+    if not Path("/proc/self").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = owner.proc_stat(int(entry.name))
+            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in "ZX":
+                return True
+    return False
+
+
+def in_use(folder: Path) -> bool:
+    """Whether a process works in `folder` or below (its working directory: a server's,
+    initdb's bootstrap backend's); True when /proc cannot tell."""
+    if not Path("/proc/self").exists():
+        return True
+    root = os.path.realpath(folder)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:  # gone, or another user's (who cannot enter a data directory)
+            continue
+        if cwd == root or cwd.startswith(root + "/"):
+            return True
+    return False
+
+
+def unfinished(pgdata: Path) -> bool:
+    """Whether `pgdata` is what an older txlab's interrupted initdb left (txlab now
+    initialises in a staging folder): it has PG_VERSION, no database but template1
+    (base/1), and template1 itself unfinished (no base/1/PG_VERSION or no
+    global/pg_control) or never served (no postmaster.opts). No client ever
+    connected to a database in it, so nothing of the user's can be there."""
+    if not (pgdata / "PG_VERSION").is_file():
+        return False
+    try:
+        databases = {p.name for p in (pgdata / "base").iterdir()}
+    except OSError:
+        return not (pgdata / "base").exists()
+    if not databases <= {"1"}:
+        return False
+    return not ((pgdata / "base" / "1" / "PG_VERSION").exists()
+                and (pgdata / "global" / "pg_control").exists()
+                and (pgdata / "postmaster.opts").exists())
+
+
+def unusable(pgdata: Path) -> str | None:
+    """Why a server in `pgdata` cannot serve txlab (its initdb never finished), or None."""
+    if unfinished(pgdata):
+        return ("its data directory is what an interrupted initdb (of an older txlab) left, "
+                "with no database in it; `txlab server start` stops it and initialises it again")
+    return damaged(pgdata)
+
+
+def usable(pgdata: Path) -> bool:
+    return unusable(pgdata) is None
+
+
+def damaged(pgdata: Path) -> str | None:
+    """Why txlab will not serve `pgdata` but leaves it alone, or None: template1 is its
+    only database and a server ran on it, so an older txlab's interrupted initdb
+    (which never created the database postgres) may hold what someone put there."""
+    if not (pgdata / "PG_VERSION").is_file() or unfinished(pgdata):
+        return None
+    try:
+        databases = {p.name for p in (pgdata / "base").iterdir()}
+    except OSError:
+        return None
+    if databases != {"1"}:
+        return None
+    return (f"{pgdata} holds only template1, no database postgres: an initdb that was "
+            "interrupted (by an older txlab) left it unfinished, and a server has run on it "
+            "since, so txlab will not remove it. If it holds nothing you need, run "
+            f"`txlab server stop`, remove it (rm -rf {shlex.quote(str(pgdata))}) and run "
+            "`txlab server start` again")
 
 
 def _remove_stale_pidfile(pgdata: Path) -> None:
@@ -462,7 +703,10 @@ def reap_orphans(parent: Path | None = None) -> list[Path]:
 
 
 def _release(folder: Path, record: dict) -> bool:
-    """Stop the orphaned folder's server, if one runs: False if it cannot be done safely."""
+    """Stop the orphaned folder's server, if one runs: False if it cannot be done safely
+    (an initdb still runs there: the killed txlab's, which went on alone)."""
+    if not _lock_free(folder):
+        return False
     pgdata = folder / "pgdata"
     pid = postmaster_pid(pgdata)
     if pid is None:
