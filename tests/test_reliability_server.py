@@ -223,3 +223,47 @@ def test_an_interrupted_temporary_initdb_leaves_no_folder(open_tmp, monkeypatch)
     assert not server._group_alive(seen["pgid"])
     assert list(open_tmp.glob("txlab-*")) == []
 
+
+def _abandoned_folder(parent: Path, name: str, age_s: float = 600) -> Path:
+    """A temporary server's folder as an older txlab left it after an interrupt:
+    its owner file removed, initdb's bootstrap backend having gone on writing."""
+    folder = parent / name
+    (folder / "pgdata" / "base" / "1").mkdir(parents=True)
+    (folder / "pgdata" / "base" / "1" / "113").write_bytes(b"\0" * 8192)
+    then = time.time() - age_s
+    for top, dirs, files in os.walk(folder):
+        for entry in (*dirs, *files):
+            os.utime(os.path.join(top, entry), (then, then))
+    os.utime(folder, (then, then))
+    return folder
+
+
+def test_an_abandoned_temporary_folder_is_reaped_and_nothing_else(open_tmp):
+    reaped = _abandoned_folder(open_tmp, "txlab-pg-ab12cd34")
+    reaped_testing = _abandoned_folder(open_tmp, "txlab-testing-pg-ef56gh78")
+    recent = _abandoned_folder(open_tmp, "txlab-pg-recent01", age_s=1)
+    foreign_name = _abandoned_folder(open_tmp, "txlab-pg-someone-elses")
+    extra = _abandoned_folder(open_tmp, "txlab-pg-extra001")
+    (extra / "notes.txt").write_text("not txlab's")
+    os.utime(extra, (time.time() - 600,) * 2)
+    running = _abandoned_folder(open_tmp, "txlab-pg-running1")
+    sleeper = subprocess.Popen(["sleep", "120"], cwd=running / "pgdata")  # works in it
+    pidfile = _abandoned_folder(open_tmp, "txlab-pg-pidfile1")
+    (pidfile / "pgdata" / "postmaster.pid").write_text(f"-{sleeper.pid}\n")
+    os.utime(pidfile / "pgdata" / "postmaster.pid", (time.time() - 600,) * 2)
+    os.utime(pidfile / "pgdata", (time.time() - 600,) * 2)
+    try:
+        assert sorted(server.reap_abandoned(open_tmp)) == [reaped, reaped_testing]
+        assert not reaped.exists() and not reaped_testing.exists()
+        for kept in (recent, foreign_name, extra, running, pidfile):
+            assert kept.exists(), kept
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # and a txlab that starts a temporary server reaps them, saying so
+    _abandoned_folder(open_tmp, "txlab-pg-ab12cd34")
+    r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "5",
+              env={"TMPDIR": str(open_tmp), "TXLAB_HOME": str(open_tmp / "home")})
+    assert r.returncode == 0, r.stderr
+    assert f"removed {reaped}, an unfinished temporary server" in " ".join(r.stderr.split())
+    assert not reaped.exists() and recent.exists()

@@ -27,7 +27,10 @@ A temporary server's folder holds an owner file (pid, process start time, boot
 id, pid namespace, a random token that is also the server's cluster_name); the
 owner keeps a shared flock on it while it lives. A later txlab that starts a
 temporary server removes the folders whose owner is gone by every one of those
-measures (a txlab killed with SIGKILL cannot clean up after itself; txlab.owner).
+measures (a txlab killed with SIGKILL cannot clean up after itself; txlab.owner),
+and the folders that lost their owner file, once nothing runs in them and nothing
+in them changed for a minute (`abandoned`: an older txlab removed the owner file
+first while initdb still wrote).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import hashlib
 import importlib.util
 import os
 import pwd
+import re
 import shlex
 import shutil
 import signal
@@ -719,6 +723,63 @@ def _release(folder: Path, record: dict) -> bool:
     return postmaster_pid(pgdata) is None
 
 
+TEMPORARY_NAME = re.compile(r"txlab-(testing-)?pg-[a-z0-9_]{8}")  # mkdtemp's, of temporary()
+ABANDONED_AFTER_S = 60  # an ownerless folder untouched this long is abandoned
+
+
+def reap_abandoned(parent: Path | None = None) -> list[Path]:
+    """Remove the temporary servers' folders that lost their owner file while the
+    folder was being removed (an older txlab deleted it first, while initdb's
+    bootstrap backend still wrote; or txlab was killed meanwhile), and so escape
+    `reap_orphans`. See `abandoned` for what must hold."""
+    reaped = []
+    try:
+        candidates = sorted((parent or _temporary_parent()).glob("txlab-*"))
+    except OSError:
+        return reaped
+    for folder in candidates:
+        if abandoned(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            reaped.append(folder)
+    return reaped
+
+
+def abandoned(folder: Path, now: float | None = None) -> bool:
+    """Whether `folder` is a temporary server's folder that lost its owner: named as
+    temporary() names them, holding no owner file and nothing but `pgdata` (and its
+    staging folder), of this user's or the server user's, untouched for
+    ABANDONED_AFTER_S seconds everywhere inside, its initialisation lock free, no
+    process working in it and no live pid in a postmaster.pid."""
+    if not TEMPORARY_NAME.fullmatch(folder.name) or folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        entries = set(os.listdir(folder))
+        st = folder.lstat()
+    except OSError:
+        return False
+    pgdata = folder / "pgdata"
+    if not entries or not entries <= {pgdata.name, staging_for(pgdata).name}:
+        return False  # the owner file (reap_orphans decides), or something not txlab's
+    user = _server_user() if os.geteuid() == 0 else None
+    if st.st_uid not in {os.geteuid(), *([user.pw_uid] if user else [])}:
+        return False
+    limit = (time.time() if now is None else now) - ABANDONED_AFTER_S
+    try:
+        if st.st_mtime > limit or any(
+                os.lstat(os.path.join(top, name)).st_mtime > limit
+                for top, dirs, files in os.walk(folder) for name in (*dirs, *files)):
+            return False
+    except OSError:
+        return False
+    for data in (pgdata, staging_for(pgdata)):
+        lines = _postmaster_lines(data) or []
+        with contextlib.suppress(ValueError, IndexError):
+            pid = abs(int(lines[0]))  # a standalone backend (initdb's) writes -pid
+            if pid and not _gone(pid):
+                return False
+    return _lock_free(folder) and not in_use(folder)
+
+
 def _temporary_parent() -> Path:
     parent = Path(tempfile.gettempdir())
     user = _server_user() if os.geteuid() == 0 else None
@@ -745,6 +806,9 @@ def _temporary(prefix: str, notice: Notice) -> Iterator[tuple[str, Path]]:
     parent = _temporary_parent()
     for folder in reap_orphans(parent):
         notice(f"removed {folder}, a temporary server left by a txlab that was killed")
+    for folder in reap_abandoned(parent):
+        notice(f"removed {folder}, an unfinished temporary server left by a txlab that was "
+               "interrupted while it initialised it")
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     fd, token = owner.claim(tmp, owner.SERVER)
     pgdata = tmp / "pgdata"
@@ -760,8 +824,10 @@ def _temporary(prefix: str, notice: Notice) -> Iterator[tuple[str, Path]]:
                 stop(pgdata, "fast", timeout=30)
             except (DatabaseError, OSError):
                 stopped = _stop_immediately(pgdata)
-            if stopped:
-                shutil.rmtree(tmp, ignore_errors=True)  # else a later txlab reaps it
+            if stopped:  # else a later txlab reaps it; the owner file goes last
+                _remove_tree(pgdata)
+                _remove_tree(staging_for(pgdata))
+                shutil.rmtree(tmp, ignore_errors=True)
             os.close(fd)
 
 
