@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
 from click.testing import CliRunner
 
@@ -55,3 +56,96 @@ def test_durability_survives_a_crash_of_txlabs_own_server(clean_env):
     assert "automatic recovery in progress" in result.output
     assert "(1, committed), (2, committed)" in result.output
     assert "HELD: both committed rows survived the crash" in result.output
+
+
+# ---------------------------------------------------------------- an interrupt mid-crash
+
+
+@pytest.fixture
+def persistent(open_tmp, monkeypatch):
+    """A persistent server (`txlab server start`) of the test's own, and its data directory."""
+    from txlab import server
+
+    for name in ("TXLAB_DSN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TXLAB_HOME", str(open_tmp / "home"))
+    pgdata = server.persistent_pgdata()
+    server.start(pgdata)
+    yield pgdata
+    server.stop(pgdata)
+
+
+def _interrupt_after_the_crash(monkeypatch, then=lambda pgdata: None) -> None:
+    """Ctrl-C (or SIGTERM, SIGHUP: the same KeyboardInterrupt) right after the
+    simulated crash, before the server is started again."""
+    from txlab import server
+
+    real = server.pg_ctl
+
+    def pg_ctl(pgdata, *args, **kwargs):
+        done = real(pgdata, *args, **kwargs)
+        if "stop" in args:
+            then(pgdata)
+            raise KeyboardInterrupt
+        return done
+
+    monkeypatch.setattr(server, "pg_ctl", pg_ctl)
+
+
+def test_an_interrupt_during_the_durability_crash_restarts_the_persistent_server(
+        persistent, monkeypatch):
+    from txlab import server
+
+    with monkeypatch.context() as patch:
+        _interrupt_after_the_crash(patch)
+        result = CliRunner().invoke(cli, ["acid", "durability", "--yes"], catch_exceptions=False)
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "warning" not in result.output
+    assert server.is_running(persistent)
+    conn = psycopg2.connect(server.url_for(persistent))
+    conn.close()
+
+
+def test_a_server_that_cannot_restart_after_the_crash_is_said_with_how_to_start_it(
+        persistent, monkeypatch):
+    from txlab import server
+
+    conf = persistent / "postgresql.auto.conf"
+    saved = conf.read_text()
+
+    def unstartable(pgdata):
+        conf.write_text(saved + "no_such_setting = 1\n")  # PostgreSQL refuses to start
+
+    with monkeypatch.context() as patch:
+        _interrupt_after_the_crash(patch, unstartable)
+        result = CliRunner().invoke(cli, ["acid", "durability", "--yes"], catch_exceptions=False)
+    conf.write_text(saved)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert "warning: while stopping: the server crashed by the durability demo could not be " \
+        "restarted" in flat
+    assert "it is stopped: start it again with `txlab server start`" in flat
+    assert not server.is_running(persistent)
+    start = CliRunner().invoke(cli, ["server", "start"], catch_exceptions=False)
+    assert start.exit_code == 0 and server.is_running(persistent)
+
+
+def test_an_interrupt_while_the_server_restarts_waits_until_it_is_up(persistent, monkeypatch):
+    import os
+    import signal
+
+    from txlab import server
+
+    real = server.pg_ctl
+
+    def pg_ctl(pgdata, *args, **kwargs):
+        if "restart" in args:
+            os.kill(os.getpid(), signal.SIGTERM)  # a real SIGTERM, as the restart begins
+        return real(pgdata, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(server, "pg_ctl", pg_ctl)
+        result = CliRunner().invoke(cli, ["acid", "durability", "--yes"], catch_exceptions=False)
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "warning" not in result.output
+    assert server.is_running(persistent)

@@ -4,19 +4,21 @@ Each experiment returns plain data (a title, why it matters, the steps with
 what the database answered, and a verdict); `render` prints it. Atomicity and
 consistency work in txlab's own schema (`txlab_acid`); isolation reuses the
 interleaving demos; durability crashes and restarts an embedded server that
-txlab started, and refuses any other server.
+txlab started, and refuses any other server. Once it crashed the server, it
+starts it again whatever interrupts it (`restart`).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg2
 
-from txlab import db, server
+from txlab import db, server, signals
 from txlab.errors import DatabaseError, UsageError
 
 SCHEMA = "txlab_acid"
@@ -235,19 +237,20 @@ def durability(database: server.Database) -> list[Experiment]:
     conn.close()
     log = pgdata / "log"
     log_start = log.stat().st_size if log.exists() else 0
-    stopped = server.pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
-    e.did("pg_ctl stop -m immediate  -- simulated crash",
-          " ".join((stopped.stdout + stopped.stderr).split()) or f"exit {stopped.returncode}")
     try:
-        inflight.close()
-    except psycopg2.Error:
-        pass
-    if stopped.returncode != 0:
-        raise DatabaseError(f"pg_ctl stop -m immediate failed: {stopped.stderr.strip()}")
-    started = server.pg_ctl(pgdata, "-w", "-l", str(log), "restart")
-    if started.returncode != 0:
-        raise DatabaseError(f"could not restart the server after the crash: "
-                            f"{(started.stdout + started.stderr).strip()}")
+        stopped = server.pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
+        e.did("pg_ctl stop -m immediate  -- simulated crash",
+              " ".join((stopped.stdout + stopped.stderr).split()) or f"exit {stopped.returncode}")
+        try:
+            inflight.close()
+        except psycopg2.Error:
+            pass
+        if stopped.returncode != 0:
+            raise DatabaseError(f"pg_ctl stop -m immediate failed: {stopped.stderr.strip()}")
+    except BaseException:  # an interrupt too: the server is started again before it goes on
+        restart(database)
+        raise
+    restart(database)
     e.did("pg_ctl restart  -- crash recovery replays the write-ahead log", "server started")
     recovery = _recovery_lines(log, log_start)
     if recovery:
@@ -264,6 +267,29 @@ def durability(database: server.Database) -> list[Experiment]:
         db.drop_schema(conn, SCHEMA)
         conn.close()
     return [e]
+
+
+def restart(database: server.Database) -> None:
+    """Start the crashed server again (crash recovery), whatever interrupts meanwhile:
+    Ctrl-C, SIGTERM and SIGHUP only wait until it is up (then KeyboardInterrupt), and
+    pg_ctl runs in a process group of its own, out of reach of the terminal's Ctrl-C.
+    If it cannot be started, a DatabaseError says so, with the command that starts it."""
+    pgdata = database.embedded
+    with signals.deferred() as interrupts:
+        try:
+            started = server.pg_ctl(pgdata, "-w", "-l", str(pgdata / "log"), "restart",
+                                    timeout=180, start_new_session=True)
+            failure = "" if started.returncode == 0 and server.postmaster_pid(pgdata) else \
+                " ".join((started.stdout + started.stderr).split()) or f"exit {started.returncode}"
+        except (OSError, subprocess.SubprocessError) as exc:
+            failure = str(exc)
+    if failure:
+        how = ("; it is stopped: start it again with `txlab server start`"
+               if "persistent" in database.source else "")
+        raise DatabaseError(f"the server crashed by the durability demo could not be restarted "
+                            f"({failure}){how}")
+    if interrupts:
+        raise KeyboardInterrupt
 
 
 def _recovery_lines(log: Path, start: int) -> list[str]:

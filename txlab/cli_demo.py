@@ -303,6 +303,7 @@ def acid(part, yes, fmt, output, dsn):
                  SERIALIZABLE
     durability   commit rows, crash the server (pg_ctl stop -m immediate),
                  restart: committed rows survive, the in-flight ones do not.
+                 Interrupted, it still starts the crashed server again.
                  Only on an embedded server txlab started (not with --dsn);
                  on the persistent one (`txlab server start`) only after a
                  yes (asked on a terminal, or --yes).

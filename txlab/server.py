@@ -229,10 +229,12 @@ def _as_server() -> dict:
     return {"cwd": "/", "user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
-def pg_ctl(pgdata: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def pg_ctl(pgdata: Path, *args: str, timeout: float = 60,
+           start_new_session: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(bin_dir() / "pg_ctl"), "-D", str(pgdata), *args],
-        capture_output=True, text=True, timeout=timeout, **_as_server(),
+        capture_output=True, text=True, timeout=timeout, start_new_session=start_new_session,
+        **_as_server(),
     )
 
 
