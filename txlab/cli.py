@@ -64,7 +64,11 @@ EXIT_CODES_HELP = _exit_codes("run and matrix still print what\n"
 RUN_EXIT_CODES_HELP = _exit_codes("the partial report is\n       still printed")
 MATRIX_EXIT_CODES_HELP = _exit_codes("the rows of the combinations\n"
                                      "       that finished are still printed, marked "
-                                     "INTERRUPTED")
+                                     "INTERRUPTED").replace(
+    "(cannot connect, server failure)",
+    "(cannot connect, server failure;\n"
+    "       a server lost mid-matrix: the rows that finished are\n"
+    "       still printed, marked SERVER LOST)")
 
 
 def _err(message: str, label: str | None = None) -> None:
@@ -506,11 +510,16 @@ def explain(term, fmt, output):
                    "verdict, declared-safe-but-violated cells called out).")
 @deadlock_option
 @no_fail_option
+@seconds_option("reconnect-timeout", "--reconnect-timeout", default=30.0, show_default=True,
+                type=click.FloatRange(min=0),
+                help="When the server goes away mid-matrix, keep reconnecting this long before "
+                     "giving up (exit 3, with the rows of the combinations that finished).")
 @dsn_option
 @schema_option
 @scenario_path_option
 def matrix(names, levels, strategies, duration, workers, retries, think_ms, params, seed, fmt,
-           output, html_file, deadlock_timeout_ms, no_fail, dsn, schema, scenario_path):
+           output, html_file, deadlock_timeout_ms, no_fail, reconnect_timeout, dsn, schema,
+           scenario_path):
     """Run every scenario x strategy x isolation level briefly; one row each.
 
     Default: every scenario, every strategy, the four levels. A knob (-p) applies
@@ -533,7 +542,8 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
     seed = seed if seed is not None else secrets.randbelow(2**31)
     base = RunSettings(scenario="", seed=seed, workers=workers, duration_s=duration,
                        retries=retries, think_ms=think_ms, params=params, schema=schema,
-                       scenario_path=tuple(scenario_path), deadlock_timeout_ms=deadlock_timeout_ms)
+                       scenario_path=tuple(scenario_path), deadlock_timeout_ms=deadlock_timeout_ms,
+                       reconnect_timeout_s=reconnect_timeout)
     _err(f"{len(combos)} combinations x {duration:g} s, seed {seed}")
     tty = sys.stderr.isatty()
 
@@ -554,18 +564,25 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
         # From the first cell to the printed table, an interrupt is only noted: the
         # matrix stops after the running cell and prints the rows that finished.
         with signals.deferred() as interrupts:
+            failed = None
             try:
                 rows = matrix_mod.run_matrix(combos, base, database.dsn, progress, interrupts)
+            except matrix_mod.MatrixFailed as exc:  # the server lost: the rows that finished
+                failed, rows = exc, exc.rows
             finally:
                 if tty:
                     click.echo("\r\033[K", err=True, nl=False)
-            emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos)),
-                 output, "matrix")
+            emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos),
+                                   failed=failed), output, "matrix")
             if html_file:
                 from txlab.html import matrix as matrix_page
 
-                write_html(html_file, matrix_page.page(matrix_mod.to_dicts(rows), version,
-                                                       matrix_mod.interrupted(rows, len(combos))))
+                write_html(html_file, matrix_page.page(
+                    matrix_mod.to_dicts(rows), version,
+                    matrix_mod.interrupted(rows, len(combos), failed)))
+    if failed is not None:
+        _err(str(failed), "error")
+        sys.exit(errors.EXIT_RUNTIME)
     if interrupts:
         _err(f"interrupted after {len(rows)} of {len(combos)} combinations")
         sys.exit(errors.EXIT_INTERRUPTED)

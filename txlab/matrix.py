@@ -5,6 +5,13 @@ grouped by scenario, violations marked, and whether each verdict was expected
 from the strategy's declared `safe_at` levels. A matrix cut short by an interrupt
 has the rows of the combinations that finished; given how many were planned,
 `render` says it is partial (text and markdown; json and csv stay lists of rows).
+
+A server that goes away mid-matrix: a restart that a cell's run survives (its
+workers reconnect) changes nothing; one that cuts a cell short before its load
+(its connection or its setup) is waited out for up to `reconnect_timeout_s`, and
+the cell runs again. A server that stays away ends the matrix as an interrupt
+does, with `MatrixFailed` carrying the rows that finished and naming the
+combination that was running; `render` then marks them SERVER LOST.
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 
+import psycopg2
 from tabulate import tabulate
 
 from txlab import runner, signals
-from txlab.db import LEVELS, Isolation
-from txlab.errors import UsageError
+from txlab.db import LEVELS, ConnectError, Isolation
+from txlab.errors import DatabaseError, UsageError
 from txlab.scenario import Scenario
 from txlab.settings import RunSettings
 
@@ -51,6 +59,31 @@ class Row:
 
 
 Combo = tuple[Scenario, str, Isolation]
+
+# A cell cut short before its load by a server that went away (a restart): the
+# matrix waits for the server and runs the cell again, up to TRIES times in all.
+BEFORE_LOAD = (ConnectError, runner.SetupLost, psycopg2.OperationalError,
+               psycopg2.InterfaceError)
+TRIES = 3
+
+
+class MatrixFailed(DatabaseError):
+    """The matrix stopped early for a reason other than an interrupt: the server lost
+    (it stayed away longer than the reconnect timeout), or a cell's run failed
+    otherwise (runner.RunFailed). `rows`: the combinations that finished;
+    `running`: the one that was running (left out)."""
+
+    def __init__(self, message: str, rows: list[Row], running: Combo, lost: bool = True):
+        super().__init__(message)
+        self.rows = rows
+        self.running = running
+        self.lost = lost  # the server was lost (else: the cell's run failed otherwise)
+
+
+def name(combo: Combo) -> str:
+    """A combination as the summary names it: bank-transfer/atomic/RR."""
+    scenario, strategy, level = combo
+    return f"{scenario.name}/{strategy}/{SHORT[level.key]}"
 
 
 def plan(scenarios: Iterable[Scenario], strategies: list[str] | None,
@@ -94,7 +127,11 @@ def run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
     finished come back. Pass the caller's `interrupts` (signals.deferred) to look at
     them, as the CLI does to print the partial table (exit 130); without them the
     interrupt goes on to the caller once the matrix has stopped (KeyboardInterrupt
-    for Ctrl-C): left to each run, it would end only that cell."""
+    for Ctrl-C): left to each run, it would end only that cell.
+
+    A server lost for good (each run waits `base.reconnect_timeout_s` for it, and so
+    does the matrix for a cell cut short before its load) raises MatrixFailed with
+    the rows of the cells that finished."""
     if interrupts is None:
         with signals.deferred() as interrupts:
             rows = _run_matrix(combos, base, dsn, progress, interrupts)
@@ -114,11 +151,19 @@ def _run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
             progress(i, len(combos), (scenario, strategy, level))
         settings = replace(base, scenario=scenario.name, strategy=strategy, isolation=level,
                            params=_knobs_of(scenario, base.params))
+        running = (scenario, strategy, level)
         try:
-            r = runner.run(settings, scenario, dsn, interrupts=interrupts)
+            r = _run_cell(settings, scenario, dsn, interrupts, base.reconnect_timeout_s)
         except KeyboardInterrupt:  # during the cell's setup: cancelled, nothing to show
             break
-        if r.interrupted:
+        except runner.RunFailed as exc:  # the server lost for good (the run waited for it)
+            lost = isinstance(exc, runner.ServerLost)
+            raise MatrixFailed(_failed(exc, running, rows, len(combos), lost), rows, running,
+                               lost) from None
+        except _Gone as exc:  # the same before the cell's load (the matrix waited for it)
+            raise MatrixFailed(_failed(exc, running, rows, len(combos), True), rows,
+                               running) from None
+        if r is None or r.interrupted:
             break
         o = r.outcomes
         rows.append(Row(
@@ -131,6 +176,44 @@ def _run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
             expected_safe=level.key in scenario.strategy(strategy).safe_at,
         ))
     return rows
+
+
+class _Gone(DatabaseError):
+    """A cell cut short before its load, and the server did not come back in time."""
+
+
+def _run_cell(settings: RunSettings, scenario: Scenario, dsn: str,
+              interrupts: signals.Interrupts, wait_s: float) -> runner.RunResult | None:
+    """One cell's run. Cut short before its load by a server that went away, it runs
+    again once the server takes connections (waited for up to `wait_s`), up to TRIES
+    times in all; then _Gone. None: interrupted while waiting."""
+    for attempt in range(1, TRIES + 1):
+        try:
+            return runner.run(settings, scenario, dsn, interrupts=interrupts)
+        except BEFORE_LOAD as exc:
+            if interrupts:
+                return None
+            if attempt == TRIES:
+                raise _Gone(f"{_first_line(exc)} (tried {TRIES} times)") from None
+            failure = exc
+        try:
+            if not runner.wait_for_server(dsn, wait_s, lambda: bool(interrupts)):
+                return None
+        except DatabaseError:  # it did not come back in time
+            raise _Gone(f"{_first_line(failure)} (and no answer within {wait_s:g} s)") from None
+    raise AssertionError("unreachable")
+
+
+def _failed(exc: Exception, running: Combo, rows: list[Row], planned: int, lost: bool) -> str:
+    s, strategy, level = running
+    what = "the server was lost" if lost else "the run failed"
+    return (f"{what} during {s.name} {strategy} {level.sql}, after {len(rows)} of {planned} "
+            f"combinations: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def parse_levels(text: str) -> list[Isolation]:
@@ -170,8 +253,16 @@ def to_dicts(rows: list[Row]) -> list[dict]:
     return [asdict(r) | {"surprise": r.surprise} for r in rows]
 
 
-def interrupted(rows: list[Row], planned: int | None) -> str | None:
-    """What a matrix cut short says about itself (None for a whole one)."""
+def interrupted(rows: list[Row], planned: int | None,
+                failed: MatrixFailed | None = None) -> str | None:
+    """What a matrix cut short says about itself (None for a whole one): by an
+    interrupt, or by `failed` (the server lost)."""
+    if failed is not None:
+        word, why = ("SERVER LOST", "the server was lost") if failed.lost else (
+            "STOPPED", "its run failed")
+        return (f"{word} after {len(rows)} of {planned} combinations: these are the ones "
+                f"that finished ({name(failed.running)} was running when {why}, and is "
+                "left out).")
     if planned is None or len(rows) >= planned:
         return None
     return (f"INTERRUPTED after {len(rows)} of {planned} combinations: these are the ones "
@@ -179,11 +270,12 @@ def interrupted(rows: list[Row], planned: int | None) -> str | None:
 
 
 def render(rows: list[Row], fmt: str, server: str = "", term=None,
-           planned: int | None = None) -> str:
+           planned: int | None = None, failed: MatrixFailed | None = None) -> str:
     """The matrix as text (fitted to `term`, default plain 80 columns), markdown,
     json or csv; every view shows the same rows, verdicts and summary. `planned`:
-    how many combinations were to run; with fewer rows (an interrupt), text and
-    markdown say the matrix is partial (json and csv are the rows alone)."""
+    how many combinations were to run; with fewer rows (an interrupt, or `failed`:
+    the server lost), text and markdown say the matrix is partial and why (json
+    and csv are the rows alone)."""
     if fmt == "json":
         return json.dumps(to_dicts(rows), indent=2) + "\n"
     if fmt == "csv":
@@ -198,16 +290,17 @@ def render(rows: list[Row], fmt: str, server: str = "", term=None,
                         "holds" if r.holds else "VIOLATED", ";".join(r.violated),
                         ";".join(f"{k}={v}" for k, v in r.anomalies.items()), r.expected_safe])
         return out.getvalue()
-    note = interrupted(rows, planned)
+    note = interrupted(rows, planned, failed)
+    partial = note.split(" after ")[0] if note else ""  # INTERRUPTED, SERVER LOST, STOPPED
     if fmt in ("text", "table"):
-        return _text(rows, server, term, note)
+        return _text(rows, server, term, note, partial)
     parts = [f"# {_title(server)}", *([f"**{note}**"] if note else [])]
     for scenario in dict.fromkeys(r.scenario for r in rows):
         body = [[cell.replace("VIOLATED", "**VIOLATED**") if i == 5 else cell
                  for i, cell in enumerate(_cells(r))] for r in rows if r.scenario == scenario]
         parts.append(f"## {scenario}\n" + tabulate(body, headers=HEADERS, tablefmt="github",
                                                      disable_numparse=True))
-    parts += [LEGEND, summary(rows, bool(note))]
+    parts += [LEGEND, summary(rows, partial)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -231,11 +324,14 @@ def _cells(r: Row) -> list[str]:
             str(r.retries), _verdict(r), _anomalies(r)]
 
 
-def summary(rows: list[Row], partial: bool = False) -> str:
+def summary(rows: list[Row], partial: bool | str = False) -> str:
+    """The last line; `partial`: the matrix was cut short (True: by an interrupt, or the
+    word that says why: INTERRUPTED, SERVER LOST, STOPPED)."""
     bad = [r for r in rows if not r.holds]
     surprises = [r for r in rows if r.surprise]
     forbidden = [r for r in rows if r.forbidden]
-    text = "INTERRUPTED: partial matrix. " if partial else ""
+    word = "INTERRUPTED" if partial is True else partial
+    text = f"{word}: partial matrix. " if word else ""
     text += f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
     if surprises:
         text += (f"; {len(surprises)} UNEXPECTED (violated at a level the strategy declares "
@@ -248,7 +344,7 @@ def summary(rows: list[Row], partial: bool = False) -> str:
     return text
 
 
-def _text(rows: list[Row], server: str, t, note: str | None) -> str:
+def _text(rows: list[Row], server: str, t, note: str | None, partial: str) -> str:
     from rich.console import Group
     from rich.text import Text
 
@@ -271,7 +367,7 @@ def _text(rows: list[Row], server: str, t, note: str | None) -> str:
                                  right=(2, heads.index("retries")) if "retries" in heads
                                  else (2,))]
     parts += ["", Text(term_mod.wrapped(LEGEND, t), style=term_mod.STYLES["muted"]), ""]
-    line = summary(rows, bool(note))
+    line = summary(rows, partial)
     style = term_mod.STYLES["violated" if any(not r.holds or r.forbidden for r in rows)
                             else "warning" if note else "held"]
     parts.append(Text(term_mod.wrapped(line, t), style=style))

@@ -150,6 +150,11 @@ class HistoryFailed(RunFailed):
     file keeps its `run` and `init` records only, the anomaly check did not run."""
 
 
+class SetupLost(DatabaseError):
+    """The connection to the server died before the load started (a server restarted
+    during the setup): no transaction ran, nothing to report."""
+
+
 class _Lost(Exception):
     """Internal: the connection died under a query the main thread ran."""
 
@@ -171,6 +176,14 @@ def _gone(conn, exc: psycopg2.Error) -> bool:
     return code is None or bool(conn.closed) or code.startswith(("57P", "08"))
 
 
+def _dead(conn, exc: psycopg2.Error) -> bool:
+    """Stricter than _gone, for the setup, where the scenario's own mistakes (a fetch
+    with no result: no SQLSTATE) must stay its own: the connection is closed, or the
+    server ended it."""
+    return bool(conn.closed) or (isinstance(exc, psycopg2.OperationalError) and (
+        exc.pgcode is None or exc.pgcode.startswith(("57P", "08"))))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -189,17 +202,20 @@ def _setup(conn, scenario: Scenario, settings: RunSettings, params: dict) -> lis
             scenario.setup(s)
             cur.execute("COMMIT")
         except psycopg2.Error as exc:
-            msg = db.first_line(exc)
-            if _gone(conn, exc):  # not the scenario's fault, and nothing left to roll back
-                raise DatabaseError(f"lost the connection to the server during the setup of "
-                                    f"{scenario.name}: {msg}") from None
+            if _dead(conn, exc):  # the server went away: not the scenario's fault
+                raise _setup_lost(exc) from None
             cur.execute("ROLLBACK")
+            msg = db.first_line(exc)
             raise UsageError(f"{scenario.path or scenario.name}: setup failed: {msg}") from None
         except Exception as exc:
             with contextlib.suppress(psycopg2.Error):
                 cur.execute("ROLLBACK")
             raise _bug(scenario, "setup", exc) from None
     return s.initial_writes
+
+
+def _setup_lost(exc: BaseException) -> SetupLost:
+    return SetupLost(f"lost the connection to the server during the setup: {_first_line(exc)}")
 
 
 def _check(conn, scenario: Scenario, settings: RunSettings, params: dict,
@@ -256,6 +272,17 @@ def _reach(dsn: str, name: str, options: dict, timeout_s: float,
         if _pause(min(delay, left), stop):
             return None
         delay = min(delay * 2, 1.0)
+
+
+def wait_for_server(dsn: str, timeout_s: float, stop: Callable[[], bool] | None = None) -> bool:
+    """Wait up to `timeout_s` for the server at `dsn` to take connections (a restart):
+    True once it does, False if `stop` said stop meanwhile; DatabaseError (its last
+    refusal) when the time is up."""
+    conn = _reach(dsn, "txlab-control", {}, timeout_s, stop)
+    if conn is None:
+        return False
+    conn.close()
+    return True
 
 
 def _pause(seconds: float, stop: threading.Event | Callable[[], bool] | None) -> bool:
@@ -723,11 +750,16 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
     r: _Run | None = None
     control = db.connect(dsn, "txlab-control")
     try:
-        server = db.server_version(control)
-        if interrupts:
-            raise KeyboardInterrupt  # before the setup: nothing to report
-        initial = db.cancellable(control, _setup, control, scenario, settings, params,
-                                 stop=lambda: bool(interrupts))
+        try:
+            server = db.server_version(control)
+            if interrupts:
+                raise KeyboardInterrupt  # before the setup: nothing to report
+            initial = db.cancellable(control, _setup, control, scenario, settings, params,
+                                     stop=lambda: bool(interrupts))
+        except psycopg2.Error as exc:
+            if _dead(control, exc):
+                raise _setup_lost(exc) from None
+            raise
         # From here on an interrupt never raises: whatever it cuts short, a result comes back.
         meta.update(server=server, think_ms=settings.think_ms, retries=settings.retries)
         hist.initial = initial

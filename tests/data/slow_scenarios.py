@@ -1,11 +1,14 @@
 """Scenarios for the fault tests: a COMMIT that takes a while (a deferred constraint
 trigger sleeps), and an invariant that takes a while, so that a test can crash the
-server during a COMMIT or interrupt txlab during its checks, deterministically."""
+server during a COMMIT or its setup, or interrupt txlab during its checks,
+deterministically."""
 
 from txlab.scenario import Check, Invariant, Knob, Scenario, Setup, Strategy, Tx, Verdict
 
 
 def setup(s: Setup) -> None:
+    if s.params["setup_ms"]:  # a setup that takes a while (a server restarted under it)
+        s.execute(f"SELECT pg_sleep({int(s.params['setup_ms'])} / 1000.0)")
     s.execute("CREATE TABLE counter (id int PRIMARY KEY, n bigint NOT NULL, version int NOT NULL)")
     s.execute("INSERT INTO counter SELECT g, 0, 1 FROM generate_series(1, 4) g")
     s.execute("CREATE TABLE log (id bigserial PRIMARY KEY, counter int NOT NULL)")
@@ -44,7 +47,8 @@ SCENARIO = Scenario(
     teaches="-",
     description=__doc__,
     knobs=(Knob("commit_ms", 0, "sleep in every COMMIT", min=0),
-           Knob("check_ms", 0, "sleep in the first invariant", min=0)),
+           Knob("check_ms", 0, "sleep in the first invariant", min=0),
+           Knob("setup_ms", 0, "sleep in the setup", min=0)),
     setup=setup,
     strategies=(Strategy("bump", bump, "one UPDATE, a logged INSERT, a slow COMMIT",
                          safe_at=("read-committed",)),),
