@@ -6,7 +6,6 @@ Exit codes: 0 every invariant held; 1 an invariant was violated; 2 usage error;
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import subprocess
@@ -32,6 +31,7 @@ from txlab.cli_shared import (
     err,
     flushed,
     format_option,
+    html_writer,
     no_color_param,
     out_term,
     output_option,
@@ -41,7 +41,6 @@ from txlab.cli_shared import (
     stderr_term,
     stdout_term,
     whole_writes,
-    write_html,
 )
 from txlab.settings import DEFAULT_DURATION_S, DEFAULT_THINK_MS, RunSettings
 
@@ -178,13 +177,10 @@ def _failure(exc: Exception) -> tuple[str, str, int]:
             "internal error", errors.EXIT_RUNTIME)
 
 
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
-
-
 def _os_error(exc: OSError) -> str:
     """A failed write in words: which file, or else the output (standard output, the
     only file txlab writes without naming it: `txlab run > /full/disk`)."""
-    if exc.errno in _FULL:
+    if exc.errno in paths.FULL:
         return f"cannot write {exc.filename or 'the output'}: {exc.strerror}"
     return str(exc)
 
@@ -414,13 +410,11 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
             text = report.render(result, fmt, out_term(output))
             if history_file and result.history_error is None:
                 _err(f"history: {result.history.count} attempts written to {history_file}")
-            emit(text, output)
-            if html_file:
-                from txlab import timeline
-                from txlab.html import run as run_page
+            from txlab import timeline
+            from txlab.html import run as run_page
 
-                write_html(html_file, run_page.page(report.to_dict(result),
-                                                    timeline.attempt_records(result)))
+            emit(text, output, then=html_writer(html_file, lambda: run_page.page(
+                report.to_dict(result), timeline.attempt_records(result))))
     if lost is not None:
         _err(str(lost), "error")
         sys.exit(errors.EXIT_RUNTIME)
@@ -572,14 +566,13 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
             finally:
                 if tty:
                     click.echo("\r\033[K", err=True, nl=False)
-            emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos),
-                                   failed=failed), output, "matrix")
-            if html_file:
-                from txlab.html import matrix as matrix_page
+            from txlab.html import matrix as matrix_page
 
-                write_html(html_file, matrix_page.page(
-                    matrix_mod.to_dicts(rows), version,
-                    matrix_mod.interrupted(rows, len(combos), failed)))
+            emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos),
+                                   failed=failed), output, "matrix",
+                 then=html_writer(html_file, lambda: matrix_page.page(
+                     matrix_mod.to_dicts(rows), version,
+                     matrix_mod.interrupted(rows, len(combos), failed))))
     if failed is not None:
         _err(str(failed), "error")
         sys.exit(errors.EXIT_RUNTIME)

@@ -19,10 +19,10 @@ from txlab.cli_shared import (
     emit,
     err,
     format_option,
+    html_writer,
     out_term,
     output_option,
     seconds_option,
-    write_html,
 )
 
 CHECK_EXIT_HELP = """\b
@@ -114,14 +114,15 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
         raise errors.UsageError(f"cannot check {exc}") from None
     except ValueError as exc:  # unknown model or isolation level
         raise click.BadParameter(str(exc)) from None
-    emit(checker.render(result, fmt, out_term(output)), output)
-    if html_file:
-        from txlab.html import check as check_page
+    from txlab.html import check as check_page
 
-        write_html(html_file, check_page.page(result.to_dict()))
-    if plots:
+    def plotted() -> None:
         written = write_plots(result, Path(plots))
         err(f"{written} written to {plots}", None)
+
+    emit(checker.render(result, fmt, out_term(output)), output,
+         then=[*html_writer(html_file, lambda: check_page.page(result.to_dict())),
+               *([plotted] if plots else [])])
     if result.verdict == checker.UNKNOWN:
         err("verdict unknown: a cycle search timed out (see --time-limit-s)", None)
     sys.exit(errors.EXIT_VIOLATED if result.verdict == checker.INVALID else errors.EXIT_OK)

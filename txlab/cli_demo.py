@@ -17,10 +17,10 @@ from txlab.cli_shared import (
     emit,
     err,
     format_option,
+    html_writer,
     out_term,
     output_option,
     seconds_option,
-    write_html,
 )
 from txlab.cli_shared import AliasedOption as _AliasedOption
 
@@ -185,12 +185,11 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
         with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
             matrix = demos.run_matrix(database.dsn, step_timeout, schema,
                                       step_states=bool(html_file))
-        emit(render.render_matrix(matrix, fmt, _term(output)), output)
-        if html_file:
-            from txlab.html import demo as demo_html
+        from txlab.html import demo as demo_html
 
-            write_html(html_file, demo_html.matrix_page(
-                render.matrix_json(matrix), [render.to_json(r) for r in matrix.results]))
+        emit(render.render_matrix(matrix, fmt, _term(output)), output,
+             then=html_writer(html_file, lambda: demo_html.matrix_page(
+                 render.matrix_json(matrix), [render.to_json(r) for r in matrix.results])))
         sys.exit(errors.EXIT_VIOLATED if matrix.mismatches else errors.EXIT_OK)
     if not name:
         raise click.UsageError("give a demo NAME or a .spec file, or --all or --list")
@@ -245,11 +244,10 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     for lr in result.levels:  # what the run itself found (a damaged schema set aside)
         for w in lr.run.warnings[len(parsed.warnings):]:
             err(w, "warning")
-    emit(render.render(result, fmt, _term(output), timelines or None), output)
-    if html_file:
-        from txlab.html import demo as demo_html
+    from txlab.html import demo as demo_html
 
-        write_html(html_file, demo_html.page(render.to_json(result)))
+    emit(render.render(result, fmt, _term(output), timelines or None), output,
+         then=html_writer(html_file, lambda: demo_html.page(render.to_json(result))))
     for lr in result.levels:
         for w in (w for r in lr.run.runs for w in r.warnings):
             err(w, "warning")

@@ -13,7 +13,8 @@ The vocabulary (docs/cli.md, "Options that mean the same everywhere"):
   workers, `-n` transactions, `-d` the duration, wherever they appear.
 
 Printing: `out_term(output)` says how the report may look (the terminal's width
-and colour, or plain text at COLUMNS/80 for `-o FILE`), `emit` writes it, and
+and colour, or plain text at COLUMNS/80 for `-o FILE`), `emit` writes it (and
+then the command's other files: the --html page, check's plots), and
 `err` writes a message to standard error wrapped to its width, with its label
 coloured on a terminal. `whole_writes()` (once, by the CLI) makes every write to
 standard output all or an error, and `pipe_closed()` ends a command whose reader
@@ -25,11 +26,11 @@ from __future__ import annotations
 import io
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
 import click
 
-from txlab import term
+from txlab import paths, term
 from txlab.errors import EXIT_BROKEN_PIPE, EXIT_RUNTIME, TxlabError
 
 NO_COLOR_KEY = "txlab.no_color"
@@ -75,19 +76,38 @@ def out_term(output: str | None) -> term.Term:
     return stdout_term()
 
 
-def emit(text: str, output: str | None, what: str = "report") -> None:
-    """The report to FILE (-o) or standard output. A FILE that cannot be written (a full
-    disk) gets the report on standard output instead, and an error (exit 3)."""
+def emit(text: str, output: str | None, what: str = "report",
+         then: Iterable[Callable[[], None]] = ()) -> None:
+    """The report to FILE (-o) or standard output, then the command's other files:
+    `then`, functions that write them (write_html, check's plots), each called
+    whatever became of the report and of the others, so that no failure takes
+    another file with it.
+
+    Files are written whole (paths.write_whole): one that cannot be written (a full
+    disk) is left as it was, never empty or cut short. A FILE that cannot be written
+    gets the report on standard output instead. Each failure is said on standard
+    error, and the last one ends the command (a TxlabError: exit 3)."""
+    failures: list[str] = []
     if output:
         try:
-            Path(output).write_text(text)
+            paths.write_whole(output, text)
         except OSError as exc:
             click.echo(text, nl=False, color=True)  # not lost: here it is
-            raise TxlabError(f"cannot write the {what} to {output}: {exc.strerror or exc}"
-                             f" (it went to standard output instead)") from None
-        err(f"{what} written to {output}", None)
+            failures.append(f"cannot write the {what} to {output}: {exc.strerror or exc}"
+                            " (it went to standard output instead)")
+        else:
+            err(f"{what} written to {output}", None)
     else:
         click.echo(text, nl=False, color=True)
+    for write in then:
+        try:
+            write()
+        except TxlabError as exc:
+            failures.append(str(exc))
+    for message in failures[:-1]:
+        err(message)
+    if failures:
+        raise TxlabError(failures[-1])
 
 
 def whole_writes() -> None:
@@ -142,13 +162,19 @@ def flushed(code):
 
 
 def write_html(path: str, text: str) -> None:
-    """An HTML page (--html FILE); one that cannot be written is an error (exit 3).
-    Callers write it after the report, which it cannot take down with it."""
+    """An HTML page (--html FILE), written whole; one that cannot be written is an
+    error (exit 3) and leaves the file as it was. Callers hand it to `emit`, which
+    writes it after the report, whatever became of the report."""
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        paths.write_whole(path, text)
     except OSError as exc:
         raise TxlabError(f"cannot write the html page to {path}: {exc.strerror or exc}") from None
     err(f"html page written to {path}", None)
+
+
+def html_writer(path: str | None, page: Callable[[], str]) -> list[Callable[[], None]]:
+    """For emit's `then`: write the page `page()` makes to `path`, if one was given."""
+    return [lambda: write_html(path, page())] if path else []
 
 
 # ---------------------------------------------------------------- messages

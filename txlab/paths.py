@@ -1,8 +1,14 @@
-"""Output files are checked before any work starts, so a bad path loses nothing."""
+"""Output files are checked before any work starts, so a bad path loses nothing; and
+written whole (`write_whole`), so a write that fails (a full disk) loses nothing
+either: no half-written or empty file, the old one left as it was."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
+import stat
 from pathlib import Path
 
 from txlab.errors import UsageError
@@ -49,3 +55,85 @@ def check_outputs(outputs: dict[str, str | None], reads: str | None = None) -> N
             if _same(path, other_path):
                 raise UsageError(f"{option} and {other} name the same file ({path}); "
                                  "each needs its own")
+
+
+# ---------------------------------------------------------------- writing a file whole
+
+# A write that failed for want of room or a working disk, not for a bad path: a
+# runtime error (exit 3), never a usage error.
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def write_whole(path: str | os.PathLike, text: str, *, replace: bool = True) -> None:
+    """Write `text` to `path` all or nothing: into a temporary file in the same folder,
+    which then takes the file's place (os.replace, atomic). A failure (a full disk)
+    leaves no half-written or empty file, and a file that was there stays as it was.
+    The file keeps its mode (a new one gets the umask's), and a symbolic link stays
+    a link (its target is replaced). `replace=False`: never overwrite a file
+    (FileExistsError), the new one appears whole or not at all.
+
+    What cannot be replaced is written in place, as before: a device, a FIFO
+    (`-o /dev/null`, `-o /dev/stdout`), or a file in a folder where no file can be
+    created (a writable file in a read-only folder). An OSError always names the
+    file (`filename`), never a temporary one."""
+    target = os.path.realpath(path)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not replace:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(path))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        _in_place(path, text)
+        return
+    folder = os.path.dirname(target) or "."
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if replace and st is not None and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            _in_place(path, text)  # the file may be written, not its folder
+            return
+        raise _naming(exc, path) from None
+    try:
+        try:
+            f = os.fdopen(fd, "w", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
+            if st is not None:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+                if os.geteuid() == 0:  # root overwriting someone's file: it stays theirs
+                    with contextlib.suppress(OSError):
+                        os.fchown(fd, st.st_uid, st.st_gid)
+            f.write(text)
+            f.flush()
+            os.fsync(fd)  # a full disk may only say so here (NFS, quotas)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)  # FileExistsError if a file appeared meanwhile
+            os.unlink(tmp)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from None
+        raise
+
+
+def _in_place(path: str | os.PathLike, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise _naming(exc, path) from None
+
+
+def _naming(exc: OSError, path: str | os.PathLike) -> OSError:
+    """`exc`, saying it is about `path` (a failed write names no file; a failed
+    rename names the temporary one)."""
+    exc.filename = os.fspath(path)
+    exc.filename2 = None
+    return exc

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from txlab import db, errors
 from txlab import scenario as scenarios
-from txlab.errors import UsageError
+from txlab.errors import TxlabError, UsageError
 from txlab.interleave import driver as d
 from txlab.interleave import spec as specs
 
@@ -402,18 +402,24 @@ def template() -> str:
 
 
 def write_template(path: str) -> Path:
-    """Write the template to `path`; never overwrites a file."""
+    """Write the template to `path`, whole or not at all; never overwrites a file. A
+    full disk is a TxlabError (exit 3), any other refusal a UsageError."""
+    from txlab import paths
+
     target = Path(path)
+    exists = UsageError(f"{path} already exists; choose another name (txlab never overwrites "
+                        "a file with a template)")
     if target.exists():
-        raise UsageError(f"{path} already exists; choose another name (txlab never overwrites "
-                         "a file with a template)")
+        raise exists
     if not target.parent.is_dir():
         raise UsageError(f"cannot write {path}: no such directory {target.parent}")
     try:
-        with target.open("x") as f:
-            f.write(template())
+        paths.write_whole(target, template(), replace=False)
+    except FileExistsError:
+        raise exists from None
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        kind = TxlabError if exc.errno in paths.FULL else UsageError
+        raise kind(f"cannot write {path}: {exc.strerror or exc}") from None
     return target
 
 
