@@ -1,4 +1,4 @@
-"""Output files that cannot be written: -o, --html, demo --new.
+"""Output files that cannot be written: -o, --html, check's --plots, demo --new.
 
 Real write failures, no mock: /dev/full (every write fails with ENOSPC, as on a
 full disk), or a txlab process run with RLIMIT_FSIZE (a write past the limit fails
@@ -83,6 +83,17 @@ def test_a_new_report_file_that_cannot_be_written_is_not_left_empty(tmp_path):
     assert not report.exists() and _leftovers(tmp_path) == []
 
 
+def test_plots_that_cannot_be_written_name_the_file_not_standard_output(tmp_path):
+    plots = tmp_path / "plots"
+    done = _limited("check", HISTORY, "--plots", str(plots), limit=300)
+    assert done.returncode == 3, done.stderr
+    assert f"cannot write the plots to {plots}/" in done.stderr and "File too large" in done.stderr
+    assert "the output" not in done.stderr and "Traceback" not in done.stderr
+    assert "120 transactions" in done.stdout  # standard output was fine, and says so by being whole
+    assert all(p.stat().st_size > 0 for p in plots.iterdir())  # no empty .dot
+    assert _leftovers(plots) == []
+
+
 def test_a_report_written_over_keeps_its_files_mode(txlab, tmp_path):
     report = tmp_path / "r.txt"
     report.write_text("old\n")
@@ -102,3 +113,10 @@ def test_demo_new_on_a_full_disk_is_exit_3_and_leaves_no_file(tmp_path, limit):
     assert done.returncode == 3, done.stderr  # a full disk, not a usage error (it was 2)
     assert f"cannot write {spec}: File too large" in done.stderr
     assert not spec.exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["run", "matrix", "check", "demo", "acid"])
+def test_every_command_that_writes_files_documents_exit_3_for_one_that_cannot_be(txlab,
+                                                                                 command):
+    text = " ".join(txlab(command, "-h").stdout.split())
+    assert "3 " in text and "could not be written (a full disk)" in text

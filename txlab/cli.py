@@ -45,16 +45,19 @@ from txlab.cli_shared import (
 from txlab.settings import DEFAULT_DURATION_S, DEFAULT_THINK_MS, RunSettings
 
 
-def _exit_codes(interrupted: str) -> str:
+def _exit_codes(interrupted: str, lost: str = "") -> str:
     """The exit codes, with what an interrupt leaves (`interrupted`: the lines after
-    "130  interrupted (Ctrl-C, SIGTERM or SIGHUP);", indented to match)."""
+    "130  interrupted (Ctrl-C, SIGTERM or SIGHUP);", indented to match) and what a
+    lost server leaves (`lost`: lines after exit 3's, indented)."""
     return f"""\b
 Exit codes:
   0    every invariant held (and no anomaly the level forbids)
   1    an invariant was violated, or an anomaly the level forbids occurred
   2    usage error (unknown scenario, bad option or scenario file)
-  3    database or runtime error (cannot connect, server failure)
-{EXIT_130}; {interrupted}
+  3    database or runtime error (cannot connect, server failure), or an
+       output that could not be written (a full disk): -o's report then
+       goes to standard output, the other files are still written
+{lost}{EXIT_130}; {interrupted}
 {EXIT_141}"""
 
 
@@ -63,11 +66,9 @@ EXIT_CODES_HELP = _exit_codes("run and matrix still print what\n"
 RUN_EXIT_CODES_HELP = _exit_codes("the partial report is\n       still printed")
 MATRIX_EXIT_CODES_HELP = _exit_codes("the rows of the combinations\n"
                                      "       that finished are still printed, marked "
-                                     "INTERRUPTED").replace(
-    "(cannot connect, server failure)",
-    "(cannot connect, server failure;\n"
-    "       a server lost mid-matrix: the rows that finished are\n"
-    "       still printed, marked SERVER LOST)")
+                                     "INTERRUPTED",
+                                     "       (a server lost mid-matrix: the rows that finished "
+                                     "are\n       still printed, marked SERVER LOST)\n")
 
 
 def _err(message: str, label: str | None = None) -> None:

@@ -5,6 +5,8 @@ Thin: parse options, one call to txlab.checker.check, one render, an exit code.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,9 @@ Exit codes:
   1    an anomaly that the model forbids was found (verdict invalid)
   2    usage error (unreadable or malformed history: the message names
        the file and line; unknown model)
+  3    an output (-o, --html, --plots, standard output) could not be
+       written (a full disk): the message names it; -o's report then goes
+       to standard output, and the other outputs are still written
 """ + EXIT_130 + "\n" + EXIT_141
 
 
@@ -129,16 +134,40 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
 
 
 def write_plots(result, folder: Path) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
+    """One .dot per example cycle in `folder` (and its .svg, if Graphviz's `dot` is
+    there), each written whole; what was written, in words. A file that cannot be
+    written (a full disk) stops there: a TxlabError naming it (exit 3), the file as
+    it was before."""
+    from txlab import paths
+
     dot = shutil.which("dot")
     files = 0
     counts: dict = {}
-    for kind, text in result.plots:
-        counts[kind] = counts.get(kind, 0) + 1
-        path = folder / f"{kind.replace(' ', '-')}-{counts[kind]}.dot"
-        path.write_text(text)
-        files += 1
-        if dot:
-            subprocess.run([dot, "-Tsvg", str(path), "-o", str(path.with_suffix(".svg"))],
-                           check=False, timeout=60)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind, text in result.plots:
+            counts[kind] = counts.get(kind, 0) + 1
+            path = folder / f"{kind.replace(' ', '-')}-{counts[kind]}.dot"
+            paths.write_whole(path, text)
+            files += 1
+            if dot:
+                _svg(dot, path)
+    except OSError as exc:
+        raise errors.TxlabError(f"cannot write the plots to {exc.filename or folder}: "
+                                f"{exc.strerror or exc} ({files} written)") from None
     return f"{files} .dot file{'s' if files != 1 else ''}" + (" and .svg" if dot and files else "")
+
+
+def _svg(dot: str, path: Path) -> None:
+    """`path`'s .svg beside it, by Graphviz, written whole: a `dot` that fails (a full
+    disk) leaves no .svg, or the old one."""
+    svg = path.with_suffix(".svg")
+    tmp = path.with_name(f".{svg.name}.{os.getpid()}.tmp")
+    try:
+        done = subprocess.run([dot, "-Tsvg", str(path), "-o", str(tmp)], check=False,
+                              timeout=60)
+        if done.returncode == 0:
+            os.replace(tmp, svg)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -47,7 +47,9 @@ Exit codes:
        cannot be judged: its verdict says CANNOT TELL)
   1    an outcome differs from the demo's `expect` metadata
   2    usage error (unknown demo, bad spec, bad option)
-  3    database or runtime error
+  3    database or runtime error, or an output that could not be written
+       (a full disk): -o's report then goes to standard output, --html
+       is still written
 """ + EXIT_130 + "\n" + EXIT_141
 
 
@@ -280,7 +282,8 @@ Exit codes:
   0    every property held
   1    a property did not hold
   2    usage error (e.g. durability on a server txlab did not start)
-  3    database or runtime error
+  3    database or runtime error, or an output that could not be written
+       (a full disk): -o's report then goes to standard output
 """ + EXIT_130 + "\n" + EXIT_141)
 @click.argument("part", default="all", metavar="[PART]",
                 type=click.Choice(["atomicity", "consistency", "isolation", "durability", "all"]))
