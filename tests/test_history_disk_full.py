@@ -92,3 +92,24 @@ def test_a_full_standard_output_is_named_as_such():
                               stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 3
     assert done.stderr == "txlab: error: cannot write the output: No space left on device\n"
+
+
+def test_a_disk_full_before_the_load_keeps_the_report_and_exits_3(pg_dsn, schema, tmp_path):
+    # 200 bytes: not even the history's run and init records fit. It used to be a usage
+    # error (exit 2), with no report and an empty history file left behind.
+    history = tmp_path / "h.jsonl"
+    code, report, err = _run(pg_dsn, schema, history, 300, 200)
+    assert code == 3, err
+    assert "the history could not be written" in err and "File too large" in err
+    assert "so no transaction was run" in report["history_error"]
+    assert report["outcomes"]["committed"] == 0 and report["check"] is None
+    assert [i["holds"] for i in report["invariants"]] == [True, True, True]  # checked
+    assert not history.exists() and "no history file was left" in report["history_error"]
+    assert "Traceback" not in err and "usage" not in err.lower()
+
+
+def test_a_history_on_dev_full_is_exit_3_with_the_report(txlab):
+    r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "20", "--history", "/dev/full")
+    assert r.exit_code == 3, r.stderr
+    assert "the history could not be written (/dev/full): No space left on device" in r.stderr
+    assert "Invariants" in r.stdout and "HISTORY NOT WRITTEN" in r.stdout

@@ -287,20 +287,40 @@ class Writer:
                  spool_dir: Path | None = None):
         self.path = Path(path)
         self._folder = None if spool_dir is not None else owner.Folder(SPOOL_PREFIX, owner.HISTORY)
+        self._file = None
+        self._spool: _Spool | None = None
         try:
             spool_dir = spool_dir if spool_dir is not None else self._folder.path
             self._file = open(self.path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
             self._lines = _Lines(str(meta.get("isolation", "")))
-            self._spool: _Spool | None = _Spool(spool_dir / "attempts.spool", self._lines)
+            self._spool = _Spool(spool_dir / "attempts.spool", self._lines)
+            header = _header_lines(meta, initial)
+            self._header_bytes = len(header.encode("utf-8"))
+            try:
+                self._file.write(header)
+                self._file.flush()
+            except OSError as exc:  # a full disk: say which file
+                raise _named(exc, self.path) from None
         except BaseException:
-            self._remove_folder()
+            self._give_up()
             raise
         self._pending: list = []
         self.count = 0  # attempts handed over (spooled, then written)
-        header = _header_lines(meta, initial)
-        self._header_bytes = len(header.encode("utf-8"))
-        self._file.write(header)
-        self._file.flush()
+
+    def _give_up(self) -> None:
+        """The history could not even be started (a full disk): nothing is left of it,
+        neither the spool nor a history file that is empty or holds a torn line (a
+        device, /dev/null say, is left alone)."""
+        for f in (self._spool, self._file):
+            with contextlib.suppress(OSError):
+                if f is not None:
+                    f.close()  # flushing what is buffered may fail again: dropped
+        self._spool = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                if self.path.is_file():
+                    self.path.unlink()
+        self._remove_folder()
 
     def add(self, records: list) -> None:
         """Attempts recorded since the last call (tuples in `Attempt`'s field order)."""

@@ -129,8 +129,7 @@ def notes(r: RunResult) -> list[str]:
         out.append(f"SERVER LOST: {r.failure}. The report covers the run until then; the history "
                    "has every attempt recorded.")
     if r.history_error:
-        out.append(f"HISTORY NOT WRITTEN: {r.history_error}. The history file keeps only its "
-                   "run and init records.")
+        out.append(f"HISTORY NOT WRITTEN: {r.history_error}.")
     if r.invariants_unchecked:
         why = ("another txlab took the schema" if r.schema_taken
                else "the server was lost" if r.failure else "interrupted")

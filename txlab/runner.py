@@ -677,8 +677,10 @@ class _Run:
             where = exc.filename or writer.path
             cut = "" if self.done.is_set() else (
                 "; the load was stopped there, so the numbers cover only the part that ran")
+            kept = ("; the history file keeps only its run and init records"
+                    if self.settings.history_path else "")
             self.history_error = (f"the history could not be written ({where}):"
-                                  f" {exc.strerror or exc}{cut}")
+                                  f" {exc.strerror or exc}{cut}{kept}")
         writer.abandon()
         self.stop_all()
 
@@ -763,13 +765,20 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         # From here on an interrupt never raises: whatever it cuts short, a result comes back.
         meta.update(server=server, think_ms=settings.think_ms, retries=settings.retries)
         hist.initial = initial
+        unwritten = None
         if path is not None:
             try:
                 writer = history.Writer(path, meta, initial, spool_dir)
-            except OSError as exc:
-                raise UsageError(f"cannot write the history to {path}: {exc.strerror}") from None
+            except OSError as exc:  # a full disk: as when the history fails during the load
+                left = "" if path.exists() or settings.history_path is None else (
+                    " (and no history file was left)")
+                unwritten = (f"the history could not be written ({exc.filename or path}): "
+                             f"{exc.strerror or exc}; so no transaction was run{left}")
         r = _Run(settings, scenario, dsn, params, record=writer is not None, lock=lock)
-        elapsed = _load(r, settings, writer, progress, interrupts, notice)
+        if unwritten is None:
+            elapsed = _load(r, settings, writer, progress, interrupts, notice)
+        else:  # the invariants are checked and the report printed all the same
+            r.history_error, elapsed = unwritten, 0.0
         if r.error is not None:
             raise r.error
         r.drain(writer, final=True)
