@@ -120,3 +120,11 @@ def test_every_command_that_writes_files_documents_exit_3_for_one_that_cannot_be
                                                                                  command):
     text = " ".join(txlab(command, "-h").stdout.split())
     assert "3 " in text and "could not be written (a full disk)" in text
+
+
+def test_a_report_to_a_device_or_a_link_to_one_is_written_in_place(tmp_path):
+    # /dev/stdout is a link to the pipe: there is no folder to write a file into
+    done = subprocess.run([sys.executable, "-m", "txlab", "check", HISTORY, "-o", "/dev/stdout"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "120 transactions" in done.stdout

@@ -76,9 +76,8 @@ def write_whole(path: str | os.PathLike, text: str, *, replace: bool = True) -> 
     (`-o /dev/null`, `-o /dev/stdout`), or a file in a folder where no file can be
     created (a writable file in a read-only folder). An OSError always names the
     file (`filename`), never a temporary one."""
-    target = os.path.realpath(path)
     try:
-        st = os.stat(target)
+        st = os.stat(path)  # through links: /dev/stdout is a link to a pipe, say
     except FileNotFoundError:
         st = None
     if st is not None and not replace:
@@ -86,6 +85,7 @@ def write_whole(path: str | os.PathLike, text: str, *, replace: bool = True) -> 
     if st is not None and not stat.S_ISREG(st.st_mode):
         _in_place(path, text)
         return
+    target = os.path.realpath(path)
     folder = os.path.dirname(target) or "."
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
     try:
