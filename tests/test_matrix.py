@@ -68,3 +68,8 @@ def test_describe_explains_strategies_by_level(txlab):
                  "lock_order", "as-drawn"):
         assert text in r.stdout, text
     assert txlab("describe", "nope").exit_code == 2
+
+
+def test_the_summary_counts_one_combination_in_the_singular():
+    assert matrix.summary([_row(True, True)]).startswith("1 combination: 1 held, 0 violated")
+    assert matrix.summary([_row(True, True), _row(True, True)]).startswith("2 combinations:")

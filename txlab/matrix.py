@@ -332,7 +332,8 @@ def summary(rows: list[Row], partial: bool | str = False) -> str:
     forbidden = [r for r in rows if r.forbidden]
     word = "INTERRUPTED" if partial is True else partial
     text = f"{word}: partial matrix. " if word else ""
-    text += f"{len(rows)} combinations: {len(rows) - len(bad)} held, {len(bad)} violated"
+    text += (f"{len(rows)} combination{'' if len(rows) == 1 else 's'}: "
+             f"{len(rows) - len(bad)} held, {len(bad)} violated")
     if surprises:
         text += (f"; {len(surprises)} UNEXPECTED (violated at a level the strategy declares "
                  "safe: " + ", ".join(f"{r.scenario}/{r.strategy}/{SHORT[r.isolation]}"
