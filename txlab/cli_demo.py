@@ -89,8 +89,9 @@ def _notice(line: str) -> None:
 @click.option("--isolation", "-i", metavar="LEVEL|all", shell_complete=complete_levels,
               help="Run the sessions' plain BEGIN at this level (read-committed, repeatable-read, "
                    "serializable, read-uncommitted, or `all` for the four side by side). "
-                   "Default: the server's default_transaction_isolation. Refused for a spec "
-                   "whose every session names its own level (it would run the same at each).")
+                   "Default: the server's default_transaction_isolation. `all` is refused for "
+                   "a spec whose every session names its own level (it would run the same at "
+                   "each).")
 @click.option("--permutation", "-P", metavar='"s1a s2a ..."', cls=_AliasedOption,
               hidden_aliases=("-p",),
               help="Run this permutation instead of the spec's (markers like s2a(*) allowed).")
@@ -204,8 +205,8 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     if permutation:
         specs.parse_permutation(parsed, permutation)
     levels = demos.levels_for(isolation)
-    pinned = demos.pinned_sessions(parsed) if isolation else []
-    if pinned:
+    pinned = demos.pinned_sessions(parsed) if len(levels) > 1 else []
+    if pinned:  # the side-by-side columns would all run the levels the steps name
         raise errors.UsageError(
             f"every session of {path} ({', '.join(pinned)}) sets its own isolation level, so "
             f"--isolation {isolation} would run the same thing at every level it names; run it "

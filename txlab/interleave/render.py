@@ -16,7 +16,7 @@ from txlab import db, errors
 from txlab import term as terms
 from txlab.interleave import driver as d
 from txlab.interleave import transcript
-from txlab.interleave.demo import LEVEL_ORDER, DemoResult, Matrix, Verdict
+from txlab.interleave.demo import LEVEL_ORDER, DemoResult, Matrix, Verdict, pinned_sessions
 
 FORMATS = ("pretty", "transcript", "json")
 
@@ -323,6 +323,8 @@ def render_pretty(result: DemoResult, term: terms.Term, timelines: bool | None =
 def _pretty_run(result: DemoResult, level: str | None, run: d.PermutationRun, v: Verdict,
                 term: terms.Term) -> list:
     note = db.LEVELS[level].note if level else None
+    if level and pinned_sessions(result.spec):  # -i reached no session: say what ran
+        note = "for a plain BEGIN only: every session sets its own level"
     out: list = [text_of(("Isolation: ", "heading"), level_sql(level, result.default_isolation),
                        (f"  ({note})" if note else "", "muted")),
                  text_of(("Permutation: ", "heading"), " ".join(run.permutation))]
