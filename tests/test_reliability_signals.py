@@ -209,13 +209,15 @@ def test_a_killed_txlabs_server_and_history_are_reaped_by_the_next_one_and_nothi
         sleeper.wait()
 
 
-def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback():
-    # Deterministic: the interrupt arrives while txlab.cli is being imported.
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback(sig):
+    # Deterministic: the interrupt arrives while txlab.cli is being imported (SIGTERM
+    # and SIGHUP killed txlab there, exit 143 and 129, undocumented).
     code = ("import builtins, os, signal\n"
             "real = builtins.__import__\n"
             "def hook(name, *a, **k):\n"
             "    if name == 'txlab.cli':\n"
-            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            f"        os.kill(os.getpid(), signal.{sig})\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = hook\n"
             "import sys; sys.argv = ['txlab', 'list']\n"
