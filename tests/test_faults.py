@@ -332,3 +332,8 @@ def test_ctrl_c_while_the_server_is_down_still_checks_the_partial_history(tmp_pa
     assert report["interrupted"] is True and len(report["invariants_unchecked"]) == 2
     assert report["check"] is not None, report["notes"]
     assert report["check"]["verdict"] == "valid" and len(_records(history)) > 0
+    # the report says why the invariants went unchecked: not only "interrupted"
+    assert report["checks_unreachable"] is True
+    assert any("invariants not checked (interrupted while the server could not be reached)"
+               in n for n in report["notes"]), report["notes"]
+    assert "interrupted while the server could not be reached" in " ".join(report["story"])

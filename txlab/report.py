@@ -66,6 +66,7 @@ def _data(r: RunResult) -> dict:
         "summary": summary(r),
         "failure": r.failure,
         "schema_taken": r.schema_taken,
+        "checks_unreachable": r.checks_unreachable,
         "history_error": r.history_error,
         "invariants_unchecked": list(r.invariants_unchecked),
         "check_skipped": r.check_skipped,
@@ -132,7 +133,9 @@ def notes(r: RunResult) -> list[str]:
         out.append(f"HISTORY NOT WRITTEN: {r.history_error}.")
     if r.invariants_unchecked:
         why = ("another txlab took the schema" if r.schema_taken
-               else "the server was lost" if r.failure else "interrupted")
+               else "the server was lost" if r.failure
+               else "interrupted while the server could not be reached" if r.checks_unreachable
+               else "interrupted")
         out.append(f"invariants not checked ({why}): {', '.join(r.invariants_unchecked)}.")
     if r.check_skipped and r.history_error:
         out.append(f"the anomaly check did not run ({r.check_skipped}).")

@@ -108,6 +108,7 @@ class RunResult:
     declared: dict = field(default_factory=dict)
     failure: str | None = None  # why the run stopped early, other than Ctrl-C (server lost)
     schema_taken: bool = False  # the failure: another txlab took the schema mid-run
+    checks_unreachable: bool = False  # the invariant checks could not reach the server
     history_error: str | None = None  # the history could not be written: the load stopped
     invariants_unchecked: list[str] = field(default_factory=list)  # interrupted or server lost
     check_skipped: str | None = None  # why the anomaly check did not run although asked for
@@ -785,6 +786,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         failure = r.lost
         invariants: list[InvariantResult] = []
         seen = checks_from = interrupts.count
+        unreachable = False  # the invariant checks found no server (then said in the notes)
         # The final state is this run's own only while it still owns the schema.
         r.keep_lock(time.monotonic(), wait=not failure and not interrupts)
         taken = r.schema_taken
@@ -800,6 +802,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         except KeyboardInterrupt:
             pass  # counted in interrupts
         except (_Lost, DatabaseError) as exc:
+            unreachable = True
             if failure is None and not interrupts:
                 failure = f"the server could not be reached for the invariant checks: {exc}"
         done = {i.name for i in invariants}
@@ -851,7 +854,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         latency_ms=latency.percentiles_ms(),
         invariants=invariants, check=check, params=params,
         think_ms=settings.think_ms, retries=settings.retries, history=hist,
-        failure=failure, schema_taken=taken is not None,
+        failure=failure, schema_taken=taken is not None, checks_unreachable=unreachable,
         invariants_unchecked=unchecked, check_skipped=check_skipped,
         declared=declared(scenario, settings.scenario), history_error=history_error,
     )

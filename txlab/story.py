@@ -178,7 +178,11 @@ def _checked(r: dict) -> str:
 def _why_stopped(r: dict) -> str:
     if r.get("schema_taken"):
         return "another txlab took the schema"
-    return "the server was lost" if r.get("failure") else "the run was interrupted"
+    if r.get("failure"):
+        return "the server was lost"
+    if r.get("checks_unreachable"):
+        return "the run was interrupted while the server could not be reached"
+    return "the run was interrupted"
 
 
 def _what_broke(r: dict) -> str:
