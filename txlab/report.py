@@ -132,10 +132,8 @@ def notes(r: RunResult) -> list[str]:
     if r.history_error:
         out.append(f"HISTORY NOT WRITTEN: {r.history_error}.")
     if r.invariants_unchecked:
-        why = ("another txlab took the schema" if r.schema_taken
-               else "the server was lost" if r.failure
-               else "interrupted while the server could not be reached" if r.checks_unreachable
-               else "interrupted")
+        why = story.why_unchecked({"schema_taken": r.schema_taken, "failure": r.failure,
+                                   "checks_unreachable": r.checks_unreachable})
         out.append(f"invariants not checked ({why}): {', '.join(r.invariants_unchecked)}.")
     if r.check_skipped and r.history_error:
         out.append(f"the anomaly check did not run ({r.check_skipped}).")

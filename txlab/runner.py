@@ -785,7 +785,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         r.drain(writer, final=True)
         failure = r.lost
         invariants: list[InvariantResult] = []
-        seen = checks_from = interrupts.count
+        seen = interrupts.count
         unreachable = False  # the invariant checks found no server (then said in the notes)
         # The final state is this run's own only while it still owns the schema.
         r.keep_lock(time.monotonic(), wait=not failure and not interrupts)
@@ -828,7 +828,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
             check_skipped = "the history could not be written"
         elif taken is not None:
             check_skipped = "another txlab took the schema during the run"
-        elif interrupts.count > checks_from and unchecked:  # Ctrl-C stopped the checks
+        elif interrupts.count > seen and unchecked:  # Ctrl-C stopped the checks
             check_skipped = "interrupted"
         else:
             # In parts, so a long run's memory stays flat through its check too; a history

@@ -175,14 +175,15 @@ def _checked(r: dict) -> str:
     return ""
 
 
-def _why_stopped(r: dict) -> str:
+def why_unchecked(r: dict) -> str:
+    """Why a report's invariants went unchecked, in a clause (the notes say it too)."""
     if r.get("schema_taken"):
         return "another txlab took the schema"
     if r.get("failure"):
         return "the server was lost"
     if r.get("checks_unreachable"):
-        return "the run was interrupted while the server could not be reached"
-    return "the run was interrupted"
+        return "interrupted while the server could not be reached"
+    return "interrupted"
 
 
 def _what_broke(r: dict) -> str:
@@ -190,7 +191,8 @@ def _what_broke(r: dict) -> str:
     bad = [i for i in invs if not i["holds"]]
     unchecked = r.get("invariants_unchecked") or []
     if unchecked and not bad:
-        why = _why_stopped(r)
+        why = why_unchecked(r)
+        why = f"the run was {why}" if why.startswith("interrupted") else why
         held = f"the {_plural(len(invs), 'invariant')} checked held, " if invs else ""
         names = ", ".join(f'"{n}"' for n in unchecked)
         return f"Not every invariant was checked ({why}): {held}{names} not checked."

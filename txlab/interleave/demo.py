@@ -520,6 +520,10 @@ def _version(dsn: str) -> str:
     return server_facts(dsn)[0]
 
 
+_SETS_LEVEL = re.compile(r"isolation\s+level|transaction_isolation", re.I)
+_BEGINS = re.compile(r"^\s*(begin|start\s+transaction)\b", re.I)
+
+
 def explicit_levels(spec: specs.Spec) -> list[str]:
     """Steps or session setups that set their own isolation level (--isolation cannot
     change those)."""
@@ -527,13 +531,8 @@ def explicit_levels(spec: specs.Spec) -> list[str]:
     for sess in spec.sessions:
         blocks = [("setup of session " + sess.name, sess.setup or "")]
         blocks += [("step " + st.name, st.sql) for st in sess.steps]
-        out += [where for where, sql in blocks
-                if re.search(r"isolation\s+level|transaction_isolation", sql, re.I)]
+        out += [where for where, sql in blocks if _SETS_LEVEL.search(sql)]
     return out
-
-
-_SETS_LEVEL = re.compile(r"isolation\s+level|transaction_isolation", re.I)
-_BEGINS = re.compile(r"^\s*(begin|start\s+transaction)\b", re.I)
 
 
 def pinned_sessions(spec: specs.Spec) -> list[str]:
