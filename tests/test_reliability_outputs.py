@@ -128,3 +128,19 @@ def test_a_report_to_a_device_or_a_link_to_one_is_written_in_place(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "120 transactions" in done.stdout
+
+
+def test_the_html_and_plots_are_written_when_standard_output_cannot_be(tmp_path):
+    # The report goes to standard output, which is /dev/full: that ends the command
+    # (exit 3, "the output"), but only after the page and the plots were written.
+    page, plots = tmp_path / "c.html", tmp_path / "plots"
+    env = {k: v for k, v in os.environ.items() if k not in ("TXLAB_DSN", "DATABASE_URL")}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "txlab", "check", HISTORY, "--html",
+                               str(page), "--plots", str(plots)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert "cannot write the output: No space left on device" in done.stderr
+    assert "<html" in page.read_text().lower()
+    assert list(plots.glob("*.dot")) and all(p.stat().st_size > 0 for p in plots.glob("*.dot"))
+    assert "Traceback" not in done.stderr

@@ -86,7 +86,9 @@ def emit(text: str, output: str | None, what: str = "report",
     Files are written whole (paths.write_whole): one that cannot be written (a full
     disk) is left as it was, never empty or cut short. A FILE that cannot be written
     gets the report on standard output instead. Each failure is said on standard
-    error, and the last one ends the command (a TxlabError: exit 3)."""
+    error, and the last one ends the command (a TxlabError: exit 3). When standard
+    output itself fails (a full disk, a closed pipe), the other files are still
+    written before that error ends the command (exit 3, or 141 for the pipe)."""
     failures: list[str] = []
     if output:
         try:
@@ -98,16 +100,28 @@ def emit(text: str, output: str | None, what: str = "report",
         else:
             err(f"{what} written to {output}", None)
     else:
-        click.echo(text, nl=False, color=True)
-    for write in then:
         try:
-            write()
-        except TxlabError as exc:
-            failures.append(str(exc))
+            click.echo(text, nl=False, color=True)
+        except OSError:  # standard output failed (a full disk, the reader gone): the
+            _then(then, failures)  # other files are still written, then it ends the command
+            for message in failures:
+                err(message)
+            raise
+    _then(then, failures)
     for message in failures[:-1]:
         err(message)
     if failures:
         raise TxlabError(failures[-1])
+
+
+def _then(writes: Iterable[Callable[[], None]], failures: list[str]) -> None:
+    """emit's other files, each whatever became of the others; a failure goes to
+    `failures`, for emit to say."""
+    for write in writes:
+        try:
+            write()
+        except TxlabError as exc:
+            failures.append(str(exc))
 
 
 def whole_writes() -> None:
