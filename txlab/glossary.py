@@ -255,7 +255,10 @@ ANOMALIES = (
        """Two committed transactions read the same version of a row and both wrote it:
        the second write overwrote the first without seeing it, so the first update is
        lost (Adya P4). txlab counts the overwritten updates: in a group of k
-       transactions that all read one version and wrote it, k - 1 updates were lost.""",
+       transactions that all read one version and wrote it, k - 1 updates were lost.
+       A transaction that read an older version and overwrote later ones it never
+       saw is not in this count (its cycle is a G-single): how much was lost in all
+       is what the invariants measure (money conserved, stock).""",
        """Read-modify-write in the application (SELECT, compute in Python, UPDATE with
        the computed value) at READ COMMITTED: nothing stops the second writer from
        writing a value computed from the old version.""",
