@@ -247,3 +247,48 @@ def test_pretty_output_fits_the_width(demo_cmd, columns):
         assert r.exit_code == 0, r.output
         assert widest(r.output) <= columns, args
         assert "\x1b[" not in r.output  # not a terminal: no escapes
+
+
+# ---------------------------------------------------------------- permutation markers
+
+
+def test_a_step_a_marker_holds_back_is_not_called_a_lock_wait_nor_prevented(demo_cmd, tmp_path):
+    # `s2a(*)` reports s2a as waiting whatever it does; s2a is a plain SELECT and the
+    # permutation skips both UPDATEs: nothing waited for a lock, nothing was prevented.
+    spec = tmp_path / "p4.spec"
+    spec.write_text(demo_cmd("--show", "p4", dsn=False).output)
+    r = demo_cmd(str(spec), "-P", "s1a s2a(*) s1c s2c", "-i", "rc", columns=200)
+    assert r.exit_code == 0, r.output
+    out = flat(r.output)
+    assert "Permutation: s1a s2a(*) s1c s2c" in out
+    assert "HELD BACK by its (*) marker" in out
+    assert ("NO ANOMALY: P4 (lost update) did not occur; s1 committed; s2 was held back at "
+            "s2a by its (*) marker, then committed") in out
+    assert "PREVENTED" not in out and "waited for" not in out
+    j = json.loads(demo_cmd(str(spec), "-P", "s1a s2a(*) s1c s2c", "-i", "rc",
+                            "--format", "json").output)
+    v = j["levels"][0]["permutations"][0]["verdict"]
+    assert v["outcome"] == "ok" and v["waited"] == [], v
+    # p4's `expect` lines are about its own permutation, not this one: set aside, exit 0
+    assert v["as_expected"] is None and v["expectation_note"].startswith("NOT COMPARED"), v
+
+
+def test_a_marked_step_that_also_waits_for_a_lock_is_still_prevented(demo_cmd, tmp_path):
+    # The neighbour: at REPEATABLE READ s2's UPDATE really waits for s1's row lock and
+    # then aborts; a marker elsewhere in the permutation changes nothing of that.
+    spec = tmp_path / "p4.spec"
+    spec.write_text(demo_cmd("--show", "p4", dsn=False).output)
+    r = demo_cmd(str(spec), "-P", "s1a s2a(*) s1b s2b s1c s2c", "-i", "rr", columns=200)
+    assert r.exit_code == 0, r.output
+    out = flat(r.output)
+    assert "PREVENTED: P4 (lost update) did not occur" in out
+    assert "waited for s1 at s2b" in out and "held back at s2a by its (*) marker" in out
+
+
+def test_the_specs_own_permutation_given_with_P_is_still_compared_with_expect(demo_cmd):
+    # The neighbour of setting `expect` aside: p4's own schedule, spelled on the command
+    # line, is what its expect lines are about.
+    r = demo_cmd("p4", "-P", "s1a  s2a s1b s2b s1c s2c", "-i", "rr", "--format", "json")
+    v = json.loads(r.output)["levels"][0]["permutations"][0]["verdict"]
+    assert v["expected"] == "abort" and v["as_expected"] is True, v
+    assert v["expectation_note"] == ""

@@ -49,7 +49,8 @@ def steps(perm: dict, sessions: list[str]) -> tuple[list[dict], list[dict]]:
                          "cells": {s: [] for s in sessions}})
             put(e["session"], {"kind": "sql", "step": e["step"], "sql": e["sql"].strip()})
             if e["kind"] == "waiting":
-                put(e["session"], {"kind": "wait", "by": list(e.get("blocked_by") or ())})
+                put(e["session"], {"kind": "wait", "by": list(e.get("blocked_by") or ()),
+                                   "marker": e.get("marker") or ""})
                 open_waits[e["session"]] = (len(rows), e["step"])
         elif e.get("step") is None and t in ("Rows", "Command", "Error"):
             continue  # setup and teardown blocks: not steps
@@ -111,6 +112,8 @@ def _item(it: dict, sql: str) -> str:
         return (f'<span class="stepname">{esc(it["step"])}</span> '
                 f'<code class="sql">{esc(it["sql"])}</code>')
     if k == "wait":
+        if it.get("marker"):  # the permutation's marker, not a lock
+            return f'<span class="waitnote">held back by its {esc(it["marker"])} marker …</span>'
         by = f" for {', '.join(it['by'])}" if it["by"] else ""
         return f'<span class="waitnote">waiting{esc(by)} …</span>'
     if k == "resumed":
@@ -236,7 +239,7 @@ def _short(it: dict) -> str:
     if k == "error":
         return f"ERROR {it.get('sqlstate') or ''}".strip()
     if k == "wait":
-        return "waits"
+        return f"held by {it['marker']}" if it.get("marker") else "waits"
     if k == "resumed":
         return f"{it['step']} completes"
     if k == "canceled":

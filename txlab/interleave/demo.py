@@ -62,6 +62,9 @@ class Meta:
     show: str | None = None  # a query showing the final state
     when: dict = field(default_factory=dict)  # outcome -> "WORD: note" (how to read it)
     builtin: bool = False  # a demo from txlab's catalog (its `expect` lines: the verified matrix)
+    # --permutation ran a schedule the spec does not list: its `expect` lines (which
+    # are about its own permutations) were set aside, not compared.
+    expect_set_aside: bool = False
 
     @property
     def check_sql(self) -> str | None:
@@ -190,7 +193,8 @@ class Fate:
     """What happened to one session in one run, as the events showed it."""
 
     session: str
-    waits: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (step, sessions it waited for)
+    # (step, sessions it waited for, the permutation's marker that held it back or "")
+    waits: tuple[tuple[str, tuple[str, ...], str], ...] = ()
     error: tuple[str, str, str] | None = None  # (step, sqlstate, message): the first one
     end: str = ""  # "committed" | "rolled back" | "" (no COMMIT or ROLLBACK seen)
     error_at_commit: bool = False  # the failing step was a COMMIT (the server rolled back)
@@ -202,8 +206,11 @@ class Fate:
     def words(self) -> str:
         """`s2 waited for s1 at s2b, then aborted with 40001 at s2b (...)`"""
         parts = []
-        for step, by in self.waits:
-            parts.append(f"waited for {' and '.join(by) if by else 'a lock'} at {step}")
+        for step, by, marker in self.waits:
+            if marker:  # reported as waiting because the permutation says so
+                parts.append(f"was held back at {step} by its {marker} marker")
+            else:
+                parts.append(f"waited for {' and '.join(by) if by else 'a lock'} at {step}")
         if self.error:
             step, code, msg = self.error
             cause = errors.cause_name(errors.classify(code, msg)) if code else "no SQLSTATE"
@@ -234,6 +241,7 @@ class Verdict:
     happened: str = ""  # what happened to each session, one sentence
     cell: str = ""  # the short form for tables: "prevented (wait, 40001)"
     expected_by: str = "the spec"  # whose `expect` line: "the spec" or "the catalog"
+    expect_set_aside: bool = False  # Meta.expect_set_aside
 
     @property
     def undecided(self) -> bool:
@@ -253,6 +261,9 @@ class Verdict:
     @property
     def expectation_note(self) -> str:
         """The line under the verdict about its `expect` metadata, or ""."""
+        if self.expect_set_aside:
+            return (f"NOT COMPARED with {self.expected_by}'s `expect` lines: they are about "
+                    "its own permutations, and --permutation ran another")
         if self.undecided:
             return (f"CANNOT TELL whether this is the anomaly {self.expected_by} expects at "
                     "this level: it has no witness line")
@@ -271,7 +282,7 @@ def fates(run: d.PermutationRun, sessions: tuple[str, ...]) -> list[Fate]:
         if isinstance(e, d.StepReport) and re.fullmatch(r"\s*(commit|end)\s*;?\s*", e.sql, re.I):
             commits.add(e.step)
         if isinstance(e, d.StepReport) and e.kind == "waiting":
-            waits.setdefault(e.session, []).append((e.step, tuple(e.blocked_by)))
+            waits.setdefault(e.session, []).append((e.step, tuple(e.blocked_by), e.marker))
         elif isinstance(e, d.Error) and e.step and e.session not in first_error:
             first_error[e.session] = (e.step, e.sqlstate or "", e.message or e.text or "")
         elif isinstance(e, d.Command) and e.step and e.session:
@@ -331,7 +342,10 @@ def verdict(meta: Meta, run: d.PermutationRun, level: str | None,
         e.session for e in run.events if isinstance(e, d.StepReport)))
     found = fates(run, sessions)
     aborted = tuple((f.session, *f.error) for f in found if f.error)
-    waited = tuple((f.session, step) for f in found for step, _ in f.waits)
+    # Waits for a lock; a step a marker held back (`s2a(*)`) is not one: it says so in
+    # `what`, and it prevents nothing.
+    waited = tuple((f.session, step) for f in found for step, _, marker in f.waits
+                   if not marker)
     expected = meta.expected(level) if level else None
     what = happened(found)
     teaching = bool(meta.witnesses)
@@ -374,7 +388,7 @@ def verdict(meta: Meta, run: d.PermutationRun, level: str | None,
     if note:
         line += f". {note[0].upper()}{note[1:]}"
     return Verdict(outcome, line, aborted, waited, expected, teaching, head, what, cell,
-                   "the catalog" if meta.builtin else "the spec")
+                   "the catalog" if meta.builtin else "the spec", meta.expect_set_aside)
 
 
 # ---------------------------------------------------------------- catalog
@@ -484,6 +498,9 @@ def prepare(ref: str, permutation: str | None = None,
             raise UsageError(f"{path} has no permutation lines and {count} interleavings; "
                              "pick one with --permutation or raise --max-permutations")
     perms = [specs.parse_permutation(spec, permutation)] if permutation else specs.permutations(spec)
+    listed = {" ".join(str(p) for p in perm.steps) for perm in spec.permutations}
+    if permutation and listed and " ".join(str(p) for p in perms[0].steps) not in listed:
+        meta = dataclasses.replace(meta, expect={}, expect_set_aside=bool(meta.expect))
     return DemoResult(path.stem, spec, meta, [], plan=final_plan(meta, spec)), perms
 
 

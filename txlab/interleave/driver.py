@@ -52,6 +52,9 @@ class StepReport:
     sql: str
     kind: str
     blocked_by: tuple[str, ...] = ()  # sessions holding the lock (not in transcripts)
+    # A wait the permutation's marker made, `(*)` or `(s1b)` (not in transcripts): the
+    # step is reported as waiting whether or not it waits for a lock.
+    marker: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,12 @@ STATE_LOCK_TIMEOUT_MS = 200  # a state read never waits long for a session's tab
 
 @dataclass
 class PermutationRun:
-    permutation: tuple[str, ...]
+    permutation: tuple[str, ...]  # step names
     events: list = field(default_factory=list)
     final: list[pq.Result] = field(default_factory=list)  # results of `final_queries`
     warnings: list[str] = field(default_factory=list)
     states: list[StepState] = field(default_factory=list)  # with state_queries only
+    spelled: tuple[str, ...] = ()  # the steps as the spec spells them, markers included
 
 
 class SetupFailed(DatabaseError):
@@ -385,7 +389,8 @@ class Driver:
 
     def start_permutation(self, perm: Permutation) -> None:
         """Global setups on the control connection; a new PermutationRun."""
-        self.run = PermutationRun(tuple(p.name for p in perm.steps))
+        self.run = PermutationRun(tuple(p.name for p in perm.steps), spelled=tuple(
+            str(p) for p in perm.steps))
         self.emit(PermutationStarted(self.run.permutation))
         for sql in self.spec.setups:
             self._block(sql, None, "setup", fatal=True)
@@ -531,7 +536,7 @@ class Driver:
         step = self.steps[pstep.name]
         sess = self.sessions[step.session]
         if not retry and any(m.kind == "once" for m in pstep.markers):
-            self.emit(StepReport(step.name, sess.name, step.sql, "waiting"))
+            self.emit(StepReport(step.name, sess.name, step.sql, "waiting", marker="(*)"))
             return True
         start = time.monotonic()
         canceled = False
@@ -560,7 +565,9 @@ class Driver:
 
         if self._has_blocker(pstep):
             if not retry:
-                self.emit(StepReport(step.name, sess.name, step.sql, "waiting"))
+                self.emit(StepReport(step.name, sess.name, step.sql, "waiting",
+                                     marker="".join(str(m) for m in pstep.markers
+                                                    if m.kind != "once")))
             return True
 
         self.emit(StepReport(step.name, sess.name, step.sql, "resumed" if retry else "done"))

@@ -144,7 +144,8 @@ def verdict_text(v: Verdict, mark_unexpected: bool = True):
     rest = v.line[len(head):] if v.line.startswith(head) else ": " + v.line
     parts = [(head, HEAD_STYLES.get(head, "warning")), rest]
     if mark_unexpected and v.expectation_note:
-        parts += ["\n", (v.expectation_note, "warning" if v.undecided else "violated")]
+        style = "muted" if v.expect_set_aside else "warning" if v.undecided else "violated"
+        parts += ["\n", (v.expectation_note, style)]
     return text_of(*parts)
 
 
@@ -213,7 +214,9 @@ def timeline_cells(spec, events, start: int = 0) -> list[TimelineCell]:
                 continue
             n += 1
             cell = TimelineCell(f"{n}.", e.session, [(f"{e.step}: {e.sql.strip()}", "")])
-            if e.kind == "waiting":
+            if e.kind == "waiting" and e.marker:  # the permutation's marker, not a lock
+                cell.lines.append((f"HELD BACK by its {e.marker} marker …", "waiting"))
+            elif e.kind == "waiting":
                 by = f" for {', '.join(e.blocked_by)}" if e.blocked_by else ""
                 cell.lines.append((f"WAITING{by} …", "waiting"))
             cells.append(cell)
@@ -327,7 +330,7 @@ def _pretty_run(result: DemoResult, level: str | None, run: d.PermutationRun, v:
         note = "for a plain BEGIN only: every session sets its own level"
     out: list = [text_of(("Isolation: ", "heading"), level_sql(level, result.default_isolation),
                        (f"  ({note})" if note else "", "muted")),
-                 text_of(("Permutation: ", "heading"), " ".join(run.permutation))]
+                 text_of(("Permutation: ", "heading"), " ".join(run.spelled or run.permutation))]
     out.append(timeline_table(result.spec, timeline_cells(result.spec, run.events), term))
     states = state_blocks(result.final_states(run))
     if states is not None:
@@ -385,7 +388,7 @@ def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, li
             last[e.step] = len(out)
             out.append([f"{len(out) + 1}. {e.step}: {terms.shorten(e.sql, SQL_WIDTH)}", []])
             if e.kind == "waiting":
-                out[-1][1].append(("waits", "waiting"))
+                out[-1][1].append((f"held by {e.marker}" if e.marker else "waits", "waiting"))
             continue
         step = getattr(e, "step", None)
         if step is None or step not in last:

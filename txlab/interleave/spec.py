@@ -69,12 +69,24 @@ class Marker:
     notices: int = 0
     line: int = 0
 
+    def __str__(self) -> str:
+        """As the spec spells it: `(*)`, `(s1b)`, `(s1b notices 2)`."""
+        if self.kind == "once":
+            return "(*)"
+        if self.kind == "notices":
+            return f"({self.step} notices {self.notices})"
+        return f"({self.step})"
+
 
 @dataclass(frozen=True)
 class PermutationStep:
     name: str
     markers: tuple[Marker, ...] = ()
     line: int = 0
+
+    def __str__(self) -> str:
+        """As the spec spells it: `s2a(*)`."""
+        return self.name + "".join(str(m) for m in self.markers)
 
 
 @dataclass(frozen=True)
