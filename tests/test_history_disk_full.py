@@ -113,3 +113,24 @@ def test_a_history_on_dev_full_is_exit_3_with_the_report(txlab):
     assert r.exit_code == 3, r.stderr
     assert "the history could not be written (/dev/full): No space left on device" in r.stderr
     assert "Invariants" in r.stdout and "HISTORY NOT WRITTEN" in r.stdout
+
+
+def test_a_run_in_which_no_transaction_ran_claims_nothing_was_tested(txlab):
+    # naive at READ COMMITTED is declared unsafe there: with transactions run and the
+    # invariants held, the story calls the run lucky. With none run (the history could
+    # not take its first records) there is no luck to speak of, and HOLDS says why.
+    r = txlab("run", "bank-transfer", "-s", "naive", "-i", "rc", "-n", "20",
+              "--history", "/dev/full")
+    assert r.exit_code == 3, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "No transaction ran, so nothing was tested: all 3 invariants held on the initial" in out
+    assert "HOLDS: all 3 invariants held (no transaction ran: nothing was tested)" in out
+    assert "lucky" not in out and "over 0 committed" not in out
+
+
+def test_a_run_whose_transactions_ran_still_says_how_many_and_lucky(txlab):
+    r = txlab("run", "bank-transfer", "-s", "naive", "-i", "rc", "-n", "20", "-w", "1")
+    assert r.exit_code == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "All 3 invariants held over 20 committed transactions" in out or "declined" in out
+    assert "lucky" in out and "nothing was tested" not in out

@@ -144,3 +144,19 @@ def test_the_html_and_plots_are_written_when_standard_output_cannot_be(tmp_path)
     assert "<html" in page.read_text().lower()
     assert list(plots.glob("*.dot")) and all(p.stat().st_size > 0 for p in plots.glob("*.dot"))
     assert "Traceback" not in done.stderr
+
+
+def test_a_folder_that_takes_no_new_file_is_refused_before_the_run(txlab):
+    # /proc says it is writable (to root) but takes no new file: found by creating one,
+    # before the setup; it used to run the setup, then report HOLDS over nothing (exit 3).
+    r = txlab("run", "bank-transfer", "-n", "5", "--history", "/proc/txlab-history.jsonl")
+    assert r.exit_code == 2, r.stderr
+    assert "--history /proc/txlab-history.jsonl: cannot create files in /proc" in r.stderr
+    assert r.stdout == "" and "HOLDS" not in r.stderr
+
+
+def test_the_probe_leaves_nothing_behind_in_a_writable_folder(txlab, tmp_path):
+    r = txlab("run", "bank-transfer", "-s", "atomic", "-n", "5", "--history",
+              str(tmp_path / "h.jsonl"))
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.jsonl"]

@@ -32,6 +32,26 @@ def check_writable(path: str, option: str) -> None:
             raise UsageError(f"{option} {path}: the file is not writable")
     elif not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: cannot create files in {parent}")
+    else:
+        _probe(parent, path, option)
+
+
+def _probe(parent: Path, path: str, option: str) -> None:
+    """Create and remove an empty file in `parent`: a folder that says it is writable
+    may still take no new file (/proc, a FUSE mount), which is a usage error found
+    now, not after the setup. A full disk is not refused here (an empty file may
+    still fit; writing it is a runtime error, exit 3)."""
+    probe = parent / f".txlab-probe-{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        if exc.errno in FULL:
+            return
+        raise UsageError(f"{option} {path}: cannot create files in {parent} "
+                         f"({exc.strerror or exc})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def _same(a: str, b: str) -> bool:

@@ -164,8 +164,11 @@ def summary(r: RunResult) -> list[str]:
                  f"{len(r.invariants) + len(r.invariants_unchecked)} invariants not checked; "
                  f"the {len(r.invariants)} checked held"]
     else:
+        o = r.outcomes
+        idle = not (o.committed or o.declined or o.unknown or sum(o.aborted.values()))
         lines = [f"{prefix}HOLDS: " + ("the invariant held" if len(r.invariants) == 1
-                                        else f"all {len(r.invariants)} invariants held")]
+                                        else f"all {len(r.invariants)} invariants held")
+                 + (" (no transaction ran: nothing was tested)" if idle else "")]
     if r.forbidden:
         lines.append(f"FORBIDDEN ANOMALY: {', '.join(r.forbidden)} found at {r.isolation.sql}, "
                      "which forbids it: a database or harness bug")

@@ -201,6 +201,9 @@ def _what_broke(r: dict) -> str:
     if not bad:
         o = r["outcomes"]
         held = "The invariant held" if len(invs) == 1 else f"All {len(invs)} invariants held"
+        if not _aborts(r)[0]:
+            return (f"No transaction ran, so nothing was tested: {held[0].lower()}{held[1:]} "
+                    "on the initial state.")
         return (f"{held} over "
                 f"{_plural(o['committed'], 'committed transaction')}"
                 + (f" ({_n(o['declined'])} more declined by the scenario's own rules)"
@@ -224,7 +227,8 @@ def _strategy_words(r: dict, violated: bool) -> str | None:
                     "the scenario, the harness or the database.")
         return f"{who} is declared safe at {_levels(mine['safe_at'])}."
     risk = f": {mine['risk']}" if mine.get("risk") else ""
-    if violated or r.get("invariants_unchecked"):  # unchecked: no luck to speak of
+    # unchecked, or no transaction ran: no luck to speak of
+    if violated or r.get("invariants_unchecked") or not _aborts(r)[0]:
         return (f"{who} is declared safe only at {_levels(mine['safe_at'])}, not at "
                 f"{_level(level)}{risk}.")
     return (f"{who} is declared safe only at {_levels(mine['safe_at'])}, not at {_level(level)}: "
