@@ -221,3 +221,33 @@ def test_the_reason_to_retry_follows_the_cause(runs, level, causes, why):
     rep["outcomes"]["committed"], rep["outcomes"]["declined"], rep["outcomes"]["unknown"] = 10, 0, 0
     retry = next(n for n in story.tell(rep)["next"] if "--retries 10" in n["command"])
     assert retry["why"] == why
+
+
+def test_a_few_deadlocks_are_always_told_and_one_lock_order_suggested(pg_dsn):
+    # README's deadlock command: two accounts, rows locked as drawn, think time inside
+    # the transaction: opposite transfers deadlock. However few the victims (under the
+    # 10% that an abort sentence needs), the story names them, and Try next offers
+    # the knob's one lock order.
+    from click.testing import CliRunner
+
+    r = CliRunner().invoke(cli, ["run", "bank-transfer", "-s", "for-update", "-p",
+                                 "lock_order=as-drawn", "-p", "accounts=2", "--think-ms", "20",
+                                 "-n", "40", "--format", "json", "--dsn", pg_dsn, "--schema",
+                                 "txlab_story_deadlock"], catch_exceptions=False)
+    rep = report(r)
+    assert rep["outcomes"]["aborted"].get("40P01"), rep["outcomes"]
+    assert "40P01" in text(rep) and "`txlab explain 40P01`" in text(rep), text(rep)
+    sorted_ = [n for n in rep["next"] if "lock_order" not in n["command"]]
+    assert sorted_ and "lock_order=sorted" in sorted_[0]["why"], rep["next"]
+    assert_commands_parse(rep)
+    # the same report with a single victim among many commits: still told
+    rep["outcomes"]["aborted"] = {"40P01": 1}
+    rep["outcomes"]["committed"] = 500
+    said = " ".join(story.tell(rep)["story"])
+    assert "1 attempt was chosen as the deadlock victim (40P01" in said, said
+
+
+def test_a_run_without_deadlocks_has_no_deadlock_sentence(runs):
+    said = text(runs["clean"])
+    assert "deadlock" not in said and "40P01" not in said
+    assert not any("lock_order" in n["why"] for n in runs["clean"]["next"])

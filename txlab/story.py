@@ -126,7 +126,7 @@ def _command(r: dict, **change) -> str:
     strategies = [s["name"] for s in declared.get("strategies", [])]
     defaults = _defaults()
     want = {"strategy": r["strategy"], "isolation": r["isolation"], "retries": r["retries"],
-            "workers": r["workers"], "think_ms": r["think_ms"]}
+            "workers": r["workers"], "think_ms": r["think_ms"], "params": r.get("params") or {}}
     want.update(change)
     parts = ["txlab run", declared.get("ref") or r["scenario"]]
     if want["strategy"] != (strategies[0] if strategies else None):
@@ -140,7 +140,7 @@ def _command(r: dict, **change) -> str:
     if want["retries"] != defaults["retries"]:
         parts += ["--retries", str(want["retries"])]
     knobs = declared.get("knobs", {})
-    for k, v in (r.get("params") or {}).items():
+    for k, v in want["params"].items():
         if k in knobs and v != knobs[k]:
             parts += ["-p", f"{k}={v}"]
     return " ".join(parts)
@@ -299,6 +299,19 @@ def _why_aborted(r: dict) -> str | None:
     return text + "."
 
 
+def _deadlocks(r: dict) -> str | None:
+    """Deadlock victims, however few (a sentence of their own unless _why_aborted's is
+    about them): a deadlock is a bug in the transactions' lock order, never noise."""
+    attempts, aborted, causes = _aborts(r)
+    n = dict(causes).get(DEADLOCK, 0)
+    if not n or (aborted / attempts > MANY and causes[0][0] == DEADLOCK):
+        return None
+    victims = "attempt was" if n == 1 else "attempts were"
+    return (f"{_n(n)} {victims} chosen as the deadlock victim ({DEADLOCK}: "
+            f"{ABORT_WHY[DEADLOCK]}; `txlab explain {DEADLOCK}`): transactions that take "
+            "their row locks in one order never deadlock.")
+
+
 def _forbidden(r: dict) -> str | None:
     forbidden = [a for a in r["anomalies"] if a["status"] == "forbidden"]
     if r["check"] is None or not forbidden:
@@ -344,6 +357,13 @@ def _next(r: dict, violated: bool) -> list[dict]:
     out: list[dict] = []
     if r["interrupted"]:
         out.append({"command": _command(r), "why": "the run was interrupted; run it to the end"})
+    knobs = (r.get("declared") or {}).get("knobs", {})
+    params = r.get("params") or {}
+    if (dict(causes).get(DEADLOCK) and "lock_order" in knobs
+            and params.get("lock_order", knobs["lock_order"]) != knobs["lock_order"]):
+        out.append({"command": _command(r, params={**params, "lock_order": knobs["lock_order"]}),
+                    "why": f"the same transactions taking their locks in one order "
+                           f"(lock_order={knobs['lock_order']}): no deadlock"})
     if violated:
         safe_here = [s for s in declared if level in s["safe_at"] and s["name"] != r["strategy"]]
         if safe_here:
@@ -408,7 +428,7 @@ def tell(r: dict) -> dict:
         story += _why_broke(r)
     else:
         story += [s for s in (_forbidden(r), _strategy_words(r, False), _unchecked_found(r),
-                              _why_aborted(r)) if s]
+                              _why_aborted(r), _deadlocks(r)) if s]
     if r["outcomes"]["unknown"]:
         story.append(f"{_plural(r['outcomes']['unknown'], 'transaction')} lost the connection "
                      "during COMMIT: their outcome is unknown.")
