@@ -292,3 +292,18 @@ def test_the_specs_own_permutation_given_with_P_is_still_compared_with_expect(de
     v = json.loads(r.output)["levels"][0]["permutations"][0]["verdict"]
     assert v["expected"] == "abort" and v["as_expected"] is True, v
     assert v["expectation_note"] == ""
+
+
+def test_a_narrow_terminal_gets_short_level_headings_and_no_word_cut(demo_cmd):
+    # At 60 columns the full level names did not fit: "UNCOMMITTE / D", "SERIALIZAB / LE",
+    # and the step column shrank until the SQL ran one word per line.
+    out = demo_cmd("p4", "-i", "all", columns=60).output
+    side = out[out.index("Side by side"):out.index("Verdicts")]
+    assert side.splitlines()[1].split() == ["step", "RU", "RC", "RR", "SER"]
+    assert "RU = READ UNCOMMITTED, RC = READ COMMITTED" in flat(side)
+    assert "1. s1a: SELECT *" in side and "prevented" in side and "prevente\n" not in side
+    assert widest(out) <= 60
+    # the neighbour: at 80 columns the levels keep their names
+    wide = demo_cmd("p4", "-i", "all", columns=80).output
+    head = wide[wide.index("Side by side"):].splitlines()[1:4]
+    assert "SERIALIZABLE" in " ".join(head) and " RU " not in " ".join(head)

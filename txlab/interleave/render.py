@@ -418,13 +418,33 @@ def _joined(parts: list):
     return text_of(*pieces)
 
 
-def _side_widths(term: terms.Term, levels: int) -> tuple[int, int]:
-    """(level column, step column) widths: levels get 12 to 24 cells (SERIALIZABLE
-    fits), the step the rest (at most 50); two cells between columns."""
+# Level headings when the full names do not fit (as `txlab matrix` has them).
+SHORT_LEVELS = {"read-uncommitted": "RU", "read-committed": "RC", "repeatable-read": "RR",
+                "serializable": "SER"}
+SHORT_LEGEND = ("RU = READ UNCOMMITTED, RC = READ COMMITTED, RR = REPEATABLE READ, "
+                "SER = SERIALIZABLE")
+
+
+def _side_widths(term: terms.Term, levels: int) -> tuple[int, int, bool]:
+    """(level column, step column, short headings) widths: levels get 12 to 24 cells
+    (SERIALIZABLE fits), the step the rest (at most 50); two cells between columns.
+    Narrower than that (under 80 columns for four levels), the levels are headed RU,
+    RC, RR, SER and get 9 cells each (`prevented` fits), the step at least 16, so
+    that no word is cut."""
     gaps = 2 * levels
-    level_w = max(12, min(24, (term.width - gaps - 24) // levels))
+    level_w = (term.width - gaps - 24) // levels
+    if level_w < 12:
+        level_w = max(9, (term.width - gaps - 16) // levels)
+        return level_w, max(16, term.width - gaps - level_w * levels), True
+    level_w = min(24, level_w)
     step_w = max(14, min(50, term.width - gaps - level_w * levels))
-    return level_w, step_w
+    return level_w, step_w, False
+
+
+def _level_head(level: str | None, default: str, short: bool) -> str:
+    if short and level in SHORT_LEVELS:
+        return SHORT_LEVELS[level]
+    return level_sql(level, default)
 
 
 def _side_by_side(result: DemoResult, term: terms.Term) -> list:
@@ -435,14 +455,14 @@ def _side_by_side(result: DemoResult, term: terms.Term) -> list:
     perms = [tuple(r.permutation for r in lr.run.runs) for lr in result.levels]
     if any(p != perms[0] for p in perms):
         return []
-    heads = [level_sql(lr.level, result.default_isolation) for lr in result.levels]
+    level_w, step_w, short = _side_widths(term, len(result.levels))
+    heads = [_level_head(lr.level, result.default_isolation, short) for lr in result.levels]
     out: list = []
     for i in range(len(perms[0])):
         cells = [_step_cells(result, lr.run.runs[i]) for lr in result.levels]
         title = "Side by side" + (f" (permutation {i + 1}: {' '.join(perms[0][i])})"
                                   if len(perms[0]) > 1 else "")
         t = _table()
-        level_w, step_w = _side_widths(term, len(heads))
         t.add_column("step", overflow="fold", width=step_w)
         for h in heads:
             t.add_column(h, overflow="fold", width=level_w)
@@ -454,6 +474,8 @@ def _side_by_side(result: DemoResult, term: terms.Term) -> list:
         t.add_row(text_of(("verdict", "heading")), *[cell_text(lr.verdicts[i])
                                                    for lr in result.levels])
         out += [text_of(""), text_of((title, "heading")), t]
+        if short:
+            out.append(text_of((SHORT_LEGEND, "muted")))
     return out
 
 
@@ -502,10 +524,10 @@ def render_matrix(matrix: Matrix, fmt: str = "pretty", term: terms.Term | None =
         return json.dumps(matrix_json(matrix), indent=2) + "\n"
     term = term or terms.plain()
     t = _table(leading=1 if term.width < 120 else 0)  # wrapped rows need a gap between them
-    level_w, name_w = _side_widths(term, len(LEVEL_ORDER))
+    level_w, name_w, short = _side_widths(term, len(LEVEL_ORDER))
     t.add_column("demo", overflow="fold", width=min(name_w, 40))
     for lvl in LEVEL_ORDER:
-        t.add_column(db.LEVELS[lvl].sql, overflow="fold", width=level_w)
+        t.add_column(_level_head(lvl, "", short), overflow="fold", width=level_w)
     for name, title, verdicts in matrix.rows:
         label = text_of((name, "heading"), ("  " + title, "muted") if title and title != name else "")
         t.add_row(label, *[cell_text(v) for v in verdicts])
@@ -518,6 +540,7 @@ def render_matrix(matrix: Matrix, fmt: str = "pretty", term: terms.Term | None =
         tail = [text_of((f"All {len(matrix.rows) * len(matrix.levels)} cells match the catalog's "
                        "expectations (the verified matrix).", "held"))]
     blocks = [text_of((f"txlab demo matrix on {matrix.server_version}: what each isolation level "
-                     "does", "heading")), text_of(""), t, text_of(""), text_of((LEGEND, "muted")),
+                     "does", "heading")), text_of(""), t, text_of(""),
+              *([text_of((SHORT_LEGEND, "muted"))] if short else []), text_of((LEGEND, "muted")),
               text_of(""), *tail]
     return fit(blocks, term)
