@@ -126,10 +126,28 @@ def demo(ref: str) -> tuple[Path, str | None]:
             return demos.resolve(name), (f"{ref} is shown by the demo {name} (`{command}`; "
                                          f"`txlab explain {ref}` tells the story)")
         hint = where_else(ref, "demo")
+        if not hint or hint.startswith("Did you mean"):  # a misspelt anomaly is closer
+            hint = _close_anomaly(ref) or hint
         if not hint:
             raise
         raise UsageError(f"unknown demo {ref!r}: {_sentence(hint)} Demos: {', '.join(_demos())} "
                          "(see `txlab demo --list`), or give a path to a .spec file.") from None
+
+
+def _close_anomaly(term: str) -> str:
+    """`Did you mean 'lost-update' (txlab demo lost-update)?` for a misspelt anomaly a demo
+    shows (`lostupdate`, `write skew`), else ""."""
+    from txlab import glossary
+
+    shown = {}
+    for k, e in glossary.index().items():
+        if e.kind == "anomaly" and _demo_showing(k) is not None:
+            shown[k.replace(" ", "")] = k.replace(" ", "-")
+    close = get_close_matches(glossary.key(term).replace(" ", ""), list(shown), n=1, cutoff=0.8)
+    if not close:
+        return ""
+    name = shown[close[0]]
+    return f"Did you mean {name!r} (txlab demo {name})?"
 
 
 def _demo_showing(term: str) -> tuple[str, str] | None:

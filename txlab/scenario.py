@@ -168,8 +168,9 @@ class Scenario:
         for s in self.strategies:
             if s.name == name:
                 return s
-        names = ", ".join(s.name for s in self.strategies)
-        raise UsageError(f"scenario {self.name} has no strategy {name!r}; choose one of: {names}")
+        names = [s.name for s in self.strategies]
+        raise UsageError(f"scenario {self.name} has no strategy {name!r}.{_did_you_mean(name, names)}"
+                         f" Choose one of: {', '.join(names)}")
 
     def params(self, given: Mapping[str, str], allow_large: bool = False) -> dict[str, Any]:
         """Defaults overlaid with `--param` values (names: - and _ are the same); values
@@ -180,9 +181,16 @@ class Scenario:
             name = raw.replace("-", "_")
             if name not in knobs:
                 valid = ", ".join(knobs) or "(none)"
-                raise UsageError(f"scenario {self.name} has no knob {raw!r}; its knobs: {valid}")
+                raise UsageError(f"scenario {self.name} has no knob {raw!r}."
+                                 f"{_did_you_mean(name, list(knobs))} Its knobs: {valid}")
             out[name] = knobs[name].parse(text, allow_large)
         return out
+
+
+def _did_you_mean(name: str, names: list[str]) -> str:
+    """` Did you mean 'atomic'?` for a typo of one of `names`, else ""."""
+    close = get_close_matches(name, names, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 # ---------------------------------------------------------------- what the contract's functions receive
