@@ -307,3 +307,13 @@ def test_a_narrow_terminal_gets_short_level_headings_and_no_word_cut(demo_cmd):
     wide = demo_cmd("p4", "-i", "all", columns=80).output
     head = wide[wide.index("Side by side"):].splitlines()[1:4]
     assert "SERIALIZABLE" in " ".join(head) and " RU " not in " ".join(head)
+
+
+def test_isolation_takes_a_list_of_levels_as_matrix_does(demo_cmd):
+    # `matrix -i rc,ser` worked and `demo -i rc,ser` said "unknown isolation level 'rc,ser'"
+    out = demo_cmd("p4", "-i", "ser,rc", columns=100).output
+    side = out[out.index("Side by side"):out.index("Verdicts")]
+    assert side.splitlines()[1].split() == ["step", "READ", "COMMITTED", "SERIALIZABLE"]
+    bad = demo_cmd("p4", "-i", "rc,xx")
+    assert bad.exit_code == 2
+    assert "unknown isolation level 'xx'" in flat(bad.stderr) and "`all`" in flat(bad.stderr)

@@ -88,7 +88,8 @@ def _notice(line: str) -> None:
 @click.argument("name", required=False, shell_complete=complete_demos)
 @click.option("--isolation", "-i", metavar="LEVEL|all", shell_complete=complete_levels,
               help="Run the sessions' plain BEGIN at this level (read-committed, repeatable-read, "
-                   "serializable, read-uncommitted, or `all` for the four side by side). "
+                   "serializable, read-uncommitted, or `all` for the four side by side, or a "
+                   "list such as rc,ser). "
                    "Default: the server's default_transaction_isolation. `all` is refused for "
                    "a spec whose every session names its own level (it would run the same at "
                    "each).")

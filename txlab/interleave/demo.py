@@ -477,11 +477,22 @@ class DemoResult:
 
 
 def levels_for(option: str | None) -> list[str | None]:
+    """The levels `--isolation` names: one, `all`, or a list (`rc,ser`), in the order
+    weakest first; None alone for the server's default."""
     if option is None:
         return [None]
     if option.strip().lower() == "all":
         return list(LEVEL_ORDER)
-    return [db.parse_isolation(option).key]
+    parts = [p for p in option.split(",") if p.strip()]
+    try:
+        keys = {db.parse_isolation(p).key for p in parts}
+    except UsageError as exc:
+        raise UsageError(f"{exc}; or `all` for the four side by side, or a list such as rc,ser"
+                         ) from None
+    if not keys:
+        raise UsageError(f"no isolation level in {option!r}; give a level, a list such as "
+                         "rc,ser, or all")
+    return [lv for lv in LEVEL_ORDER if lv in keys]
 
 
 def prepare(ref: str, permutation: str | None = None,
