@@ -71,7 +71,8 @@ def parse_isolation(text: str) -> Isolation:
         choices = ", ".join(LEVELS)
         raise UsageError(
             f"unknown isolation level {text!r}; choose one of: {choices} "
-            "(SQL spellings such as 'REPEATABLE READ' and short forms ru/rc/rr/ser also work)"
+            "(SQL spellings such as 'REPEATABLE READ' and short forms ru/rc/rr/ser also work; "
+            "si or snapshot is repeatable-read)"
         )
     return LEVELS[key]
 
