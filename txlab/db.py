@@ -221,7 +221,9 @@ def drop_schema(conn, schema: str) -> bool:
     if row is None:
         return False
     if row[1] != SCHEMA_MARK:
-        raise UsageError(f"schema {schema!r} was not created by txlab; refusing to drop it")
+        raise UsageError(f"schema {schema!r} was not created by txlab; txlab works only in a "
+                         "schema it created itself (and recreates it before each run): give "
+                         "another --schema (a new name is fine)")
     with _transaction(conn), conn.cursor() as cur:
         _lock_tables(cur, row[0], schema)
         outside = dependents_outside(cur, row[0])
