@@ -50,6 +50,28 @@ def test_mask_text_removes_password_from_driver_messages():
     assert "s3cret" not in db.mask_text('password "s3cret" rejected', dsn)
 
 
+@pytest.mark.parametrize("dsn", ["postgresql://root:pw@localhost/db",
+                                 "postgresql://root:p@localhost:5x/db",
+                                 "host=db password=pw port=x"])
+def test_a_short_password_is_masked_inside_the_dsn_libpq_quotes(dsn):
+    # A password under three characters is too short to mask wherever it appears, but
+    # libpq quotes the DSN itself (or its rest) when it cannot parse it: there it goes.
+    secret = "pw" if "pw" in dsn else "p"
+    quoted = f'missing "=" after "{dsn}" in string'
+    masked = db.mask_text(quoted, dsn)
+    assert f":{secret}@" not in masked and f"={secret} " not in masked, masked
+    assert "***" in masked
+    assert db.mask_text("the pw word stays", "postgresql://root:pw@localhost/db") == \
+        "the pw word stays"  # the neighbour: free text is not over-masked
+
+
+def test_a_url_of_another_database_is_refused_as_such():
+    with pytest.raises(errors.UsageError, match=r"is a mysql:// URL; txlab works with "
+                                                r"PostgreSQL only") as exc:
+        db.parse_dsn("mysql://root:pw@localhost/db")
+    assert ":pw@" not in str(exc.value)
+
+
 def test_a_common_password_leaves_the_message_readable():
     # "postgres" shares runs of three with PostgreSQL and localhost: those words stay
     # readable (they say nothing of it); the password itself is masked wherever it is.

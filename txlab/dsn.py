@@ -156,7 +156,25 @@ def mask_text(text: str, dsn: str | None) -> str:
     fragment that is part of one become ***.
     """
     found = secrets(dsn) if dsn else []
-    return _mask_with(text, found) if found else text
+    return _mask_with(_dsn_parts(text, dsn), found) if found else text
+
+
+def _dsn_parts(text: str, dsn: str) -> str:
+    """`text` with the DSN, or a quoted part of it (libpq quotes the rest of a DSN it
+    cannot parse: `missing "=" after "mysql://bob:pw@host/db"`), holed where its
+    secrets are, however short: a two-letter password is too short to be masked
+    wherever it appears, but not inside the DSN that holds it."""
+    holed = dsn
+    for a, b in _spans(dsn):
+        holed = holed[:a] + _HOLE * (b - a) + holed[b:]
+    text = text.replace(dsn, holed)
+
+    def part(m: re.Match) -> str:
+        inner = m.group(1)
+        at = dsn.find(inner) if inner else -1
+        return m.group(0) if at < 0 else f'"{holed[at:at + len(inner)]}"'
+
+    return re.sub(r'"([^"]*)"', part, text)
 
 
 def mask_all(text: str, dsns) -> str:
@@ -192,6 +210,11 @@ def parse_dsn(dsn: str, source: str = "the database URL") -> dict[str, str]:
     if not dsn.strip():
         raise UsageError(f"{source} is empty; give a PostgreSQL URL such as "
                          "postgresql://user@host/dbname, or leave it out to use an embedded server")
+    scheme = _URL.match(dsn)
+    if scheme and scheme.group(0).strip().lower() not in ("postgresql://", "postgres://"):
+        raise UsageError(f"{source} ({mask_dsn(dsn)}) is a {scheme.group(0).strip()} URL; txlab "
+                         "works with PostgreSQL only: give a URL such as "
+                         "postgresql://user@host/dbname")
     try:
         return psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError as exc:
