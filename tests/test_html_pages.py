@@ -137,6 +137,9 @@ def test_story_and_next_render_at_the_top_when_present():
     without = run_page.page({k: v for k, v in report.items() if k not in ("story", "next")},
                             iter(synthetic(20)))
     assert 'class="story"' not in without
+    # the level as the text report names it, in the title and heading too
+    assert "<title>txlab run: bank-transfer / naive / READ COMMITTED</title>" in html
+    assert "naive / READ COMMITTED</h1>" in html and "read-committed</h1>" not in html
 
 
 def test_embedded_json_cannot_close_its_script_element():

@@ -13,6 +13,7 @@ from txlab import timeline
 from txlab.html import svg
 from txlab.html.anomaly import anomaly_html
 from txlab.html.page import attrs, badge, document, esc, table
+from txlab.report import level_sql
 
 W, LEFT, RIGHT = 1160, 96, 14
 PLOT = W - LEFT - RIGHT
@@ -40,13 +41,18 @@ def page(report: dict, records: Iterable[dict], **limits) -> str:
 
 def _header(r: dict) -> str:
     params = " ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
-    facts = [("server", r.get("server")), ("isolation", r.get("isolation")),
+    facts = [("server", r.get("server")), ("isolation", _level(r)),
              ("workers", r.get("workers")), ("seed", r.get("seed")),
              ("duration", f"{r.get('duration_s')} s"), ("think time", f"{r.get('think_ms')} ms"),
              ("retries allowed", r.get("retries")), ("params", params or "-")]
     items = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
     return (f"<header><h1>txlab run: {esc(r.get('scenario'))} / {esc(r.get('strategy'))} / "
-            f"{esc(r.get('isolation'))}</h1><dl class=\"facts\">{items}</dl></header>")
+            f"{esc(_level(r))}</h1><dl class=\"facts\">{items}</dl></header>")
+
+
+def _level(r: dict) -> str:
+    """READ COMMITTED, as the text report says it (the report's key is read-committed)."""
+    return level_sql(r) if r.get("isolation") else str(r.get("isolation"))
 
 
 def _next_item(n) -> str:
@@ -389,5 +395,5 @@ def render(data: dict) -> str:
         _latency(tl, r, colours), _outcomes(r, data.get("causes") or {}), _invariants(r),
         _anomalies(r), "</main>",
     ])
-    title = f"txlab run: {r.get('scenario')} / {r.get('strategy')} / {r.get('isolation')}"
+    title = f"txlab run: {r.get('scenario')} / {r.get('strategy')} / {_level(r)}"
     return document(title, body, data, ("run",), "run")
