@@ -48,3 +48,14 @@ def test_a_history_with_no_transactions_says_so(tmp_path):
     assert "no anomalies found" not in said
     full = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-rc.jsonl")])
     assert "no transactions to check" not in full.stdout
+
+
+def test_the_header_says_rolled_back_for_txlab_histories_and_failed_for_elles():
+    # txlab's declined and aborted transactions are Elle's :fail; `run` calls them
+    # declined or aborted, so `check` does not call them failed in a txlab history.
+    mine = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-ser.jsonl")])
+    head = " ".join(mine.stdout.split()[:12])
+    assert "rolled back," in head and "failed," not in head, head
+    elle = DATA / "elle" / "elle-cli" / "list-append-anomaly-g-single-item.json"
+    theirs = CliRunner().invoke(cli, ["check", str(elle)])
+    assert "failed," in " ".join(theirs.stdout.split()[:12]), theirs.stdout[:300]

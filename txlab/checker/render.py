@@ -59,8 +59,10 @@ def _text(d: dict, t) -> str:
     t = t or term_mod.plain()
     h = d["history"]
     run = " ".join(f"{h[k]}" for k in ("scenario", "strategy") if k in h)
+    # Elle's :fail; in txlab's own histories those are declined or aborted (run's words)
+    failed = "rolled back" if h["format"] == "txlab" else "failed"
     summary = (f"{h['transactions']} transactions ({h['committed']} committed, {h['failed']} "
-               f"failed, {h['unknown']} unknown), format {h['format']}"
+               f"{failed}, {h['unknown']} unknown), format {h['format']}"
                + (f", {run}" if run else "") + (f" at {d['isolation']}" if d["isolation"] else ""))
     pairs = [("history", summary),
              ("model", f"{d['model']}: {models.MODELS[d['model']].summary}")]
