@@ -387,3 +387,21 @@ def test_acid_usage_names_its_argument_rather_than_folding_its_choices(width):
                              prog_name="txlab").stdout
     assert out.startswith("Usage: txlab acid [OPTIONS] [PART]\n"), out[:120]
     assert "isolati\n" not in out and "all          each of them in turn" in out
+
+
+def test_an_error_keeps_a_long_path_whole_on_its_own_line(tmp_path):
+    # rich folded a long path mid-word at the terminal's width: a copied path held a
+    # line break. Now it has a line of its own, whole; short words still wrap.
+    import subprocess
+    import sys
+
+    deep = "/".join(["x" * 30] * 4)
+    path = f"/tmp/{deep}/h.jsonl"
+    env = {**__import__("os").environ, "COLUMNS": "50"}
+    done = subprocess.run([sys.executable, "-m", "txlab", "run", "bank-transfer", "-n", "1",
+                           "--history", path], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert path + ":" in lines, lines  # whole, on one line
+    assert all(len(ln) <= 50 for ln in lines if " " in ln.strip()), lines

@@ -199,12 +199,13 @@ def err(message: str, label: str | None = "error") -> None:
     from rich.text import Text
 
     t = stderr_term()
-    line = Text("txlab: ")
+    head = f"txlab: {label}:" if label else "txlab:"
+    # Wrapped here, a long word (a path, a URL) whole on a line of its own: rich would
+    # fold it mid-word, and a copied path would then hold a line break.
+    line = Text(term.wrapped(f"{head} {message}", t, fold=False))
     if label:
-        line.append(f"{label}:", style=term.STYLES.get(label, term.STYLES["error"]))
-        line.append(" ")
-    line.append(str(message))
-    click.echo(term.to_text(line, t), nl=False, err=True, color=True)
+        line.stylize(term.STYLES.get(label, term.STYLES["error"]), len("txlab: "), len(head))
+    click.echo(term.to_text(line, t, soft_wrap=True), nl=False, err=True, color=True)
 
 
 def show_click_error(exc: click.ClickException) -> None:

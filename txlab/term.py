@@ -166,14 +166,15 @@ def shorten(text: str, width: int) -> str:
 _TRAILING = re.compile(r"[ ]+((?:\x1b\[[0-9;]*m)*)$")
 
 
-def to_text(renderable, term: Term) -> str:
-    """`renderable` (a rich renderable or a plain string) as the text to print.
+def to_text(renderable, term: Term, soft_wrap: bool = False) -> str:
+    """`renderable` (a rich renderable or a plain string) as the text to print;
+    `soft_wrap`: as it is, already wrapped (rich would fold a long word).
 
     rich pads lines to the full width; the padding is stripped so that piped
     output carries no trailing blanks.
     """
     buffer = io.StringIO()
-    console(term, buffer).print(renderable)
+    console(term, buffer).print(renderable, soft_wrap=soft_wrap)
     return "\n".join(_TRAILING.sub(r"\1", line) for line in buffer.getvalue().split("\n"))
 
 
@@ -352,9 +353,11 @@ def _break_long(value, width: int):
     return " ".join(words)
 
 
-def wrapped(text: str, term: Term, indent: int = 0, hang: int = 0) -> str:
+def wrapped(text: str, term: Term, indent: int = 0, hang: int = 0, fold: bool = True) -> str:
     """Plain text wrapped to the width line by line, keeping each line's own indent;
-    continuation lines get `hang` more spaces. Long words (URLs) are folded."""
+    continuation lines get `hang` more spaces. Long words (URLs) are folded, unless
+    `fold` is false: then such a word has a line of its own, whole, so that a path
+    or a URL can be copied from the terminal."""
     import textwrap
 
     out = []
@@ -366,5 +369,5 @@ def wrapped(text: str, term: Term, indent: int = 0, hang: int = 0) -> str:
             continue
         out += textwrap.wrap(body, width=max(MIN_WIDTH // 2, term.width), initial_indent=" " * lead,
                              subsequent_indent=" " * (lead + hang), break_on_hyphens=False,
-                             break_long_words=True)
+                             break_long_words=fold)
     return "\n".join(out)
