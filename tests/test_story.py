@@ -251,3 +251,16 @@ def test_a_run_without_deadlocks_has_no_deadlock_sentence(runs):
     said = text(runs["clean"])
     assert "deadlock" not in said and "40P01" not in said
     assert not any("lock_order" in n["why"] for n in runs["clean"]["next"])
+
+
+def test_lost_updates_beside_g_single_say_the_count_is_not_the_loss(runs):
+    # page_views: 174 visits lost, "7 overwritten updates": a transaction that wrote over
+    # versions it never read is in a G-single cycle, not in the lost-update count.
+    rep = copy.deepcopy(runs["violated"])
+    lost = {"kind": "lost update", "count": 7, "status": "forbidden", "definition": ""}
+    single = {"kind": "G-single", "count": 1, "status": "forbidden", "definition": ""}
+    rep["anomalies"] = [lost, single]
+    said = " ".join(story.tell(rep)["story"])
+    assert "how much was lost is what the invariant says" in said, said
+    rep["anomalies"] = [lost]  # the neighbour: lost updates alone are the whole story
+    assert "G-single cycle instead" not in " ".join(story.tell(rep)["story"])

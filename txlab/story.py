@@ -261,6 +261,12 @@ def _why_broke(r: dict) -> list[str]:
                    "so txlab cannot say which anomaly did it.")
     elif r["anomalies"]:
         out.append(_found(r))
+        kinds = {a["kind"] for a in r["anomalies"]}
+        if "lost update" in kinds and "G-single" in kinds:  # the count is not the loss
+            out.append("Overwritten updates count only transactions that read the same "
+                       "version; one that wrote over later versions it never read forms a "
+                       "G-single cycle instead, so how much was lost is what the invariant "
+                       "says.")
     else:
         out.append("The history checker found no anomaly among the rows transactions read or "
                    "wrote, so the cause is one it cannot see (see the note below).")
