@@ -211,6 +211,10 @@ def parse_dsn(dsn: str, source: str = "the database URL") -> dict[str, str]:
         raise UsageError(f"{source} is empty; give a PostgreSQL URL such as "
                          "postgresql://user@host/dbname, or leave it out to use an embedded server")
     scheme = _URL.match(dsn)
+    if scheme and re.fullmatch(r"postgres(?:ql)?\+\w+://", scheme.group(0).strip(), re.I):
+        driver = "+" + scheme.group(0).strip()[:-3].split("+")[1]
+        raise UsageError(f"{source} ({mask_dsn(dsn)}) is a SQLAlchemy URL: txlab takes "
+                         f"postgresql://...; drop its driver part, {driver}")
     if scheme and scheme.group(0).strip().lower() not in ("postgresql://", "postgres://"):
         raise UsageError(f"{source} ({mask_dsn(dsn)}) is a {scheme.group(0).strip()} URL; txlab "
                          "works with PostgreSQL only: give a URL such as "

@@ -67,6 +67,9 @@ class End:
     message: str = ""
     allowed: bool = False  # an exception listed in `allow`
     value: str = ""  # what it returned (repr, shortened)
+    # The exception itself: raised again when no statement of any function ran (a
+    # TypeError from a wrong call is the story then, not "nothing went through").
+    raised: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -278,12 +281,23 @@ class _Session:
         return step
 
 
+def _raise_first(runs: list, what: str) -> None:
+    """No statement ran: the first exception a function raised (not one it may raise
+    by design), raised again with a note, if there was one."""
+    for run in runs:
+        for e in run.ends:
+            if e.raised is not None and not e.allowed:
+                e.raised.add_note(f"txlab.testing.{what}: raised before any statement reached "
+                                  "the database, in every schedule tried")
+                raise e.raised
+
+
 def _end(index: int, exc: BaseException | None, allow, value) -> End:
     if exc is None:
         text = repr(value)
         return End(index, value=text if len(text) <= 60 else text[:57] + "...")
     return End(index, type(exc).__name__, observe.sqlstate(exc), observe.message(exc),
-               bool(allow) and isinstance(exc, allow))
+               bool(allow) and isinstance(exc, allow), raised=exc)
 
 
 # ---------------------------------------------------------------- one schedule
@@ -545,6 +559,10 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
     hypothesis). `keep_going`: count every failing schedule within the budget
     instead of stopping after the level of the first failure.
     """
+    if callable(fns):
+        raise UsageError(f"interleave takes a list of functions, one per session (e.g. "
+                         f"[{name_of(fns)}, {name_of(fns)}] for two concurrent calls), not one "
+                         "function")
     fns = list(fns)
     if len(fns) < 1:
         raise UsageError("interleave needs at least one function")
@@ -565,6 +583,7 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
             if setup is None:
                 snapshot.restore(control, ctx.state)  # leave the tables as they were
     if not any(s.steps for s in runs):
+        _raise_first(runs, "interleave")
         raise UsageError(UNWATCHED.format(what="interleave", fns=", ".join(labels)))
     failing = [s for s in runs if s.failed]
     best = min(failing, key=_shortness) if failing else None

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +36,28 @@ LEVEL_SQL = {
 }
 _IN_TRANSACTION = (ext.TRANSACTION_STATUS_ACTIVE, ext.TRANSACTION_STATUS_INTRANS,
                    ext.TRANSACTION_STATUS_INERROR)
+
+# The session's own default level, as the application set it in SQL: `SET SESSION
+# CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL ...` or `SET default_transaction_isolation`.
+_SETS_DEFAULT = re.compile(
+    r"^\s*SET\s+(?:SESSION\s+CHARACTERISTICS\s+AS\s+TRANSACTION\s+ISOLATION\s+LEVEL\s+"
+    r"(?P<words>READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)"
+    r"|(?:SESSION\s+)?default_transaction_isolation\s*(?:=|TO)\s*'?(?P<value>[a-z ]+?)'?)"
+    r"\s*;?\s*$", re.I)
+_SESSION_LEVEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # conn -> SQL level
+
+
+def note_session_level(conn, sql) -> None:
+    """Remember the default level a statement the application ran set on `conn`."""
+    if not isinstance(sql, str):
+        return
+    m = _SETS_DEFAULT.match(sql)
+    if m is None:
+        return
+    level = " ".join((m.group("words") or m.group("value") or "").upper().split())
+    if level in LEVEL_SQL.values():
+        with contextlib.suppress(TypeError):  # a connection that takes no weak reference
+            _SESSION_LEVEL[conn] = level
 
 
 @dataclass
@@ -66,7 +90,9 @@ class Call:
 
     def begin_sql(self, default_level: str) -> str:
         """The BEGIN psycopg2 sends for this connection's settings."""
-        words = ["BEGIN ISOLATION LEVEL", LEVEL_SQL.get(self.conn.isolation_level, default_level)]
+        own = _SESSION_LEVEL.get(self.conn) if self.conn.isolation_level is None else None
+        words = ["BEGIN ISOLATION LEVEL",
+                 LEVEL_SQL.get(self.conn.isolation_level, own or default_level)]
         if self.conn.readonly:
             words.append("READ ONLY")
         if self.conn.deferrable:
@@ -133,6 +159,8 @@ class Hooks:
         observer, call = self._observer(), getattr(self._local, "call", None)
         if observer is not None and call is not None:
             self._local.call = None
+            if call.kind == "statement":
+                note_session_level(call.conn, call.sql)
             observer.after(call, cursor)
 
     def failed(self, exc: BaseException) -> None:

@@ -7,6 +7,7 @@ rollbacks and, with `think_ms`, to pause between them so that races are likely.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import secrets
@@ -156,11 +157,16 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
     outcomes: list[tuple[str, str | None, str, bool] | None] = []
     lock = threading.Lock()
     crashed: list[BaseException] = []
+    first_raised: list[BaseException] = []  # the first exception a call let out
     stats = [_Worker(think_ms / 1000, random.Random(seed * 1009 + w)) for w in range(workers)]
     retried = [0] * workers
 
+    kept: list = [None] * workers  # dsn=: each worker's connection, as a pool lends it
+
     def call_once(w: int, i: int) -> BaseException | None:
-        handle = target.open()
+        pooled = target.engine is None
+        handle = kept[w] if pooled and kept[w] is not None and not kept[w].closed else None
+        handle = handle or target.open()
         stats[w].start_call()
         try:
             fn(handle, i)
@@ -170,7 +176,10 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
         finally:
             target.hooks.finish()  # a COMMIT through SQLAlchemy has no after-event
             stats[w].end_call()
-            target.close(handle)
+            if pooled:
+                kept[w] = target.release(handle)
+            else:
+                target.close(handle)
             target.hooks.finish()
 
     stop = threading.Event()  # Ctrl-C in the caller: no new calls
@@ -187,9 +196,17 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
                         retried[w] += 1
                     with lock:
                         outcomes.append(None if exc is None else _describe(exc, allow))
+                        if exc is not None and not first_raised and not (
+                                allow and isinstance(exc, allow)):
+                            first_raised.append(exc)
         except BaseException as exc:  # txlab or the driver broke: report, never hang
             with lock:
                 crashed.append(exc)
+        finally:
+            if kept[w] is not None:
+                with contextlib.suppress(Exception):
+                    target.close(kept[w])
+                kept[w] = None
 
     start = time.monotonic()
     with target.observing():
@@ -208,6 +225,10 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
             raise
     elapsed = time.monotonic() - start
     if outcomes and not crashed and not sum(s.statements for s in stats):
+        if first_raised:  # a wrong call (TypeError) is the story, not "nothing went through"
+            first_raised[0].add_note("txlab.testing.stress: raised before any statement "
+                                     "reached the database")
+            raise first_raised[0]
         raise UsageError(UNWATCHED.format(what="stress", fns=name_of(fn)))
     with target.control() as control:
         verdict = target.check(invariant, control)

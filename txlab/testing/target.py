@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,11 @@ class Target:
         if (engine is None) == (dsn is None):
             raise UsageError("pass exactly one of engine= (a SQLAlchemy Engine or "
                              "sessionmaker) or dsn= (a PostgreSQL URL for psycopg2)")
+        if dsn is not None and not isinstance(dsn, str):
+            raise UsageError(f"dsn= takes a PostgreSQL URL (a str), not a {type(dsn).__name__}: "
+                             "pass a SQLAlchemy Engine or sessionmaker as engine=")
+        if dsn is not None and re.match(r"\s*postgres(?:ql)?\+\w+://", dsn, re.I):
+            dsn = _from_sqlalchemy(dsn)
         self.level = db.parse_isolation(isolation) if isolation else None
         self.dsn = dsn
         self.hooks = observe.Hooks()
@@ -78,6 +84,21 @@ class Target:
         if self.level:
             conn.set_session(isolation_level=self.level.sql)
         return conn
+
+    def release(self, conn):
+        """A psycopg2 connection back to its worker after a call, as a pool takes it
+        back: what the call left open is rolled back; None if it cannot be kept (the
+        call closed it, or it broke), and then it is closed."""
+        try:
+            if not conn.closed and conn.info.transaction_status != 0:
+                conn.rollback()
+            if not conn.closed and conn.info.transaction_status == 0:
+                return conn
+        except Exception:  # a broken connection: a new one for the next call
+            pass
+        with contextlib.suppress(Exception):
+            conn.close()
+        return None
 
     def close(self, handle) -> None:
         """End what the app left open (rolled back, as a pool would) and close."""
@@ -144,29 +165,86 @@ class Target:
                        "" if held is None or held else f"returned {held!r}")
 
 
-def _asserts(fn: Callable) -> bool:
-    """`fn` checks with `assert` (so returning None means it held), as far as its own
-    bytecode shows; a callable without Python code (a functools.partial, say) is given
-    the benefit of the doubt."""
-    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+def _from_sqlalchemy(url: str) -> str:
+    """A SQLAlchemy URL (postgresql+psycopg2://..., an engine's url as a string) as a
+    libpq DSN: its driver part dropped and its query decoded as SQLAlchemy encodes it
+    (a space is `+` there, which libpq would keep)."""
+    import psycopg2.extensions
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    parts = {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
+             "dbname": u.database}
+    kw = {k: v for k, v in parts.items() if v is not None}
+    for k, v in u.query.items():
+        kw[k] = v if isinstance(v, str) else v[-1]
+    return psycopg2.extensions.make_dsn(**kw)
+
+
+def _asserts(fn: Callable, depth: int = 2) -> bool:
+    """`fn` checks with `assert` (so returning None means it held), as far as its
+    bytecode shows: its own, or that of a function of its module it calls (a helper
+    that asserts), `depth` calls deep. A functools.partial is looked through, a
+    callable object's __call__ is read; a callable with no Python code at all (a
+    builtin) is given the benefit of the doubt."""
+    import functools
+
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    target = getattr(fn, "__func__", fn)
+    code = getattr(target, "__code__", None)
+    if code is None and not isinstance(fn, type) and callable(fn):
+        target = type(fn).__call__
+        code = getattr(target, "__code__", None)
     if code is None:
         return True
-    return any(i.opname == "LOAD_ASSERTION_ERROR" or i.argval == "AssertionError"
-               for i in dis.get_instructions(code))
+    called = set()
+    for i in dis.get_instructions(code):
+        if i.opname == "LOAD_ASSERTION_ERROR" or i.argval == "AssertionError":
+            return True
+        if i.opname == "LOAD_GLOBAL" and isinstance(i.argval, str):
+            called.add(i.argval)
+    if depth <= 0:
+        return False
+    scope = getattr(target, "__globals__", {})
+    return any(_asserts(scope[name], depth - 1) for name in called
+               if callable(scope.get(name)) and getattr(scope[name], "__code__", None))
 
 
 def _check_sql(query: str, control) -> Verdict:
+    """A boolean SQL query: every row's one value must be true (a query over many rows,
+    `SELECT balance >= 0 FROM accounts`, checks each). No row, a NULL or a false value:
+    it did not hold. Anything but booleans is a UsageError: Python's truth of a string
+    or a number ('broken', 42) would pass what it meant to catch."""
     import psycopg2
 
     try:
         with control.cursor() as cur:
             cur.execute(query)
-            row = cur.fetchone()
+            if cur.description is None:
+                raise UsageError(f"the invariant query {query!r} returns no rows (it is not "
+                                 "a SELECT): give a query that returns one boolean column")
+            if len(cur.description) != 1:
+                raise UsageError(f"the invariant query {query!r} returns "
+                                 f"{len(cur.description)} columns: give one boolean column "
+                                 "(combine checks with AND)")
+            rows = cur.fetchall()
     except psycopg2.Error as exc:
+        if (exc.pgcode or "").startswith("42"):  # a typo, a missing table: the test's bug
+            raise UsageError(f"the invariant query {query!r} is wrong: "
+                             f"{observe.message(exc)}") from None
         return Verdict(None, f"the invariant query failed: {observe.message(exc)}")
-    if row is None:
-        return Verdict(False, "the invariant query returned no row")
-    return Verdict(bool(row[0]), "" if row[0] else f"returned {row[0]!r}")
+    if not rows:
+        return Verdict(False, "returned no row")
+    for n, (value,) in enumerate(rows, 1):
+        if value is not None and not isinstance(value, bool):
+            raise UsageError(f"the invariant query {query!r} returned {value!r} "
+                             f"({type(value).__name__}), not a boolean: write the condition "
+                             "itself, e.g. SELECT count(*) <= 1 FROM ...")
+        if value is not True:
+            where = f" (row {n} of {len(rows)})" if len(rows) > 1 else ""
+            return Verdict(False, f"returned {'NULL' if value is None else 'false'}{where}")
+    return Verdict(True)
 
 
 def name_of(fn) -> str:
