@@ -172,3 +172,11 @@ def test_stress_with_a_dsn_keeps_one_connection_per_worker(wallets_dsn):
     left = sql(wallets_dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                             "'txlab-app'")
     assert left == [(0,)]  # closed at the end
+
+
+def test_a_given_schedule_is_checked_and_not_told_to_raise_max_schedules(wallets_dsn):
+    with pytest.raises(UsageError, match="schedule must be a list of integers >= 0"):
+        interleave([withdraw_locked] * 2, dsn=wallets_dsn, invariant=PER_ROW, schedule=[5, -1])
+    r = interleave([withdraw_locked] * 2, dsn=wallets_dsn, invariant=PER_ROW, schedule=[0, 1])
+    assert r.ok and "the given schedule" in r.explain()
+    assert "max_schedules" not in r.explain()

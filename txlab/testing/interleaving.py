@@ -568,6 +568,10 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
         raise UsageError("interleave needs at least one function")
     if max_schedules < 1:
         raise UsageError("max_schedules must be at least 1")
+    if schedule is not None and (isinstance(schedule, (str, bytes)) or not all(
+            type(v) is int and v >= 0 for v in schedule)):
+        raise UsageError(f"schedule must be a list of integers >= 0 (as "
+                         f"txlab.testing.strategies.schedules draws them), not {schedule!r}")
     target = Target(engine, dsn, isolation)
     seed = seed if seed is not None else secrets.randbelow(2**31)
     labels = tuple(name_of(fn) for fn in fns)

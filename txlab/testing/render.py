@@ -70,7 +70,7 @@ def render_interleave(r) -> str:
     waits = f"; in {r.waited} a session waited for a lock" if r.waited else ""
     if r.ok:
         out += textwrap.wrap(f"OK: no failure in {ran}{waits} ({r.elapsed_s:.1f} s)", WIDTH)
-        if not r.exhausted:
+        if not r.exhausted and not r.given:
             out.append("(max_schedules was reached: raise it to explore more)")
         return "\n".join(out + _diverged(r)) + "\n"
     s = r.schedule
