@@ -4,11 +4,13 @@ numbers and verdicts are the results' own."""
 from __future__ import annotations
 
 import textwrap
+from functools import partial
 
 from txlab import errors
 from txlab.testing.specgen import flatten
 
 WIDTH = 78
+_tw = partial(textwrap.wrap, break_on_hyphens=False)  # -70 stays whole
 
 
 def _cause(code: str | None, message: str | None) -> str:
@@ -25,7 +27,7 @@ def _n(n: int, word: str) -> str:
 def render_stress(r) -> str:
     head = (f"stress: {r.calls} calls of {r.function} from {r.workers} workers at "
             f"{r.isolation} (think {r.think_ms:g} ms, seed {r.seed}, {r.elapsed_s:.1f} s)")
-    out = textwrap.wrap(head, WIDTH)
+    out = _tw(head, WIDTH)
     if r.ok:
         out.append("OK: " + ("the invariant held" if r.verdict.held else "no invariant given")
                    + "; no unexpected exception")
@@ -40,7 +42,7 @@ def render_stress(r) -> str:
         if r.unexpected:
             why.append(f"{r.unexpected} call(s) raised an exception the application does "
                        "not expect")
-        out += textwrap.wrap("FAILED: " + "; ".join(why), WIDTH, subsequent_indent="  ")
+        out += _tw("FAILED: " + "; ".join(why), WIDTH, subsequent_indent="  ")
     raised = sum(x.count for x in r.raised)
     out.append(f"  calls       {r.returned} returned, {raised} raised"
                + (f", {r.retried} repeated after 40001/40P01" if r.retried else ""))
@@ -59,7 +61,7 @@ def render_stress(r) -> str:
 
 def render_interleave(r) -> str:
     who = ", ".join(f"{s} = {label}" for s, label in zip(r.sessions, r.labels, strict=True))
-    out = textwrap.wrap(f"interleave: {who} at {r.isolation}; invariant {r.invariant}; "
+    out = _tw(f"interleave: {who} at {r.isolation}; invariant {r.invariant}; "
                         f"seed {r.seed}", WIDTH)
     if r.given:
         ran = "the given schedule"
@@ -69,37 +71,37 @@ def render_interleave(r) -> str:
         ran = f"{r.schedules} schedules (of about {r.estimate})"
     waits = f"; in {r.waited} a session waited for a lock" if r.waited else ""
     if r.ok:
-        out += textwrap.wrap(f"OK: no failure in {ran}{waits} ({r.elapsed_s:.1f} s)", WIDTH)
+        out += _tw(f"OK: no failure in {ran}{waits} ({r.elapsed_s:.1f} s)", WIDTH)
         if not r.exhausted and not r.given:
             out.append("(max_schedules was reached: raise it to explore more)")
         return "\n".join(out + _diverged(r)) + "\n"
     s = r.schedule
-    out += textwrap.wrap(f"FAILED: {s.failure}", WIDTH, subsequent_indent="  ")
+    out += _tw(f"FAILED: {s.failure}", WIDTH, subsequent_indent="  ")
     plural = "" if s.preemptions == 1 else "s"
     which = "The schedule" if r.given else "The shortest failing schedule"
     failed = "" if r.given else f", {r.failures} failed"
-    out += textwrap.wrap(f"Ran {ran}{failed}{waits} ({r.elapsed_s:.1f} s). {which}: "
+    out += _tw(f"Ran {ran}{failed}{waits} ({r.elapsed_s:.1f} s). {which}: "
                          f"{len(s.steps)} steps, {s.preemptions} preemption{plural}.", WIDTH)
     out.append("")
     out += timeline(s)
     if s.final_state:
         out.append("Final state:")
         for table, rows in s.final_state:
-            out += textwrap.wrap(f"{table}: {rows}", WIDTH, initial_indent="  ",
+            out += _tw(f"{table}: {rows}", WIDTH, initial_indent="  ",
                                  subsequent_indent="    ")
     if r.spec:
-        out += textwrap.wrap("result.spec holds this schedule as an isolation-tester spec: "
+        out += _tw("result.spec holds this schedule as an isolation-tester spec: "
                              "save it to a file and replay it with `txlab demo FILE.spec`.",
                              WIDTH)
     elif r.spec_note:
-        out += textwrap.wrap(f"No spec: {r.spec_note}", WIDTH)
+        out += _tw(f"No spec: {r.spec_note}", WIDTH)
     return "\n".join(out + _diverged(r)) + "\n"
 
 
 def _diverged(r) -> list[str]:
     if not r.diverged:
         return []
-    return textwrap.wrap(f"note: {r.diverged} schedule(s) did not follow their planned order "
+    return _tw(f"note: {r.diverged} schedule(s) did not follow their planned order "
                          "when run (the application or the server behaved differently from "
                          "an earlier run with the same start)", WIDTH)
 
@@ -183,5 +185,5 @@ def _rows(rows, tag: str | None) -> str:
 def _wrap(text: str, width: int) -> list[str]:
     out = []
     for raw in text.splitlines() or [""]:
-        out += textwrap.wrap(raw, width, break_long_words=True, subsequent_indent="  ") or [""]
+        out += _tw(raw, width, break_long_words=True, subsequent_indent="  ") or [""]
     return out
