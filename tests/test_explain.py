@@ -133,3 +133,47 @@ def test_a_run_report_names_its_terms(pg_dsn, schema):
     for t in rep["terms"]:
         glossary.lookup(t)
     assert all(a["unit"] for a in rep["anomalies"])
+
+
+def _catalog_expect(demo_name: str) -> dict:
+    from txlab.interleave import demo as demos
+    from txlab.interleave import spec as specs
+
+    return demos.parse_meta(specs.load(demos.catalog()[demo_name])).expect
+
+
+def test_an_anomaly_explained_as_forbidden_everywhere_never_occurs_in_its_demo():
+    # `explain OTV` once said REPEATABLE READ was the fix, while its own demo (and
+    # PostgreSQL) prevents it at every level. An entry whose fix is "Nothing" must
+    # name a demo whose catalog expectations hold no anomaly at any level; the other
+    # way round, a demo with an anomaly must not be explained as forbidden everywhere.
+    checked = 0
+    for entry in glossary.entries():
+        if entry.kind != "anomaly":
+            continue
+        demos_shown = [c.split()[2] for c in entry.show if c.startswith("txlab demo ")]
+        for name in demos_shown[:1]:
+            expect = _catalog_expect(name)
+            if not expect:
+                continue
+            checked += 1
+            occurs = [lv for lv, out in expect.items() if out == "anomaly"]
+            if entry.fix.startswith("Nothing"):
+                assert not occurs, (entry.term, name, expect)
+            elif entry.term in ("OTV", "G0", "G1a", "G1b", "G1c"):
+                pytest.fail(f"{entry.term} must be explained as forbidden everywhere")
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("term, entry", [
+    ("non-repeatable read", "G-single"), ("phantom read", "phantom"), ("P3", "phantom"),
+    ("serialization anomaly", "G2-item"), ("read-only anomaly", "read-only anomaly"),
+])
+def test_the_words_a_lecture_uses_are_explained(term, entry):
+    r = _explain(term)
+    assert r.exit_code == 0 and r.output.startswith(entry + " "), r.output[:200]
+
+
+def test_phantom_reads_are_said_to_stop_at_repeatable_read():
+    out = " ".join(_explain("phantom").output.split())
+    assert "only READ COMMITTED shows it" in out and "REPEATABLE READ or SERIALIZABLE for" in out

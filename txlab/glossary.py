@@ -271,13 +271,16 @@ ANOMALIES = (
     _e("G-single", "anomaly", "read skew (single anti-dependency cycle)",
        """A cycle with exactly one rw (read-write anti-dependency) edge: a transaction
        saw part of another's effects but not the rest, e.g. one account before a
-       transfer and the other after it (Adya G-single). A lost update is one case.""",
+       transfer and the other after it (Adya G-single). A lost update is one case;
+       reading one row twice and getting two values (a non-repeatable read, ANSI P2)
+       is the simplest. PostgreSQL shows them only at READ COMMITTED.""",
        """At READ COMMITTED each statement takes a fresh snapshot, so two reads in one
        transaction can straddle another transaction's commit.""",
        """Read everything from one snapshot: REPEATABLE READ or SERIALIZABLE, or read the
        rows in one statement, or lock them first.""",
        ("txlab demo g-single -i all", "txlab run bank-transfer -s naive"),
-       ("read skew", "g single", "gsingle"), ("rw edge", "lost update")),
+       ("read skew", "g single", "gsingle", "non-repeatable read", "nonrepeatable read",
+        "non-repeatable reads", "fuzzy read", "P2"), ("rw edge", "lost update")),
     _e("G-nonadjacent", "anomaly", "a cycle with non-adjacent rw edges",
        """A dependency cycle with two or more rw (anti-dependency) edges, no two of them
        next to each other (Elle's G-nonadjacent). Snapshot isolation forbids it; READ
@@ -300,7 +303,8 @@ ANOMALIES = (
        `-s lock-doctors`), or materialise the conflict into one row both must write
        (`-s materialize`).""",
        ("txlab demo g2-item -i all", "txlab run on-call -s naive -i repeatable-read"),
-       ("write skew", "write-skew", "g2 item"), ("G2", "40001-rw-dependencies")),
+       ("write skew", "write-skew", "g2 item", "serialization anomaly",
+        "serialization anomalies"), ("G2", "40001-rw-dependencies", "read-only anomaly")),
     _e("G2", "anomaly", "anti-dependency cycle over a predicate (phantom write skew)",
        """Like G2-item, but at least one rw edge comes from a predicate read (a WHERE
        or a count) that a concurrent insert would have changed (Adya G2). txlab's
@@ -313,21 +317,45 @@ ANOMALIES = (
        ("txlab demo g2 -i all", "txlab run ticket-sales -s naive",
         "txlab run room-booking -s naive"),
        ("predicate write skew", "phantom write skew"), ("phantom", "G2-item")),
-    _e("phantom", "anomaly", "phantom",
+    _e("phantom", "anomaly", "phantom read (P3)",
        """A row that a transaction's search (WHERE ...) would match appears or disappears
-       because of another transaction, after the search ran. Checks like "is the room
-       free?" then decide on stale information.""",
-       """A read cannot lock rows that do not exist yet.""",
-       """SERIALIZABLE, a constraint that covers the rule (UNIQUE, EXCLUDE), or locking a
-       parent row that every writer must lock.""",
-       ("txlab demo pmp -i all", "txlab run room-booking -s naive"),
-       ("phantoms", "PMP", "predicate-many-preceders"), ("G2",)),
+       because of another transaction that committed after the search ran: the same
+       search, run again in the same transaction, returns a different set of rows
+       (ANSI P3, Adya's predicate-many-preceders). In PostgreSQL only READ COMMITTED
+       shows it: REPEATABLE READ and SERIALIZABLE read every statement from one
+       snapshot, so the search comes back the same. The harder case is a decision
+       taken on the search ("is the room free?") while another transaction inserts
+       the row that would have changed it: that is write skew over a predicate (G2),
+       which REPEATABLE READ allows too.""",
+       """At READ COMMITTED each statement takes a fresh snapshot; and a read cannot
+       lock rows that do not exist yet.""",
+       """REPEATABLE READ or SERIALIZABLE for phantom reads. For decisions on a search
+       (G2): SERIALIZABLE (its predicate locks see it), a constraint that covers the
+       rule (UNIQUE, EXCLUDE), or locking a parent row that every writer must lock.""",
+       ("txlab demo pmp -i all", "txlab demo g2 -i all", "txlab run room-booking -s naive"),
+       ("phantoms", "phantom read", "phantom reads", "P3", "PMP", "predicate-many-preceders"),
+       ("G2",)),
+    _e("read-only anomaly", "anomaly", "read-only transaction anomaly (Fekete et al.)",
+       """Two writing transactions that are serializable on their own become
+       unserializable because a third, read-only, transaction saw a state between them
+       that no serial order produces: a report shows a deposit, yet a later charge
+       was computed as if the deposit had not happened (Fekete, O'Neil and O'Neil; a
+       G2 cycle through the reader).""",
+       """Snapshot isolation (PostgreSQL's REPEATABLE READ) lets the reader take its
+       snapshot between the writers' commits; READ COMMITTED too.""",
+       """SERIALIZABLE: one of the transactions gets 40001 (retry it); or run the report
+       as SERIALIZABLE READ ONLY DEFERRABLE, which waits for a snapshot that is safe.""",
+       ("txlab demo read-only-anomaly -i all", "txlab demo g2-three -i all"),
+       ("read only anomaly", "read-only-anomaly", "read-only transaction anomaly"),
+       ("G2-item", "G2", "40001-rw-dependencies")),
     _e("OTV", "anomaly", "observed transaction vanishes",
        """A transaction sees some of another transaction's writes and later, after a
-       third committed, no longer sees them.""",
-       """Fresh snapshots per statement at READ COMMITTED combined with blocked
-       writers.""",
-       """REPEATABLE READ or SERIALIZABLE.""",
+       third committed, no longer sees them (Hermitage's OTV).""",
+       """Would need reads of writes that are not final; PostgreSQL forbids it at every
+       level: the second writer waits for the first one's row lock (and at REPEATABLE
+       READ and SERIALIZABLE then aborts with 40001), so no reader sees a write that
+       later vanishes.""",
+       """Nothing: forbidden at every PostgreSQL level; a report of it means a bug.""",
        ("txlab demo otv -i all",), ("observed transaction vanishes",)),
     _e("internal", "anomaly", "internal inconsistency",
        """A transaction's read disagrees with its own earlier write (or read) of the same
