@@ -178,6 +178,7 @@ def test_unexpected_outcome_exits_1(demo_cmd, tmp_path):
     (["p4", "--permutation", "s1a zz"], "undefined step 'zz'"),
     (["p4", "--permutation", "s1a s1b(s1a)"], "cannot block on its own session"),
     (["--all", "p4"], "--all runs the whole catalog"),
+    (["--all", "--step"], "--step is for one demo"),  # was ignored: the matrix, exit 0
     ([], "give a demo NAME"),
 ])
 def test_usage_errors_exit_2_without_traceback(demo_cmd, args, words):

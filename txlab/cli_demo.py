@@ -186,6 +186,10 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
                                    "give no NAME, --isolation or --permutation with it")
         if fmt == "transcript":
             raise click.UsageError("--all prints a matrix: use --format text or json")
+        if step or timelines:
+            raise click.UsageError(f"--all prints the matrix of the whole catalog; "
+                                   f"{'--step' if step else '--timelines'} is for one demo "
+                                   "(txlab demo NAME -i rc --step)")
         with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
             matrix = demos.run_matrix(database.dsn, step_timeout, schema,
                                       step_states=bool(html_file))
