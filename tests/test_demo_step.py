@@ -173,3 +173,36 @@ def test_step_mode_refuses_without_a_terminal(pg_dsn):
     assert "--step reads single key presses and needs a terminal" in r.output
     r = CliRunner().invoke(cli, ["demo", "p4", "--step", "-i", "all", "--dsn", pg_dsn])
     assert r.exit_code == 2 and "one isolation level at a time" in r.output
+
+
+def test_the_deadlock_demo_keeps_its_victim_at_a_teachers_pace(step):
+    # A teacher pauses between steps: s1's deadlock check (it once had the short
+    # timeout) then ran before the cycle existed, so s2 was found only after 10 s and
+    # the victim was not the one the story named. Now s2, whose wait closes the cycle,
+    # checks after 200 ms: the victim is s2 whatever the pace, and at once.
+    t = step("deadlock", "-i", "rc")
+    t.read_until(PROMPT)
+    for _ in range(3):  # s1a, s2a, s1b (s1 now waits for s2)
+        t.key(" ")
+    time.sleep(0.6)  # longer than 200 ms: a pause in front of the class
+    start = time.monotonic()
+    t.key(" ")  # s2b closes the cycle
+    t.key(" ")  # s1c
+    os.write(t.master, b" ")  # s2c, the last
+    assert t.finish() == 0
+    assert time.monotonic() - start < 8  # never the 10 s check
+    out = " ".join(t.plain(t.out).split())
+    assert "s2 waited for s1 at s2b, then was chosen as the deadlock victim (40P01)" in out
+    assert "so s2 is always the victim" in out or "s2 is always the victim" in out
+
+
+def test_keys_pressed_while_a_step_runs_do_not_answer_the_next_prompt(step):
+    t = step("p4", "-i", "rc")
+    t.read_until(PROMPT)
+    os.write(t.master, b"  ")  # two presses at once: the second lands while step 1 runs
+    t.read_until(PROMPT)
+    time.sleep(0.5)
+    # the second press was discarded: still at step 2, nothing more was run
+    assert "Step 2 of 6" in t.plain(t.out[-400:]) and "Step 3 of 6" not in t.plain(t.out)
+    os.write(t.master, b"q")
+    assert t.finish() == 0

@@ -133,8 +133,8 @@ def test_a_users_spec_that_differs_says_the_spec_expects(demo_cmd, tmp_path):
 def test_deadlock_says_deadlock_and_names_the_victim(demo_cmd):
     r = demo_cmd("deadlock", "-i", "read-committed", columns=200)
     assert r.exit_code == 0, r.output
-    assert ("DEADLOCK: s1 waited for s2 at s1b, then was chosen as the deadlock victim (40P01) "
-            "and rolled back; s2 waited for s1 at s2b, then committed") in r.output
+    assert ("DEADLOCK: s1 waited for s2 at s1b, then committed; s2 waited for s1 at s2b, then "
+            "was chosen as the deadlock victim (40P01) and rolled back") in r.output
     assert "PREVENTED" not in r.output and "prevented" not in r.output
     assert "accounts" not in r.output.split("Final state")[1].splitlines()[1]  # the show query
 

@@ -48,6 +48,17 @@ class Keys:
     def __exit__(self, *exc) -> None:
         self._mode.__exit__(*exc)
 
+    def discard(self) -> None:
+        """Forget keys pressed while a step ran (a step that waits for a lock, or for
+        deadlock detection, takes a while): each press answers a prompt it saw. Call
+        it before printing the prompt, so that no press made after it is lost."""
+        import termios
+
+        try:
+            termios.tcflush(self.fd, termios.TCIFLUSH)
+        except (OSError, termios.error):
+            pass
+
     def read(self) -> str:
         """The next key press that means something: NEXT, BACK or QUIT."""
         while True:

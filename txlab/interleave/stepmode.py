@@ -70,6 +70,7 @@ def run(ref: str, dsn: str, isolation: str | None, permutation: str | None,
         with Stepper(result.spec, dsn, perm, iso_sql, step_timeout, schema, result.plan) as st:
             numbered = 0  # timeline numbers shown so far
             while st.done < st.total:
+                keys.discard()  # presses made while the last step ran: not for this prompt
                 _show(out, [_prompt(result, st, term)], term)
                 key = keys.read()
                 if key == QUIT:
