@@ -59,3 +59,13 @@ def test_the_header_says_rolled_back_for_txlab_histories_and_failed_for_elles():
     elle = DATA / "elle" / "elle-cli" / "list-append-anomaly-g-single-item.json"
     theirs = CliRunner().invoke(cli, ["check", str(elle)])
     assert "failed," in " ".join(theirs.stdout.split()[:12]), theirs.stdout[:300]
+
+
+def test_the_check_page_of_a_txlab_history_says_rolled_back_and_the_model(tmp_path):
+    page = tmp_path / "c.html"
+    r = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-rc.jsonl"), "--html",
+                                 str(page)])
+    assert r.exit_code == 0, r.output
+    html = page.read_text()
+    assert "<dt>rolled back</dt>" in html and "<dt>failed</dt>" not in html
+    assert "<h1>txlab check: valid for the read-committed model</h1>" in html

@@ -263,6 +263,9 @@ def test_check_page_of_an_elle_history_draws_its_cycle_with_processes():
     assert result.verdict == "invalid" and "G2-item forbidden at serializable" in html
     assert html.count('<g class="edge" data-edge="rw"') == 4  # the example and its component
     assert "process 0</text>" in html and "worker 0" not in html
+    # the heading says for which model; Elle's :fail stays "failed" in an Elle history
+    assert "<h1>txlab check: invalid for the serializable model</h1>" in html
+    assert "<dt>failed</dt>" in html and "<dt>rolled back</dt>" not in html
 
 
 @pytest.mark.parametrize("option", ["--html", "-o"])

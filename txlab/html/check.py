@@ -62,7 +62,8 @@ def render(data: dict) -> str:
     c = data["check"]
     h = c["history"]
     facts = [("format", h.get("format")), ("transactions", h.get("transactions")),
-             ("committed", h.get("committed")), ("failed", h.get("failed")),
+             ("committed", h.get("committed")),
+             ("rolled back" if h.get("format") == "txlab" else "failed", h.get("failed")),
              ("unknown", h.get("unknown"))]
     facts += [(k, h[k]) for k in ("scenario", "strategy", "seed", "workers", "server") if k in h]
     facts += [("isolation", c.get("isolation") or "-"), ("model", c["model"])]
@@ -70,7 +71,8 @@ def render(data: dict) -> str:
     if judged:
         facts.append(("judged", judged))
     items = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
-    parts = [f'<header><h1>txlab check: {esc(c["verdict"])}</h1><dl class="facts">{items}</dl>'
+    parts = [f'<header><h1>txlab check: {esc(c["verdict"])} for the {esc(c["model"])} model</h1>'
+             f'<dl class="facts">{items}</dl>'
              f'<p class="caption">{esc(c["model"])}: {esc(data["model_summary"])}</p></header>',
              _verdict(c), "<main>"]
     anomalies = c["anomalies"]
