@@ -375,6 +375,23 @@ def test_demo_matrix_cells_link_to_their_players(catalog_matrix, open_page, tmp_
     assert player.locator('tr[aria-current="step"]').get_attribute("data-step") == "2"
 
 
+def test_demo_matrix_page_fits_800_pixels_and_colours_prevented_as_the_terminal(
+        catalog_matrix, open_page, tmp_path):
+    # At 800x600 the SERIALIZABLE column was cut off (the page was 906 px wide); and
+    # "prevented" was amber here while the terminal (and docs/teaching.md) show it green.
+    m = render.matrix_json(catalog_matrix)
+    f = tmp_path / "demo-all-800.html"
+    f.write_text(demo_html.matrix_page(m, [render.to_json(r) for r in catalog_matrix.results]))
+    page = open_page(f, "demo-matrix-800").page
+    page.set_viewport_size({"width": 800, "height": 600})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    prevented = page.locator('td.cell[data-demo="p4"][data-level="serializable"]')
+    assert "prevented" in prevented.inner_text()
+    assert "outcome-ok" in prevented.get_attribute("class")
+    anomaly = page.locator('td.cell[data-demo="p4"][data-level="read-committed"]')
+    assert "outcome-anomaly" in anomaly.get_attribute("class")  # the neighbour: still red
+
+
 def test_demo_all_writes_the_matrix_page(pg_dsn, monkeypatch, tmp_path):
     small = {k: v for k, v in demo.catalog().items() if k in ("g0", "p4")}
     monkeypatch.setattr(demo, "catalog", lambda: small)

@@ -165,8 +165,22 @@ def _state_blocks(perm: dict) -> str:
             f'{"".join(blocks)}<p class="note">{esc(STATE_NOTE)}</p></aside>')
 
 
+# Heads that mean "nothing went wrong", green as in the terminal whatever it cost (a
+# wait, a 40001): the level prevented the anomaly, or everyone committed.
+_GOOD_HEADS = ("PREVENTED", "NO ANOMALY", "COMMITTED")
+
+
+def _tone(v: dict) -> str:
+    """The colour class of a verdict: its outcome (anomaly red, wait and abort amber,
+    ok green), except that a PREVENTED or NO ANOMALY verdict is green, as the terminal
+    shows it."""
+    if v.get("outcome") != "anomaly" and v.get("head") in _GOOD_HEADS:
+        return "ok"
+    return esc(v.get("outcome") or "")
+
+
 def _verdict_line(v: dict) -> str:
-    out = f'<p class="verdict-line badge outcome-{esc(v["outcome"])}">{esc(v["line"])}</p>'
+    out = f'<p class="verdict-line badge outcome-{_tone(v)}">{esc(v["line"])}</p>'
     if v.get("expectation_note"):
         out += (f'<p class="badge {"warn" if v.get("undecided") else "bad"}">'
                 f'{esc(v["expectation_note"])}</p>')
@@ -277,7 +291,7 @@ def _side_by_side(data: dict, prefix: str) -> str:
         for p, lv in zip(ps, levels, strict=True):
             v = lv["permutations"][i]["verdict"]
             pid = _slug(prefix, p["level"], i)
-            verdicts.append(f'<td class="cell outcome-{esc(v["outcome"])}">'
+            verdicts.append(f'<td class="cell outcome-{_tone(v)}">'
                             f'<a href="#{esc(pid)}">{esc(v["line"])}</a></td>')
         body.append('<tr><th scope="row">verdict</th>' + "".join(verdicts) + "</tr>")
         out.append('<table class="side"><caption>Side by side'
@@ -299,7 +313,7 @@ def _players(data: dict, prefix: str) -> str:
     for k, lv in enumerate(levels):
         tid, panel = _slug(prefix, "tab", lv["isolation"]), _slug(prefix, "panel", lv["isolation"])
         first = k == 0
-        outcome = lv["permutations"][0]["verdict"]["outcome"] if lv["permutations"] else ""
+        outcome = _tone(lv["permutations"][0]["verdict"]) if lv["permutations"] else ""
         tabs.append(f'<button type="button" role="tab" id="{tid}" aria-controls="{panel}" '
                     f'aria-selected="{"true" if first else "false"}" tabindex="{0 if first else -1}"'
                     f' class="outcome-{esc(outcome)}">{esc(lv["isolation_sql"])}</button>')
@@ -341,7 +355,7 @@ def render_matrix(data: dict) -> str:
             bad = c.get("as_expected") is False
             pid = _slug(row["demo"], lv, 0)  # its player
             label = c.get("cell") or c["outcome"]
-            cls = f"cell outcome-{c['outcome']}" + (" mismatch" if bad else "")
+            cls = f"cell outcome-{_tone(c)}" + (" mismatch" if bad else "")
             cell = attrs(class_=cls, data_demo=row["demo"], data_level=lv,
                          data_outcome=c["outcome"], data_tip=c["line"])
             cells.append(f'<td{cell}><a href="#{esc(pid)}">{esc(label)}</a></td>')
