@@ -307,6 +307,31 @@ def test_demo_player_steps_with_the_keyboard_and_shows_the_state(pg_dsn, open_pa
     assert "step s2b: <... completed>" in text.split("step s1c: COMMIT;")[1]
 
 
+def test_demo_player_keeps_the_verdict_until_the_last_step(pg_dsn, open_page, tmp_path):
+    # The red ANOMALY banner showed at step 1, giving the answer away; and after a click
+    # on a level's tab, the arrows moved between the tabs although the caption says they
+    # step the player.
+    f = tmp_path / "p4-reveal.html"
+    code, out = invoke("demo", "p4", "-i", "all", "--html", str(f), "--dsn", pg_dsn)
+    assert code == 0, out
+    page = open_page(f, "demo-reveal").page
+    page.locator('[role="tab"]').nth(1).click()  # READ COMMITTED, with the mouse
+    player = page.locator('[role="tabpanel"]:not([hidden]) .player')
+    verdict = player.locator(".reveal .verdict-line")
+    assert not verdict.is_visible() and player.locator(".reveal-note").is_visible()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")  # steps, not tabs: still READ COMMITTED
+    assert "READ COMMITTED" in player.locator("h3").inner_text()
+    assert player.locator('tr[aria-current="step"]').get_attribute("data-step") == "6"
+    assert verdict.is_visible() and "ANOMALY" in verdict.inner_text()
+    assert not player.locator(".reveal-note").is_visible()
+    page.keyboard.press("ArrowLeft")
+    assert not verdict.is_visible()
+    page.emulate_media(media="print")  # printed: the verdict is on paper
+    assert verdict.is_visible()
+    page.emulate_media(media="screen")
+
+
 def test_demo_every_level_has_a_tab_and_a_side_by_side(pg_dsn, open_page, tmp_path):
     f = tmp_path / "p4-all.html"
     code, out = invoke("demo", "p4", "-i", "all", "--format", "json", "--html", str(f),

@@ -223,7 +223,10 @@ def _player(demo: dict, p: dict, pid: str) -> str:
         final = f'<aside class="state"><h4>Final state</h4>{_tables(perm["final_states"])}</aside>'
     title = f"{p['level_sql']}: permutation {' '.join(perm['permutation'])}"
     return (f'<section class="player" id="{esc(pid)}" tabindex="0" aria-label="{esc(title)}"'
-            f' data-steps="{n}"><h3>{esc(title)}</h3>{_verdict_line(perm["verdict"])}{controls}'
+            f' data-steps="{n}"><h3>{esc(title)}</h3>'
+            f'<div class="reveal">{_verdict_line(perm["verdict"])}</div>'
+            '<p class="reveal-note">The verdict shows at the last step.</p>'
+            f'{controls}'
             f'<div class="stage"><table class="steps"><thead><tr><th class="n" scope="col">#</th>'
             f'{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
             f"{_state_blocks(perm) or final}</div></section>")

@@ -25,6 +25,9 @@
       const back = b.dataset.act === "first" || b.dataset.act === "prev";
       b.disabled = back ? k === 1 : k === n;
     }
+    /* the verdict is the answer: shown once the last step is (without script: always) */
+    for (const v of player.querySelectorAll(".reveal")) v.hidden = k < n;
+    for (const v of player.querySelectorAll(".reveal-note")) v.hidden = k >= n;
   }
   for (const p of players) {
     show(p, 1);
@@ -37,6 +40,15 @@
     });
   }
   const visible = (el) => el.offsetParent !== null;
+  /* a level's tab clicked with the mouse: the arrows then step its player (the caption
+     says so), rather than move between the tabs, which keep their keys when focused */
+  document.addEventListener("click", (e) => {
+    const tab = e.target.closest && e.target.closest('[role="tab"]');
+    if (!tab || e.detail === 0) return; /* detail 0: a keyboard "click" */
+    const panel = document.getElementById(tab.getAttribute("aria-controls"));
+    const p = panel && panel.querySelector(".player");
+    if (p) p.focus({ preventScroll: true });
+  });
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     const t = e.target;
