@@ -127,7 +127,8 @@ def test_story_and_next_render_at_the_top_when_present():
     report = {"scenario": "bank-transfer", "strategy": "naive", "isolation": "read-committed",
               "verdict": "VIOLATED", "seed": 1, "outcomes": {}, "invariants": [],
               "anomalies": [], "check": None, "latency_ms": {},
-              "story": ["Money vanished: 8 workers moved money at once.", "Lost updates did it."],
+              "story": ["Money vanished: 8 workers moved money at once.",
+                        "Lost updates did it (`txlab explain lost-update`)."],
               "next": [{"command": "txlab run bank-transfer -i serializable",
                         "why": "see SERIALIZABLE refuse it"}]}
     html = run_page.page(report, iter(synthetic(20)))
@@ -140,6 +141,8 @@ def test_story_and_next_render_at_the_top_when_present():
     # the level as the text report names it, in the title and heading too
     assert "<title>txlab run: bank-transfer / naive / READ COMMITTED</title>" in html
     assert "naive / READ COMMITTED</h1>" in html and "read-committed</h1>" not in html
+    # a command in the story is code on the page, not text between backticks
+    assert "(<code>txlab explain lost-update</code>)" in html and "`txlab explain" not in html
 
 
 def test_embedded_json_cannot_close_its_script_element():

@@ -70,12 +70,22 @@ def _story(r: dict) -> str:
     parts = ['<section class="story" aria-label="What happened">']
     if story:
         sentences = story if isinstance(story, list) else [story]
-        parts.append("".join(f"<p>{esc(s)}</p>" for s in sentences))
+        parts.append("".join(f"<p>{_code_spans(s)}</p>" for s in sentences))
     if nxt:
         parts.append('<h2 class="small">Try next</h2><ul class="next">'
                      + "".join(_next_item(n) for n in nxt) + "</ul>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _code_spans(text: str) -> str:
+    """The story's `commands` as <code>, the rest escaped (the terminal shows the
+    backticks; a page should not)."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an odd backtick: leave it as text
+        return esc(text)
+    return "".join(esc(p) if i % 2 == 0 else f"<code>{esc(p)}</code>"
+                   for i, p in enumerate(parts))
 
 
 def _verdict(r: dict) -> str:
@@ -84,7 +94,7 @@ def _verdict(r: dict) -> str:
     check = r.get("check") or {}
     lines = []
     if bad:
-        lines.append("violated: " + ", ".join(bad))
+        lines.append(", ".join(bad))
     else:
         lines.append("every invariant held")
     if check.get("forbidden"):
