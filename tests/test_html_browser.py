@@ -343,6 +343,9 @@ def test_demo_every_level_has_a_tab_and_a_side_by_side(pg_dsn, open_page, tmp_pa
     assert tabs.all_inner_texts() == [lv["isolation_sql"] for lv in data["levels"]]
     verdicts = page.locator("table.side tr").last.locator("td").all_inner_texts()
     assert verdicts == [lv["permutations"][0]["verdict"]["line"] for lv in data["levels"]]
+    # s2's COMMIT answered by ROLLBACK at RR and SER: in the terminal's words
+    s2c = page.locator("table.side tr", has_text="s2c:").locator("td").all_inner_texts()
+    assert s2c == ["COMMIT", "COMMIT", "ROLLBACK (failed)", "ROLLBACK (failed)"], s2c
     tabs.nth(2).click()
     player = page.locator('[role="tabpanel"]:not([hidden]) .player')
     assert player.count() == 1 and "REPEATABLE READ" in player.locator("h3").inner_text()

@@ -245,14 +245,20 @@ def _intro(demo: dict) -> str:
     return "".join(parts)
 
 
-def _short(it: dict) -> str:
+def _is_commit(sql: str) -> bool:
+    return sql.strip().rstrip(";").strip().upper() in ("COMMIT", "END")
+
+
+def _short(it: dict, commit: bool = False) -> str:
+    """A step's item in a side-by-side cell, in the terminal's words; `commit`: the
+    step is a COMMIT (a ROLLBACK answering it means the transaction had failed)."""
     k = it["kind"]
     if k == "rows":
         rows = it["rows"]
         return "0 rows" if not rows else "; ".join("|".join("" if v is None else v for v in r)
                                                    for r in rows)
     if k == "tag":
-        return it["text"]
+        return "ROLLBACK (failed)" if commit and it["text"] == "ROLLBACK" else it["text"]
     if k == "error":
         return f"ERROR {it.get('sqlstate') or ''}".strip()
     if k == "wait":
@@ -282,7 +288,8 @@ def _side_by_side(data: dict, prefix: str) -> str:
             cells = []
             for p in ps:
                 r = p["rows"][j]
-                words = [w for s in demo["sessions"] for it in r["cells"][s] if (w := _short(it))]
+                words = [w for s in demo["sessions"] for it in r["cells"][s]
+                         if (w := _short(it, s == row["session"] and _is_commit(sql)))]
                 cells.append(f"<td>{esc(', then '.join(words) or 'ok')}</td>")
             body.append(f'<tr><th scope="row">{row["n"]}. {esc(row["step"])}: '
                         f'<code class="sql">{esc(" ".join(sql.split()))}</code></th>{"".join(cells)}</tr>')
