@@ -149,3 +149,13 @@ def test_an_interrupt_while_the_server_restarts_waits_until_it_is_up(persistent,
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "warning" not in result.output
     assert server.is_running(persistent)
+
+
+def test_a_wrapped_verdict_keeps_its_indent(pg_dsn, clean_env):
+    # At 80 columns the verdict's second line fell back to column 0 ("included").
+    result = CliRunner().invoke(cli, ["acid", "consistency", "--dsn", pg_dsn],
+                                env={"COLUMNS": "80"}, catch_exceptions=False)
+    lines = result.output.splitlines()
+    held = [i for i, ln in enumerate(lines) if ln.startswith("  HELD: refused with 23514")]
+    assert held and lines[held[0] + 1].startswith("    "), lines[held[0]:held[0] + 2]
+    assert max(len(ln) for ln in lines) <= 80

@@ -371,7 +371,11 @@ def render(experiments: list[Experiment], skipped_durability: bool = False, fmt:
                 parts.append(_outcome(term_mod.wrapped(line, t, indent=6, hang=2)))
         verdict = e["verdict"]
         word, sep, rest = verdict.partition(":")
-        parts += ["", Text("  ").append(word, style=term_mod.style_of(word)).append(sep + rest)]
+        # wrapped here with its indent (rich would wrap continuation lines to column 0)
+        lines = term_mod.wrapped(verdict, t, indent=2, hang=2)
+        line = Text(lines)
+        line.stylize(term_mod.style_of(word) or "", 2, 2 + len(word))
+        parts += ["", line]
     if d["skipped"]:
         parts += ["", term_mod.heading("DURABILITY"), term_mod.heading("=========="), "",
                   Text(term_mod.wrapped(SKIPPED, t, indent=2, hang=2))]
