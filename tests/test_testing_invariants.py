@@ -180,3 +180,14 @@ def test_a_given_schedule_is_checked_and_not_told_to_raise_max_schedules(wallets
     r = interleave([withdraw_locked] * 2, dsn=wallets_dsn, invariant=PER_ROW, schedule=[0, 1])
     assert r.ok and "the given schedule" in r.explain()
     assert "max_schedules" not in r.explain()
+
+
+def test_a_stress_invariant_that_raises_fails_in_repr_as_in_explain(wallets_dsn):
+    def broken(conn):
+        raise KeyError("wallet 9")
+
+    r = stress(withdraw_locked, dsn=wallets_dsn, workers=1, calls=1, invariant=broken)
+    assert not r.ok and "FAILED" in r.explain()
+    assert repr(r).startswith("<StressResult FAILED") and "raised (FAILED)" in repr(r)
+    none = stress(withdraw_locked, dsn=wallets_dsn, workers=1, calls=1)
+    assert "invariant not given" in repr(none) and none.ok

@@ -59,7 +59,13 @@ class StressResult:
     def __repr__(self) -> str:
         return (f"<StressResult {'ok' if self.ok else 'FAILED'}: {self.calls} calls, "
                 f"{self.returned} returned, {self.commits} commits, invariant "
-                f"{ {True: 'held', False: 'broken', None: 'not checked'}[self.verdict.held]}>")
+                f"{self._invariant_word()}>")
+
+    def _invariant_word(self) -> str:
+        if self.verdict.held is not None:
+            return "held" if self.verdict.held else "broken"
+        # None: none was given, or it raised (which fails the run, as explain() says)
+        return "not given" if self.invariant == "no invariant" else "raised (FAILED)"
 
     @property
     def unexpected(self) -> int:
