@@ -186,6 +186,50 @@ def test_an_unknown_attempt_read_with_its_value_counts_as_committed():
     assert found(both) == {"duplicate-versions"}
 
 
+# Lost COMMIT replies: an unknown attempt is promoted to committed only on evidence that
+# names it alone, never by a guess that makes a version twice (fault audit: a run whose
+# worker lost its COMMIT reply was called FORBIDDEN, duplicate-versions and lost update).
+
+
+def test_an_unknown_attempt_that_wrote_what_a_committed_one_installed_is_not_promoted():
+    # T1 (unknown) and T2 (committed) both wrote version 2 of a with the value 90 (the
+    # same debit of the same balance); T3 read a@2 = 90: T2's install explains it.
+    h = history(txn(("r", "a", 1), ("r", "b", 1), ("w", "a", 2), ("w", "b", 2),
+                    outcome="unknown"),
+                txn(("r", "a", 1), ("r", "c", 1), ("w", "a", 2), ("w", "c", 2)),
+                txn(("r", "a", 2), ("w", "a", 3)))
+    assert found(h, "serializable") == set()
+
+
+def test_two_unknown_writers_of_one_version_leave_it_open():
+    # one of them committed (a later reader saw 5), which one cannot be told: neither is
+    # promoted, so no duplicate version, and the read is no garbage read either
+    h = history(txn(("w", "x", 2, 5), outcome="unknown"), txn(("w", "x", 2, 5), outcome="unknown"),
+                txn(("r", "x", 2, 5)))
+    assert found(h) == set()
+    # the chain: a committed version 3 needs a version 2, written by one of two unknowns
+    chain = history(txn(("w", "x", 2, 5), outcome="unknown"),
+                    txn(("w", "x", 2, 6), outcome="unknown"), txn(("w", "x", 3, 7)))
+    assert found(chain) == set()
+
+
+def test_a_promoted_attempts_own_reads_promote_others_whatever_their_order():
+    # T3 (committed) read T2's write, so T2 committed; T2 read T1's write, so T1 did too.
+    # T1 comes first in the history: one pass in order promoted T2 but never looked at
+    # T2's reads, and the write skew between T1 and T4 went unseen.
+    h = history(txn(("r", "w", 1), ("w", "x", 2), ("w", "y", 2), outcome="unknown"),
+                txn(("r", "x", 2), ("w", "z", 2), outcome="unknown"),
+                txn(("r", "z", 2)),
+                txn(("r", "y", 1), ("w", "w", 2)))
+    assert found(h, "serializable") == {"G2-item"}
+    # the neighbour: T3 did not read T2's write, so nothing says T1 or T2 committed
+    quiet = history(txn(("r", "w", 1), ("w", "x", 2), ("w", "y", 2), outcome="unknown"),
+                    txn(("r", "x", 2), ("w", "z", 2), outcome="unknown"),
+                    txn(("r", "z", 1)),
+                    txn(("r", "y", 1), ("w", "w", 2)))
+    assert found(quiet, "serializable") == set()
+
+
 # ---------------------------------------------------------------- Elle formats unchanged
 
 

@@ -228,6 +228,10 @@ def from_ops(records, where: str) -> Txns:
         if lists and scalars:
             raise _bad(where, n, "a read returns a list (list-append) and another a single "
                                  "value (rw-register) in one transaction")
+        if appends and scalars:
+            raise _bad(where, n, "an append (list-append) and a read that returns a single "
+                                 "value (rw-register) in one transaction: list-append reads "
+                                 "return lists")
         i = len(status)
         names.append(index if type(index) is int or (index is not None
                                                      and type(index) in _HASHABLE) else pos)

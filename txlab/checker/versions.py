@@ -27,8 +27,9 @@ Transactions with an unknown outcome (txlab "unknown", Elle "info") are treated
 as committed when some committed transaction read what they wrote (txlab: the
 same version with the same value, since a version number that a rolled-back
 attempt took may be installed again), or (txlab) when the chain needs them: a
-later committed version exists and nobody else installed theirs. Otherwise they
-are left out, like failed transactions.
+later committed version exists. Only when exactly one unknown transaction wrote
+that version and no committed one installed it: otherwise it stays open (see
+_promote). Otherwise they are left out, like failed transactions.
 
 txlab's format also records the value of every read and write, and a key's
 value means the same thing everywhere, so the index keeps the value each
@@ -96,6 +97,20 @@ def _plain(x):
 
 
 def _promote(tx: Txns, idx: Index) -> None:
+    """Unknown-outcome transactions that must have committed become committed.
+
+    - Read: a committed transaction read a version (txlab: with the same value) that
+      exactly one unknown transaction wrote: that writer committed. Unless a committed
+      transaction installed that version with that value: then it is what was read
+      (a version is installed once, so the unknown writer of the same value need not
+      have committed). Several unknown writers of one version leave it open (one of
+      them committed, which one cannot be told).
+    - Chain (txlab): a later version of the key was committed, so this one was too;
+      again only when exactly one unknown transaction wrote it.
+    Repeated until nothing changes: a promoted transaction's reads count too. What
+    stays open stays unknown (left out, like a failed transaction), never a guess:
+    a wrong guess would make a duplicate version, a forbidden anomaly that never
+    happened."""
     status, ops = tx.status, tx.ops
     by_value = tx.format == TXLAB
     lists = tx.format == APPEND
@@ -108,40 +123,52 @@ def _promote(tx: Txns, idx: Index) -> None:
                     idx.unknown[(op[1], op[2])] = i
     if not pending:
         return
+    taken: dict = {}  # (key, version) a committed transaction installed -> its value
+    top: dict = {}  # key -> its highest committed version (txlab)
+    promoted: list = []
+
+    def installs(i) -> None:
+        for op in ops[i]:
+            if op[0] == "w":
+                taken.setdefault((op[1], op[2]), op[3])
+                if by_value and (op[1] not in top or op[2] > top[op[1]]):
+                    top[op[1]] = op[2]
+
+    def promote(j) -> None:
+        status[j] = OK
+        installs(j)
+        promoted.append(j)
+
+    def only(cands: list) -> None:
+        if len(cands) == 1:
+            promote(cands[0])
 
     def saw(i, k, v, value):
-        for j, x in pending.get((k, v), ()):
-            if j != i and (not by_value or same_value(x, value)):
-                status[j] = OK
+        if (k, v) in taken and (not by_value or same_value(taken[(k, v)], value)):
+            return  # the committed install explains the read
+        only([j for j, x in pending.get((k, v), ()) if j != i and status[j] == INFO
+              and (not by_value or same_value(x, value))])
 
-    for i in range(len(status)):
-        if status[i] != OK:
-            continue
-        for op in ops[i]:
-            if op[0] == "r":
-                if lists:
-                    for v in op[3] or EMPTY:
-                        saw(i, op[1], v, v)
-                else:
-                    saw(i, op[1], op[2], op[3])
-            elif op[0] == "pr":
-                for row in op[2]:
-                    saw(i, row[0], row[1], row[2])
-    if by_value:  # the chain needs them: a later committed version exists
-        top: dict = {}
-        taken = set()
-        for i in range(len(status)):
-            if status[i] == OK:
-                for op in ops[i]:
-                    if op[0] == "w":
-                        taken.add((op[1], op[2]))
-                        if op[1] not in top or op[2] > top[op[1]]:
-                            top[op[1]] = op[2]
-        for (k, v), js in pending.items():
-            if (k, v) not in taken and k in top and top[k] > v:
-                for j, _ in js[-1:]:  # the last attempt that took the version number
-                    if status[j] == INFO:
-                        status[j] = OK
+    readers = [i for i in range(len(status)) if status[i] == OK]
+    for i in readers:
+        installs(i)
+    while readers:
+        for i in readers:
+            for op in ops[i]:
+                if op[0] == "r":
+                    if lists:
+                        for v in op[3] or EMPTY:
+                            saw(i, op[1], v, v)
+                    else:
+                        saw(i, op[1], op[2], op[3])
+                elif op[0] == "pr":
+                    for row in op[2]:
+                        saw(i, row[0], row[1], row[2])
+        if by_value:  # the chain needs them: a later committed version exists
+            for (k, v), js in pending.items():
+                if (k, v) not in taken and k in top and top[k] > v:
+                    only([j for j, _ in js if status[j] == INFO])
+        readers, promoted[:] = list(promoted), []
 
 
 def _writers(tx: Txns, idx: Index) -> None:
@@ -199,7 +226,9 @@ def _numeric_chains(idx: Index) -> None:
             nextw[k] = dict(zip(vs, [d[v] for v in vs[1:]], strict=False))
             if type(vs[0]) is int and vs[-1] - vs[0] + 1 != len(vs):
                 for a, b in zip(vs, vs[1:], strict=False):
-                    if b != a + 1:
+                    # a hole that unknown-outcome writers fill (which of several
+                    # committed is not known) is not a missing version
+                    if b != a + 1 and not all((k, x) in idx.unknown for x in range(a + 1, b)):
                         findings.append(("missing-versions", {
                             "key": k, "after": a, "before": b, "txns": [d[a], d[b]],
                             "why": "no transaction installed version " + (
