@@ -337,3 +337,29 @@ def test_ctrl_c_while_the_server_is_down_still_checks_the_partial_history(tmp_pa
     assert any("invariants not checked (interrupted while the server could not be reached)"
                in n for n in report["notes"]), report["notes"]
     assert "interrupted while the server could not be reached" in " ".join(report["story"])
+
+
+def test_a_check_backend_ended_during_the_invariant_checks_is_checked_again(pg_dsn, schema):
+    # The control connection's backend is terminated while the first invariant runs
+    # (as a server restart would end it): txlab reconnects within --reconnect-timeout-s
+    # and checks what is left; it used to stop with SERVER LOST, exit 3.
+    def end_the_check(proc):
+        rows = _wait_for(pg_dsn, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                 "'txlab-control' AND state = 'active' AND query LIKE "
+                                 "'%pg_sleep%'", "the invariant check")
+        conn = psycopg2.connect(pg_dsn)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))
+        finally:
+            conn.close()
+
+    code, report, err = _txlab_with_fault(
+        [SLOW, "-p", "check_ms=1500", "-w", "2", "-n", "20", "--dsn", pg_dsn, "--schema",
+         schema], end_the_check)
+    assert code == 0, err
+    assert report["verdict"] == "HOLDS" and report["failure"] is None
+    assert [i["name"] for i in report["invariants"]] == ["counters agree with the log",
+                                                         "no negative counter"]
+    assert all(i["holds"] for i in report["invariants"]) and not report["invariants_unchecked"]

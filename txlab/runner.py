@@ -230,7 +230,10 @@ def _check(conn, scenario: Scenario, settings: RunSettings, params: dict,
             if _gone(conn, exc):
                 raise _Lost(db.first_line(exc)) from None
             raise
+        checked = {r.name for r in results}  # a retry after a restart: the rest only
         for inv in scenario.invariants:
+            if inv.name in checked:
+                continue
             try:
                 cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 v: Verdict = inv.check(Check(cur, params))
@@ -565,16 +568,19 @@ class _Run:
             self.conns[w] = conn
         return conn
 
-    def keep_lock(self, now: float, wait: bool = False) -> None:
+    def keep_lock(self, now: float, wait: bool = False, until: float | None = None) -> None:
         """The main thread's part: the schema lock is still held (its connection lives),
         else it is taken again on a new connection; when another txlab got the schema
         meanwhile, `schema_taken` says so and the run stops at once. Workers that
         reconnected wait for this (lock_asked/lock_seen). `wait`: after the load, try
-        until the server is back, for up to reconnect_timeout_s."""
+        until the server is back, for up to reconnect_timeout_s (or until `until`, a
+        monotonic deadline the caller's other waits share)."""
         lock = self.lock
         if lock is None or self.schema_taken is not None:
             return
         deadline = now + (self.settings.reconnect_timeout_s if wait else 0.0)
+        if wait and until is not None:
+            deadline = until
         while True:
             asked = self.lock_asked
             if lock.intact(probe=asked > self.lock_seen or wait):
@@ -787,24 +793,37 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         invariants: list[InvariantResult] = []
         seen = interrupts.count
         unreachable = False  # the invariant checks found no server (then said in the notes)
-        # The final state is this run's own only while it still owns the schema.
-        r.keep_lock(time.monotonic(), wait=not failure and not interrupts)
+        # The final state is this run's own only while it still owns the schema. One
+        # reconnect timeout for all the waits after the load (the lock, the control
+        # connection, a restart during the checks), not one each.
+        until = time.monotonic() + settings.reconnect_timeout_s
+        r.keep_lock(time.monotonic(), wait=not failure and not interrupts, until=until)
         taken = r.schema_taken
         if taken is not None:
             failure = taken
-        try:
-            if taken is None:  # else nothing of the final state is this run's to judge
+        while taken is None:  # else nothing of the final state is this run's to judge
+            try:
                 # After a lost server or Ctrl-C, one try; else wait for a restarting server.
-                wait = 0.0 if failure or interrupts else settings.reconnect_timeout_s
+                wait = 0.0 if failure or interrupts else max(0.0, until - time.monotonic())
                 control = _usable(control, dsn, wait, lambda: interrupts.count > seen)
                 db.cancellable(control, _check, control, scenario, settings, params,
                                invariants, stop=lambda: interrupts.count > seen)
-        except KeyboardInterrupt:
-            pass  # counted in interrupts
-        except (_Lost, DatabaseError) as exc:
-            unreachable = True
-            if failure is None and not interrupts:
-                failure = f"the server could not be reached for the invariant checks: {exc}"
+            except KeyboardInterrupt:
+                pass  # counted in interrupts
+            except (_Lost, DatabaseError) as exc:
+                if (failure is None and not interrupts and time.monotonic() < until
+                        and isinstance(exc, _Lost)):
+                    # The server restarted (or the check's backend was ended) during the
+                    # checks: back on the lock, then the invariants not checked yet.
+                    r.keep_lock(time.monotonic(), wait=True, until=until)
+                    taken = r.schema_taken
+                    if taken is not None:
+                        failure = taken
+                    continue
+                unreachable = True
+                if failure is None and not interrupts:
+                    failure = f"the server could not be reached for the invariant checks: {exc}"
+            break
         done = {i.name for i in invariants}
         unchecked = [i.name for i in scenario.invariants if i.name not in done]
     finally:
