@@ -363,3 +363,30 @@ def test_a_check_backend_ended_during_the_invariant_checks_is_checked_again(pg_d
     assert [i["name"] for i in report["invariants"]] == ["counters agree with the log",
                                                          "no negative counter"]
     assert all(i["holds"] for i in report["invariants"]) and not report["invariants_unchecked"]
+
+
+@pytest.mark.parametrize("check", [[], ["--no-check"]])
+def test_a_history_removed_during_the_run_keeps_the_report_and_says_so(pg_dsn, schema, tmp_path,
+                                                                       check):
+    # `rm -rf` of the history's folder during the load: the report was lost (an internal
+    # error from the check reading a file that was gone), or with --no-check it said
+    # "attempts written to" a file nobody could read.
+    folder = tmp_path / "od"
+    folder.mkdir()
+    history = folder / "h.jsonl"
+
+    def remove_it(proc):
+        _wait_for(pg_dsn, IN_COMMIT, "a worker in its COMMIT")
+        import shutil
+
+        shutil.rmtree(folder)
+
+    code, report, err = _txlab_with_fault(
+        [SLOW, "-p", "commit_ms=100", "-w", "2", "-n", "16", "--history", str(history),
+         "--dsn", pg_dsn, "--schema", schema, *check], remove_it)
+    assert code == 3, err
+    assert "removed or replaced during the run" in report["history_error"]
+    assert "keeps only its run and init records" not in report["history_error"]
+    assert all(i["holds"] for i in report["invariants"])  # the final state is still judged
+    assert "txlab: history:" not in err and "internal error" not in err, err  # no claim
+    assert not folder.exists()

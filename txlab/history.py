@@ -10,6 +10,7 @@ in docs/history-format.md.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
 import marshal
@@ -292,6 +293,8 @@ class Writer:
         try:
             spool_dir = spool_dir if spool_dir is not None else self._folder.path
             self._file = open(self.path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
+            st = os.fstat(self._file.fileno())
+            self._ident = (st.st_dev, st.st_ino)
             self._lines = _Lines(str(meta.get("isolation", "")))
             self._spool = _Spool(spool_dir / "attempts.spool", self._lines)
             header = _header_lines(meta, initial)
@@ -306,6 +309,15 @@ class Writer:
             raise
         self._pending: list = []
         self.count = 0  # attempts handed over (spooled, then written)
+        self.gone = False  # the file was removed or replaced under the run
+
+    def _ours(self) -> bool:
+        """`path` still names the file this writer opened (not removed or replaced)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._ident
 
     def _give_up(self) -> None:
         """The history could not even be started (a full disk): nothing is left of it,
@@ -357,6 +369,10 @@ class Writer:
             self._spool.close()
             written = 0
             try:
+                if not self._ours():  # `rm` of it or its folder during the run
+                    self.gone = True
+                    raise OSError(errno.ENOENT, "the file was removed or replaced during the "
+                                  "run, so the attempts written to it are lost", str(self.path))
                 for attempts in self._spool.attempts():
                     lines: list[str] = []
                     self._lines.encode(lines, written + 1, attempts)
@@ -377,13 +393,15 @@ class Writer:
         some attempts without the rest); the spool is removed. count becomes 0."""
         self._pending = []
         self.count = 0
+        ours = self._ours()  # never cut short a file that took this one's name
         for f in (self._spool, self._file):
             with contextlib.suppress(OSError):
                 if f is not None:
                     f.close()  # flushing what is buffered may fail again: dropped
         self._spool = None
-        with contextlib.suppress(OSError):
-            os.truncate(self.path, self._header_bytes)
+        if ours:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, self._header_bytes)
         self._remove_folder()
 
     def _remove_folder(self) -> None:

@@ -685,7 +685,7 @@ class _Run:
             cut = "" if self.done.is_set() else (
                 "; the load was stopped there, so the numbers cover only the part that ran")
             kept = ("; the history file keeps only its run and init records"
-                    if self.settings.history_path else "")
+                    if self.settings.history_path and not writer.gone else "")
             self.history_error = (f"the history could not be written ({where}):"
                                   f" {exc.strerror or exc}{cut}{kept}")
         writer.abandon()
