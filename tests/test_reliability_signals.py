@@ -227,6 +227,29 @@ def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback(sig):
     assert r.returncode == 130 and r.stderr == "txlab: interrupted\n", r.stderr
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_an_import_swallows_still_ends_txlab(sig):
+    # An extension's import (ssl, under psycopg2) can swallow the KeyboardInterrupt a
+    # signal raises inside it: the whole run then went on (fault audit: SIGTERM at 0.1 s,
+    # exit 1 with a full report). Simulated: an import that catches it and goes on.
+    code = ("import builtins, os, signal\n"
+            "real = builtins.__import__\n"
+            "def hook(name, *a, **k):\n"
+            "    if name == 'txlab.cli':\n"
+            "        try:\n"
+            f"            os.kill(os.getpid(), signal.{sig})\n"
+            "        except KeyboardInterrupt:\n"
+            "            pass  # swallowed, as inside an extension's import\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = hook\n"
+            "import sys; sys.argv = ['txlab', 'list']\n"
+            "from txlab.__main__ import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130 and r.stderr == "txlab: interrupted\n", (r.returncode, r.stderr)
+    assert r.stdout == ""  # the command did not run
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
     # Each cell is a run that winds down at an interrupt; the matrix must then stop,

@@ -10,8 +10,17 @@ import signal
 import sys
 
 
+_SEEN: list = []  # signals that arrived while the CLI loaded
+
+
 def _interrupt(signum, frame):
+    _SEEN.append(signum)
     raise KeyboardInterrupt
+
+
+def _interrupted() -> None:
+    sys.stderr.write("txlab: interrupted\n")
+    sys.exit(130)
 
 
 def main() -> None:
@@ -20,13 +29,25 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) is signal.SIG_DFL:
             signal.signal(sig, _interrupt)
+    # Ctrl-C too while loading: an interrupt raised inside an extension's import (ssl,
+    # under psycopg2) can be swallowed there; the flag still ends txlab after it.
+    default_int = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if default_int:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
-        from txlab.cli import main as cli_main
-
+        try:
+            from txlab.cli import main as cli_main
+        except BaseException:
+            if _SEEN:
+                _interrupted()
+            raise
+        if default_int:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _SEEN:
+            _interrupted()
         cli_main()
     except KeyboardInterrupt:
-        sys.stderr.write("txlab: interrupted\n")
-        sys.exit(130)
+        _interrupted()
 
 
 if __name__ == "__main__":
