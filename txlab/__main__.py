@@ -9,7 +9,6 @@ command runs, txlab.signals and the CLI's error handling take over.
 import signal
 import sys
 
-
 _SEEN: list = []  # signals that arrived while the CLI loaded
 
 
