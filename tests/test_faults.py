@@ -162,6 +162,11 @@ def test_ctrl_c_during_the_invariant_checks_keeps_report_and_history(pg_dsn, sch
          "--dsn", pg_dsn, "--schema", schema], ctrl_c_in_the_check)
     assert code == 130, err
     assert report["interrupted"] is True and report["verdict"] == "INCOMPLETE"
+    # the load had ended: the numbers are whole, only the checks were cut short
+    assert report["load_whole"] is True and report["outcomes"]["committed"] == 30
+    assert "its load had run to its end" in report["story"][0]
+    assert not any("stopped early" in n for n in report["notes"])
+    assert report["summary"][0].startswith("INTERRUPTED: checks cut short.")
     assert "counters agree with the log" in report["invariants_unchecked"]
     assert report["check"] is None
     assert any("anomaly check did not run (interrupted)" in n for n in report["notes"])

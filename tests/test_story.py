@@ -146,13 +146,16 @@ def test_a_run_whose_invariants_went_unchecked_is_not_called_lucky(runs):
 
 def test_an_interrupted_run_says_its_numbers_are_partial(runs):
     rep = copy.deepcopy(runs["clean"])
-    rep["interrupted"] = True
+    rep["interrupted"], rep["load_whole"] = True, False  # Ctrl-C during the load
     for key in ("story", "next"):
         del rep[key]
     told = story.tell(rep)
     assert told["story"][0].startswith("The run was interrupted after ")
     assert "cover only the part that ran" in told["story"][0]
     assert told["next"][0]["why"] == "the run was interrupted; run it to the end"
+    rep["load_whole"] = True  # the neighbour: Ctrl-C during the checks after the load
+    told = story.tell(rep)
+    assert "its load had run to its end" in told["story"][0] and "only" not in told["story"][0]
 
 
 def test_a_forbidden_anomaly_is_called_a_bug_even_when_invariants_held(runs):

@@ -67,6 +67,7 @@ def _data(r: RunResult) -> dict:
         "failure": r.failure,
         "schema_taken": r.schema_taken,
         "checks_unreachable": r.checks_unreachable,
+        "load_whole": r.load_whole,
         "history_error": r.history_error,
         "invariants_unchecked": list(r.invariants_unchecked),
         "check_skipped": r.check_skipped,
@@ -120,7 +121,10 @@ def notes(r: RunResult) -> list[str]:
     out = []
     if r.isolation.note:
         out.append(r.isolation.note)
-    if r.interrupted:
+    if r.interrupted and r.load_whole:
+        out.append("INTERRUPTED: the load ran to its end; the checks after it were stopped "
+                   "(what they could not check is said below).")
+    elif r.interrupted:
         out.append("INTERRUPTED: the run was stopped early; in-flight transactions were rolled back.")
     if r.schema_taken:
         out.append(f"SCHEMA TAKEN: {r.failure}. The report covers the run until then; the "
@@ -155,7 +159,8 @@ def notes(r: RunResult) -> list[str]:
 def summary(r: RunResult) -> list[str]:
     """The closing verdict lines every view prints."""
     bad = [i.name for i in r.invariants if not i.holds]
-    prefix = "INTERRUPTED: partial run. " if r.interrupted else ""
+    prefix = ("" if not r.interrupted else "INTERRUPTED: checks cut short. " if r.load_whole
+              else "INTERRUPTED: partial run. ")
     if bad:
         lines = [f"{prefix}VIOLATED: {len(bad)} of {len(r.invariants)} invariants violated "
                  f"({', '.join(bad)})"]

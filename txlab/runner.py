@@ -109,6 +109,7 @@ class RunResult:
     failure: str | None = None  # why the run stopped early, other than Ctrl-C (server lost)
     schema_taken: bool = False  # the failure: another txlab took the schema mid-run
     checks_unreachable: bool = False  # the invariant checks could not reach the server
+    load_whole: bool = True  # the load ran to its end (an interrupt, if any, came after it)
     history_error: str | None = None  # the history could not be written: the load stopped
     invariants_unchecked: list[str] = field(default_factory=list)  # interrupted or server lost
     check_skipped: str | None = None  # why the anomaly check did not run although asked for
@@ -792,6 +793,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         failure = r.lost
         invariants: list[InvariantResult] = []
         seen = interrupts.count
+        load_whole = not seen  # an interrupt from here on cuts the checks, not the load
         unreachable = False  # the invariant checks found no server (then said in the notes)
         # The final state is this run's own only while it still owns the schema. One
         # reconnect timeout for all the waits after the load (the lock, the control
@@ -874,6 +876,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         invariants=invariants, check=check, params=params,
         think_ms=settings.think_ms, retries=settings.retries, history=hist,
         failure=failure, schema_taken=taken is not None, checks_unreachable=unreachable,
+        load_whole=load_whole,
         invariants_unchecked=unchecked, check_skipped=check_skipped,
         declared=declared(scenario, settings.scenario), history_error=history_error,
     )

@@ -362,7 +362,9 @@ def _next(r: dict, violated: bool) -> list[dict]:
     attempts, aborted, causes = _aborts(r)
     out: list[dict] = []
     if r["interrupted"]:
-        out.append({"command": _command(r), "why": "the run was interrupted; run it to the end"})
+        out.append({"command": _command(r), "why": "its checks were interrupted; run it again to "
+                    "have them" if r.get("load_whole") else "the run was interrupted; run it to "
+                    "the end"})
     knobs = (r.get("declared") or {}).get("knobs", {})
     params = r.get("params") or {}
     if (dict(causes).get(DEADLOCK) and "lock_order" in knobs
@@ -416,7 +418,10 @@ def tell(r: dict) -> dict:
     """{"story": [sentences], "next": [{"command", "why"}]} for a report dictionary."""
     violated = any(not i["holds"] for i in r["invariants"])
     story = []
-    if r["interrupted"]:
+    if r["interrupted"] and r.get("load_whole"):
+        story.append(f"The run was interrupted during its checks; its load had run to its end "
+                     f"({r['duration_s']:.1f} s), so these numbers are whole.")
+    elif r["interrupted"]:
         story.append(f"The run was interrupted after {r['duration_s']:.1f} s, so these numbers "
                      "cover only the part that ran.")
     elif r.get("schema_taken"):
