@@ -209,21 +209,28 @@ def test_a_killed_txlabs_server_and_history_are_reaped_by_the_next_one_and_nothi
         sleeper.wait()
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
-def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback(sig):
-    # Deterministic: the interrupt arrives while txlab.cli is being imported (SIGTERM
-    # and SIGHUP killed txlab there, exit 143 and 129, undocumented).
+def _load_cli_with(signal_line: str) -> subprocess.CompletedProcess:
+    """`txlab list` through txlab.__main__, with `signal_line` (Python, 8 spaces in) run
+    at the moment txlab.cli is imported."""
     code = ("import builtins, os, signal\n"
             "real = builtins.__import__\n"
             "def hook(name, *a, **k):\n"
             "    if name == 'txlab.cli':\n"
-            f"        os.kill(os.getpid(), signal.{sig})\n"
+            f"{signal_line}"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = hook\n"
             "import sys; sys.argv = ['txlab', 'list']\n"
             "from txlab.__main__ import main\n"
             "main()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupt_while_loading_the_cli_is_one_line_not_a_traceback(sig):
+    # Deterministic: the interrupt arrives while txlab.cli is being imported (SIGTERM
+    # and SIGHUP killed txlab there, exit 143 and 129, undocumented).
+    r = _load_cli_with(f"        os.kill(os.getpid(), signal.{sig})\n")
     assert r.returncode == 130 and r.stderr == "txlab: interrupted\n", r.stderr
 
 
@@ -232,20 +239,10 @@ def test_an_interrupt_an_import_swallows_still_ends_txlab(sig):
     # An extension's import (ssl, under psycopg2) can swallow the KeyboardInterrupt a
     # signal raises inside it: the whole run then went on (fault audit: SIGTERM at 0.1 s,
     # exit 1 with a full report). Simulated: an import that catches it and goes on.
-    code = ("import builtins, os, signal\n"
-            "real = builtins.__import__\n"
-            "def hook(name, *a, **k):\n"
-            "    if name == 'txlab.cli':\n"
-            "        try:\n"
-            f"            os.kill(os.getpid(), signal.{sig})\n"
-            "        except KeyboardInterrupt:\n"
-            "            pass  # swallowed, as inside an extension's import\n"
-            "    return real(name, *a, **k)\n"
-            "builtins.__import__ = hook\n"
-            "import sys; sys.argv = ['txlab', 'list']\n"
-            "from txlab.__main__ import main\n"
-            "main()\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    r = _load_cli_with("        try:\n"
+                       f"            os.kill(os.getpid(), signal.{sig})\n"
+                       "        except KeyboardInterrupt:\n"
+                       "            pass  # swallowed, as inside an extension's import\n")
     assert r.returncode == 130 and r.stderr == "txlab: interrupted\n", (r.returncode, r.stderr)
     assert r.stdout == ""  # the command did not run
 
