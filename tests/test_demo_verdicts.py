@@ -252,11 +252,17 @@ def test_pretty_output_fits_the_width(demo_cmd, columns):
 # ---------------------------------------------------------------- permutation markers
 
 
+def _p4_copy(demo_cmd, tmp_path):
+    """p4 as a spec of one's own (`demo --show p4 > p4.spec`)."""
+    spec = tmp_path / "p4.spec"
+    spec.write_text(demo_cmd("--show", "p4", dsn=False).output)
+    return spec
+
+
 def test_a_step_a_marker_holds_back_is_not_called_a_lock_wait_nor_prevented(demo_cmd, tmp_path):
     # `s2a(*)` reports s2a as waiting whatever it does; s2a is a plain SELECT and the
     # permutation skips both UPDATEs: nothing waited for a lock, nothing was prevented.
-    spec = tmp_path / "p4.spec"
-    spec.write_text(demo_cmd("--show", "p4", dsn=False).output)
+    spec = _p4_copy(demo_cmd, tmp_path)
     r = demo_cmd(str(spec), "-P", "s1a s2a(*) s1c s2c", "-i", "rc", columns=200)
     assert r.exit_code == 0, r.output
     out = flat(r.output)
@@ -276,8 +282,7 @@ def test_a_step_a_marker_holds_back_is_not_called_a_lock_wait_nor_prevented(demo
 def test_a_marked_step_that_also_waits_for_a_lock_is_still_prevented(demo_cmd, tmp_path):
     # The neighbour: at REPEATABLE READ s2's UPDATE really waits for s1's row lock and
     # then aborts; a marker elsewhere in the permutation changes nothing of that.
-    spec = tmp_path / "p4.spec"
-    spec.write_text(demo_cmd("--show", "p4", dsn=False).output)
+    spec = _p4_copy(demo_cmd, tmp_path)
     r = demo_cmd(str(spec), "-P", "s1a s2a(*) s1b s2b s1c s2c", "-i", "rr", columns=200)
     assert r.exit_code == 0, r.output
     out = flat(r.output)

@@ -50,6 +50,9 @@ LEVELS = {
     "repeatable-read": Isolation("repeatable-read", "REPEATABLE READ"),
     "serializable": Isolation("serializable", "SERIALIZABLE"),
 }
+# Level names where the full ones do not fit (matrix rows, narrow demo tables).
+SHORT = {"read-uncommitted": "RU", "read-committed": "RC", "repeatable-read": "RR",
+         "serializable": "SER"}
 _ALIASES = {
     "ru": "read-uncommitted",
     "rc": "read-committed",

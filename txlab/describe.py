@@ -9,8 +9,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from txlab import term as term_mod
-from txlab.db import LEVELS
-from txlab.matrix import SHORT
+from txlab.db import LEVELS, SHORT
 from txlab.scenario import Knob, Scenario, number
 from txlab.term import STYLES, Term, heading
 

@@ -26,14 +26,12 @@ import psycopg2
 from tabulate import tabulate
 
 from txlab import runner, signals
-from txlab.db import LEVELS, ConnectError, Isolation
+from txlab.db import LEVELS, SHORT, ConnectError, Isolation
 from txlab.errors import DatabaseError, UsageError
 from txlab.scenario import Scenario
 from txlab.settings import RunSettings
 
 FORMATS = ("table", "markdown", "json", "csv")
-SHORT = {"read-uncommitted": "RU", "read-committed": "RC", "repeatable-read": "RR",
-         "serializable": "SER"}
 
 
 @dataclass(frozen=True)

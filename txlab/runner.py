@@ -569,19 +569,18 @@ class _Run:
             self.conns[w] = conn
         return conn
 
-    def keep_lock(self, now: float, wait: bool = False, until: float | None = None) -> None:
+    def keep_lock(self, now: float, until: float | None = None) -> None:
         """The main thread's part: the schema lock is still held (its connection lives),
         else it is taken again on a new connection; when another txlab got the schema
         meanwhile, `schema_taken` says so and the run stops at once. Workers that
-        reconnected wait for this (lock_asked/lock_seen). `wait`: after the load, try
-        until the server is back, for up to reconnect_timeout_s (or until `until`, a
-        monotonic deadline the caller's other waits share)."""
+        reconnected wait for this (lock_asked/lock_seen). `until`: after the load, try
+        until the server is back, up to this monotonic deadline (which the caller's
+        other waits share); else one look."""
         lock = self.lock
         if lock is None or self.schema_taken is not None:
             return
-        deadline = now + (self.settings.reconnect_timeout_s if wait else 0.0)
-        if wait and until is not None:
-            deadline = until
+        wait = until is not None
+        deadline = until if wait else now
         while True:
             asked = self.lock_asked
             if lock.intact(probe=asked > self.lock_seen or wait):
@@ -799,7 +798,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         # reconnect timeout for all the waits after the load (the lock, the control
         # connection, a restart during the checks), not one each.
         until = time.monotonic() + settings.reconnect_timeout_s
-        r.keep_lock(time.monotonic(), wait=not failure and not interrupts, until=until)
+        r.keep_lock(time.monotonic(), until if not failure and not interrupts else None)
         taken = r.schema_taken
         if taken is not None:
             failure = taken
@@ -817,7 +816,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
                         and isinstance(exc, _Lost)):
                     # The server restarted (or the check's backend was ended) during the
                     # checks: back on the lock, then the invariants not checked yet.
-                    r.keep_lock(time.monotonic(), wait=True, until=until)
+                    r.keep_lock(time.monotonic(), until)
                     taken = r.schema_taken
                     if taken is not None:
                         failure = taken

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from txlab.html.page import attrs, badge, document, esc, result_table
+from txlab.interleave.spec import failed_commit
 
 STATE_NOTE = ("Read after each step on a separate connection at READ COMMITTED: committed data "
               "only. A session's uncommitted writes do not show here until it commits.")
@@ -122,7 +123,7 @@ def _item(it: dict, sql: str) -> str:
         return result_table({"columns": it["columns"], "rows": it["rows"]})
     if k == "tag":
         note = ""
-        if it["text"] == "ROLLBACK" and "COMMIT" in sql.upper():
+        if failed_commit(it["text"], sql):
             note = " (COMMIT rolled back: the transaction had failed)"
         return f'<span class="tag">→ {esc(it["text"])}{esc(note)}</span>'
     if k == "error":
@@ -245,20 +246,16 @@ def _intro(demo: dict) -> str:
     return "".join(parts)
 
 
-def _is_commit(sql: str) -> bool:
-    return sql.strip().rstrip(";").strip().upper() in ("COMMIT", "END")
-
-
-def _short(it: dict, commit: bool = False) -> str:
-    """A step's item in a side-by-side cell, in the terminal's words; `commit`: the
-    step is a COMMIT (a ROLLBACK answering it means the transaction had failed)."""
+def _short(it: dict, sql: str = "") -> str:
+    """A step's item in a side-by-side cell, in the terminal's words; `sql`: the step's
+    own SQL, for its session's items (a ROLLBACK answering a COMMIT: it had failed)."""
     k = it["kind"]
     if k == "rows":
         rows = it["rows"]
         return "0 rows" if not rows else "; ".join("|".join("" if v is None else v for v in r)
                                                    for r in rows)
     if k == "tag":
-        return "ROLLBACK (failed)" if commit and it["text"] == "ROLLBACK" else it["text"]
+        return "ROLLBACK (failed)" if failed_commit(it["text"], sql) else it["text"]
     if k == "error":
         return f"ERROR {it.get('sqlstate') or ''}".strip()
     if k == "wait":
@@ -289,7 +286,7 @@ def _side_by_side(data: dict, prefix: str) -> str:
             for p in ps:
                 r = p["rows"][j]
                 words = [w for s in demo["sessions"] for it in r["cells"][s]
-                         if (w := _short(it, s == row["session"] and _is_commit(sql)))]
+                         if (w := _short(it, sql if s == row["session"] else ""))]
                 cells.append(f"<td>{esc(', then '.join(words) or 'ok')}</td>")
             body.append(f'<tr><th scope="row">{row["n"]}. {esc(row["step"])}: '
                         f'<code class="sql">{esc(" ".join(sql.split()))}</code></th>{"".join(cells)}</tr>')

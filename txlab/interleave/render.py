@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from txlab import db, errors
 from txlab import term as terms
 from txlab.interleave import driver as d
+from txlab.interleave import spec as specs
 from txlab.interleave import transcript
 from txlab.interleave.demo import LEVEL_ORDER, DemoResult, Matrix, Verdict, pinned_sessions
 
@@ -223,7 +224,7 @@ def timeline_cells(spec, events, start: int = 0) -> list[TimelineCell]:
         elif isinstance(e, d.Rows) and e.step:
             current(e.session).lines.append((result_block(e.columns, e.rows), ""))
         elif isinstance(e, d.Command) and e.step and e.command:
-            if e.command == "ROLLBACK" and "COMMIT" in steps[e.step].sql.upper():
+            if specs.failed_commit(e.command, steps[e.step].sql):
                 current(e.session).lines.append(
                     ("→ ROLLBACK (the COMMIT rolled back: the transaction had failed)", "aborted"))
             else:
@@ -397,7 +398,7 @@ def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, li
         if isinstance(e, d.Rows):
             parts.append((_short_rows(e.rows), ""))
         elif isinstance(e, d.Command) and e.command:
-            failed = e.command == "ROLLBACK" and "COMMIT" in steps[step].sql.upper()
+            failed = specs.failed_commit(e.command, steps[step].sql)
             meaning = {"COMMIT": "committed", "ROLLBACK": "aborted"}.get(e.command, "")
             parts.append(("ROLLBACK (failed)" if failed else e.command, meaning))
         elif isinstance(e, d.Error):
@@ -418,11 +419,8 @@ def _joined(parts: list):
     return text_of(*pieces)
 
 
-# Level headings when the full names do not fit (as `txlab matrix` has them).
-SHORT_LEVELS = {"read-uncommitted": "RU", "read-committed": "RC", "repeatable-read": "RR",
-                "serializable": "SER"}
-SHORT_LEGEND = ("RU = READ UNCOMMITTED, RC = READ COMMITTED, RR = REPEATABLE READ, "
-                "SER = SERIALIZABLE")
+# What the short level headings (db.SHORT) stand for, under a table that uses them.
+SHORT_LEGEND = ", ".join(f"{short} = {db.LEVELS[key].sql}" for key, short in db.SHORT.items())
 
 
 def _side_widths(term: terms.Term, levels: int) -> tuple[int, int, bool]:
@@ -442,8 +440,8 @@ def _side_widths(term: terms.Term, levels: int) -> tuple[int, int, bool]:
 
 
 def _level_head(level: str | None, default: str, short: bool) -> str:
-    if short and level in SHORT_LEVELS:
-        return SHORT_LEVELS[level]
+    if short and level in db.SHORT:
+        return db.SHORT[level]
     return level_sql(level, default)
 
 

@@ -434,6 +434,12 @@ def count_permutations(spec: Spec) -> int:
     return total
 
 
+def failed_commit(command: str, sql: str) -> bool:
+    """A step holding a COMMIT was answered ROLLBACK: the transaction had failed (every
+    view says so, in its own words)."""
+    return command == "ROLLBACK" and "COMMIT" in sql.upper()
+
+
 def permutations(spec: Spec) -> list[Permutation]:
     return list(spec.permutations) if spec.permutations else all_permutations(spec)
 
