@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from txlab.cli import cli
 
 PROMPT = re.compile(rb"q: quit\]")
+END = re.compile(rb"b: back to the last step\]")  # after the verdict
 ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 
 
@@ -133,10 +134,20 @@ def test_step_mode_runs_one_step_per_key_goes_back_and_shows_waits_and_state(ste
     assert "Committed state" in blocked and "1|  100" in blocked  # s1's 70 is not committed yet
     committed = t.key(" ")  # step 5: s1 commits, s2b completes
     assert "… s2b completes (it was waiting)" in committed and "1|   70" in committed
-    os.write(t.master, b" ")  # step 6, the last
+    os.write(t.master, b" ")  # step 6, the last: the verdict, then the end prompt
+    ending = t.plain(t.read_until(END))
+    assert "ANOMALY: P4 (lost update)" in ending
+    assert "[Enter/space/q: finish · b: back to the last step]" in ending
+    again = t.key("b")  # the verdict is not the end of the discussion: back to step 6
+    assert "Back: replayed steps 1-5 from the start." in again
+    assert "Step 6 of 6: s2c (s2) COMMIT;" in again and "1|   70" in again
+    os.write(t.master, b" ")  # step 6 again: the same verdict
+    assert "ANOMALY: P4 (lost update)" in t.plain(t.read_until(END))
+    os.write(t.master, b"\r")  # finish
     assert t.finish() == 0
     out = t.plain(t.out)
-    assert "ANOMALY: P4 (lost update)" in out and out.rstrip().endswith("then committed)")
+    assert out.count("ANOMALY: P4 (lost update)") == 2
+    assert out.rstrip().endswith("b: back to the last step]")
     assert ANSI.search(t.out)  # a terminal: colour
     assert max(len(ln) for ln in out.splitlines()) <= 80, [ln for ln in out.splitlines() if len(ln) > 80]
     # the terminal is back as it was (line mode, echo)
@@ -189,11 +200,44 @@ def test_the_deadlock_demo_keeps_its_victim_at_a_teachers_pace(step):
     t.key(" ")  # s2b closes the cycle
     t.key(" ")  # s1c
     os.write(t.master, b" ")  # s2c, the last
-    assert t.finish() == 0
+    t.read_until(END)
     assert time.monotonic() - start < 8  # never the 10 s check
+    os.write(t.master, b"q")  # q at the end prompt finishes too
+    assert t.finish() == 0
     out = " ".join(t.plain(t.out).split())
     assert "s2 waited for s1 at s2b, then was chosen as the deadlock victim (40P01)" in out
     assert "so s2 is always the victim" in out or "s2 is always the victim" in out
+
+
+def test_the_end_of_a_permutation_offers_the_next_and_q_skips_the_rest(step, tmp_path):
+    spec = tmp_path / "two.spec"
+    spec.write_text("setup { CREATE TABLE t (v int); INSERT INTO t VALUES (1); }\n"
+                    "teardown { DROP TABLE t; }\n"
+                    "session s1\nstep r1 { SELECT v FROM t; }\n"
+                    "session s2\nstep w2 { UPDATE t SET v = v + 1; }\n"
+                    "permutation r1 w2\npermutation w2 r1\n")
+    t = step(str(spec), "-i", "rc", env={"NO_COLOR": "1"})
+    t.read_until(PROMPT)
+    t.key(" ")  # r1
+    os.write(t.master, b" ")  # w2, the last step of permutation 1 of 2
+    ending = t.plain(t.read_until(PROMPT))
+    assert "[Enter/space: next permutation · b: back to the last step · q: quit]" in ending
+    second = t.key(" ")  # on to permutation 2
+    assert "Permutation: w2 r1  (2 of 2)" in second and "Step 1 of 2: w2" in second
+    t.key(" ")
+    os.write(t.master, b" ")
+    assert "[Enter/space/q: finish" in t.plain(t.read_until(END))
+    os.write(t.master, b" ")
+    assert t.finish() == 0
+    # q at the end of permutation 1 ends there: permutation 2 never runs
+    t = step(str(spec), "-i", "rc", env={"NO_COLOR": "1"})
+    t.read_until(PROMPT)
+    t.key(" ")
+    os.write(t.master, b" ")
+    t.read_until(re.compile(rb"next permutation"))
+    os.write(t.master, b"q")
+    assert t.finish() == 0
+    assert "(2 of 2)" not in t.plain(t.out)
 
 
 def test_keys_pressed_while_a_step_runs_do_not_answer_the_next_prompt(step):

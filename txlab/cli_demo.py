@@ -116,8 +116,8 @@ def _notice(line: str) -> None:
                    "exit; it never overwrites a file.")
 @click.option("--step", "step", is_flag=True,
               help="Step mode: wait for a key before each step (Enter/space: next, b: back, "
-                   "q: quit) and show who waits for whom and the tables after each step. "
-                   "Needs a terminal.")
+                   "q: quit) and show who waits for whom and the tables after each step; after "
+                   "the verdict, b goes back to the last step. Needs a terminal.")
 @click.option("--timelines", is_flag=True,
               help="With --isolation all: print each level's timeline before the side-by-side "
                    "table (by default the table stands alone).")

@@ -4,7 +4,9 @@ Before each step: which step comes next and its SQL. After it: what it
 returned, which session is waiting on whom, and the tables as a new
 transaction would see them. Enter or space runs the next step, b goes back
 (replays from the start up to the previous step), q quits (the sessions are
-rolled back and the teardown runs).
+rolled back and the teardown runs). After the last step and the verdict it
+waits once more: b goes back to the last step (to talk the ending over again),
+Enter or space goes on to the next permutation (or ends), q ends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from txlab.interleave.stepper import Stepper, StepView
 from txlab.keys import BACK, QUIT
 
 PROMPT = "[Enter/space: run it · b: back · q: quit]"
+END_PROMPT = "[Enter/space/q: finish · b: back to the last step]"
+NEXT_PROMPT = "[Enter/space: next permutation · b: back to the last step · q: quit]"
 
 
 def _show(out: Callable[[str], None], blocks: list, term: terms.Term) -> None:
@@ -49,6 +53,16 @@ def _prompt(result: DemoResult, stepper: Stepper, term: terms.Term):
                         (f"{step.name} ({session}) ", "heading"), sql, "\n", (PROMPT, "muted"))
 
 
+def _back(result: DemoResult, st: Stepper, target: int, term: terms.Term) -> list:
+    """Start the permutation again and run its first `target` steps: what to show."""
+    view = st.replay(target)
+    note = f"Back: replayed steps 1-{target} from the start." if target else "Back to the start."
+    blocks = [render.text_of((note, "muted"))]
+    if view is not None:
+        blocks += _after_step(result, view, 0, term)
+    return blocks
+
+
 def run(ref: str, dsn: str, isolation: str | None, permutation: str | None,
         step_timeout: float, schema: str, keys, out: Callable[[str], None],
         term: terms.Term) -> DemoResult:
@@ -67,45 +81,51 @@ def run(ref: str, dsn: str, isolation: str | None, permutation: str | None,
                             ("   Permutation: ", "heading"), " ".join(p.name for p in perm.steps)
                             + (f"  ({n + 1} of {len(perms)})" if len(perms) > 1 else ""))
         _show(out, [render.text_of(""), head], term)
+        end_prompt = NEXT_PROMPT if n + 1 < len(perms) else END_PROMPT
         with Stepper(result.spec, dsn, perm, iso_sql, step_timeout, schema, result.plan) as st:
             numbered = 0  # timeline numbers shown so far
-            while st.done < st.total:
-                keys.discard()  # presses made while the last step ran: not for this prompt
-                _show(out, [_prompt(result, st, term)], term)
-                key = keys.read()
-                if key == QUIT:
-                    _show(out, [render.text_of((f"Stopped before step {st.done + 1} of {st.total}; "
-                                              "the sessions were rolled back.", "muted"))], term)
-                    return result
-                if key == BACK:
-                    if st.done == 0:
-                        _show(out, [render.text_of(("Already at the first step.", "muted"))], term)
+            while True:
+                while st.done < st.total:
+                    keys.discard()  # presses made while the last step ran: not for this prompt
+                    _show(out, [_prompt(result, st, term)], term)
+                    key = keys.read()
+                    if key == QUIT:
+                        _show(out, [render.text_of((f"Stopped before step {st.done + 1} of "
+                                                    f"{st.total}; the sessions were rolled back.",
+                                                    "muted"))], term)
+                        return result
+                    if key == BACK:
+                        if st.done == 0:
+                            _show(out, [render.text_of(("Already at the first step.", "muted"))],
+                                  term)
+                            continue
+                        numbered = st.done - 1
+                        _show(out, _back(result, st, numbered, term), term)
                         continue
-                    target = st.done - 1
-                    view = st.replay(target)
-                    note = (f"Back: replayed steps 1-{target} from the start." if target
-                            else "Back to the start.")
-                    blocks = [render.text_of((note, "muted"))]
-                    if view is not None:
-                        blocks += _after_step(result, view, 0, term)
-                    numbered = target
-                    _show(out, blocks, term)
-                    continue
-                view = st.step()
-                _show(out, _after_step(result, view, numbered, term), term)
-                numbered += 1
-            events, run_ = st.finish()
-        tail = render.timeline_cells(result.spec, events, numbered)
-        v = verdict(result.meta, run_, level, names)
-        blocks = []
-        if tail:  # steps that were still waiting completed at the end
-            blocks.append(render.timeline_table(result.spec, tail, term, setups=False))
-            states = render.state_blocks(result.plan.states(run_))
-            if states is not None:
-                blocks += [render.text_of(""), states]
-        blocks += [render.text_of(""), render.verdict_text(v)]
-        _show(out, blocks, term)
+                    view = st.step()
+                    _show(out, _after_step(result, view, numbered, term), term)
+                    numbered += 1
+                events, run_ = st.finish()
+                tail = render.timeline_cells(result.spec, events, numbered)
+                v = verdict(result.meta, run_, level, names)
+                blocks = []
+                if tail:  # steps that were still waiting completed at the end
+                    blocks.append(render.timeline_table(result.spec, tail, term, setups=False))
+                    states = render.state_blocks(result.plan.states(run_))
+                    if states is not None:
+                        blocks += [render.text_of(""), states]
+                blocks += [render.text_of(""), render.verdict_text(v),
+                           render.text_of("\n", (end_prompt, "muted"))]
+                _show(out, blocks, term)
+                keys.discard()
+                key = keys.read()
+                if key != BACK:
+                    break
+                numbered = st.total - 1
+                _show(out, _back(result, st, numbered, term), term)
         finished.append((run_, v))
+        if key == QUIT:
+            break
     result.levels.append(LevelRun(level, SpecRun(names, [r for r, _ in finished], iso_sql),
                                   [v for _, v in finished]))
     return result
