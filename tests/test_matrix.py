@@ -61,6 +61,27 @@ def test_render_marks_forbidden_anomalies():
     assert "1 with an anomaly the level FORBIDS" in text and "s/x/RC" in text
 
 
+def test_commits_of_unknown_outcome_are_shown_in_every_view():
+    # A cell that lived through a server restart: COMMITs left unanswered are neither
+    # committed nor aborted, and were shown nowhere (only connection-lost aborts).
+    rows = [_row(True, True, aborted={"connection-lost": 4}, unknown=3),
+            _row(True, True, strategy="y")]
+    text = matrix.render(rows, "text")
+    assert "connection-lost 4, outcome unknown 3" in text
+    assert "Outcome unknown: COMMITs whose answer was lost" in " ".join(text.split())
+    assert "outcome unknown 3" in matrix.render(rows, "markdown")
+    assert [r["unknown"] for r in json.loads(matrix.render(rows, "json"))] == [3, 0]
+    parsed = list(csv.DictReader(io.StringIO(matrix.render(rows, "csv"))))
+    assert [p["unknown"] for p in parsed] == ["3", "0"]
+    from txlab.html import matrix as page
+
+    html = page.page(matrix.to_dicts(rows), "PostgreSQL 18", None)
+    assert "outcome unknown (COMMIT unanswered, connection lost): 3" in html
+    # none unknown: no word of it anywhere
+    whole = matrix.render([_row(True, True)], "text")
+    assert "unknown" not in whole.lower()
+
+
 def test_describe_explains_strategies_by_level(txlab):
     r = txlab("describe", "bank-transfer")
     assert r.exit_code == 0

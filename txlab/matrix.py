@@ -49,6 +49,7 @@ class Row:
     anomalies: dict[str, int]
     forbidden: list[str]  # anomaly classes found that the level forbids
     expected_safe: bool  # the strategy declares this level safe
+    unknown: int = 0  # COMMITs whose answer was lost with the connection: outcome unknown
 
     @property
     def surprise(self) -> bool:
@@ -172,6 +173,7 @@ def _run_matrix(combos: list[Combo], base: RunSettings, dsn: str,
             anomalies={k: a["count"] for k, a in r.check.anomalies.items()} if r.check else {},
             forbidden=r.forbidden,
             expected_safe=level.key in scenario.strategy(strategy).safe_at,
+            unknown=o.unknown,
         ))
     return rows
 
@@ -232,7 +234,12 @@ SHORT_CAUSES = {"40001-concurrent-update": "40001-cu", "40001-rw-dependencies": 
 
 
 def _aborted(row: Row) -> str:
-    return ", ".join(f"{SHORT_CAUSES.get(k, k)} {v}" for k, v in row.aborted.items()) or "-"
+    """The aborts by cause, and the COMMITs whose outcome is unknown (no answer: the
+    connection was lost), which are neither committed nor aborted."""
+    parts = [f"{SHORT_CAUSES.get(k, k)} {v}" for k, v in row.aborted.items()]
+    if row.unknown:
+        parts.append(f"outcome unknown {row.unknown}")
+    return ", ".join(parts) or "-"
 
 
 def _anomalies(row: Row) -> str:
@@ -281,12 +288,13 @@ def render(rows: list[Row], fmt: str, server: str = "", term=None,
         w = csv.writer(out)
         w.writerow(["scenario", "strategy", "isolation", "committed_per_s", "committed",
                     "aborted", "retries", "failed", "invariants", "violated", "anomalies",
-                    "expected_safe"])
+                    "expected_safe", "unknown"])
         for r in rows:
             w.writerow([r.scenario, r.strategy, r.isolation, r.committed_per_s, r.committed,
                         ";".join(f"{k}={v}" for k, v in r.aborted.items()), r.retries, r.failed,
                         "holds" if r.holds else "VIOLATED", ";".join(r.violated),
-                        ";".join(f"{k}={v}" for k, v in r.anomalies.items()), r.expected_safe])
+                        ";".join(f"{k}={v}" for k, v in r.anomalies.items()), r.expected_safe,
+                        r.unknown])
         return out.getvalue()
     note = interrupted(rows, planned, failed)
     partial = note.split(" after ")[0] if note else ""  # INTERRUPTED, SERVER LOST, STOPPED
@@ -298,7 +306,7 @@ def render(rows: list[Row], fmt: str, server: str = "", term=None,
                  for i, cell in enumerate(_cells(r))] for r in rows if r.scenario == scenario]
         parts.append(f"## {scenario}\n" + tabulate(body, headers=HEADERS, tablefmt="github",
                                                      disable_numparse=True))
-    parts += [LEGEND, summary(rows, partial)]
+    parts += [legend(rows), summary(rows, partial)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -315,6 +323,14 @@ LEGEND = ("Levels: RU read uncommitted (runs as RC in PostgreSQL), RC read commi
 
 def _title(server: str) -> str:
     return f"txlab isolation matrix{' on ' + server if server else ''}"
+
+
+def legend(rows: list[Row]) -> str:
+    """LEGEND, and what `outcome unknown` means when a row has one."""
+    if not any(r.unknown for r in rows):
+        return LEGEND
+    return (LEGEND + " Outcome unknown: COMMITs whose answer was lost with the connection"
+            " (a server restart); they may or may not have taken effect.")
 
 
 def _cells(r: Row) -> list[str]:
@@ -365,7 +381,7 @@ def _text(rows: list[Row], server: str, t, note: str | None, partial: str) -> st
                                                        heads.index("anomalies"): 12},
                                  right=(2, heads.index("retries")) if "retries" in heads
                                  else (2,))]
-    parts += ["", Text(term_mod.wrapped(LEGEND, t), style=term_mod.STYLES["muted"]), ""]
+    parts += ["", Text(term_mod.wrapped(legend(rows), t), style=term_mod.STYLES["muted"]), ""]
     line = summary(rows, partial)
     style = term_mod.STYLES["violated" if any(not r.holds or r.forbidden for r in rows)
                             else "warning" if note else "held"]

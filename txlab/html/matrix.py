@@ -43,6 +43,9 @@ def _cell(r: dict, causes: dict) -> str:
              f'committed/s ({esc(r["committed"])} committed)</span>']
     aborted = ", ".join(f"{causes.get(k, k)} ×{n}" for k, n in r["aborted"].items())
     lines.append(f'<span class="line">aborted: {esc(aborted or "none")}</span>')
+    if r.get("unknown"):
+        lines.append(f'<span class="line">outcome unknown (COMMIT unanswered, connection lost):'
+                     f' {esc(r["unknown"])}</span>')
     if r["retries"] or r["failed"]:
         lines.append(f'<span class="line">retries {esc(r["retries"])}, failed {esc(r["failed"])}'
                      "</span>")
