@@ -196,12 +196,11 @@ def test_the_deadlock_demo_keeps_its_victim_at_a_teachers_pace(step):
     for _ in range(3):  # s1a, s2a, s1b (s1 now waits for s2)
         t.key(" ")
     time.sleep(0.6)  # longer than 200 ms: a pause in front of the class
-    start = time.monotonic()
     t.key(" ")  # s2b closes the cycle
     t.key(" ")  # s1c
     os.write(t.master, b" ")  # s2c, the last
     t.read_until(END)
-    assert time.monotonic() - start < 8  # never the 10 s check
+    # s1's own check (10 s) would have made s1 the victim: the words below say who it was
     os.write(t.master, b"q")  # q at the end prompt finishes too
     assert t.finish() == 0
     out = " ".join(t.plain(t.out).split())

@@ -116,8 +116,8 @@ def run(ref: str, dsn: str, isolation: str | None, permutation: str | None,
                         blocks += [render.text_of(""), states]
                 blocks += [render.text_of(""), render.verdict_text(v),
                            render.text_of("\n", (end_prompt, "muted"))]
+                keys.discard()  # presses made while the steps finished: not for this prompt
                 _show(out, blocks, term)
-                keys.discard()
                 key = keys.read()
                 if key != BACK:
                     break
