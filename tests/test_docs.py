@@ -33,3 +33,21 @@ def test_readme_documents_every_run_option():
         for opt in param.opts:
             if opt.startswith("--"):
                 assert opt in readme, opt
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_deadlock_verdict_the_docs_quote_is_the_one_printed(txlab, pg_dsn):
+    # teaching.md and demos.md named s1 as the victim after the spec made s2 the one
+    # whose check closes the cycle; a teacher reading them aloud said the wrong thing.
+    r = txlab("demo", "deadlock", "-i", "rc", "--dsn", pg_dsn)
+    assert r.exit_code == 0, r.output
+    printed = _flat(r.stdout)
+    for doc in ("teaching.md", "demos.md"):
+        text = _flat((ROOT / "docs" / doc).read_text())
+        quoted = re.findall(r"`(DEADLOCK: [^`]*)`", text)
+        assert quoted, doc
+        for q in quoted:
+            assert q in printed, (doc, q)
