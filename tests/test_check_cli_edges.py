@@ -69,3 +69,30 @@ def test_the_check_page_of_a_txlab_history_says_rolled_back_and_the_model(tmp_pa
     html = page.read_text()
     assert "<dt>rolled back</dt>" in html and "<dt>failed</dt>" not in html
     assert "<h1>txlab check: valid for the read-committed model</h1>" in html
+
+
+def test_txlabs_own_json_reports_are_named_not_parsed_as_edn(txlab, pg_dsn, tmp_path):
+    # A student ran `txlab run ... --format json -o report.json` (the README's example)
+    # and then `txlab check report.json`: "report.json:19: a map needs an even number
+    # of forms", as if it were broken EDN. Each of txlab's JSON outputs is now named.
+    made = {
+        "run": txlab("run", "bank-transfer", "--transactions", "5", "--format", "json"),
+        "matrix": txlab("matrix", "bank-transfer", "-s", "atomic", "-i", "rc", "-d", "1",
+                        "--format", "json", "--dsn", pg_dsn),
+        "demo": txlab("demo", "p4", "-i", "rc", "--format", "json", "--dsn", pg_dsn),
+        "check": txlab("check", str(DATA / "bank-transfer-naive-rc.jsonl"), "--format", "json"),
+    }
+    for what, r in made.items():
+        assert r.exit_code in (0, 1), (what, r.output)
+        path = tmp_path / f"{what}.json"
+        path.write_text(r.stdout)
+        out = txlab("check", str(path))
+        assert out.exit_code == 2, (what, out.output)
+        assert f"this is the {'rows' if what == 'matrix' else 'report'} of `txlab {what}" \
+            in " ".join(out.stderr.split()), (what, out.stderr)
+        assert "--history FILE" in out.stderr
+    # a pretty-printed JSON object of someone else's is not called one of txlab's
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"scenario": "x", "rows": [1, 2]}, indent=2))
+    out = txlab("check", str(other))
+    assert out.exit_code == 2 and "this is the" not in out.stderr, out.stderr

@@ -343,6 +343,15 @@ def load(source, **elle_options) -> Txns:
     with f:
         try:
             return _load_file(path, f)
+        except HistoryFormatError:
+            f.seek(0)
+            kind = _report_kind(f)
+            if kind is None:
+                raise
+            raise HistoryFormatError(
+                f"{path}: this is {kind}, not a history. `txlab check` reads the history a run"
+                " records (`txlab run ... --history FILE`, JSON lines) or an Elle history"
+                " (Jepsen's JSON or EDN)") from None
         except UnicodeDecodeError:
             raise HistoryFormatError(f"{path}: not a UTF-8 text file") from None
         except OSError as exc:
@@ -392,6 +401,35 @@ def _load_file(path: Path, f) -> Txns:
         return elle.from_ops(records, str(path))
     raise HistoryFormatError(f"{path}:{n}: unrecognised first record; expected a txlab history "
                              "or Elle ops with type invoke/ok/fail/info")
+
+
+REPORT_MAX_BYTES = 64 << 20  # a larger file is not looked at as a report
+
+
+def _report_kind(f) -> str | None:
+    """What a file that is not a history is, when it is one of txlab's own JSON
+    outputs (read when loading it as a history failed): a run's report, a
+    matrix's rows, a check's report, or a demo's. None for anything else."""
+    import json
+
+    data = f.read(REPORT_MAX_BYTES + 1)
+    if len(data) > REPORT_MAX_BYTES:
+        return None
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(doc, dict):
+        if "checker" in doc and "verdict" in doc:
+            return "the report of `txlab check --format json`"
+        if "scenario" in doc and "outcomes" in doc:
+            return "the report of `txlab run --format json`"
+        if "demo" in doc and "levels" in doc:
+            return "the report of `txlab demo --format json`"
+    if (isinstance(doc, list) and doc and isinstance(doc[0], dict)
+            and {"scenario", "strategy", "isolation"} <= doc[0].keys()):
+        return "the rows of `txlab matrix --format json`"
+    return None
 
 
 def _looks_edn(text: bytes) -> bool:
