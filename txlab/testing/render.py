@@ -48,7 +48,9 @@ def render_stress(r) -> str:
                + (f", {r.retried} repeated after 40001/40P01" if r.retried else ""))
     out.append(f"  statements  {r.statements}; {_n(r.commits, 'commit')}, "
                f"{_n(r.rollbacks, 'rollback')}"
-               + (f", {r.left_open} left open (rolled back)" if r.left_open else ""))
+               + (f", {r.left_open} left open (rolled back)" if r.left_open else "")
+               + (f", {r.ended_by_error} ended by an error (rolled back)"
+                  if r.ended_by_error else ""))
     for x in r.raised:
         code = f" SQLSTATE {x.sqlstate} ({_cause(x.sqlstate, x.example)})" if x.sqlstate else ""
         flag = " [allowed]" if x.allowed else ""

@@ -55,6 +55,9 @@ class StressResult:
     seed: int
     elapsed_s: float
     failure: str | None = None  # a worker crashed in txlab itself
+    # calls that raised with their transaction still open (a deadlock victim, a failed
+    # statement): rolled back when the session closed, counted apart from left_open
+    ended_by_error: int = 0
 
     def __repr__(self) -> str:
         return (f"<StressResult {'ok' if self.ok else 'FAILED'}: {self.calls} calls, "
@@ -94,6 +97,7 @@ class _Worker:
     commits: int = 0
     rollbacks: int = 0
     left_open: int = 0
+    ended_by_error: int = 0
     in_call: int = 0  # statements sent in the current call
     open: bool = False  # a transaction is open (statements since the last end)
     closing: bool = False  # txlab is closing the session after the call
@@ -131,9 +135,12 @@ class _Worker:
     def start_call(self) -> None:
         self.in_call, self.closing = 0, False
 
-    def end_call(self) -> None:
+    def end_call(self, raised: bool) -> None:
         if self.open:
-            self.left_open += 1
+            if raised:
+                self.ended_by_error += 1
+            else:
+                self.left_open += 1
         self.open, self.closing = False, True
 
 
@@ -174,14 +181,16 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
         handle = kept[w] if pooled and kept[w] is not None and not kept[w].closed else None
         handle = handle or target.open()
         stats[w].start_call()
+        raised = True  # until fn returns (an exception, or a KeyboardInterrupt)
         try:
             fn(handle, i)
+            raised = False
             return None
         except Exception as exc:
             return exc
         finally:
             target.hooks.finish()  # a COMMIT through SQLAlchemy has no after-event
-            stats[w].end_call()
+            stats[w].end_call(raised)
             if pooled:
                 kept[w] = target.release(handle)
             else:
@@ -244,6 +253,7 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
         raised=_group([o for o in outcomes if o is not None]),
         commits=sum(s.commits for s in stats), rollbacks=sum(s.rollbacks for s in stats),
         left_open=sum(s.left_open for s in stats), retried=sum(retried),
+        ended_by_error=sum(s.ended_by_error for s in stats),
         statements=sum(s.statements for s in stats), invariant=name_of(invariant),
         verdict=verdict, isolation=target.level_text, workers=workers, think_ms=think_ms,
         seed=seed, elapsed_s=elapsed,
