@@ -54,6 +54,9 @@ def test_count_then_insert_double_books_and_shrinks(seat_engine, level):
     text_ = r.explain()
     assert "FAILED: the invariant one_booking returned False" in text_
     assert "s1 reserve_seat" in text_ and "-> 0" in text_
+    # a Python invariant cannot travel in the spec: its comments say so, and how
+    assert "# The invariant was Python code, which a spec cannot carry" in r.spec
+    assert "# txlab: witness" not in r.spec
     assert bookings(seat_engine) == []  # the tables are left as interleave found them
 
 
@@ -114,6 +117,7 @@ def test_txlab_demo_replays_the_spec_as_an_anomaly(seat_engine, replay_dsn, tmp_
                    invariant=ONE_BOOKING, seed=5)
     path = tmp_path / "double-booking.spec"
     path.write_text(r.spec)
+    assert "# txlab: witness = check" in r.spec and "Python code" not in r.spec
     out = CliRunner().invoke(cli, ["demo", str(path), "--dsn", replay_dsn, "--schema",
                                    "txlab_test_replay", "--format", "json"])
     assert out.exit_code == 0, out.output

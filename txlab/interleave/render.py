@@ -320,7 +320,8 @@ def render_pretty(result: DemoResult, term: terms.Term, timelines: bool | None =
         blocks += [text_of(""), text_of((
             "txlab cannot tell whether this is an anomaly: the spec has no `# txlab: witness` "
             "line saying what to look for, so the verdict only says what happened (`txlab demo "
-            "--new FILE` writes a template that has one).", "muted"))]
+            "--new FILE` writes a template that has one; a spec from txlab.testing.interleave "
+            "has one when its invariant is SQL: invariant=\"SELECT ...\").", "muted"))]
     return fit(blocks, term)
 
 

@@ -617,6 +617,10 @@ def _spec(sched: Schedule, ctx: _Context, level: str, invariant, seed: int, runs
              f"{runs} schedules run).",
              "Every statement the application sent is a step, with its parameters as "
              "literals.", "Replay it: txlab demo THIS-FILE.spec")
+    if not isinstance(invariant, str):
+        notes += ("The invariant was Python code, which a spec cannot carry, so txlab demo "
+                  "shows what happened without judging it; an SQL invariant "
+                  "(invariant=\"SELECT ...\") would be its witness.",)
     try:
         text = specgen.build(sched.steps, sched.sessions, ctx.state,
                              title=f"{title} at {level}",
