@@ -54,6 +54,17 @@ def test_render_marks_violations_and_surprises():
     assert [p["invariants"] for p in parsed] == ["holds", "VIOLATED", "VIOLATED"]
 
 
+def test_the_retries_column_shows_in_text_and_markdown_only_when_a_retry_happened():
+    # markdown kept an all-zero retries column that the text view leaves out
+    none = [_row(True, True), _row(True, True, strategy="y")]
+    some = [_row(True, True), _row(True, True, strategy="y", retries=3)]
+    for fmt in ("text", "markdown"):
+        assert "retries" not in matrix.render(none, fmt), fmt
+        assert "retries" in matrix.render(some, fmt), fmt
+    assert "**VIOLATED**" in matrix.render([_row(False, False)], "markdown")
+    assert all("retries" in matrix.render(none, fmt) for fmt in ("json", "csv"))
+
+
 def test_render_marks_forbidden_anomalies():
     rows = [_row(True, True, anomalies={"G1a": 2}, forbidden=["G1a"])]
     text = matrix.render(rows, "table")

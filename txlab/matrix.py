@@ -301,10 +301,13 @@ def render(rows: list[Row], fmt: str, server: str = "", term=None,
     if fmt in ("text", "table"):
         return _text(rows, server, term, note, partial)
     parts = [f"# {_title(server)}", *([f"**{note}**"] if note else [])]
+    keep = _columns(rows)
+    heads = [h for i, h in enumerate(HEADERS) if i in keep]
     for scenario in dict.fromkeys(r.scenario for r in rows):
-        body = [[cell.replace("VIOLATED", "**VIOLATED**") if i == 5 else cell
-                 for i, cell in enumerate(_cells(r))] for r in rows if r.scenario == scenario]
-        parts.append(f"## {scenario}\n" + tabulate(body, headers=HEADERS, tablefmt="github",
+        body = [[cell.replace("VIOLATED", "**VIOLATED**") if i == VERDICT else cell
+                 for i, cell in enumerate(_cells(r)) if i in keep]
+                for r in rows if r.scenario == scenario]
+        parts.append(f"## {scenario}\n" + tabulate(body, headers=heads, tablefmt="github",
                                                      disable_numparse=True))
     parts += [legend(rows), summary(rows, partial)]
     return "\n\n".join(parts) + "\n"
@@ -312,6 +315,14 @@ def render(rows: list[Row], fmt: str, server: str = "", term=None,
 
 HEADERS = ["strategy", "level", "tps", "aborted", "retries", "verdict", "anomalies"]
 RETRIES = HEADERS.index("retries")
+VERDICT = HEADERS.index("verdict")
+
+
+def _columns(rows: list[Row]) -> list[int]:
+    """The columns shown: with no retry anywhere the retries column is all zeros, and
+    the text and markdown views leave it out (json and csv keep every field)."""
+    return [i for i in range(len(HEADERS)) if i != RETRIES or any(r.retries for r in rows)]
+
 LEGEND = ("Levels: RU read uncommitted (runs as RC in PostgreSQL), RC read committed, "
           "RR repeatable read (snapshot isolation), SER serializable. Anomalies are named by "
           "txlab's checker (Adya / Elle classes; `txlab explain NAME`); FORBIDDEN marks one "
@@ -369,8 +380,7 @@ def _text(rows: list[Row], server: str, t, note: str | None, partial: str) -> st
     parts: list = [term_mod.heading(_title(server))]
     if note:
         parts.append(Text(term_mod.wrapped(note, t), style=term_mod.STYLES["warning"]))
-    # with no retry anywhere the retries column is all zeros: leave it out of the text view
-    keep = [i for i in range(len(HEADERS)) if i != RETRIES or any(r.retries for r in rows)]
+    keep = _columns(rows)
     for scenario in dict.fromkeys(r.scenario for r in rows):
         body = [[c for i, c in enumerate(_cells(r)) if i in keep]
                 for r in rows if r.scenario == scenario]
