@@ -667,6 +667,55 @@ JARGON = (
        read/write dependencies, aborting (40001) where a cycle could form.""",
        aliases=("serializable snapshot isolation", "predicate lock", "predicate locks"),
        see=("SERIALIZABLE", "40001-rw-dependencies")),
+    _e("micro-op", "report term", "one read or write in a transaction's example",
+       """How examples and histories write what a transaction did, one micro-op each:
+       `r alice v3 = 70` read version 3 of row alice, value 70; `w alice v4 = 40`
+       installed version 4 with value 40; `pr `doctors WHERE shift_id = 6 AND on_call`
+       -> [doctor:11 v1, ...]` is a predicate read: the query, and each row it returned
+       with its version. Every write bumps a row's `version` column (the insert that
+       made the row installs v1), so the versions of a row form a chain that orders
+       its writes without guessing.""",
+       aliases=("micro-ops", "r", "w", "pr", "predicate read", "read", "write", "version",
+                "row version", "v1"),
+       see=("history", "cycle")),
+    _e("outcome unknown", "report term", "a COMMIT whose answer was lost",
+       """The connection broke after COMMIT was sent and before its answer came: the
+       transaction may or may not have committed. Reports count these apart from
+       committed and aborted ones; the checker treats each as possibly committed and
+       decides from what later transactions read.""",
+       fix="""In applications: make transactions idempotent, or read back, so that an unknown
+       outcome can be resolved.""",
+       aliases=("unknown", "unknown outcome", "outcome-unknown", "indeterminate", "info"),
+       see=("connection-lost",)),
+    _e("preemption", "report term", "a switch to another session mid-call",
+       """In `txlab.testing.interleave`: a schedule preempts a session when it runs
+       another session's statement while the first is still inside its call (between
+       its statements, not at its end). Races need at least one; interleave tries
+       schedules with fewer preemptions first, so the failure it reports is the
+       simplest it found.""",
+       aliases=("preemptions", "schedule", "schedules", "interleaving")),
+    _e("witness", "report term", "what a demo looks for to call an anomaly",
+       """A demo spec's `# txlab: witness` line says what proves its anomaly happened (a
+       value a session read, the final state, a check query). When the witness holds
+       the verdict is ANOMALY; when it does not, PREVENTED or NO ANOMALY. A spec with
+       no witness only reports what happened.""",
+       aliases=("witnesses",), show=("txlab demo --show p4",)),
+    _e("Adya", "report term", "Adya's anomaly classes (G0, G1a-c, G-single, G2)",
+       """Atul Adya's thesis (MIT, 1999) defines isolation levels by the dependency
+       cycles a history may contain: G0 (write cycles), G1a-c (aborted, intermediate
+       reads, circular information flow), G-single and G2 (anti-dependency cycles).
+       txlab's checker names anomalies in these terms.""",
+       aliases=("Adya's classes", "G-classes"), see=("G0", "G1a", "G-single", "G2-item")),
+    _e("Elle", "report term", "Jepsen's transaction checker",
+       """Elle (Kingsbury and Alvaro, 2020) finds Adya's anomalies in a history by
+       inferring the dependency graph from what transactions read and wrote. txlab's
+       checker works the same way and reads Elle's history formats (JSON, EDN).""",
+       aliases=("Jepsen",), show=("txlab check HISTORY",), see=("Adya", "history")),
+    _e("Hermitage", "report term", "the test suite of isolation anomalies by database",
+       """Martin Kleppmann's Hermitage tests which anomalies each database's isolation
+       levels allow, with two or three sessions step by step. `txlab demo --all`
+       reproduces its table for the PostgreSQL you are connected to.""",
+       show=("txlab demo --all",)),
     _e("false positive", "report term", "an abort with nothing to prevent",
        """SERIALIZABLE sometimes aborts a transaction although no anomaly would have
        occurred: SSI is conservative (coarse predicate locks, summarised
