@@ -227,11 +227,13 @@ def outcome_rows(d: dict) -> list[list]:
     """[outcome, SQLSTATE, count] rows; the first column starts with the status word."""
     o = d["outcomes"]
     reasons = o["declined_reasons"]
-    # one reason: its count is the row's; several: each says its own
-    why = (", ".join(reasons) if len(reasons) == 1
-           else ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    # one reason: its count is the row's; several: a row each, under the total (inside
+    # the label, their counts wrapped into a line that read as another row's)
+    why = next(iter(reasons)) if len(reasons) == 1 else ""
     rows = [["committed", "", o["committed"]],
             ["declined by business rule" + (": " + why if why else ""), "", o["declined"]]]
+    if len(reasons) > 1:
+        rows += [[f"  - {k}", "", v] for k, v in reasons.items()]
     for cause, n in sorted(o["aborted"].items(), key=lambda kv: -kv[1]):
         name = "rolled back at interrupt" if cause == INTERRUPTED_CAUSE else cause_name(cause)
         tag = " (retryable)" if cause in RETRYABLE else ""
