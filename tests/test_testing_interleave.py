@@ -337,6 +337,10 @@ def test_a_deadlock_is_left_to_the_server(accounts_dsn):
     assert [e.sqlstate for e in s.ends] == [None, "40P01"]
     assert "DeadlockDetected (SQLSTATE 40P01)" in s.failure
     assert "ERROR 40P01: deadlock detected" in r.explain()
+    # what to do about it: a fixed lock order (the failure named no cure before)
+    flat = " ".join(r.explain().split())
+    assert "Lock rows in one fixed order" in flat and "`txlab explain 40P01`" in flat
+    assert "Serialization failure (40001)" not in flat
 
 
 def test_atomic_update_waits_and_passes_every_schedule(accounts_dsn):

@@ -59,6 +59,8 @@ def test_stress_groups_sqlalchemy_errors_by_sqlstate_and_serializable_retry_pass
     kinds = {(x.exception, x.sqlstate) for x in bare.raised}
     assert kinds == {("OperationalError", "40001")}, bare.explain()
     assert "SQLSTATE 40001 (serialization failure" in bare.explain()
+    flat = " ".join(bare.explain().split())
+    assert "the application must retry it (retries=N" in flat and "Deadlock (40P01)" not in flat
 
     with seat_engine.begin() as conn:
         conn.execute(text("DELETE FROM bookings"))

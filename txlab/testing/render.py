@@ -17,6 +17,25 @@ def _cause(code: str | None, message: str | None) -> str:
     return errors.cause_name(errors.classify(code, message)) if code else ""
 
 
+# What a failure with these SQLSTATEs calls for: locking, not the invariant, is the story.
+HINTS = {
+    "40P01": ("Deadlock (40P01): two calls took the same row locks in opposite orders. Lock "
+              "rows in one fixed order (e.g. by id: SELECT ... ORDER BY id FOR UPDATE, or "
+              "update the lower id first), or retry the call (retries=N); "
+              "`txlab explain 40P01`."),
+    "40001": ("Serialization failure (40001): the database aborted a transaction rather than "
+              "allow an anomaly at this level; the application must retry it (retries=N "
+              "retries the call as a job runner would); `txlab explain 40001`."),
+}
+
+
+def _hints(codes) -> list[str]:
+    out: list[str] = []
+    for code in sorted(set(codes) & HINTS.keys(), reverse=True):
+        out += _tw(HINTS[code], WIDTH, subsequent_indent="  ")
+    return out
+
+
 # ---------------------------------------------------------------- stress
 
 
@@ -55,6 +74,8 @@ def render_stress(r) -> str:
         code = f" SQLSTATE {x.sqlstate} ({_cause(x.sqlstate, x.example)})" if x.sqlstate else ""
         flag = " [allowed]" if x.allowed else ""
         out.append(f"  {x.count:>6} x {x.exception}{code}{flag}: {x.example}")
+    if not r.ok:
+        out += _hints(x.sqlstate for x in r.raised if x.sqlstate and not x.allowed)
     return "\n".join(out) + "\n"
 
 
@@ -97,6 +118,8 @@ def render_interleave(r) -> str:
                              WIDTH)
     elif r.spec_note:
         out += _tw(f"No spec: {r.spec_note}", WIDTH)
+    out += _hints([st.sqlstate for st in s.steps if st.sqlstate]
+                  + [e.sqlstate for e in s.ends if e.sqlstate])
     return "\n".join(out + _diverged(r)) + "\n"
 
 
