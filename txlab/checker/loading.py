@@ -417,7 +417,7 @@ def _report_kind(f) -> str | None:
         return None
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or too deep for it
         return None
     if isinstance(doc, dict):
         if "checker" in doc and "verdict" in doc:
