@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +23,11 @@ def pytest_configure(config):
     # Off a terminal, txlab fits its output to COLUMNS (else 80). Tests look for phrases
     # in messages and reports, so they get room; the width tests set COLUMNS themselves.
     os.environ["COLUMNS"] = "200"
+    # The interrupt tests send SIGINT to this process. A background job of a
+    # non-interactive shell (`make test &` in a script) starts with SIGINT ignored,
+    # and every one of them then failed for that alone: Python's own handler back.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
