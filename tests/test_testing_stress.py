@@ -20,6 +20,9 @@ def test_stress_finds_the_naive_double_booking(seat_engine):
     assert not r.ok and r.verdict.held is False
     assert r.returned == 16 and r.commits >= 2  # every call returned; several booked the seat
     assert "FAILED: the invariant one_booking returned False" in r.explain()
+    # the level the application's BEGINs named, not just "the application's own level"
+    assert r.isolation == "READ COMMITTED (the application's own level)"
+    assert "at READ COMMITTED (the application's own level)" in " ".join(r.explain().split())
 
 
 def test_stress_passes_the_locked_version(seat_engine):
