@@ -70,6 +70,22 @@ def test_run_reports_fit(at, width, tmp_path):
                 "-i", "serializable", "-s", "optimistic", "--retries", "1")
     assert "aborted:" in aborts.stdout
     _fits(aborts, width, "run (aborts)")
+    # an outcome too long for its column goes on indented, never as a line of its own
+    # that reads like another outcome ("(retryable)" under "read/write dependencies")
+    import json
+
+    from txlab import report_term
+    from txlab import term as term_mod
+
+    d = json.loads(at(width, "run", "bank-transfer", "-n", "20", "--format", "json").stdout)
+    d["outcomes"]["aborted"] = {"40001-rw-dependencies": 1222, "40001-concurrent-update": 4857}
+    for w in (66, width):
+        text = report_term.render(d, term_mod.plain(w))
+        table = text.split("\nOutcomes\n")[1].split("\n\n")[0].splitlines()[2:]
+        starts = ("committed", "declined", "aborted", "retries", "failed", "unknown", "  ")
+        assert all(line.startswith(starts) for line in table), table
+        assert _widest(text) <= w
+    assert "\n  (retryable)" in report_term.render(d, term_mod.plain(80))
     checked = at(width, "check", str(history), "-i", "serializable", db=False)
     assert checked.exit_code == 1 and "FORBIDDEN" in checked.stdout
     _fits(checked, width, "check")

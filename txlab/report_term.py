@@ -31,9 +31,11 @@ def render(d: dict, t: Term) -> str:
         "Performance (committed transactions, retries included)",
         term_mod.pairs([("throughput", f"{d['throughput_tps']:.1f} committed/s"),
                         ("latency", report.latency(d))], t, columns=1))
+    rows = report.outcome_rows(d)
+    room = _outcome_room(rows, t)
     parts += _section("Outcomes", term_mod.table(
-        ["outcome", "SQLSTATE", "count"], [[_outcome(r[0]), r[1], r[2]]
-                                           for r in report.outcome_rows(d)],
+        ["outcome", "SQLSTATE", "count"], [[_outcome(_hang(r[0], room)), r[1], r[2]]
+                                           for r in rows],
         t, wrap={0: 30}, right=(2,)))
     parts += _section("Invariants", term_mod.table(
         ["invariant", "verdict", "expected", "actual", "detail"],
@@ -86,6 +88,24 @@ def _command_lines(command: str, t: Term) -> str:
 
 def _plain(value) -> str:
     return "" if value is None else str(value)
+
+
+def _outcome_room(rows: list[list], t: Term) -> int:
+    """How wide the outcome column can be beside the SQLSTATE and count columns."""
+    state = max(len("SQLSTATE"), *(len(str(r[1])) for r in rows))
+    count = max(len("count"), *(len(str(r[2])) for r in rows))
+    return max(30, t.width - state - count - 2 * term_mod.COLUMN_GAP)
+
+
+def _hang(label: str, width: int) -> str:
+    """A label too long for its column, wrapped with its next lines indented, so that
+    the last words ("(retryable)") do not read as a row of their own."""
+    if len(label) <= width:
+        return label
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width, subsequent_indent="  ",
+                                   break_on_hyphens=False))
 
 
 def _outcome(label: str) -> Text:
