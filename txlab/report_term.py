@@ -34,8 +34,11 @@ def render(d: dict, t: Term) -> str:
     rows = report.outcome_rows(d)
     room = _outcome_room(rows, t)
     parts += _section("Outcomes", term_mod.table(
-        ["outcome", "SQLSTATE", "count"], [[_outcome(_hang(r[0], room)), r[1], r[2]]
-                                           for r in rows],
+        ["outcome", "SQLSTATE", "count"],
+        # a label too long for its column goes on indented: its last words ("(retryable)")
+        # must not read as a row of their own
+        [[_outcome(term_mod.wrapped(r[0], term_mod.plain(room), hang=2)), r[1], r[2]]
+         for r in rows],
         t, wrap={0: 30}, right=(2,)))
     parts += _section("Invariants", term_mod.table(
         ["invariant", "verdict", "expected", "actual", "detail"],
@@ -95,17 +98,6 @@ def _outcome_room(rows: list[list], t: Term) -> int:
     state = max(len("SQLSTATE"), *(len(str(r[1])) for r in rows))
     count = max(len("count"), *(len(str(r[2])) for r in rows))
     return max(30, t.width - state - count - 2 * term_mod.COLUMN_GAP)
-
-
-def _hang(label: str, width: int) -> str:
-    """A label too long for its column, wrapped with its next lines indented, so that
-    the last words ("(retryable)") do not read as a row of their own."""
-    if len(label) <= width:
-        return label
-    import textwrap
-
-    return "\n".join(textwrap.wrap(label, width, subsequent_indent="  ",
-                                   break_on_hyphens=False))
 
 
 def _outcome(label: str) -> Text:

@@ -313,9 +313,7 @@ class _Context:
         self.invariant, self.setup, self.allow = invariant, setup, allow
         self.step_timeout, self.control = step_timeout, control
         self.sessions = tuple(f"s{i + 1}" for i in range(len(fns)))
-        with control.cursor() as cur:
-            cur.execute("SHOW default_transaction_isolation")
-            self.default_level = cur.fetchone()[0].upper()
+        self.default_level = target.default_level(control)
         self.schema = snapshot.current_schema(control)
         if setup is not None:
             self.prepare()
@@ -591,23 +589,12 @@ def interleave(fns: Sequence[Callable], *, engine=None, dsn: str | None = None,
         raise UsageError(UNWATCHED.format(what="interleave", fns=", ".join(labels)))
     failing = [s for s in runs if s.failed]
     best = min(failing, key=_shortness) if failing else None
-    level = _level(target, runs)
+    level = target.level_of(st.begin for r in runs for st in r.steps if st.begin)
     spec, note = _spec(best, ctx, level, invariant, seed, len(runs)) if best else (None, None)
     return InterleaveResult(ctx.sessions, labels, level, name_of(invariant), seed,
                             len(runs), exhausted, len(runs) if exhausted else _estimate(runs),
                             len(failing), best, spec, note, time.monotonic() - start, runs,
                             schedule is not None, ctx.final_sql)
-
-
-def _level(target: Target, runs: list[Schedule]) -> str:
-    """The isolation level asked for, else the one the application's BEGINs used."""
-    if target.level:
-        return target.level.sql
-    begins = {st.begin.removeprefix("BEGIN ISOLATION LEVEL ") for r in runs for st in r.steps
-              if st.begin}
-    if len(begins) == 1:
-        return f"{begins.pop()} (the application's own level)"
-    return target.level_text
 
 
 def _spec(sched: Schedule, ctx: _Context, level: str, invariant, seed: int, runs: int):

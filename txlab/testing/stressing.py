@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from txlab.errors import UsageError
 from txlab.testing import observe
@@ -102,9 +102,10 @@ class _Worker:
     open: bool = False  # a transaction is open (statements since the last end)
     closing: bool = False  # txlab is closing the session after the call
     end_in_error: bool = False
-    # With no isolation= given: the BEGINs psycopg2 sent (DEFAULT_LEVEL standing for the
-    # server's default level), so that the result can name the application's own level.
-    begins: set | None = None
+    # With no isolation= given, the server's default level: the BEGINs psycopg2 sent are
+    # kept, so that the result can name the application's own level (Target.level_of).
+    default_level: str | None = None
+    begins: set = field(default_factory=set)
 
     def _think(self) -> None:
         if self.think_s and self.in_call:
@@ -118,8 +119,8 @@ class _Worker:
             self.in_call += 1
             self.statements += 1
             self.open = not call.conn.autocommit
-            if self.begins is not None and call.opens_transaction():
-                self.begins.add(call.begin_sql(DEFAULT_LEVEL))
+            if self.default_level is not None and call.opens_transaction():
+                self.begins.add(call.begin_sql(self.default_level))
         else:
             self.end_in_error = call.conn.info.transaction_status == 3  # INERROR
 
@@ -147,26 +148,6 @@ class _Worker:
             else:
                 self.left_open += 1
         self.open, self.closing = False, True
-
-
-DEFAULT_LEVEL = "\0"  # the server's default level, in a BEGIN recorded during the run
-
-
-def _own_level(target: Target, stats: list[_Worker], control) -> str:
-    """The level the calls ran at: the one asked for, else the one every BEGIN the
-    application sent named ("... (the application's own level)"), else what the
-    target says (several levels, or no transaction seen)."""
-    begins = set().union(*(w.begins or () for w in stats))
-    if target.level is not None or not begins:
-        return target.level_text
-    with control.cursor() as cur:
-        cur.execute("SHOW default_transaction_isolation")
-        default = cur.fetchone()[0].upper()
-    levels = {b.replace(DEFAULT_LEVEL, default).removeprefix("BEGIN ISOLATION LEVEL ")
-              for b in begins}
-    if len(levels) == 1:
-        return f"{levels.pop()} (the application's own level)"
-    return target.level_text
 
 
 def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 8,
@@ -198,8 +179,10 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
     first_raised: list[BaseException] = []  # the first exception a call let out
     stats = [_Worker(think_ms / 1000, random.Random(seed * 1009 + w)) for w in range(workers)]
     if target.level is None:
+        with target.control() as control:
+            default = target.default_level(control)
         for w in stats:
-            w.begins = set()
+            w.default_level = default
     retried = [0] * workers
 
     kept: list = [None] * workers  # dsn=: each worker's connection, as a pool lends it
@@ -275,7 +258,6 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
         raise UsageError(UNWATCHED.format(what="stress", fns=name_of(fn)))
     with target.control() as control:
         verdict = target.check(invariant, control)
-        level = _own_level(target, stats, control)
     return StressResult(
         function=name_of(fn), calls=len(outcomes),
         returned=sum(1 for o in outcomes if o is None),
@@ -284,7 +266,8 @@ def stress(fn: Callable, *, engine=None, dsn: str | None = None, workers: int = 
         left_open=sum(s.left_open for s in stats), retried=sum(retried),
         ended_by_error=sum(s.ended_by_error for s in stats),
         statements=sum(s.statements for s in stats), invariant=name_of(invariant),
-        verdict=verdict, isolation=level, workers=workers, think_ms=think_ms,
+        verdict=verdict, isolation=target.level_of(b for w in stats for b in w.begins),
+        workers=workers, think_ms=think_ms,
         seed=seed, elapsed_s=elapsed,
         failure=(f"a worker failed: {type(crashed[0]).__name__}: {crashed[0]}"
                  if crashed else None))

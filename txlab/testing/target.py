@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import dis
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,23 @@ class Target:
     @property
     def level_text(self) -> str:
         return self.level.sql if self.level else "the application's own level"
+
+    @staticmethod
+    def default_level(control) -> str:
+        """The server's default level, as a BEGIN without one gets it (Call.begin_sql)."""
+        with control.cursor() as cur:
+            cur.execute("SHOW default_transaction_isolation")
+            return cur.fetchone()[0].upper()
+
+    def level_of(self, begins: Iterable[str]) -> str:
+        """The level the calls ran at: the one asked for, else the one every BEGIN the
+        application sent named, else level_text (several levels, or no BEGIN seen)."""
+        if self.level:
+            return self.level.sql
+        levels = {b.removeprefix("BEGIN ISOLATION LEVEL ") for b in begins}
+        if len(levels) == 1:
+            return f"{levels.pop()} (the application's own level)"
+        return self.level_text
 
     @contextlib.contextmanager
     def observing(self) -> Iterator[None]:
