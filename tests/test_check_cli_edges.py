@@ -46,6 +46,9 @@ def test_a_history_with_no_transactions_says_so(tmp_path):
     said = " ".join(r.stdout.split())
     assert "no transactions to check: the history holds none" in said
     assert "no anomalies found" not in said
+    # nothing was checked: unknown, as Elle's empty transaction graph, never VALID
+    assert r.exit_code == 0 and "UNKNOWN: the history holds no transactions" in said, said
+    assert "VALID" not in said.replace("UNKNOWN", "")
     full = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-rc.jsonl")])
     assert "no transactions to check" not in full.stdout
 
@@ -96,3 +99,34 @@ def test_txlabs_own_json_reports_are_named_not_parsed_as_edn(txlab, pg_dsn, tmp_
     other.write_text(json.dumps({"scenario": "x", "rows": [1, 2]}, indent=2))
     out = txlab("check", str(other))
     assert out.exit_code == 2 and "this is the" not in out.stderr, out.stderr
+
+
+def test_a_history_without_dependencies_is_unknown_and_a_related_one_valid(tmp_path):
+    # Elle's :empty-transaction-graph: transactions that never touch each other give no
+    # graph, so finding no cycle there proves nothing; the verdict is unknown, with why
+    def ops(*txns):
+        out = []
+        for i, (p, value) in enumerate(txns):
+            out += [{"index": 2 * i, "process": p, "type": "invoke", "value": value},
+                    {"index": 2 * i + 1, "process": p, "type": "ok", "value": value}]
+        return out
+
+    alone = tmp_path / "alone.json"
+    alone.write_text(json.dumps(ops((0, [["r", "x", []]]))))
+    apart = tmp_path / "apart.json"  # two keys, no real-time order asked for
+    apart.write_text(json.dumps(ops((0, [["append", "x", 1]]), (1, [["append", "y", 1]]))))
+    related = tmp_path / "related.json"
+    related.write_text(json.dumps(ops((0, [["append", "x", 1]]), (1, [["r", "x", [1]]]))))
+    for path, model in ((alone, "strict-serializable"), (apart, "serializable")):
+        r = CliRunner().invoke(cli, ["check", str(path), "--model", model, "--format", "json"])
+        d = json.loads(r.stdout)
+        assert (r.exit_code, d["verdict"], d["empty_graph"]) == (0, "unknown", True), r.output
+        text = CliRunner().invoke(cli, ["check", str(path), "--model", model],
+                                  env={"COLUMNS": "200"})
+        assert "UNKNOWN: no dependency was found between the transactions" in text.stdout
+        assert "no dependency between the transactions either" in text.stdout
+        assert "verdict unknown: no dependency" in text.stderr
+    r = CliRunner().invoke(cli, ["check", str(related), "--model", "serializable",
+                                 "--format", "json"])
+    d = json.loads(r.stdout)
+    assert (r.exit_code, d["verdict"], d["empty_graph"]) == (0, "valid", False), r.output

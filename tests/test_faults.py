@@ -336,7 +336,10 @@ def test_ctrl_c_while_the_server_is_down_still_checks_the_partial_history(tmp_pa
     assert code == 130, err
     assert report["interrupted"] is True and len(report["invariants_unchecked"]) == 2
     assert report["check"] is not None, report["notes"]
-    assert report["check"]["verdict"] == "valid" and len(_records(history)) > 0
+    # valid, or unknown when no transaction committed before the stop (nothing to search)
+    check = report["check"]
+    assert check["verdict"] == ("unknown" if check["empty_graph"] else "valid"), check
+    assert len(_records(history)) > 0
     # the report says why the invariants went unchecked: not only "interrupted"
     assert report["checks_unreachable"] is True
     assert any("invariants not checked (interrupted while the server could not be reached)"

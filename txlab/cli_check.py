@@ -30,7 +30,9 @@ from txlab.cli_shared import (
 CHECK_EXIT_HELP = """\b
 Exit codes:
   0    no anomaly that the model forbids (verdict valid, or unknown:
-       a search timed out; the report says which)
+       a search timed out, or the history gave no dependency graph
+       to search, as Elle's empty transaction graph; the report says
+       which)
   1    an anomaly that the model forbids was found (verdict invalid)
   2    usage error (unreadable or malformed history: the message names
        the file and line; unknown model)
@@ -129,7 +131,9 @@ def check(history_file, model, isolation, fmt, output, html_file, plots, max_exa
          then=[*html_writer(html_file, lambda: check_page.page(result.to_dict())),
                *([plotted] if plots else [])])
     if result.verdict == checker.UNKNOWN:
-        err("verdict unknown: a cycle search timed out (see --time-limit-s)", None)
+        from txlab.checker.render import unknown_words
+        err(f"verdict unknown: {unknown_words(result.to_dict())}"
+            + (" (see --time-limit-s)" if result.unknown else ""), None)
     sys.exit(errors.EXIT_VIOLATED if result.verdict == checker.INVALID else errors.EXIT_OK)
 
 

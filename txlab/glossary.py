@@ -592,9 +592,15 @@ JARGON = (
     _e("valid", "report term", "the checker's verdict: valid / invalid / unknown",
        """valid: no anomaly that the model forbids was found (allowed ones may be
        there). invalid: a forbidden one was found. unknown: a cycle search ran out of
-       time, so a forbidden cycle may have been missed.""",
-       fix="For unknown, raise `txlab check --time-limit-s`.",
-       show=("txlab check HISTORY",), aliases=("invalid", "verdict valid"), see=("model",)),
+       time, so a forbidden cycle may have been missed; or the history gave no
+       dependency between its transactions at all (none committed, one alone, or
+       transactions that never touched the same rows), so there was no graph to look
+       for cycles in: Elle's "empty transaction graph", which Elle calls unknown too.""",
+       fix="""For a timed-out search, raise `txlab check --time-limit-s`. For an empty
+       graph, record a longer run, or one whose transactions share rows.""",
+       show=("txlab check HISTORY",),
+       aliases=("invalid", "verdict valid", "empty transaction graph", "empty graph",
+                "empty-transaction-graph"), see=("model",)),
     _e("rw edge", "report term", "a read-write anti-dependency",
        """T1 -rw-> T2: T1 read a version of a row and T2 installed the next version, so
        T1 must come before T2 in any serial order. Cycles of dependencies are

@@ -55,6 +55,7 @@ def _data(r: RunResult) -> dict:
         "check": None if r.check is None else {
             "model": r.check.model, "verdict": r.check.verdict, "forbidden": r.check.forbidden,
             "unknown": r.check.unknown, "parts": r.check.stats.get("parts", 1),
+            "empty_graph": r.check.empty_graph,
         },
         "verdict": verdict(r),
         "params": r.params,
@@ -253,6 +254,8 @@ def anomaly_title(d: dict) -> str:
     text = f"Anomalies in the history (checked against the {c['model']} model: {c['verdict']})"
     if c["unknown"]:
         text += f"; search timed out for {', '.join(c['unknown'])}"
+    elif c.get("empty_graph"):
+        text += "; no dependency between the transactions, so no cycle to look for"
     return text
 
 

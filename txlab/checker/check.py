@@ -32,6 +32,9 @@ class Result:
     components: list | None = None  # with graphs=True: components.describe's drawable graphs
     judged_isolation: str | None = None  # the level given to judge by (--isolation), if any
     run_model: str | None = None  # the model `isolation`, the run's own level, provides
+    # No dependency at all between the transactions (none, or none related): no cycle could
+    # be looked for, so nothing found is not evidence. Elle's :empty-transaction-graph.
+    empty_graph: bool = False
 
     @property
     def own_model(self) -> bool:
@@ -52,7 +55,7 @@ class Result:
             "forbidden": self.forbidden,
             "allowed": [n for n, a in self.anomalies.items() if a["status"] == "allowed"],
             "unknown": self.unknown, "models_ruled_out": self.models_ruled_out,
-            "anomalies": self.anomalies, "stats": self.stats,
+            "anomalies": self.anomalies, "stats": self.stats, "empty_graph": self.empty_graph,
         } | ({} if self.components is None else {"components": self.components})
 
 
@@ -162,8 +165,8 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     forbidden = models.MODELS[model].forbids
     if found_names & forbidden:
         verdict = INVALID
-    elif set(unknown) & forbidden:
-        verdict = UNKNOWN
+    elif set(unknown) & forbidden or not part["linked"]:
+        verdict = UNKNOWN  # a search timed out, or there was no graph to search (as Elle)
     else:
         verdict = VALID
     hist = {"format": tx.format} | hist
@@ -181,7 +184,8 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     if cuts:
         stats["parts"] = len(cuts) + 1
     return Result(model, level, verdict, anomalies, unknown, models.ruled_out(found_names), stats,
-                  hist, plots, drawn, isolation and models.level_sql(isolation), run_model)
+                  hist, plots, drawn, isolation and models.level_sql(isolation), run_model,
+                  empty_graph=not part["linked"])
 
 
 def _cuts(history, segment):
@@ -235,6 +239,9 @@ def _analyse(tx: Txns, model, max_examples, time_limit, process, realtime, graph
     adj, found = infer.build(tx, idx, process, realtime)
     found = idx.findings + tx.found + found
     n_edges = sum(map(len, adj))
+    # T0 (the initial state) is no transaction of the history and no cycle passes it:
+    # its edges alone are no graph to search (Elle's graph has no T0 at all)
+    linked = any(adj[1:]) or bool(realtime and _ok_before_info(tx))
     t_edges = time.perf_counter()
     comps = graph.strongly_connected(len(adj), adj)
     del adj
@@ -260,7 +267,7 @@ def _analyse(tx: Txns, model, max_examples, time_limit, process, realtime, graph
             ex["text"] = explain.cycle_text(ex)
             a["examples"].append(ex)
     return {"anomalies": anomalies, "unknown": set(cyc.unknown), "drawn": drawn,
-            "edges": n_edges, "components": cyc.components, "largest": cyc.largest,
+            "edges": n_edges, "linked": linked, "components": cyc.components, "largest": cyc.largest,
             "seconds": {"edges": t_edges - t0, "scc": t_scc - t_edges,
                         "cycles": t_cycles - t_scc}}
 
@@ -276,10 +283,22 @@ def _merge(into: dict, more: dict, max_examples: int) -> None:
         b["examples"] += a["examples"][:max(0, max_examples - len(b["examples"]))]
     into["unknown"] |= more["unknown"]
     into["edges"] += more["edges"]
+    into["linked"] = into["linked"] or more["linked"]
     into["components"] += more["components"]
     into["largest"] = max(into["largest"], more["largest"])
     for k, v in more["seconds"].items():
         into["seconds"][k] += v
+
+
+def _ok_before_info(tx: Txns) -> bool:
+    """Some committed transaction completed before some transaction of unknown outcome
+    was invoked. Elle's real-time graph has that edge (an :ok to a later :info); txlab's
+    graph holds committed transactions only, so it is asked for here, to tell an empty
+    graph as Elle does."""
+    inv, comp, status = tx.invoke, tx.complete, tx.status
+    done = [comp[i] for i in range(1, len(status)) if status[i] == OK and comp[i] is not None]
+    later = [inv[i] for i in range(1, len(status)) if status[i] == INFO and inv[i] is not None]
+    return bool(done and later) and min(done) < max(later)
 
 
 def _entry(anomalies: dict, kind: str, model: str) -> dict:

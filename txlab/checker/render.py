@@ -50,6 +50,17 @@ def status_words(d: dict, a: dict) -> str:
     return f"FORBIDDEN at {d['model']}; allowed at {d['isolation']}, the level the run used"
 
 
+def unknown_words(d: dict) -> str:
+    """Why an "unknown" verdict is unknown, in words (text, HTML, run reports)."""
+    if d.get("unknown"):
+        return f"a forbidden anomaly may have been missed (search timed out for " \
+               f"{', '.join(d['unknown'])})"
+    if not d["history"]["transactions"]:
+        return "the history holds no transactions"
+    return ("no dependency was found between the transactions, so no cycle could be looked "
+            "for (Elle: empty transaction graph)")
+
+
 def _text(d: dict, t) -> str:
     from rich.console import Group
     from rich.text import Text
@@ -61,7 +72,7 @@ def _text(d: dict, t) -> str:
     run = " ".join(f"{h[k]}" for k in ("scenario", "strategy") if k in h)
     # Elle's :fail; in txlab's own histories those are declined or aborted (run's words)
     failed = "rolled back" if h["format"] == "txlab" else "failed"
-    summary = (f"{h['transactions']} transactions ({h['committed']} committed, {h['failed']} "
+    summary = (f"{h['transactions']} transaction{'' if h['transactions'] == 1 else 's'} ({h['committed']} committed, {h['failed']} "
                f"{failed}, {h['unknown']} unknown), format {h['format']}"
                + (f", {run}" if run else "") + (f" at {d['isolation']}" if d["isolation"] else ""))
     pairs = [("history", summary),
@@ -83,6 +94,10 @@ def _text(d: dict, t) -> str:
             "no transactions to check: the history holds none (a run killed before it wrote "
             "them, one whose history could not be written, or a file cut short)", t),
             style=term_mod.STYLES["warning"]))
+    elif d.get("empty_graph"):
+        parts.append(Text(term_mod.wrapped(
+            "no anomalies found, but no dependency between the transactions either: the "
+            "history gave no graph to look for cycles in", t), style=term_mod.STYLES["warning"]))
     else:
         parts.append(Text("no anomalies found"))
     if d["unknown"]:
@@ -114,7 +129,7 @@ def _text(d: dict, t) -> str:
     if d["verdict"] == "invalid":
         verdict += f": {', '.join(d['forbidden'])} forbidden at {d['model']}"
     elif d["verdict"] == "unknown":
-        verdict += ": a forbidden anomaly may have been missed (search timed out)"
+        verdict += f": {unknown_words(d)}"
     word, sep, rest = verdict.partition(":")
     parts.append(Text(word, style=term_mod.style_of(word) or term_mod.STYLES["warning"])
                  .append(sep + rest))

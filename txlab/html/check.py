@@ -9,7 +9,7 @@ component's dependency graph on demand (a <details> element).
 from __future__ import annotations
 
 from txlab.checker import models
-from txlab.checker.render import judged_words, status_words
+from txlab.checker.render import judged_words, status_words, unknown_words
 from txlab.html import svg
 from txlab.html.anomaly import anomaly_html
 from txlab.html.page import badge, document, esc, table
@@ -31,8 +31,7 @@ def _verdict(c: dict) -> str:
     if v == "invalid":
         text = f"{', '.join(c['forbidden'])} forbidden at {c['model']}"
     elif v == "unknown":
-        text = (f"a forbidden anomaly may have been missed: the search timed out for "
-                f"{', '.join(c['unknown'])}")
+        text = unknown_words(c)
     else:
         text = f"no anomaly that {c['model']} forbids"
     kind = VERDICT_KIND.get(v, "warn")
