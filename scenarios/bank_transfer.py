@@ -189,7 +189,7 @@ SCENARIO = Scenario(
              limit=10**12),
         Knob("max_amount", 100, "largest amount one transfer moves", min=1, limit=10**12),
         Knob("lock_order", "sorted", "for-update: lock rows sorted by id, or as drawn (deadlocks)",
-             choices=("sorted", "as-drawn")),
+             choices=("sorted", "as-drawn"), strategies=("for-update",)),
     ),
     setup=setup,
     strategies=(

@@ -250,6 +250,32 @@ def test_a_few_deadlocks_are_always_told_and_one_lock_order_suggested(pg_dsn):
     assert "1 attempt was chosen as the deadlock victim (40P01" in said, said
 
 
+def test_a_knob_only_for_update_reads_is_not_carried_to_other_strategies(pg_dsn):
+    # lock_order is for-update's alone: set on a naive run it changed nothing, the report
+    # says so, and Try next does not hand it on to the strategies it suggests
+    from click.testing import CliRunner
+
+    def run(strategy):
+        return report(CliRunner().invoke(cli, [
+            "run", "bank-transfer", "-s", strategy, "-p", "lock_order=as-drawn", "-p",
+            "accounts=2", "--think-ms", "20", "-n", "40", "--format", "json", "--dsn", pg_dsn,
+            "--schema", "txlab_story_knob"], catch_exceptions=False))
+
+    naive = run("naive")
+    assert naive["verdict"] == "VIOLATED" and naive["next"], naive["next"]
+    assert not any("lock_order" in n["command"] for n in naive["next"]
+                   if "-s for-update" not in n["command"]), naive["next"]
+    assert any("lock_order=as-drawn changed nothing: the naive strategy does not read it "
+               "(only for-update does)" in n for n in naive["notes"]), naive["notes"]
+    assert naive["declared"]["knob_strategies"] == {"lock_order": ["for-update"]}
+    assert_commands_parse(naive)
+    # the neighbour: for-update reads it, so no such note, and its own commands keep it
+    mine = run("for-update")
+    assert not any("changed nothing" in n for n in mine["notes"]), mine["notes"]
+    assert any("-s for-update" in n["command"] and "lock_order=as-drawn" in n["command"]
+               for n in mine["next"]), mine["next"]
+
+
 def test_a_run_without_deadlocks_has_no_deadlock_sentence(runs):
     said = text(runs["clean"])
     assert "deadlock" not in said and "40P01" not in said

@@ -127,6 +127,14 @@ def notes(r: RunResult) -> list[str]:
                    "(what they could not check is said below).")
     elif r.interrupted:
         out.append("INTERRUPTED: the run was stopped early; in-flight transactions were rolled back.")
+    unread = story.unread_params({"declared": r.declared, "params": r.params,
+                                  "strategy": r.strategy})
+    if unread:
+        readers = (r.declared or {}).get("knob_strategies", {})
+        whose = sorted({s for p in unread for s in readers.get(p.split("=")[0], [])})
+        out.append(f"{', '.join(unread)} changed nothing: the {r.strategy} strategy does not "
+                   f"read {'it' if len(unread) == 1 else 'them'} (only {', '.join(whose)} "
+                   f"{'does' if len(whose) == 1 else 'do'}).")
     if r.schema_taken:
         out.append(f"SCHEMA TAKEN: {r.failure}. The report covers the run until then; the "
                    "history has every attempt recorded, but the final state is not this run's "

@@ -959,4 +959,6 @@ def declared(scenario: Scenario, ref: str) -> dict:
         "strategies": [{"name": s.name, "help": s.help, "safe_at": list(s.safe_at),
                         "risk": s.risk} for s in scenario.strategies],
         "knobs": {k.name: k.default for k in scenario.knobs},
+        # knobs that only some strategies read: name -> those strategies
+        "knob_strategies": {k.name: list(k.strategies) for k in scenario.knobs if k.strategies},
     }

@@ -62,6 +62,9 @@ class Knob:
     `limit` is a sane maximum (how many rows setup may insert, say): a bigger
     value is refused unless the user asks for it deliberately with
     --allow-large-params. Numeric knobs without one get DEFAULT_LIMIT.
+    `strategies`: the strategies that read it, when not all do (a lock-order knob that
+    only for-update reads); a run of another strategy notes that the value has no
+    effect there, and a suggested command for another strategy leaves it out.
     """
 
     name: str
@@ -71,6 +74,11 @@ class Knob:
     min: float | None = None
     max: float | None = None
     limit: float | None = None
+    strategies: tuple[str, ...] = ()
+
+    def read_by(self, strategy: str) -> bool:
+        """Does `strategy` read this knob (every strategy does unless `strategies` says)."""
+        return not self.strategies or strategy in self.strategies
 
     @property
     def sane_max(self) -> float | None:

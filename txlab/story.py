@@ -140,10 +140,20 @@ def _command(r: dict, **change) -> str:
     if want["retries"] != defaults["retries"]:
         parts += ["--retries", str(want["retries"])]
     knobs = declared.get("knobs", {})
+    readers = declared.get("knob_strategies", {})
     for k, v in want["params"].items():
-        if k in knobs and v != knobs[k]:
+        if k in knobs and v != knobs[k] and want["strategy"] in readers.get(k, [want["strategy"]]):
             parts += ["-p", f"{k}={v}"]
     return " ".join(parts)
+
+
+def unread_params(r: dict) -> list[str]:
+    """The knobs this run set (away from their defaults) that its strategy does not read,
+    each as `name=value`: they changed nothing."""
+    declared = r.get("declared") or {}
+    knobs, readers = declared.get("knobs", {}), declared.get("knob_strategies", {})
+    return [f"{k}={v}" for k, v in (r.get("params") or {}).items()
+            if k in readers and r["strategy"] not in readers[k] and v != knobs.get(k)]
 
 
 # ---------------------------------------------------------------- the story
