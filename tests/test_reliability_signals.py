@@ -247,6 +247,33 @@ def test_an_interrupt_an_import_swallows_still_ends_txlab(sig):
     assert r.stdout == ""  # the command did not run
 
 
+# Python's shutdown (_PySignal_Fini) gives every signal whose handler is a Python
+# function the default action back, and leaves an ignored one ignored; a signal after
+# that point ends the process. The atexit hook below does the same, then the signal comes.
+_LATE_SIGNAL = """
+import atexit, os, signal, sys
+def late():
+    if callable(signal.getsignal(signal.{sig})):
+        signal.signal(signal.{sig}, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.{sig})
+atexit.register(late)
+sys.argv = ["txlab", "explain", "G0"]
+from txlab.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupt_in_the_last_moments_of_shutdown_keeps_the_exit_code(sig):
+    # The command finished, printed everything and decided its exit code (0); an
+    # interrupt as Python shuts down used to replace that with death by the signal
+    # (-15 for SIGTERM, no message): once the code is decided, interrupts are ignored.
+    r = subprocess.run([sys.executable, "-c", _LATE_SIGNAL.replace("{sig}", sig)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)
+    assert r.stdout.strip(), "the command ran and printed its output"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
     # Each cell is a run that winds down at an interrupt; the matrix must then stop,
