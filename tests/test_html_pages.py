@@ -147,6 +147,28 @@ def test_story_and_next_render_at_the_top_when_present():
     assert "(<code>txlab explain lost-update</code>)" in shown and "`" not in shown
 
 
+def test_the_run_page_says_why_a_check_is_unknown_and_does_not_call_it_clean():
+    base = {"scenario": "bank-transfer", "strategy": "atomic", "isolation": "read-committed",
+            "verdict": "HOLDS", "seed": 1, "outcomes": {}, "invariants": [], "anomalies": [],
+            "latency_ms": {}}
+    check = {"model": "read-committed", "verdict": "valid", "forbidden": [], "unknown": [],
+             "parts": 1, "empty_graph": False}
+
+    def section(c):
+        html = run_page.page(base | {"check": c}, iter(synthetic(20)))
+        shown = html[html.index('id="h-anom"'):]
+        return shown[:shown.index("</section>")]
+
+    clean = section(check)
+    assert "model: valid)" in clean and "found no anomaly in the history" in clean
+    empty = section(check | {"verdict": "unknown", "empty_graph": True})
+    assert "model: unknown)" in empty and "no cycle to look for" in empty
+    assert "found no anomaly in the history" not in empty
+    timed = section(check | {"verdict": "unknown", "unknown": ["G2-item"]})
+    assert "timed out for G2-item" in timed and "may have been missed" in timed
+    assert "timed out" not in clean and "no cycle to look for" not in clean
+
+
 def test_embedded_json_cannot_close_its_script_element():
     data = {"text": "</script><script>alert(1)</script> <!-- x"}
     html = page.document("t", "<p>x</p>", data)

@@ -384,6 +384,10 @@ def _anomalies(r: dict) -> str:
     found = r.get("anomalies") or []
     if r.get("check") is None:
         body = "<p>Not checked (<code>--no-check</code>).</p>"
+    elif not found and r["check"].get("empty_graph"):
+        body = ("<p>The checker found no anomaly, but the history gave no dependency between "
+                "its transactions either, so there was no cycle to look for: the verdict is "
+                "unknown.</p>")
     elif not found:
         body = "<p>The checker found no anomaly in the history.</p>"
     else:
@@ -392,6 +396,9 @@ def _anomalies(r: dict) -> str:
     check = r.get("check") or {}
     model = (f" (checked against the {esc(check.get('model'))} model: "
              f"{esc(check.get('verdict'))})") if check else ""
+    if check.get("unknown"):
+        body += (f"<p>The cycle search timed out for {esc(', '.join(check['unknown']))}: "
+                 "an anomaly of those kinds may have been missed.</p>")
     return ('<section aria-labelledby="h-anom"><h2 id="h-anom">Anomalies in the history'
             f"{model}</h2>{body}</section>")
 
