@@ -276,6 +276,16 @@ def test_a_knob_only_for_update_reads_is_not_carried_to_other_strategies(pg_dsn)
                for n in mine["next"]), mine["next"]
 
 
+def test_a_clean_run_whose_check_had_no_graph_does_not_say_it_found_no_anomaly(runs):
+    rep = copy.deepcopy(runs["clean"])
+    assert rep["anomalies"] == [] and rep["check"]["empty_graph"] is False
+    assert "and the history checker found no anomaly" in text(rep)
+    rep["check"] |= {"verdict": "unknown", "empty_graph": True}
+    said = " ".join(story.tell(rep)["story"])
+    assert "the history checker had nothing to go on" in said, said
+    assert "found no anomaly" not in said
+
+
 def test_a_run_without_deadlocks_has_no_deadlock_sentence(runs):
     said = text(runs["clean"])
     assert "deadlock" not in said and "40P01" not in said

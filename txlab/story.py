@@ -177,6 +177,9 @@ def _checked(r: dict) -> str:
     if r["check"] is None:
         return f" (the history was not checked: {r.get('check_skipped') or '--no-check'})"
     allowed = [a for a in r["anomalies"] if a["status"] != "forbidden"]
+    if not r["anomalies"] and r["check"].get("empty_graph"):
+        return (", but the history checker had nothing to go on: no transaction depended on "
+                "another (its verdict is unknown)")
     if not r["anomalies"]:
         return ", and the history checker found no anomaly"
     if allowed and len(allowed) == len(r["anomalies"]):
