@@ -9,6 +9,7 @@ server, prints that same golden file. tests/golden/regen.py rewrites the files.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -37,8 +38,12 @@ ORACLE_SCHEMA = "txlabp"  # as long as "public", so that a result set keeps its 
 def oracle(text: str, dsn: str, level: str | None = None) -> bytes:
     """The real isolationtester in a txlab-owned schema, never in the test server's
     public; its names qualified with that schema are read as `public.`, as the
-    golden files (made in public by regen.py) have them."""
+    golden files (made in public by regen.py) have them. A spec that names `public.`
+    itself has those names confined to that schema too, as txlab confines them (the
+    tester's objects would otherwise land in the real public, where its unqualified
+    names, looked up in the schema, miss them)."""
     driver.prepare_schema(dsn, ORACLE_SCHEMA)
+    text = re.sub(r"\bpublic\.", f"{ORACLE_SCHEMA}.", text, flags=re.IGNORECASE)
     env = {**os.environ, "PG_TEST_TIMEOUT_DEFAULT": str(STEP_TIMEOUT_S // 2)}
     env["PGOPTIONS"] = f"-c search_path={ORACLE_SCHEMA}"
     if level:
@@ -148,3 +153,36 @@ def test_a_spec_naming_public_runs_in_txlabs_schema_and_never_touches_public(pg_
     assert in_public() == [None, None]
     assert txlab_transcript(path, pg_dsn) == path.with_suffix(".out").read_bytes()
     assert in_public() == [None, None]
+
+
+PUBLIC_SPEC = """
+setup { CREATE TABLE public.counter (id int PRIMARY KEY, n int); INSERT INTO counter VALUES (1, 0); }
+teardown { DROP TABLE public.counter; }
+session s1
+setup { BEGIN ISOLATION LEVEL REPEATABLE READ; }
+step s1r { SELECT n FROM counter WHERE id = 1; }
+step s1c { COMMIT; }
+session s2
+step s2u { UPDATE public.counter SET n = n + 1 WHERE id = 1; }
+permutation s1r s2u s1r s1c
+"""
+
+
+def test_a_spec_naming_public_runs_confined_in_both_and_agrees(pg_dsn, tmp_path):
+    # ddl-dependency-locking's shape: created as public.x, used unqualified. Both the
+    # oracle and txlab confine public. to their schema, so the unqualified names find it
+    # and the real public is never touched.
+    path = tmp_path / "public-names.spec"
+    path.write_text(PUBLIC_SPEC)
+    mine, theirs = txlab_transcript(path, pg_dsn), oracle(PUBLIC_SPEC, pg_dsn)
+    assert mine == theirs, (mine.decode(), theirs.decode())
+    assert b"public.counter" in theirs and b"ERROR" not in theirs, theirs.decode()
+    import psycopg2
+
+    conn = psycopg2.connect(pg_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.counter')")
+            assert cur.fetchone() == (None,)
+    finally:
+        conn.close()
