@@ -63,7 +63,10 @@ def test_a_worker_waiting_for_a_lock_lets_the_holder_go_on(pg_dsn):
         t, errors = _hub_in_thread([(waiter, ()), (holder, ())])
         t.join(60)
         assert not t.is_alive() and not errors, errors
-        assert steps == ["B asks", "A saw B wait", "A released", "B got it"]
+        # A's unlock frees B at once: which of the two answers the hub resumes first is
+        # the server's timing, so only their order before it is fixed
+        assert steps[:2] == ["B asks", "A saw B wait"], steps
+        assert sorted(steps[2:]) == ["A released", "B got it"], steps
         assert ext.get_wait_callback() is None  # put back when the hub is done
     finally:
         a.close()
