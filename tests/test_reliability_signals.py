@@ -274,6 +274,40 @@ def test_an_interrupt_in_the_last_moments_of_shutdown_keeps_the_exit_code(sig):
     assert r.stdout.strip(), "the command ran and printed its output"
 
 
+# A command interrupted (its callback signals the process), and a second signal while
+# txlab says "interrupted" (a burst of signals, as a supervisor or an impatient user sends).
+_SECOND_SIGNAL = """
+import os, signal, sys, time
+import txlab.cli as cli
+real_err, sent = cli._err, []
+def err(message, label=None):
+    if message == "interrupted" and not sent:
+        sent.append(1)
+        os.kill(os.getpid(), signal.{sig})
+    return real_err(message, label)
+cli._err = err
+def interrupted_command(*args, **kwargs):
+    os.kill(os.getpid(), signal.{sig})
+    time.sleep(5)
+cli.cli.commands["explain"].callback = interrupted_command
+sys.argv = ["txlab", "explain", "G0"]
+from txlab.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_second_interrupt_while_the_first_is_told_still_exits_130(sig):
+    # It used to escape into click, which calls it an Abort: "txlab: aborted", exit 1
+    # (the code of a violated invariant) instead of 130 (fault audit: bursts of signals
+    # during setup, a demo, acid or check).
+    r = subprocess.run([sys.executable, "-c", _SECOND_SIGNAL.replace("{sig}", sig)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert "txlab: interrupted" in r.stderr and "aborted" not in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
     # Each cell is a run that winds down at an interrupt; the matrix must then stop,

@@ -55,6 +55,9 @@ def main() -> None:
                 if _SEEN:
                     _interrupted()
                 raise
+            from txlab import signals
+
+            signals.OWN_PROCESS = True
             if default_int:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             if _SEEN:

@@ -99,7 +99,9 @@ class Group(click.Group):
             except click.ClickException as exc:
                 show_click_error(exc)
                 sys.exit(exc.exit_code)
-            except click.Abort:
+            except click.Abort as exc:
+                if isinstance(exc.__cause__, KeyboardInterrupt) or _after_interrupt(exc):
+                    _interrupted()  # a second interrupt while the first was being told
                 _err("aborted", None)
                 sys.exit(1)
             code = rv if isinstance(rv, int) else 0
@@ -147,6 +149,7 @@ class Group(click.Group):
 
 
 def _interrupted() -> None:
+    signals.settle()  # the command is over: another interrupt must not change its code
     _err("interrupted", None)
     sys.exit(errors.EXIT_INTERRUPTED)
 
@@ -579,6 +582,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
         _err(str(failed), "error")
         sys.exit(errors.EXIT_RUNTIME)
     if interrupts:
+        signals.settle()
         _err(f"interrupted after {len(rows)} of {len(combos)} combinations")
         sys.exit(errors.EXIT_INTERRUPTED)
     violated = any(not r.holds or r.forbidden for r in rows)

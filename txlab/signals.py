@@ -40,6 +40,26 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# txlab's own command-line process (set by txlab.__main__), not a library's caller: only
+# there may an ending command stop listening to interrupts for good (settle).
+OWN_PROCESS = False
+_settled = False
+
+
+def settle() -> None:
+    """txlab's own process is ending with its exit code decided (an interrupt was
+    handled, say): Ctrl-C, SIGTERM and SIGHUP are ignored from now on, so that a
+    second one cannot cut short the line that says so and turn exit 130 into click's
+    "aborted" (exit 1). A no-op in anyone else's process (txlab.testing, CliRunner)."""
+    global _settled
+    if not OWN_PROCESS or threading.current_thread() is not threading.main_thread():
+        return
+    _settled = True
+    for signum in INTERRUPTS:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _replaced(handler, signums) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
@@ -55,8 +75,9 @@ def _replaced(handler, signums) -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+        if not _settled:  # an ending process keeps ignoring them
+            for signum, old in previous.items():
+                signal.signal(signum, old)
 
 
 class Interrupts:
