@@ -342,7 +342,9 @@ def _embedded_version() -> str:
 @format_option(report.FORMATS, {"table": "text"}, "Report format.")
 @output_option()
 @click.option("--history", "history_file", type=click.Path(dir_okay=False, writable=True),
-              metavar="FILE", help="Write every attempt of every transaction as JSON lines.")
+              metavar="FILE", help="Write every attempt of every transaction as JSON lines "
+                                   "(a regular file: the check reads it back; with --no-check "
+                                   "a device or pipe will do).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write the report as one self-contained HTML page: timeline of every "
                    "attempt, rates, latency, invariants, anomalies drawn.")
@@ -392,6 +394,11 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
     found.params(dict(settings.params), allow_large=settings.allow_large_params)
     found.strategy(settings.strategy)
     paths.check_outputs({"--output": output, "--history": history_file, "--html": html_file})
+    if history_file and check and not paths.regular_or_new(history_file):
+        raise click.UsageError(
+            f"--history {history_file} is not a regular file: the anomaly check reads the "
+            "history back from it, which a device or a pipe cannot give. Give a file, or "
+            "leave --history out (the check then uses a temporary file), or add --no-check")
     from txlab import progress as progress_mod
     from txlab import runner
 

@@ -77,6 +77,17 @@ def check_outputs(outputs: dict[str, str | None], reads: str | None = None) -> N
                                  "each needs its own")
 
 
+def regular_or_new(path: str | os.PathLike) -> bool:
+    """`path` names a regular file (through links), or nothing yet: a file that can be
+    read back as written, unlike /dev/null, /dev/stdout or a FIFO."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # check_writable has said what is wrong with it, if anything
+
+
 # ---------------------------------------------------------------- writing a file whole
 
 # A write that failed for want of room or a working disk, not for a bad path: a
