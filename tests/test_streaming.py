@@ -370,3 +370,51 @@ def test_check_warns_when_the_history_may_not_fit_and_still_checks(monkeypatch):
 
     assert warned.exit_code == plain.exit_code
     assert untimed(warned.stdout) == untimed(plain.stdout)
+
+
+def test_a_progress_stream_that_breaks_does_not_stop_the_run_and_nothing_outlives_a_failure(
+        pg_dsn, schema):
+    # `txlab run ... --progress-interval-s 0.5 2>&1 | head -1`: the progress line's write
+    # raised BrokenPipeError in the load's watch, the run ended with its workers still
+    # running, and the interpreter's shutdown under them crashed (exit 139 in 12 of 20).
+    import threading
+
+    from txlab import db, progress, runner
+    from txlab.settings import RunSettings
+
+    class Gone:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def isatty(self):
+            return False
+
+    settings = RunSettings(scenario="bank-transfer", seed=1, duration_s=None, transactions=300,
+                           think_ms=1, check=False, schema=schema, strategy="atomic")
+    printer = progress.Printer(Gone(), 0.01, False)
+    result = runner.run(settings, resolve("bank-transfer"), pg_dsn, progress=printer)
+    assert result.outcomes.committed + result.outcomes.declined == 300  # ran to its end
+    printer.close()  # says nothing, raises nothing
+
+    def workers():
+        return [t for t in threading.enumerate()
+                if t.is_alive() and t.name.startswith("txlab-worker")]
+
+    calls = []
+
+    def failing(snap):  # any error in the watch (a bug): the workers stop before it goes on
+        calls.append(snap)
+        if len(calls) == 3:
+            raise RuntimeError("a bug in the watch")
+
+    settings = RunSettings(scenario="bank-transfer", seed=1, duration_s=30, think_ms=1,
+                           check=False, schema=schema, strategy="atomic")
+    with pytest.raises(RuntimeError, match="a bug in the watch"):
+        runner.run(settings, resolve("bank-transfer"), pg_dsn, progress=failing)
+    assert workers() == [], workers()
+    conn = db.connect(pg_dsn)
+    db.drop_schema(conn, schema)
+    conn.close()

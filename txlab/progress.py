@@ -94,6 +94,12 @@ class Printer:
         return (snap.committed - c0) / dt if dt > 0 else 0.0
 
     def __call__(self, snap: Snapshot) -> None:
+        try:
+            self._print(snap)
+        except OSError:  # standard error's reader has gone (`2>&1 | head -1`), or its disk
+            self.live, self.interval_s = False, None  # is full: the run goes on unshown
+
+    def _print(self, snap: Snapshot) -> None:
         if self.live:
             # measured on every line (the window may be resized), on the stream the line
             # goes to: standard error, whatever standard output is (`txlab run > file`);
@@ -111,6 +117,9 @@ class Printer:
                 self.next_due += self.interval_s
 
     def close(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        if self.shown and self.live:
+            try:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+            except OSError:
+                pass  # the stream has gone: nothing to wipe

@@ -898,6 +898,20 @@ def _load(r: _Run, settings: RunSettings, writer, progress: Progress | None,
 
     It waits on Events only (never Thread.join) and polls `interrupts`. `notice`
     hears of a worker that keeps the workers' thread for itself (txlab.hubwatch)."""
+    try:
+        return _watch(r, settings, writer, progress, interrupts, notice)
+    except BaseException:
+        # Whatever ended the watch (a bug, an error no one expected), the workers stop and
+        # are given their grace before it goes on: a process must not end with them still
+        # running (the interpreter's shutdown under a live worker thread can crash).
+        r.stop_all()
+        r.start()
+        r.done.wait(STOP_GRACE_S)
+        raise
+
+
+def _watch(r: _Run, settings: RunSettings, writer, progress: Progress | None,
+           interrupts: signals.Interrupts, notice: Callable[[str], None] | None) -> float:
     watch = hubwatch.Watch(r.hub, notice, _Run._loop.__code__) if r.hub and notice else None
     r.launch()
     while not r.ready.wait(TICK_S):  # every worker connected, or one could not
