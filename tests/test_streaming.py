@@ -418,3 +418,44 @@ def test_a_progress_stream_that_breaks_does_not_stop_the_run_and_nothing_outlive
     conn = db.connect(pg_dsn)
     db.drop_schema(conn, schema)
     conn.close()
+
+
+_KILLED_WHILE_WRITING = """
+import os, signal, sys
+from txlab import history
+from txlab.history import COMMITTED
+path = sys.argv[1]
+w = history.Writer(path, {"isolation": "SERIALIZABLE"}, [("w", "x", 1, 0)])
+for start in range(1, 40_001, 250):  # handed over as a run does, a tick at a time
+    w.add([(i % 8, 1, 0, 10 * i, 10 * i + 5, COMMITTED, None, None, None, [("r", "x", 1, 0)])
+           for i in range(start, start + 250)])
+    w.flush(watermark=10 * (start + 250))
+real, calls = history._Lines.encode, []
+def encode(self, *args):
+    calls.append(1)
+    if len(calls) == 60:  # about 15,000 lines out: over a megabyte, past any buffer
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, *args)
+history._Lines.encode = encode
+w.close()
+"""
+
+
+def test_a_history_killed_while_its_lines_are_written_keeps_its_first_two_records(tmp_path):
+    # docs/reliability.md: after SIGKILL a --history file keeps its run and init records
+    # only. Killed while close() wrote the JSON lines, it kept some thousands of them,
+    # which parsed and checked VALID as if the run had been that short (fault audit).
+    path = tmp_path / "h.jsonl"
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING, str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == -9, r.stderr
+    assert [json.loads(line)["type"] for line in open(path)] == ["run", "init"]
+    # the neighbour: not killed, the whole history takes the file's place
+    r = subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING.replace("== 60", "== -1"),
+                        str(path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in open(path)]
+    assert [x["type"] for x in records[:2]] == ["run", "init"] and len(records) == 40_002

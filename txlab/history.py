@@ -16,6 +16,8 @@ import json
 import marshal
 import operator
 import os
+import secrets
+import stat
 import time
 import weakref
 from bisect import bisect_left
@@ -297,7 +299,7 @@ class Writer:
             self._ident = (st.st_dev, st.st_ino)
             self._lines = _Lines(str(meta.get("isolation", "")))
             self._spool = _Spool(spool_dir / "attempts.spool", self._lines)
-            header = _header_lines(meta, initial)
+            header = self._header = _header_lines(meta, initial)
             self._header_bytes = len(header.encode("utf-8"))
             try:
                 self._file.write(header)
@@ -373,19 +375,70 @@ class Writer:
                     self.gone = True
                     raise OSError(errno.ENOENT, "the file was removed or replaced during the "
                                   "run, so the attempts written to it are lost", str(self.path))
-                for attempts in self._spool.attempts():
-                    lines: list[str] = []
-                    self._lines.encode(lines, written + 1, attempts)
-                    self._file.write("".join(lines))
-                    written += len(attempts)
+                out, tmp = self._final_file()
+                try:
+                    if tmp is not None:
+                        out.write(self._header)
+                    for attempts in self._spool.attempts():
+                        lines: list[str] = []
+                        self._lines.encode(lines, written + 1, attempts)
+                        out.write("".join(lines))
+                        written += len(attempts)
+                    if tmp is not None:
+                        out.flush()
+                        os.fsync(out.fileno())  # whole on disk before it takes the name
+                        out.close()
+                        os.replace(tmp, os.path.realpath(self.path))
+                except BaseException:
+                    if tmp is not None:
+                        with contextlib.suppress(OSError):
+                            out.close()
+                        with contextlib.suppress(OSError):
+                            os.unlink(tmp)
+                    raise
                 self._spool = None
                 self._file.close()
             except OSError as exc:
-                raise _named(exc, self.path) from None
+                exc.filename, exc.filename2 = str(self.path), None  # never the temporary file
+                raise exc from None
         finally:
             with contextlib.suppress(OSError):
                 self._file.close()  # after a failed write: the runner abandons the file
             self._remove_folder()
+
+    def _final_file(self):
+        """Where the JSON lines go, and the temporary file's path if they go to one: a
+        new file beside the history, with the `run` and `init` records again, that takes
+        its place once whole (os.replace), so that a txlab killed while writing them
+        leaves the history as it was, those two records only. In place (path None) where
+        no such file can be: a device or FIFO (with --no-check), a folder that takes no
+        new file (a writable file in a read-only folder)."""
+        try:
+            st = os.stat(self.path)  # through links: the link stays, its target is replaced
+        except OSError:
+            return self._file, None
+        if not stat.S_ISREG(st.st_mode):
+            return self._file, None
+        target = os.path.realpath(self.path)
+        tmp = os.path.join(os.path.dirname(target) or ".",
+                           f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return self._file, None
+            raise
+        try:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if os.geteuid() == 0:  # root writing someone's file: it stays theirs
+                with contextlib.suppress(OSError):
+                    os.fchown(fd, st.st_uid, st.st_gid)
+            return os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20), tmp
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def abandon(self) -> None:
         """Writing failed (a full disk, an I/O error): give up. The file keeps its `run`
