@@ -308,6 +308,38 @@ def test_a_second_interrupt_while_the_first_is_told_still_exits_130(sig):
     assert "Traceback" not in r.stderr
 
 
+_MATRIX_BEFORE_ITS_FIRST_CELL = """
+import os, signal, sys, time
+import txlab.db
+def server_version(conn):  # the interrupt comes before the first cell (a server starting)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+txlab.db.server_version = server_version
+sys.argv = ["txlab", "matrix", "bank-transfer", "-d", "1", "--dsn", sys.argv[1], "--schema",
+            sys.argv[2], "--format", sys.argv[3]]
+from txlab.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_a_matrix_interrupted_before_its_first_cell_prints_it_empty_in_its_shape(pg_dsn, schema,
+                                                                                  fmt):
+    # stdout was empty (not `[]`), and stderr did not say "after 0 of 16" (fault audit:
+    # a signal while the temporary server starts, 14 of 14)
+    r = subprocess.run([sys.executable, "-c", _MATRIX_BEFORE_ITS_FIRST_CELL, pg_dsn, schema, fmt],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 130, r.stderr
+    assert "interrupted after 0 of 16 combinations" in r.stderr and "Traceback" not in r.stderr
+    if fmt == "json":
+        assert json.loads(r.stdout) == []
+    elif fmt == "csv":
+        assert r.stdout.splitlines()[0].startswith("scenario,strategy,isolation")
+        assert len(r.stdout.splitlines()) == 1
+    else:
+        assert "INTERRUPTED after 0 of 16 combinations" in " ".join(r.stdout.split())
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_stops_the_whole_matrix(pg_dsn, schema, sig):
     # Each cell is a run that winds down at an interrupt; the matrix must then stop,

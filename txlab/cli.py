@@ -561,30 +561,31 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
         else:
             click.echo(f"txlab: {line}", err=True)
 
-    with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
-        conn = db.connect(database.dsn)
-        try:
-            version = db.server_version(conn)
-        finally:
-            conn.close()
-        # From the first cell to the printed table, an interrupt is only noted: the
-        # matrix stops after the running cell and prints the rows that finished.
-        with signals.deferred() as interrupts:
-            failed = None
+    shown = False
+    try:
+        with server.open_database(dsn, os.environ, announce=_announce, notice=_err) as database:
+            conn = db.connect(database.dsn)
             try:
-                rows = matrix_mod.run_matrix(combos, base, database.dsn, progress, interrupts)
-            except matrix_mod.MatrixFailed as exc:  # the server lost: the rows that finished
-                failed, rows = exc, exc.rows
+                version = db.server_version(conn)
             finally:
-                if tty:
-                    click.echo("\r\033[K", err=True, nl=False)
-            from txlab.html import matrix as matrix_page
+                conn.close()
+            failed, rows, interrupts = _matrix_cells(combos, base, database.dsn, progress, tty,
+                                                     fmt, version, output, html_file)
+            shown = True
+    except KeyboardInterrupt:
+        if shown:
+            raise
+        # before the first cell (the server starting, say): the matrix has no rows yet, and
+        # says so in its usual shape (`[]` in json, the header in csv), as a later one does
+        from txlab import matrix as matrix_mod
+        from txlab.html import matrix as matrix_page
 
-            emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos),
-                                   failed=failed), output, "matrix",
-                 then=html_writer(html_file, lambda: matrix_page.page(
-                     matrix_mod.to_dicts(rows), version,
-                     matrix_mod.interrupted(rows, len(combos), failed))))
+        signals.settle()
+        emit(matrix_mod.render([], fmt, "", out_term(output), planned=len(combos)), output,
+             "matrix", then=html_writer(html_file, lambda: matrix_page.page(
+                 [], "", matrix_mod.interrupted([], len(combos)))))
+        _err(f"interrupted after 0 of {len(combos)} combinations")
+        sys.exit(errors.EXIT_INTERRUPTED)
     if failed is not None:
         _err(str(failed), "error")
         sys.exit(errors.EXIT_RUNTIME)
@@ -594,6 +595,31 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
         sys.exit(errors.EXIT_INTERRUPTED)
     violated = any(not r.holds or r.forbidden for r in rows)
     sys.exit(errors.EXIT_VIOLATED if violated and not no_fail else errors.EXIT_OK)
+
+
+def _matrix_cells(combos, base, dsn, progress, tty, fmt, version, output, html_file):
+    """Run the matrix's cells and show them: (failed, rows, interrupts)."""
+    from txlab import matrix as matrix_mod
+
+    # From the first cell to the printed table, an interrupt is only noted: the
+    # matrix stops after the running cell and prints the rows that finished.
+    with signals.deferred() as interrupts:
+        failed = None
+        try:
+            rows = matrix_mod.run_matrix(combos, base, dsn, progress, interrupts)
+        except matrix_mod.MatrixFailed as exc:  # the server lost: the rows that finished
+            failed, rows = exc, exc.rows
+        finally:
+            if tty:
+                click.echo("\r\033[K", err=True, nl=False)
+        from txlab.html import matrix as matrix_page
+
+        emit(matrix_mod.render(rows, fmt, version, out_term(output), planned=len(combos),
+                               failed=failed), output, "matrix",
+             then=html_writer(html_file, lambda: matrix_page.page(
+                 matrix_mod.to_dicts(rows), version,
+                 matrix_mod.interrupted(rows, len(combos), failed))))
+    return failed, rows, interrupts
 
 
 def _scenario(ref, scenario_path):
