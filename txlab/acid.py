@@ -249,8 +249,13 @@ def durability(database: server.Database) -> list[Experiment]:
             raise DatabaseError(f"pg_ctl stop -m immediate failed: {stopped.stderr.strip()}")
     except BaseException:  # an interrupt too: the server is started again before it goes on
         restart(database)
+        _drop_quietly(database)  # nor is the demo's schema left behind
         raise
-    restart(database)
+    try:
+        restart(database)
+    except BaseException:
+        _drop_quietly(database)
+        raise
     e.did("pg_ctl restart  -- crash recovery replays the write-ahead log", "server started")
     recovery = _recovery_lines(log, log_start)
     if recovery:
@@ -267,6 +272,21 @@ def durability(database: server.Database) -> list[Experiment]:
         db.drop_schema(conn, SCHEMA)
         conn.close()
     return [e]
+
+
+def _drop_quietly(database: server.Database) -> None:
+    """The durability demo's schema, dropped on the way out of an interrupted demo (if
+    the server is up to do it; else the next demo recreates it)."""
+    try:
+        conn = db.connect(database.dsn, "txlab-acid")
+    except (psycopg2.Error, OSError):
+        return
+    try:
+        db.drop_schema(conn, SCHEMA)
+    except psycopg2.Error:
+        pass
+    finally:
+        conn.close()
 
 
 def restart(database: server.Database) -> None:
