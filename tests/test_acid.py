@@ -164,3 +164,26 @@ def test_a_wrapped_verdict_keeps_its_indent(pg_dsn, clean_env):
     held = [i for i, ln in enumerate(lines) if ln.startswith("  HELD: refused with 23514")]
     assert held and lines[held[0] + 1].startswith("    "), lines[held[0]:held[0] + 2]
     assert max(len(ln) for ln in lines) <= 80
+
+
+def test_server_start_interrupted_once_pg_ctl_started_it_says_it_runs(persistent, monkeypatch):
+    # A signal during `pg_ctl start`: exit 130 with a bare "interrupted", and the server
+    # up with its URL unsaid (fault audit S2, 10 of 28 interrupted starts)
+    from txlab import server
+
+    server.stop(persistent)
+    real = server.pg_ctl
+
+    def pg_ctl(pgdata, *args, **kwargs):
+        done = real(pgdata, *args, **kwargs)
+        if "start" in args:
+            raise KeyboardInterrupt
+        return done
+
+    with monkeypatch.context() as patch:
+        patch.setattr(server, "pg_ctl", pg_ctl)
+        result = CliRunner().invoke(cli, ["server", "start"], catch_exceptions=False)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 130, result.output
+    assert f"interrupted, but the server had started: {server.url_for(persistent)}" in flat
+    assert "`txlab server stop` stops it" in flat and server.is_running(persistent)

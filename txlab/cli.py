@@ -650,7 +650,17 @@ def server_start():
         _err(f"already running: {server.url_for(pgdata)}")
         return
     _err(f"starting {_embedded_version()} in {pgdata} ...")
-    server.start(pgdata, notice=_err)
+    try:
+        server.start(pgdata, notice=_err)
+    except KeyboardInterrupt:
+        signals.settle()
+        if not server.is_running(pgdata):
+            raise
+        # pg_ctl had started it when the interrupt came: say so, rather than a bare
+        # "interrupted" with the server up and its URL unsaid
+        _err(f"interrupted, but the server had started: {server.url_for(pgdata)} "
+             "(`txlab server stop` stops it)")
+        sys.exit(errors.EXIT_INTERRUPTED)
     click.echo(server.url_for(pgdata))
 
 
