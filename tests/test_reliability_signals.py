@@ -263,13 +263,19 @@ main()
 """
 
 
+def _script(script: str, sig: str) -> subprocess.CompletedProcess:
+    """`script` (txlab driven through txlab.__main__) run in a fresh Python, with `{sig}`
+    standing for the signal's name."""
+    return subprocess.run([sys.executable, "-c", script.replace("{sig}", sig)],
+                          capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_an_interrupt_in_the_last_moments_of_shutdown_keeps_the_exit_code(sig):
     # The command finished, printed everything and decided its exit code (0); an
     # interrupt as Python shuts down used to replace that with death by the signal
     # (-15 for SIGTERM, no message): once the code is decided, interrupts are ignored.
-    r = subprocess.run([sys.executable, "-c", _LATE_SIGNAL.replace("{sig}", sig)],
-                       capture_output=True, text=True, timeout=60)
+    r = _script(_LATE_SIGNAL, sig)
     assert r.returncode == 0 and r.stderr == "", (r.returncode, r.stderr)
     assert r.stdout.strip(), "the command ran and printed its output"
 
@@ -301,8 +307,7 @@ def test_a_second_interrupt_while_the_first_is_told_still_exits_130(sig):
     # It used to escape into click, which calls it an Abort: "txlab: aborted", exit 1
     # (the code of a violated invariant) instead of 130 (fault audit: bursts of signals
     # during setup, a demo, acid or check).
-    r = subprocess.run([sys.executable, "-c", _SECOND_SIGNAL.replace("{sig}", sig)],
-                       capture_output=True, text=True, timeout=60)
+    r = _script(_SECOND_SIGNAL, sig)
     assert r.returncode == 130, (r.returncode, r.stderr)
     assert "txlab: interrupted" in r.stderr and "aborted" not in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
