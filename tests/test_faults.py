@@ -153,8 +153,8 @@ def test_ctrl_c_during_the_invariant_checks_keeps_report_and_history(pg_dsn, sch
 
     def ctrl_c_in_the_check(proc):
         _wait_for(pg_dsn, "SELECT pid FROM pg_stat_activity WHERE application_name = "
-                          "'txlab-control' AND state = 'active' AND query LIKE '%pg_sleep%'",
-                  "the invariant check")
+                          "'txlab-control' AND state = 'active' AND query LIKE "
+                          "'%pg_sleep(20000 /%'", "the invariant check")
         proc.send_signal(signal.SIGINT)
 
     code, report, err = _txlab_with_fault(
@@ -354,7 +354,7 @@ def test_a_check_backend_ended_during_the_invariant_checks_is_checked_again(pg_d
     def end_the_check(proc):
         rows = _wait_for(pg_dsn, "SELECT pid FROM pg_stat_activity WHERE application_name = "
                                  "'txlab-control' AND state = 'active' AND query LIKE "
-                                 "'%pg_sleep%'", "the invariant check")
+                                 "'%pg_sleep(1500 /%'", "the invariant check")
         conn = psycopg2.connect(pg_dsn)
         try:
             conn.autocommit = True
