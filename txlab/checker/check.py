@@ -145,12 +145,15 @@ def _check(history, model, isolation, max_examples, time_limit, process, realtim
     process = needs_process if process is None else process
     realtime = needs_realtime if realtime is None else realtime
     t_load = time.perf_counter()
-    part = _analyse(tx, model, max_examples, time_limit, process, realtime, graphs, opts)
+    touched: dict = {}  # txlab histories: key -> (first committed toucher, written?)
+    part = _analyse(tx, model, max_examples, time_limit, process, realtime, graphs, opts,
+                    touched)
     hist = _history_counts(tx, skip=0)
     for records, names, context in pieces:  # the rest of a history, a part at a time
         del tx
         tx = _part(history, records, names)
-        more = _analyse(tx, model, max_examples, time_limit, process, realtime, graphs, opts)
+        more = _analyse(tx, model, max_examples, time_limit, process, realtime, graphs, opts,
+                        touched)
         _merge(part, more, max_examples)
         _add_counts(hist, _history_counts(tx, skip=context))
     anomalies, cyc_unknown, drawn = part["anomalies"], part["unknown"], part["drawn"]
@@ -232,16 +235,21 @@ def _add_counts(into: dict, more: dict) -> None:
 
 
 def _analyse(tx: Txns, model, max_examples, time_limit, process, realtime, graphs,
-             opts) -> dict:
+             opts, touched: dict | None = None) -> dict:
     """Anomalies, examples and statistics of one Txns (a whole history, or a part)."""
     t0 = time.perf_counter()
     idx = versions.build(tx, opts)
     adj, found = infer.build(tx, idx, process, realtime)
     found = idx.findings + tx.found + found
     n_edges = sum(map(len, adj))
-    # T0 (the initial state) is no transaction of the history and no cycle passes it:
-    # its edges alone are no graph to search (Elle's graph has no T0 at all)
-    linked = any(adj[1:]) or bool(realtime and _ok_before_info(tx))
+    if tx.format == TXLAB and not (process or realtime) and touched is not None:
+        # the same answer whole or in parts (a part leaves out edges that cross its cut
+        # forwards): two committed transactions share a key that one of them writes
+        linked = _shares_a_written_key(tx, touched)
+    else:
+        # T0 (the initial state) is no transaction of the history and no cycle passes it:
+        # its edges alone are no graph to search (Elle's graph has no T0 at all)
+        linked = any(adj[1:]) or bool(realtime and _ok_before_info(tx))
     t_edges = time.perf_counter()
     comps = graph.strongly_connected(len(adj), adj)
     del adj
@@ -288,6 +296,40 @@ def _merge(into: dict, more: dict, max_examples: int) -> None:
     into["largest"] = max(into["largest"], more["largest"])
     for k, v in more["seconds"].items():
         into["seconds"][k] += v
+
+
+def _shares_a_written_key(tx: Txns, touched: dict) -> bool:
+    """Some two committed transactions (of this part, or of one before it: `touched`
+    carries key -> (the first committed transaction to touch it, whether any of its
+    touchers so far wrote it)) touch one key, and one of them writes it: then they
+    have a ww, wr or rw edge between them, as Elle's graph would. A part's context
+    (copies of earlier transactions) is the same transaction by name."""
+    if touched.get(None):
+        return True
+    status, names, ops = tx.status, tx.names, tx.ops
+    for i in range(1, len(status)):
+        if status[i] != OK:
+            continue
+        me = names[i]
+        for op in ops[i]:
+            if op[0] == "pr":
+                items = [(row[0], False) for row in op[2]]
+            else:
+                items = [(op[1], op[0] == "w")]
+            for key, wrote in items:
+                try:
+                    seen = touched.get(key)
+                except TypeError:  # a key that is no dict key: take it as linked
+                    touched[None] = True
+                    return True
+                if seen is None:
+                    touched[key] = (me, wrote)
+                elif seen[0] != me and (seen[1] or wrote):
+                    touched[None] = True
+                    return True
+                elif wrote and not seen[1]:
+                    touched[key] = (seen[0], True) if seen[0] == me else seen
+    return False
 
 
 def _ok_before_info(tx: Txns) -> bool:
