@@ -101,6 +101,7 @@ def test_parts_give_the_verdict_and_counts_of_the_whole(tmp_path, monkeypatch, s
     (82996, 242, 1, 0.01, 6),  # a transaction that installs one version twice
     (490667, 266, 1, 0.01, 11),  # a future read beside a duplicated version
     (1268, 5, 1, 0.1, 2),  # an aborted write read by a transaction that completed before it
+    (92432, 5, 5, 0.02, 2),  # its only dependency a forward rw edge across a cut: no graph
 ])
 def test_histories_that_were_once_cut_wrongly(tmp_path, monkeypatch, seed, n, keys, faults,
                                               segment):
