@@ -4,11 +4,13 @@ Loading the CLI takes a moment; an interrupt (Ctrl-C, SIGTERM, SIGHUP) that come
 meanwhile (or while the options are parsed, or after the command's own handling
 ended) ends txlab with 130 and one line, not a traceback. Once a
 command runs, txlab.signals and the CLI's error handling take over. Once its exit
-code is decided, interrupts are ignored: they can only spoil that code (_settled).
+code is decided, interrupts are ignored: they can only spoil that code (signals.settle).
 """
 
 import signal
 import sys
+
+from txlab import signals  # small: only the standard library
 
 _SEEN: list = []  # signals that arrived while the CLI loaded
 
@@ -23,20 +25,8 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
-def _settled() -> None:
-    """The exit code is decided and the output written: from here on an interrupt can
-    only spoil the code. Python's shutdown puts a Python-level handler back to the
-    default action, so a SIGTERM in its last milliseconds would end txlab killed by
-    the signal (-15, no message) instead of with its code; an ignored signal is left
-    ignored, and is lost at exit."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            signal.signal(sig, signal.SIG_IGN)
-        except (OSError, ValueError):  # not the main thread, or no such signal here
-            pass
-
-
 def main() -> None:
+    signals.OWN_PROCESS = True  # this process is txlab's own: signals.settle may act
     # SIGTERM and SIGHUP mean what Ctrl-C means, from here on: while the CLI loads, and
     # after a command's own handling (txlab.signals) has put back what it found.
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -55,9 +45,6 @@ def main() -> None:
                 if _SEEN:
                     _interrupted()
                 raise
-            from txlab import signals
-
-            signals.OWN_PROCESS = True
             if default_int:
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             if _SEEN:
@@ -66,7 +53,10 @@ def main() -> None:
         except KeyboardInterrupt:
             _interrupted()
     except SystemExit:
-        _settled()
+        # The exit code is decided and the output written: an interrupt from here on can
+        # only spoil the code (Python's shutdown puts a Python-level handler back to the
+        # default action: a late SIGTERM ended txlab with -15), so they are ignored.
+        signals.settle()
         raise
 
 

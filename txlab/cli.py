@@ -577,7 +577,6 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
             raise
         # before the first cell (the server starting, say): the matrix has no rows yet, and
         # says so in its usual shape (`[]` in json, the header in csv), as a later one does
-        from txlab import matrix as matrix_mod
         from txlab.html import matrix as matrix_page
 
         signals.settle()

@@ -16,7 +16,6 @@ import json
 import marshal
 import operator
 import os
-import secrets
 import stat
 import time
 import weakref
@@ -26,7 +25,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from txlab import owner
+from txlab import owner, paths
 
 FORMAT = "txlab-history/1"
 
@@ -419,20 +418,13 @@ class Writer:
             return self._file, None
         if not stat.S_ISREG(st.st_mode):
             return self._file, None
-        target = os.path.realpath(self.path)
-        tmp = os.path.join(os.path.dirname(target) or ".",
-                           f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd, tmp = paths.open_beside(self.path, st)
         except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if exc.errno in paths.NO_NEW_FILE:
                 return self._file, None
             raise
         try:
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            if os.geteuid() == 0:  # root writing someone's file: it stays theirs
-                with contextlib.suppress(OSError):
-                    os.fchown(fd, st.st_uid, st.st_gid)
             return os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20), tmp
         except BaseException:
             os.close(fd)

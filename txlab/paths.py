@@ -82,10 +82,8 @@ def regular_or_new(path: str | os.PathLike) -> bool:
     read back as written, unlike /dev/null, /dev/stdout or a FIFO."""
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
+    except OSError:  # not there yet (else check_writable has said what is wrong with it)
         return True
-    except OSError:
-        return True  # check_writable has said what is wrong with it, if anything
 
 
 # ---------------------------------------------------------------- writing a file whole
@@ -117,12 +115,10 @@ def write_whole(path: str | os.PathLike, text: str, *, replace: bool = True) -> 
         _in_place(path, text)
         return
     target = os.path.realpath(path)
-    folder = os.path.dirname(target) or "."
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        fd, tmp = open_beside(path, st)
     except OSError as exc:
-        if replace and st is not None and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if replace and st is not None and exc.errno in NO_NEW_FILE:
             _in_place(path, text)  # the file may be written, not its folder
             return
         raise _naming(exc, path) from None
@@ -133,11 +129,6 @@ def write_whole(path: str | os.PathLike, text: str, *, replace: bool = True) -> 
             os.close(fd)
             raise
         with f:
-            if st is not None:
-                os.fchmod(fd, stat.S_IMODE(st.st_mode))
-                if os.geteuid() == 0:  # root overwriting someone's file: it stays theirs
-                    with contextlib.suppress(OSError):
-                        os.fchown(fd, st.st_uid, st.st_gid)
             f.write(text)
             f.flush()
             os.fsync(fd)  # a full disk may only say so here (NFS, quotas)
@@ -152,6 +143,33 @@ def write_whole(path: str | os.PathLike, text: str, *, replace: bool = True) -> 
         if isinstance(exc, OSError):
             raise _naming(exc, path) from None
         raise
+
+
+# A folder that takes no new file (a writable file in a read-only folder): written in place.
+NO_NEW_FILE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def open_beside(path: str | os.PathLike, st: os.stat_result | None) -> tuple[int, str]:
+    """A new, empty file beside `path`'s target (through links), to take its place with
+    os.replace once whole: (its descriptor, its path). With `st` (the file's own stat) it
+    gets that file's mode, and its owner when root writes it. An OSError as os.open
+    raises it (NO_NEW_FILE: the folder takes no new file)."""
+    target = os.path.realpath(path)
+    tmp = os.path.join(os.path.dirname(target) or ".",
+                       f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        if st is not None:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if os.geteuid() == 0:  # root overwriting someone's file: it stays theirs
+                with contextlib.suppress(OSError):
+                    os.fchown(fd, st.st_uid, st.st_gid)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return fd, tmp
 
 
 def _in_place(path: str | os.PathLike, text: str) -> None:

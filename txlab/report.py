@@ -130,8 +130,7 @@ def notes(r: RunResult) -> list[str]:
     unread = story.unread_params({"declared": r.declared, "params": r.params,
                                   "strategy": r.strategy})
     if unread:
-        readers = (r.declared or {}).get("knob_strategies", {})
-        whose = sorted({s for p in unread for s in readers.get(p.split("=")[0], [])})
+        whose = sorted({s for readers in unread.values() for s in readers})
         out.append(f"{', '.join(unread)} changed nothing: the {r.strategy} strategy does not "
                    f"read {'it' if len(unread) == 1 else 'them'} (only {', '.join(whose)} "
                    f"{'does' if len(whose) == 1 else 'do'}).")

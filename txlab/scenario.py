@@ -76,10 +76,6 @@ class Knob:
     limit: float | None = None
     strategies: tuple[str, ...] = ()
 
-    def read_by(self, strategy: str) -> bool:
-        """Does `strategy` read this knob (every strategy does unless `strategies` says)."""
-        return not self.strategies or strategy in self.strategies
-
     @property
     def sane_max(self) -> float | None:
         """The largest value accepted without --allow-large-params (None: no such limit)."""

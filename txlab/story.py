@@ -147,13 +147,13 @@ def _command(r: dict, **change) -> str:
     return " ".join(parts)
 
 
-def unread_params(r: dict) -> list[str]:
+def unread_params(r: dict) -> dict[str, list[str]]:
     """The knobs this run set (away from their defaults) that its strategy does not read,
-    each as `name=value`: they changed nothing."""
+    each as `name=value` -> the strategies that do: they changed nothing."""
     declared = r.get("declared") or {}
     knobs, readers = declared.get("knobs", {}), declared.get("knob_strategies", {})
-    return [f"{k}={v}" for k, v in (r.get("params") or {}).items()
-            if k in readers and r["strategy"] not in readers[k] and v != knobs.get(k)]
+    return {f"{k}={v}": readers[k] for k, v in (r.get("params") or {}).items()
+            if k in readers and r["strategy"] not in readers[k] and v != knobs.get(k)}
 
 
 # ---------------------------------------------------------------- the story
