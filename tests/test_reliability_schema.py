@@ -186,6 +186,13 @@ def test_no_command_prints_a_password_from_a_malformed_dsn(template):
         assert "Traceback" not in shown and "internal error" not in shown
 
 
+def test_an_at_in_a_url_password_is_refused_before_its_tail_is_shown_as_the_host():
+    r = txlab("run", "bank-transfer", "-n", "5", "--dsn", "postgresql://alice:Qx7@ss@localhost/db")
+    shown = r.stdout + r.stderr
+    assert r.exit_code == 2, shown  # was 3, "cannot connect ... host ss@localhost"
+    assert "ss@localhost" not in shown and "Qx7" not in shown and "%40" in shown
+
+
 def test_bad_dsns_are_usage_errors_and_an_empty_one_is_refused():
     for url in ("postgresql://a:b@[::1/db", "postgresql://a:b@h:abc/db", "host=h port=99999999",
                 "postgresql://a:%80@h/db",

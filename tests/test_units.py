@@ -85,6 +85,53 @@ def test_a_common_password_leaves_the_message_readable():
     assert db.mask_text("cannot parse Qx7can", dsn) == "cannot parse ***"
 
 
+def test_a_short_password_is_masked_as_a_word_not_inside_other_words():
+    # A newcomer's password "val" turned "invalid integer value" into "in***id integer
+    # ***ue", and "hunter2" (a run "nte") turned "integer" into "i***ger".
+    msg = 'invalid integer value "5432:5433" for connection option "port"'
+    assert db.mask_text(msg, "postgresql://student:val@localhost/db") == msg
+    assert db.mask_text(msg, "postgresql://student:hunter2@localhost/db") == msg
+    # the neighbours: the password itself, as a word or quoted, is masked
+    assert db.mask_text("password val rejected", "postgresql://s:val@h/db") == \
+        "password *** rejected"
+    assert db.mask_text('role "hunter2" and hunter2.', "postgresql://s:hunter2@h/db") == \
+        'role "***" and ***.'
+
+
+def test_a_long_password_is_masked_by_its_runs_unless_they_are_a_plain_word():
+    dsn = "postgresql://bob:my-secret-9@db/x"
+    assert db.mask_text("the secretary keeps a secret", dsn) == "the secretary keeps a secret"
+    assert db.mask_text('value "secret" refused', dsn) == 'value "***" refused'  # quoted part
+    assert db.mask_text("cannot parse t-secret-", dsn) == "cannot parse t***"
+    assert db.mask_text("my-secret-9", dsn) == "***"
+
+
+def test_the_readme_docker_dsn_keeps_its_user_and_database_readable():
+    dsn = "postgresql://txlab:s3cret@localhost:54320/txlab"
+    assert db.describe_target(dsn) == "host localhost, port 54320, database txlab"
+    assert db.mask_dsn(dsn) == "postgresql://txlab:***@localhost:54320/txlab"
+    # a password that is also the database's name is still masked there
+    assert db.describe_target("postgresql://txlab:txlab@localhost/txlab").endswith("database ***")
+
+
+@pytest.mark.parametrize("url", ["postgresql://alice:Qx7@ss@localhost/db",
+                                 "postgresql://alice:Qx7/ss@localhost/db",
+                                 "postgresql://alice:pw@localhost/db@x"])
+def test_an_unescaped_at_or_slash_in_a_url_password_is_refused(url):
+    # libpq ends the user-info at the first @ and the host at the first /: the rest of
+    # the password became the host ("ss@localhost"), which messages showed as is.
+    with pytest.raises(errors.UsageError, match="Percent-encode") as exc:
+        db.parse_dsn(url, "--dsn")
+    assert "ss@localhost" not in str(exc.value) and "Qx7" not in str(exc.value)
+    assert "%40" in str(exc.value)
+
+
+def test_an_at_in_a_percent_encoded_password_or_in_the_query_is_fine():
+    assert db.parse_dsn("postgresql://alice:Qx7%40ss@localhost/db")["password"] == "Qx7@ss"
+    assert db.parse_dsn("postgresql://h/db?user=me@corp")["user"] == "me@corp"
+    assert db.parse_dsn("postgresql://alice:a:b@h/db")["password"] == "a:b"
+
+
 @pytest.mark.parametrize(
     "code,msg,cause",
     [

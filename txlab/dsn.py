@@ -123,9 +123,25 @@ _PLAIN_WORDS = sorted({
 _KEEP = re.compile("|".join(map(re.escape, _PLAIN_WORDS)))
 
 
-def _mask_with(text: str, found: list[str]) -> str:
-    for s in found:  # whole secrets first
-        text = text.replace(s, _HOLE) if len(s) >= 3 else text
+# A secret shorter than this is masked only where it stands as a word of its own:
+# a password "val" says nothing of "invalid", nor "hunter2" of "integer".
+_WORD_SECRET = 8
+_LONG_RUN = 6  # in free text, a run this long of a secret of _WORD_SECRET or more is masked
+
+
+def _whole(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` holed; a short secret only where it is
+    not part of a longer word (letters and digits on neither side)."""
+    if len(secret) >= _WORD_SECRET:
+        return text.replace(secret, _HOLE)
+    before = r"(?<![^\W_])" if secret[0].isalnum() else ""
+    after = r"(?![^\W_])" if secret[-1].isalnum() else ""
+    return re.sub(before + re.escape(secret) + after, _HOLE, text)
+
+
+def _runs(text: str, found: list[str], least: int = 3) -> str:
+    """`text` with any run of `least` or more of the secrets' characters holed,
+    except inside txlab's and libpq's own words."""
     kept: list[str] = []
 
     def keep(m: re.Match) -> str:  # out of reach of the runs below, put back after
@@ -133,17 +149,38 @@ def _mask_with(text: str, found: list[str]) -> str:
         return chr(0xE000 + len(kept) - 1) if len(kept) <= 0x1000 else m.group(0)
 
     text = _KEEP.sub(keep, text)
-    for s in found:  # then any run of three or more of their characters
-        while len(s) >= 3:
-            m = _lcs(text, s)
-            if m.size < 3:
+    for s in found:
+        start = 0
+        while len(s) >= least:
+            m = _lcs(text[start:], s)
+            if m.size < least:
                 break
-            text = text[:m.a] + _HOLE + text[m.a + m.size:]
-    text = re.sub("[\ue000-\uefff]", lambda m: kept[ord(m.group(0)) - 0xE000], text)
+            a = start + m.a
+            if least > 3 and text[a:a + m.size].isalpha():  # an ordinary word in free text
+                start = a + m.size
+                continue
+            text = text[:a] + _HOLE + text[a + m.size:]
+    return re.sub("[\ue000-\uefff]", lambda m: kept[ord(m.group(0)) - 0xE000], text)
 
-    def fragment(m: re.Match) -> str:  # a quoted part of a secret, however short
+
+def _mask_with(text: str, found: list[str]) -> str:
+    """`text` with the secrets in `found` masked: each whole secret (of three or more
+    characters) wherever it stands; inside a quoted fragment (where libpq and the
+    server quote values, and where a misparsed DSN's parts end up), also any run
+    of three or more of a secret's characters, and the whole fragment if it is
+    part of a secret, however short. Free text keeps its words (a run of a
+    password's characters inside "integer" or "invalid" says nothing of it),
+    except for a run of six or more characters of a long secret that is not letters
+    only (an ordinary word may share that much with a password; "Qx7can" does not)."""
+    for s in found:  # whole secrets first
+        text = _whole(text, s) if len(s) >= 3 else text
+    text = _runs(text, [s for s in found if len(s) >= _WORD_SECRET], _LONG_RUN)
+
+    def fragment(m: re.Match) -> str:
         inner = m.group(1)
-        return f'"{_HOLE}"' if inner and any(inner in s for s in found) else m.group(0)
+        if inner and any(inner in s for s in found):
+            return f'"{_HOLE}"'
+        return f'"{_runs(inner, found)}"'
 
     text = re.sub(r'"([^"]*)"', fragment, text)
     return re.sub(f"{_HOLE}+", MASK, text)
@@ -219,6 +256,11 @@ def parse_dsn(dsn: str, source: str = "the database URL") -> dict[str, str]:
         raise UsageError(f"{source} ({mask_dsn(dsn)}) is a {scheme.group(0).strip()} URL; txlab "
                          "works with PostgreSQL only: give a URL such as "
                          "postgresql://user@host/dbname")
+    if scheme and _misread_userinfo(dsn[scheme.end():]):
+        raise UsageError(f"{source} ({mask_dsn(dsn)}) has an @ or / in its password (or an @"
+                         " after the host): libpq would read part of the password as the host"
+                         " or database name. Percent-encode those characters: @ as %40, / as"
+                         " %2F (postgresql://user:p%40ss@host/dbname)")
     try:
         return psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError as exc:
@@ -230,6 +272,17 @@ def parse_dsn(dsn: str, source: str = "the database URL") -> dict[str, str]:
                          "does not decode to UTF-8 text") from None
 
 
+def _misread_userinfo(rest: str) -> bool:
+    """Whether a URL (after `scheme://`) has a password that libpq would split: its
+    user-info, up to the last @ before any ?, holds a `:` and also an @ or a /.
+    libpq ends the user-info at the first @ and the host at the first /, so the rest
+    of such a password becomes the host or the database name, which messages show."""
+    query = rest.find("?")
+    at = rest.rfind("@", 0, query if query >= 0 else len(rest))
+    info = rest[:max(at, 0)]
+    return ":" in info and ("@" in info or "/" in info)
+
+
 def describe_target(dsn: str) -> str:
     """host, port and database of a DSN, for messages; nothing of its secrets."""
     try:
@@ -239,8 +292,8 @@ def describe_target(dsn: str) -> str:
     found = secrets(dsn)
 
     def show(value: str) -> str:
-        if value in _PLAIN_WORDS:  # localhost, postgres: unless part of a secret, or one
-            return MASK if any(value in s or s in value for s in found) else value
+        if value in _PLAIN_WORDS:  # localhost, postgres, txlab: unless a secret is in it
+            return MASK if any(s == value or s in value for s in found) else value
         return MASK if any(_touches(value, s) for s in found) else value
 
     host = show(p.get("host") or p.get("hostaddr") or "local socket")
