@@ -93,6 +93,32 @@ def test_unused_steps_are_warnings_with_lines_like_isolationtester():
     assert specs.parse("session s\nstep a { }\nstep b { }\n").warnings == ()
 
 
+UNCLOSED = """setup { CREATE TABLE t (id int); }
+session a
+setup { BEGIN;
+step a_count { SELECT count(*) FROM t; }
+step a_commit { COMMIT; }
+session b
+step b_ins { INSERT INTO t VALUES (2); }
+"""
+
+
+def test_an_unclosed_block_is_named_where_it_swallowed_a_step():
+    # The `{` of line 3 runs to the `}` of line 4, swallowing step a_count: the error was
+    # only "undefined step 'a_count' in permutation", at the permutation's line.
+    with pytest.raises(specs.SpecError) as exc:
+        specs.parse(UNCLOSED + "permutation a_count b_ins a_commit\n", "u.spec")
+    assert str(exc.value).startswith("u.spec:8: undefined step 'a_count' in permutation")
+    assert ("the SQL block opened at line 3 runs to the '}' at line 4 and holds 'step a_count {"
+            in " ".join(str(exc.value).split())) and exc.value.line == 8
+    # valid as the tester's grammar reads it (no permutation names the step): a warning
+    spec = specs.parse(UNCLOSED, "u.spec")
+    assert any("opened at line 3" in w and "is a '}' missing?" in w for w in spec.warnings)
+    # the neighbour: the same spec closed has no such warning
+    closed = specs.parse(UNCLOSED.replace("BEGIN;", "BEGIN; }"), "u.spec")
+    assert not any("missing" in w for w in closed.warnings)
+
+
 def test_all_permutations_follow_isolationtesters_order():
     spec = specs.parse("session s1\nstep a { }\nstep b { }\nsession s2\nstep x { }\n"
                        "session s3\nstep y { }\n")

@@ -96,6 +96,16 @@ def test_broken_scenario_files_exit_2_naming_the_file(txlab, tmp_path):
         assert "Traceback" not in r.stderr
 
 
+def test_a_strategy_error_names_its_line_when_the_file_is_given_relative(txlab, tmp_path,
+                                                                         monkeypatch):
+    # `txlab run badbody.py` (relative) said only "badbody.py: strategy 'x' raised ...":
+    # the file as given did not equal the file as loaded, so the line was lost.
+    (tmp_path / "badbody.py").write_text(BROKEN["badbody.py"][0])
+    monkeypatch.chdir(tmp_path)
+    r = txlab("run", "badbody.py", "-n", "5")
+    assert r.exit_code == 2 and "badbody.py:4: strategy 'x' raised" in r.stderr, r.stderr
+
+
 def test_property_testing_example_passes(pg_dsn):
     """docs/examples/test_coupons.py, run as a user would run it."""
     import os

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 import time
 import traceback
@@ -166,8 +167,12 @@ class _Swallowed(Exception):
 
 
 def _bug(scenario: Scenario, what: str, exc: BaseException) -> ScenarioBug:
+    """The error, at the line of the scenario's file that raised it (the deepest one:
+    a helper the strategy calls in that file is named, not the strategy's call)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    here = next((f for f in reversed(frames) if scenario.path and f.filename == str(scenario.path)), None)
+    mine = os.path.realpath(scenario.path) if scenario.path else None
+    here = next((f for f in reversed(frames) if mine and os.path.realpath(f.filename) == mine),
+                None)  # realpath: the file as given (relative) and as loaded (absolute)
     where = f"{scenario.path}:{here.lineno}" if here else str(scenario.path or scenario.name)
     return ScenarioBug(f"{where}: {what} raised {type(exc).__name__}: {exc}")
 

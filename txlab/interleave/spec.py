@@ -140,7 +140,16 @@ _IDENT = re.compile(r"[A-Za-z\x80-\U0010ffff_][A-Za-z\x80-\U0010ffff_0-9$]*")
 _SPACE = " \t\r\f"
 
 
-def tokenize(text: str, source: str = "<spec>") -> tuple[list[Token], list[Comment]]:
+# A line inside an SQL block that reads as the spec's own syntax: the block before it
+# was probably not closed (its `{` runs to the next block's `}`).
+_SPEC_LINE = re.compile(r"^[ \t]*(?:(?:step|session)[ \t]+\S|permutation\b|"
+                        r"(?:setup|teardown)[ \t]*\{)", re.MULTILINE)
+
+
+def tokenize(text: str, source: str = "<spec>",
+             suspects: list[str] | None = None) -> tuple[list[Token], list[Comment]]:
+    """The spec's tokens and comments. `suspects`, if given, receives a sentence for
+    each SQL block that holds a line of spec syntax (a `}` is probably missing)."""
     tokens: list[Token] = []
     comments: list[Comment] = []
     i, line, n = 0, 1, len(text)
@@ -183,6 +192,14 @@ def tokenize(text: str, source: str = "<spec>") -> tuple[list[Token], list[Comme
                 raise SpecError("unterminated SQL block: no closing '}'", start_line, source)
             body = text[j:end].rstrip(_SPACE)
             tokens.append(Token("sql", body, start_line))
+            inner = _SPEC_LINE.search(text, j, end)
+            if suspects is not None and inner:
+                at = line + text.count("\n", i, inner.start())
+                eol = text.find("\n", inner.start())
+                held = text[inner.start():end if eol < 0 else min(eol, end)].strip()
+                suspects.append(f"the SQL block opened at line {start_line} runs to the '}}' at"
+                                f" line {line + text.count(chr(10), i, end)} and holds"
+                                f" {held[:40]!r} at line {at}: is a '}}' missing?")
             line += text.count("\n", i, end)
             i = end + 1
         elif c.isdigit() and c.isascii():
@@ -329,11 +346,26 @@ class _Parser:
 
 
 def parse(text: str, source: str = "<spec>") -> Spec:
-    """Parse and validate a spec. Raises SpecError (exit 2) with the line."""
-    tokens, comments = tokenize(text, source)
-    setups, teardown, sessions, perms = _Parser(tokens, source).spec()
-    spec = Spec(tuple(setups), teardown, tuple(sessions), tuple(perms), tuple(comments), source)
-    return _validate(spec)
+    """Parse and validate a spec. Raises SpecError (exit 2) with the line; where an SQL
+    block swallowed spec syntax (an unclosed `{`), the error says so, or else a
+    warning does (the isolation tester's grammar takes such a block as it is)."""
+    suspects: list[str] = []
+    tokens, comments = tokenize(text, source, suspects)
+    try:
+        setups, teardown, sessions, perms = _Parser(tokens, source).spec()
+        spec = Spec(tuple(setups), teardown, tuple(sessions), tuple(perms), tuple(comments),
+                    source)
+        spec = _validate(spec)
+    except SpecError as exc:
+        if suspects:
+            hinted = SpecError(f"{exc} ({suspects[0]})")
+            hinted.line, hinted.reason = exc.line, f"{exc.reason} ({suspects[0]})"
+            raise hinted from None
+        raise
+    if not suspects:
+        return spec
+    return Spec(spec.setups, spec.teardown, spec.sessions, spec.permutations, spec.comments,
+                spec.source, spec.warnings + tuple(f"{source}: {x}" for x in suspects))
 
 
 def load(path: str | Path) -> Spec:
