@@ -74,6 +74,27 @@ def test_the_check_page_of_a_txlab_history_says_rolled_back_and_the_model(tmp_pa
     assert "<h1>txlab check: valid for the read-committed model</h1>" in html
 
 
+def test_a_valid_verdict_with_allowed_anomalies_says_they_were_found(tmp_path):
+    # A newcomer read the check page's big green VALID, over a run that lost money, as
+    # "nothing wrong": the anomalies read committed allows were only in the table below.
+    page = tmp_path / "c.html"
+    r = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-rc.jsonl"),
+                                 "--html", str(page)])
+    said = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and "VALID: no anomaly that read-committed forbids; " in said, said
+    assert "kinds that it allows were found (lost update" in said
+    assert "the run's invariants say whether it did" in said
+    assert "kinds that it allows were found (lost update" in page.read_text()
+    # the neighbours: a history with nothing allowed found says VALID alone; an Elle
+    # history has no run to point at
+    clean = CliRunner().invoke(cli, ["check", str(DATA / "bank-transfer-naive-ser.jsonl")])
+    assert clean.stdout.rstrip().endswith("VALID") and "were found" not in clean.stdout
+    elle = CliRunner().invoke(cli, ["check", "-m", "read-committed", str(
+        DATA / "elle" / "elle-cli" / "list-append-anomaly-g2-item.json")])
+    assert "that it allows were found (G2-item" in " ".join(elle.stdout.split()), elle.stdout
+    assert "invariants" not in elle.stdout
+
+
 def test_txlabs_own_json_reports_are_named_not_parsed_as_edn(txlab, pg_dsn, tmp_path):
     # A student ran `txlab run ... --format json -o report.json` (the README's example)
     # and then `txlab check report.json`: "report.json:19: a map needs an even number

@@ -61,6 +61,21 @@ def unknown_words(d: dict) -> str:
             "for (Elle: empty transaction graph)")
 
 
+def valid_words(d: dict) -> str:
+    """What a "valid" verdict says, in words (text, HTML): nothing the model forbids,
+    and, where the history shows anomalies the model allows, that those were found
+    and what that means (the data may still be wrong: the application's rules)."""
+    said = f"no anomaly that {d['model']} forbids"
+    allowed = d.get("allowed") or []
+    if not allowed:
+        return said
+    kinds = "kind" if len(allowed) == 1 else "kinds"
+    run = " (the run's invariants say whether it did)" if d["history"]["format"] == "txlab" else ""
+    return (f"{said}; {len(allowed)} {kinds} that it allows were found ({', '.join(allowed)}):"
+            f" the database kept its promise, but that promise lets the application's data go"
+            f" wrong{run}")
+
+
 def _text(d: dict, t) -> str:
     from rich.console import Group
     from rich.text import Text
@@ -130,6 +145,8 @@ def _text(d: dict, t) -> str:
         verdict += f": {', '.join(d['forbidden'])} forbidden at {d['model']}"
     elif d["verdict"] == "unknown":
         verdict += f": {unknown_words(d)}"
+    elif d["allowed"]:
+        verdict += f": {valid_words(d)}"
     word, sep, rest = verdict.partition(":")
     parts.append(Text(word, style=term_mod.style_of(word) or term_mod.STYLES["warning"])
                  .append(sep + rest))

@@ -9,7 +9,7 @@ component's dependency graph on demand (a <details> element).
 from __future__ import annotations
 
 from txlab.checker import models
-from txlab.checker.render import judged_words, status_words, unknown_words
+from txlab.checker.render import judged_words, status_words, unknown_words, valid_words
 from txlab.html import svg
 from txlab.html.anomaly import anomaly_html
 from txlab.html.page import badge, document, esc, table
@@ -33,7 +33,7 @@ def _verdict(c: dict) -> str:
     elif v == "unknown":
         text = unknown_words(c)
     else:
-        text = f"no anomaly that {c['model']} forbids"
+        text = valid_words(c)
     kind = VERDICT_KIND.get(v, "warn")
     return (f'<section class="verdict {kind}" aria-label="Verdict">{badge(v.upper(), kind)} '
             f"<span>{esc(text)}</span></section>")
