@@ -155,6 +155,9 @@ def notes(r: RunResult) -> list[str]:
     if r.outcomes.unknown:
         out.append(f"{r.outcomes.unknown} transactions lost their connection during COMMIT: "
                    "their outcome is unknown.")
+    worn = _work_ran_out(r)
+    if worn:
+        out.append(worn)
     if r.violated and r.check is not None and not r.check.anomalies:
         out.append("an invariant was violated but the history checker found no anomaly: it sees "
                    "only the row versions transactions read or wrote, not the rows a predicate "
@@ -162,6 +165,24 @@ def notes(r: RunResult) -> list[str]:
                    "inserted after another's count or search had run without it). See "
                    "docs/checker.md.")
     return out
+
+
+DECLINED_MOST = 0.9  # at least this share of the ended transactions declined: say why
+
+
+def _work_ran_out(r: RunResult) -> str | None:
+    """A note for a run whose transactions were nearly all declined by the scenario's
+    own rules (on-call: once every shift is down to its last doctor, every request
+    is declined): throughput counts the few that committed, which looks like a
+    slow database on a projector."""
+    o = r.outcomes
+    ended = o.committed + o.declined
+    if ended < 100 or o.declined < DECLINED_MOST * ended:
+        return None
+    shorter = " A short run (-n 100) tells the same story." if ended > 1000 else ""
+    return (f"{o.declined:,} of {ended:,} transactions were declined by the scenario's own "
+            f"rules: the work it can do ran out early in the run, and throughput counts only "
+            f"the {o.committed:,} committed.{shorter}")
 
 
 def summary(r: RunResult) -> list[str]:
