@@ -223,6 +223,8 @@ def test_new_writes_a_runnable_commented_template_and_never_overwrites(demo_cmd,
     assert r.exit_code == 0 and f"wrote {target}" in " ".join(r.stderr.split())
     text = target.read_text()
     assert "## " in text and "# txlab: witness" in text
+    # opened with the class on a projector: every line fits 80 columns (some were 91)
+    assert max(len(line) for line in text.splitlines()) <= 80
     again = demo_cmd("--new", str(target), dsn=False)
     assert again.exit_code == 2 and "already exists" in " ".join(again.stderr.split())
     assert target.read_text() == text

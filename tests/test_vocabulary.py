@@ -180,7 +180,15 @@ def test_acid_asks_before_crashing_the_persistent_server(tmp_path):
         rc, out = _on_pty(["acid", "durability"], {"TXLAB_HOME": str(tmp_path)},
                           stdin_data=b"n\n")
         assert rc == 2 and "Go on?" in out and "left alone" in out
-        assert txlab("server", "status").returncode == 0  # never crashed
+        # the question fits the 80-column terminal (it was one line of 150 characters)
+        # (the pty does not echo the answer: the reply follows the prompt on its line)
+        asked = out[:out.index("Go on? [y/N]:") + len("Go on? [y/N]:")]
+        assert max(len(line) for line in asked.splitlines()) <= 80, asked
+        status = txlab("server", "status")
+        assert status.returncode == 0  # never crashed
+        # the URL whole on a line of its own, from the first column, as `server url` prints it
+        url = txlab("server", "url").stdout.strip()
+        assert url in status.stdout.splitlines(), status.stdout
     finally:
         txlab("server", "stop")
 

@@ -688,7 +688,9 @@ def server_status():
     running = server.is_running(pgdata)
     word = term.to_text(term.word("running" if running else "not running"), t).rstrip("\n")
     if running:
-        text = f"{word}\n  url:  {server.url_for(pgdata)}\n  data: {pgdata}\n"
+        # the URL alone on its line, from the first column (no label in front to
+        # push it past a narrow terminal's edge, nothing to trim when it is copied)
+        text = f"{word}; its URL:\n{server.url_for(pgdata)}\n  data: {pgdata}\n"
         problem = server.unusable(pgdata)
         if problem:
             text += term.wrapped(f"  but unusable: {problem}", t) + "\n"

@@ -21,6 +21,7 @@ from txlab.cli_shared import (
     out_term,
     output_option,
     seconds_option,
+    stderr_term,
 )
 from txlab.cli_shared import AliasedOption as _AliasedOption
 
@@ -341,7 +342,11 @@ def _may_crash(part: str, database, yes: bool) -> bool:
     if not sys.stdin.isatty():
         raise errors.UsageError(f"{question} Pass --yes to allow it, or stop it first "
                                 "(`txlab server stop`): then txlab starts a temporary one.")
-    if click.confirm(f"txlab: {question} Go on?", default=False, err=True):
+    from txlab import term
+
+    # wrapped to the terminal, "Go on? [y/N]:" on a line of its own (click adds the [y/N])
+    asked = term.wrapped(f"txlab: {question}", stderr_term()) + "\nGo on?"
+    if click.confirm(asked, default=False, err=True):
         return True
     if part == "durability":
         raise errors.UsageError("durability not run: the persistent server was left alone")
