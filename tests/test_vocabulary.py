@@ -207,6 +207,24 @@ def test_a_demo_named_by_the_anomaly_it_shows(term, demo):
     assert r.stdout == demos.resolve(demo).read_text()
 
 
+@pytest.mark.parametrize("code, demo", [("p0", "g0"), ("p1", "g1a"), ("p2", "g-single")])
+def test_ansi_phenomena_p0_p1_name_their_demos_as_p2_does(code, demo):
+    # `txlab demo p2` worked; p0 (dirty write) and p1 (dirty read) were "unknown demo"
+    r = _invoke("demo", code, "--show")
+    assert r.exit_code == 0 and f"is shown by the demo {demo}" in " ".join(r.stderr.split())
+    assert _invoke("explain", code).exit_code == 0
+
+
+def test_an_anomaly_given_to_run_points_at_its_demo_and_a_scenario_that_makes_it():
+    # `txlab run lost-update` pointed at `txlab explain` only, not at the demo that shows it
+    said = " ".join(_invoke("run", "lost-update").stderr.split())
+    assert "lost-update is an anomaly: `txlab demo lost-update` shows it step by step" in said
+    assert "`txlab run bank-transfer -s naive -i read-committed` produces it" in said
+    # the neighbour: a term no demo shows keeps the plain pointer
+    said = " ".join(_invoke("run", "40001").stderr.split())
+    assert "40001 is explained by: txlab explain 40001" in said
+
+
 def test_a_term_no_demo_shows_is_still_an_unknown_demo():
     r = _invoke("demo", "naive")  # a strategy: its lesson shows it with `txlab run`
     assert r.exit_code == 2 and "is shown by" not in r.stderr

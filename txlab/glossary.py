@@ -230,14 +230,14 @@ ANOMALIES = (
        allows it (a second writer waits for the row lock).""",
        """Nothing at any PostgreSQL level: if txlab reports it, the database or the
        harness is broken (it is forbidden everywhere).""",
-       ("txlab demo g0 -i all",), ("dirty write", "write cycle"), ("ww edge",)),
+       ("txlab demo g0 -i all",), ("dirty write", "write cycle", "P0"), ("ww edge",)),
     _e("G1a", "anomaly", "aborted read",
        """A committed transaction read a value written by a transaction that later
        aborted (Adya G1a; a form of dirty read).""",
        """Would need reads of uncommitted data; PostgreSQL never shows it, not even at
        READ UNCOMMITTED.""",
        """Nothing: forbidden at every PostgreSQL level; a report of it means a bug.""",
-       ("txlab demo g1a -i all",), ("aborted read", "dirty read"), ("G1b",)),
+       ("txlab demo g1a -i all",), ("aborted read", "dirty read", "P1"), ("G1b",)),
     _e("G1b", "anomaly", "intermediate read",
        """A committed transaction read a value that its writer later overwrote within
        the same transaction: a state that never existed after any commit (Adya G1b).""",

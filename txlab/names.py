@@ -71,6 +71,12 @@ def where_else(name: str, asked: str, extra=()) -> str:
     except Exception:  # a broken scenario file must not hide the real message
         known = {}
     if glossary.key(name) in known:
+        shown = _demo_showing(name) if asked == "scenario" else None
+        if shown is not None:  # an anomaly typed as a scenario: the demo that shows it
+            runs = [c for c in glossary.lookup(name).show if c.startswith("txlab run ")]
+            under = f"; `{runs[0]}` produces it under load" if runs else ""
+            return (f"{name} is an anomaly: `txlab demo {key}` shows it step by step"
+                    f"{under}; `txlab explain {name}` tells its story")
         return f"{name} is explained by: txlab explain {name}"
     # Close names of the kind asked for first; the other kind's only when they are
     # much closer (a typo of a demo's name given to `run`).
