@@ -319,13 +319,15 @@ def test_the_story_block_comes_first(pg_dsn, schema):
     d = json.loads(r.stdout)
     d["story"] = ["All 20 transfers committed.", "No money vanished."]
     d["next"] = [{"command": "txlab run bank-transfer -s naive", "why": "the unsafe way"}]
+    d["next_note"] = "Set TXLAB_DSN first."
     lines = report_term.render(d, term.plain(80)).splitlines()
-    assert lines[2:8] == ["All 20 transfers committed. No money vanished.", "", "Try next:",
-                          "  txlab run bank-transfer -s naive", "      the unsafe way", ""]
-    assert lines[8] == "Run"
+    assert lines[2:9] == ["All 20 transfers committed. No money vanished.", "", "Try next:",
+                          "  txlab run bank-transfer -s naive", "      the unsafe way",
+                          "  Set TXLAB_DSN first.", ""]
+    assert lines[9] == "Run"
     md = report.markdown(d)
     assert "All 20 transfers committed. No money vanished.\n\nTry next:" in md
-    assert "- `txlab run bank-transfer -s naive`: the unsafe way" in md
+    assert "- `txlab run bank-transfer -s naive`: the unsafe way\n\nSet TXLAB_DSN first." in md
 
 
 def test_declined_row_says_its_count_once():

@@ -89,8 +89,9 @@ def test_a_clean_run_says_it_held_and_offers_the_contrast(runs):
     for claim in ("vanished", "appeared", "aborted", "lucky"):
         assert claim not in said
     (contrast,) = rep["next"]
-    assert contrast["command"] == "txlab run bank-transfer --think-ms 2 -p accounts=3"  # naive
-    assert "-s" not in contrast["command"] and "not declared safe" in contrast["why"]
+    assert contrast["command"] == ("txlab run bank-transfer -n 100 --think-ms 2 -p accounts=3 "
+                                   '--dsn "$TXLAB_DSN" --schema txlab_story_test')  # naive
+    assert "-s" not in shlex.split(contrast["command"]) and "not declared safe" in contrast["why"]
     assert_commands_parse(rep)
 
 

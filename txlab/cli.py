@@ -388,6 +388,7 @@ def run(scenario, isolation, strategy, workers, duration, transactions, seed, th
         deadlock_timeout_ms=deadlock_timeout_ms, check=check,
         allow_large_params=allow_large_params, history_path=history_file,
         reconnect_timeout_s=reconnect_timeout, keep_history=html_file is not None,
+        dsn_option=dsn is not None,
     )
     found = names.scenario(settings.scenario, settings.scenario_path)
     # validate knobs and output files before starting any server
@@ -450,7 +451,7 @@ def list_(scenario_path):
     found = scenarios.discover(scenario_path, problems=problems)
     for _, problem in problems:
         _err(f"skipped {problem}", "warning")
-    click.echo(describe_mod.render_list(found, stdout_term()), nl=False)
+    click.echo(describe_mod.render_list(found, stdout_term(), scenario_path), nl=False)
 
 
 @cli.command()
@@ -460,8 +461,9 @@ def describe(scenario, scenario_path):
     """Explain SCENARIO: story, invariants, strategies at each level, knobs."""
     from txlab import describe as describe_mod
 
-    click.echo(describe_mod.render(names.scenario(scenario, scenario_path), stdout_term()),
-               nl=False)
+    found = names.scenario(scenario, scenario_path)
+    click.echo(describe_mod.render(found, stdout_term(),
+                                   scenarios.command_words(scenario, scenario_path)), nl=False)
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import shlex
 
 from rich.console import Group
 from rich.padding import Padding
@@ -10,7 +11,7 @@ from rich.text import Text
 
 from txlab import term as term_mod
 from txlab.db import LEVELS, SHORT
-from txlab.scenario import Knob, Scenario, number
+from txlab.scenario import Knob, Scenario, command_words, number
 from txlab.term import STYLES, Term, heading
 
 
@@ -24,7 +25,9 @@ def _accepted(k: Knob) -> str:
     return f"{low} to {number(k.max)}" if k.max is not None else f"at least {low}" if low else ""
 
 
-def render_list(found: dict[str, Scenario], t: Term) -> str:
+def render_list(found: dict[str, Scenario], t: Term, scenario_path=()) -> str:
+    """The scenarios as a table; `scenario_path`: the --scenario-path folders `txlab
+    list` was given, which the commands it suggests give again."""
     rows = [[s.name, s.summary, s.teaches, ", ".join(x.name for x in s.strategies),
              " ".join(f"{k.name}={k.default}" for k in s.knobs)]
             for s in sorted(found.values(), key=lambda s: s.name)]
@@ -36,8 +39,9 @@ def render_list(found: dict[str, Scenario], t: Term) -> str:
         demos = list(demo.catalog())
     except Exception:  # the demo catalog is optional for listing scenarios
         demos = []
-    tail = ("Run one: txlab run SCENARIO [-s STRATEGY] [-i LEVEL] [-p KNOB=VALUE]; more "
-            "about one: txlab describe SCENARIO.")
+    named = shlex.join(["SCENARIO", *command_words("SCENARIO", scenario_path)[1:]])
+    tail = (f"Run one: txlab run {named} [-s STRATEGY] [-i LEVEL] [-p KNOB=VALUE]; more "
+            f"about one: txlab describe {named}.")
     if demos:
         tail += (f" Step-by-step demos ({len(demos)}: {', '.join(demos[:6])}, ...) are a "
                  "separate list: txlab demo --list, then txlab demo NAME -i all.")
@@ -46,8 +50,12 @@ def render_list(found: dict[str, Scenario], t: Term) -> str:
                                                   style=STYLES["muted"])), t)
 
 
-def render(s: Scenario, t: Term | None = None) -> str:
+def render(s: Scenario, t: Term | None = None, named: list[str] | None = None) -> str:
+    """`txlab describe`; `named`: how a command names the scenario as it was reached
+    (scenario.command_words: its file's path, or its name and --scenario-path), else
+    its name."""
     t = t or term_mod.plain()
+    named_as = shlex.join(named or [s.name])
     parts: list = [Text.assemble((s.name, STYLES["heading"]), f": {s.summary}"),
                    Text(f"Teaches: {s.teaches}")]
     if s.description:
@@ -62,10 +70,12 @@ def render(s: Scenario, t: Term | None = None) -> str:
     rows = [[st.name, st.help] + ["safe" if lvl in st.safe_at else "unsafe"
                                   for lvl in LEVELS]
             for st in s.strategies]
+    # the command stays whole on one line (no-break spaces), so that it can be copied
+    measure = f"txlab matrix {named_as}".replace(" ", "\xa0")
     parts += ["", heading("Strategies"),
               Text(term_mod.wrapped("Expected behaviour at each level, from the scenario's own "
-                                    "declaration (safe: keeps every invariant); "
-                                    "`txlab matrix " + s.name + "` measures it.", t),
+                                    f"declaration (safe: keeps every invariant); `{measure}` "
+                                    "measures it.", t, fold=False).replace("\xa0", " "),
                    style=STYLES["muted"]),
               term_mod.table(["strategy", "what it does"] + [SHORT[k] for k in LEVELS], rows, t,
                              wrap={1: 20})]

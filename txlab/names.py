@@ -10,6 +10,7 @@ txlab.interleave.demo.resolve, with those hints added to the error.
 
 from __future__ import annotations
 
+import shlex
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -62,8 +63,10 @@ def where_else(name: str, asked: str, extra=()) -> str:
     owners = sorted(s.name for s in scenarios.values()
                     if any(st.name == key for st in s.strategies))
     if owners:
-        return (f"{name} is a strategy of {', '.join(owners)}: txlab run {owners[0]} "
-                f"-s {key}")
+        from txlab.scenario import command_words
+
+        run = shlex.join(command_words(owners[0], extra))  # its --scenario-path, if given
+        return f"{name} is a strategy of {', '.join(owners)}: txlab run {run} -s {key}"
     from txlab import glossary
 
     try:

@@ -20,7 +20,7 @@ FORMATS = ("text", "json", "markdown")  # "table" is the old name of "text"
 def to_dict(r: RunResult) -> dict:
     """The JSON report; its keys are a documented contract (docs/report-format.md)."""
     out = _data(r)
-    out.update(story.tell(out))  # "story": [sentences], "next": [{"command", "why"}]
+    out.update(story.tell(out))  # "story", "next": [{"command", "why"}], "next_note"
     return out
 
 
@@ -63,6 +63,7 @@ def _data(r: RunResult) -> dict:
         "retries": r.retries,
         "notes": notes(r),
         "declared": r.declared,
+        "rerun": r.rerun,
         "terms": terms(r),
         "summary": summary(r),
         "failure": r.failure,
@@ -323,6 +324,8 @@ def markdown(d: dict) -> str:
     if tries:
         parts.append("Try next:\n\n" + "\n".join(f"- `{c}`" + (f": {w}" if w else "")
                                                    for c, w in tries))
+        if d.get("next_note"):
+            parts.append(d["next_note"])
     run = run_rows(d)
     parts.append("## Run\n" + table([], [[k, v, *(run[i + 1] if i + 1 < len(run) else ("", ""))]
                                            for i, (k, v) in enumerate(run) if i % 2 == 0]))

@@ -12,6 +12,9 @@ verdict, and the terms `txlab explain` can explain.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from rich.console import Group
 from rich.text import Text
 
@@ -25,7 +28,7 @@ def render(d: dict, t: Term) -> str:
     parts: list = [heading(f"txlab run: {d['scenario']} / {d['strategy']} / {level}")]
     story, tries = report.story_lines(d)
     if story or tries:
-        parts += ["", *_story(story, tries, t)]
+        parts += ["", *_story(story, tries, t, d.get("next_note"))]
     parts += _section("Run", term_mod.pairs(report.run_rows(d), t))
     parts += _section(
         "Performance (committed transactions, retries included)",
@@ -63,8 +66,10 @@ def _section(title: str, body) -> list:
     return ["", heading(title), body]
 
 
-def _story(story: list[str], tries: list[tuple[str, str]], t: Term) -> list:
-    """The sentences as one paragraph, then "Try next:" with each command and why."""
+def _story(story: list[str], tries: list[tuple[str, str]], t: Term,
+           note: str | None = None) -> list:
+    """The sentences as one paragraph, then "Try next:" with each command and why, and
+    what the commands need (`note`)."""
     out: list = [Text(term_mod.wrapped(" ".join(story), t))] if story else []
     if tries:
         out += [""] if story else []
@@ -73,20 +78,30 @@ def _story(story: list[str], tries: list[tuple[str, str]], t: Term) -> list:
             out.append(Text(_command_lines(command, t), style=STYLES["command"]))
             if why:
                 out.append(Text(term_mod.wrapped(why, t, indent=6)))
+        if note:
+            out.append(Text(term_mod.wrapped(note, t, indent=2), style=STYLES["muted"]))
     return out
+
+
+# A shell word: quoted parts ('my dir', "$TXLAB_DSN") keep their spaces.
+_WORD = re.compile(r"""(?:'[^']*'|"[^"]*"|[^\s'"])+""")
 
 
 def _command_lines(command: str, t: Term) -> str:
     """A command to copy, indented 2, wrapped to the width between its words, an option
-    kept with its value (`-p accounts=3`), continuation lines indented 6."""
+    kept with its value (`-p accounts=3`), continuation lines indented 6 after a
+    trailing backslash, so that the lines pasted into a shell are one command. A word
+    wider than the line (a long path) stands whole on a line of its own."""
     groups: list[str] = []
-    for w in command.split(" "):
+    for w in (m.group(0).replace(" ", "\xa0") for m in _WORD.finditer(command)):
         if groups and groups[-1].startswith("-") and "\xa0" not in groups[-1] \
                 and not w.startswith("-"):
             groups[-1] += "\xa0" + w  # a no-break space: wrapped() never splits there
         else:
             groups.append(w)
-    return term_mod.wrapped(" ".join(groups), t, indent=2, hang=4).replace("\xa0", " ")
+    room = replace(t, width=max(term_mod.MIN_WIDTH, t.width) - 2)  # for " \\"
+    lines = term_mod.wrapped(" ".join(groups), room, indent=2, hang=4, fold=False)
+    return " \\\n".join(lines.split("\n")).replace("\xa0", " ")
 
 
 def _plain(value) -> str:

@@ -46,7 +46,7 @@ from txlab.errors import (
 )
 from txlab.history import ABORTED, COMMITTED, DECLINED, UNKNOWN, History
 from txlab.rng import TxRandom
-from txlab.scenario import Check, Scenario, Setup, Verdict
+from txlab.scenario import Check, Scenario, Setup, Verdict, is_path
 from txlab.settings import RunSettings
 from txlab.tx import JOIN, Interrupted, Tx
 
@@ -107,6 +107,10 @@ class RunResult:
     # name it in a command, its strategies (name, help, safe_at, risk) in order,
     # and its knobs' defaults.
     declared: dict = field(default_factory=dict)
+    # What a command repeating the run must say besides the above (report `rerun`):
+    # how the scenario was reached, the run's length, the options that shaped it,
+    # where it ran (never the DSN). txlab.story builds the suggested commands from it.
+    rerun: dict = field(default_factory=dict)
     failure: str | None = None  # why the run stopped early, other than Ctrl-C (server lost)
     schema_taken: bool = False  # the failure: another txlab took the schema mid-run
     checks_unreachable: bool = False  # the invariant checks could not reach the server
@@ -883,6 +887,7 @@ def _run(settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress
         load_whole=load_whole,
         invariants_unchecked=unchecked, check_skipped=check_skipped,
         declared=declared(scenario, settings.scenario), history_error=history_error,
+        rerun=rerun(settings),
     )
     if failure is not None and not interrupted:
         raise ServerLost(failure, result)
@@ -969,6 +974,23 @@ def _usable(control, dsn: str, timeout_s: float, stop: Callable[[], bool]):
     if conn is None:
         raise KeyboardInterrupt  # an interrupt while waiting: no checks
     return conn
+
+
+def rerun(settings: RunSettings) -> dict:
+    """The run's own options that a command repeating it gives again (plain data)."""
+    return {
+        # the folders a scenario given by name was found in; none for a file's path
+        "scenario_path": [] if is_path(settings.scenario) else list(settings.scenario_path),
+        "transactions": settings.transactions,
+        "duration_s": None if settings.transactions else settings.duration_s,
+        "schema": settings.schema,
+        "dsn_option": settings.dsn_option,
+        "allow_large_params": settings.allow_large_params,
+        "lock_timeout_ms": settings.lock_timeout_ms,
+        "statement_timeout_ms": settings.statement_timeout_ms,
+        "deadlock_timeout_ms": settings.deadlock_timeout_ms,
+        "check": settings.check,
+    }
 
 
 def declared(scenario: Scenario, ref: str) -> dict:

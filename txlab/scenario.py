@@ -337,9 +337,23 @@ def discover(extra: Iterable[str] = (), env: Mapping[str, str] = os.environ,
     return found
 
 
+def is_path(ref: str) -> bool:
+    """`ref` names a scenario file (`path/to/file.py`), not a scenario by name."""
+    return ref.endswith(".py") or os.sep in ref
+
+
+def command_words(ref: str, extra: Iterable[str] = ()) -> list[str]:
+    """How another command names the scenario that `ref` and `extra` (the --scenario-path
+    folders) reached: the path itself, or the name with the same folders, so that it
+    finds the same file (TXLAB_SCENARIO_PATH it sees anyway)."""
+    if is_path(ref):
+        return [ref]
+    return [ref] + [w for folder in extra for w in ("--scenario-path", str(folder))]
+
+
 def resolve(ref: str, extra: Iterable[str] = (), env: Mapping[str, str] = os.environ) -> Scenario:
     """A scenario by name (`bank-transfer`) or by path (`path/to/file.py`)."""
-    if ref.endswith(".py") or os.sep in ref:
+    if is_path(ref):
         return load_file(Path(ref))
     problems: list[tuple[Path, UsageError]] = []
     known = discover(extra, env, problems)

@@ -34,3 +34,6 @@ class RunSettings:
     history_path: str | None = None  # stream the history to this file (--history)
     keep_history: bool = False  # record the history (to a temporary file) even when unneeded
     reconnect_timeout_s: float = 30.0  # how long workers try to reach a lost server again
+    # The database was given by --dsn (its value stays with the CLI: the report's
+    # commands say --dsn "$TXLAB_DSN", never the DSN, which may hold a password).
+    dsn_option: bool = False

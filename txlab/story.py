@@ -14,6 +14,7 @@ Terms are explained once, inline, and point at `txlab explain TERM`.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import fields
 
 from txlab.db import LEVELS
@@ -119,22 +120,37 @@ def _defaults() -> dict:
     return {f.name: f.default for f in fields(RunSettings)}
 
 
+# Where a copied command finds the database a run was given by --dsn: its URL is never
+# printed (it may hold a password), so the commands name the variable txlab reads.
+DSN_PLACEHOLDER = '"$TXLAB_DSN"'
+
+
 def _command(r: dict, **change) -> str:
-    """`txlab run SCENARIO ...` for the same run with `change` applied; options left at
-    their defaults are not spelled out."""
+    """`txlab run SCENARIO ...` for the same run with `change` applied: the scenario as
+    it was reached (its file's path, or its name and --scenario-path), the same run
+    length, options and database (`rerun`); options left at their defaults are not
+    spelled out."""
     declared = r.get("declared") or {}
+    rerun = r.get("rerun") or {}  # absent from an older report: the options it had
     strategies = [s["name"] for s in declared.get("strategies", [])]
     defaults = _defaults()
     want = {"strategy": r["strategy"], "isolation": r["isolation"], "retries": r["retries"],
-            "workers": r["workers"], "think_ms": r["think_ms"], "params": r.get("params") or {}}
+            "workers": r["workers"], "think_ms": r["think_ms"], "params": r.get("params") or {},
+            "check": rerun.get("check", True)}
     want.update(change)
-    parts = ["txlab run", declared.get("ref") or r["scenario"]]
+    parts = ["txlab", "run", declared.get("ref") or r["scenario"]]
+    for folder in rerun.get("scenario_path") or ():
+        parts += ["--scenario-path", folder]
     if want["strategy"] != (strategies[0] if strategies else None):
         parts += ["-s", want["strategy"]]
     if want["isolation"] != defaults["isolation"].key:
         parts += ["-i", want["isolation"]]
     if want["workers"] != defaults["workers"]:
         parts += ["-w", str(want["workers"])]
+    if rerun.get("transactions"):
+        parts += ["-n", str(rerun["transactions"])]
+    elif rerun.get("duration_s") not in (None, defaults["duration_s"]):
+        parts += ["-d", f"{rerun['duration_s']:g}"]
     if want["think_ms"] != defaults["think_ms"]:
         parts += ["--think-ms", f"{want['think_ms']:g}"]
     if want["retries"] != defaults["retries"]:
@@ -144,7 +160,28 @@ def _command(r: dict, **change) -> str:
     for k, v in want["params"].items():
         if k in knobs and v != knobs[k] and want["strategy"] in readers.get(k, [want["strategy"]]):
             parts += ["-p", f"{k}={v}"]
-    return " ".join(parts)
+    if rerun.get("allow_large_params"):
+        parts.append("--allow-large-params")
+    for key in ("lock_timeout_ms", "statement_timeout_ms", "deadlock_timeout_ms"):
+        if rerun.get(key, defaults[key]) != defaults[key]:
+            parts += ["--" + key.replace("_", "-"), str(rerun[key])]
+    if not want["check"]:
+        parts.append("--no-check")
+    line = shlex.join(parts)
+    if rerun.get("dsn_option"):
+        line += f" --dsn {DSN_PLACEHOLDER}"
+    if rerun.get("schema", defaults["schema"]) != defaults["schema"]:
+        line += f" --schema {shlex.quote(rerun['schema'])}"
+    return line
+
+
+def next_note(r: dict) -> str | None:
+    """What the suggested commands need from the reader: the run's --dsn, which no
+    report prints."""
+    if not (r.get("rerun") or {}).get("dsn_option"):
+        return None
+    return (f"`--dsn {DSN_PLACEHOLDER}` stands for this run's --dsn, which txlab never prints "
+            "(it may hold a password): set TXLAB_DSN to it first, `export TXLAB_DSN=URL`.")
 
 
 def unread_params(r: dict) -> dict[str, list[str]]:
@@ -399,7 +436,7 @@ def _next(r: dict, violated: bool) -> list[dict]:
                             "why": f"the same {mine['name']} transactions at "
                                    f"{_level(stronger[0])}, where they are declared safe"})
         if r["check"] is None:
-            out.append({"command": _command(r),
+            out.append({"command": _command(r, check=True),
                         "why": "without --no-check: the history checker names the anomaly "
                                "that broke the invariant"})
         return out
@@ -428,7 +465,8 @@ def _next(r: dict, violated: bool) -> list[dict]:
 
 
 def tell(r: dict) -> dict:
-    """{"story": [sentences], "next": [{"command", "why"}]} for a report dictionary."""
+    """{"story": [sentences], "next": [{"command", "why"}], "next_note": what the
+    commands need from the reader, or None} for a report dictionary."""
     violated = any(not i["holds"] for i in r["invariants"])
     story = []
     if r["interrupted"] and r.get("load_whole"):
@@ -456,4 +494,5 @@ def tell(r: dict) -> dict:
     if r["outcomes"]["unknown"]:
         story.append(f"{_plural(r['outcomes']['unknown'], 'transaction')} lost the connection "
                      "during COMMIT: their outcome is unknown.")
-    return {"story": story, "next": _next(r, violated)}
+    tries = _next(r, violated)
+    return {"story": story, "next": tries, "next_note": next_note(r) if tries else None}

@@ -74,6 +74,8 @@ def _story(r: dict) -> str:
     if nxt:
         parts.append('<h2 class="small">Try next</h2><ul class="next">'
                      + "".join(_next_item(n) for n in nxt) + "</ul>")
+        if r.get("next_note"):
+            parts.append(f'<p class="caption">{_code_spans(r["next_note"])}</p>')
     parts.append("</section>")
     return "".join(parts)
 
