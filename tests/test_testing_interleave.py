@@ -4,7 +4,9 @@ Every case that must fail has a neighbour that must pass."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import subprocess
 import sys
 from functools import partial
@@ -17,6 +19,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from sqlalchemy import text
 
+import txlab.testing
 from txlab import db
 from txlab.cli import cli
 from txlab.interleave import driver
@@ -66,6 +69,9 @@ def test_serializable_fails_without_retry_and_passes_with_it(seat_engine):
     assert not bare.ok
     end = next(e for e in bare.schedule.ends if e.exception)
     assert (end.exception, end.sqlstate) == ("OperationalError", "40001")
+    flat = " ".join(bare.explain().split())
+    assert "the application must retry it" in flat and "in your own code" in flat
+    assert_retries_named_only_where_taken(flat)
     retrying = interleave(book(seats.reserve_seat_retrying), engine=seat_engine,
                           isolation="serializable", invariant=one_booking, seed=1)
     assert retrying.ok and retrying.exhausted, retrying.explain()
@@ -341,6 +347,19 @@ def test_a_deadlock_is_left_to_the_server(accounts_dsn):
     flat = " ".join(r.explain().split())
     assert "Lock rows in one fixed order" in flat and "`txlab explain 40P01`" in flat
     assert "Serialization failure (40001)" not in flat
+    assert "retry the transaction in the application code" in flat
+    assert_retries_named_only_where_taken(flat)
+
+
+def assert_retries_named_only_where_taken(text):
+    """interleave's advice once said `retries=N`, which interleave does not take
+    (TypeError): every `retries=` it names belongs to a function that has one."""
+    named = re.findall(r"(\w+)?\(?retries=N", text)
+    assert named, text
+    for fn in named:
+        assert fn, f"a bare retries=N in interleave's advice: {text}"
+        assert "retries" in inspect.signature(getattr(txlab.testing, fn)).parameters, fn
+    assert "retries" not in inspect.signature(interleave).parameters
 
 
 def test_atomic_update_waits_and_passes_every_schedule(accounts_dsn):

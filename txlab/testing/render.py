@@ -18,21 +18,38 @@ def _cause(code: str | None, message: str | None) -> str:
 
 
 # What a failure with these SQLSTATEs calls for: locking, not the invariant, is the story.
-HINTS = {
-    "40P01": ("Deadlock (40P01): two calls took the same row locks in opposite orders. Lock "
-              "rows in one fixed order (e.g. by id: SELECT ... ORDER BY id FOR UPDATE, or "
-              "update the lower id first), or retry the call (retries=N); "
-              "`txlab explain 40P01`."),
-    "40001": ("Serialization failure (40001): the database aborted a transaction rather than "
-              "allow an anomaly at this level; the application must retry it (retries=N "
-              "retries the call as a job runner would); `txlab explain 40001`."),
+# The retry advice names `retries=N` only to stress, the one that takes it; interleave
+# runs each function once per schedule, so the retry belongs in the application.
+_RETRY = {
+    "stress": ("retry the call (retries=N retries it as a job runner would)",
+               "the application must retry it (retries=N retries the call as a job "
+               "runner would)"),
+    "interleave": ("retry the transaction in the application code (interleave does not "
+                   "retry; stress(retries=N) exercises a job runner's retry)",
+                   "the application must retry it: catch the error, roll back and run the "
+                   "transaction again in your own code (interleave does not retry; "
+                   "stress(retries=N) exercises a job runner's retry)"),
 }
 
 
-def _hints(codes) -> list[str]:
+def hint(code: str, caller: str) -> str:
+    """What to do about a 40P01 or 40001 that escaped `caller` (stress or interleave)."""
+    deadlock, serialization = _RETRY[caller]
+    if code == "40P01":
+        return ("Deadlock (40P01): two calls took the same row locks in opposite orders. Lock "
+                "rows in one fixed order (e.g. by id: SELECT ... ORDER BY id FOR UPDATE, or "
+                f"update the lower id first), or {deadlock}; `txlab explain 40P01`.")
+    return ("Serialization failure (40001): the database aborted a transaction rather than "
+            f"allow an anomaly at this level; {serialization}; `txlab explain 40001`.")
+
+
+HINTED = ("40P01", "40001")
+
+
+def _hints(codes, caller: str) -> list[str]:
     out: list[str] = []
-    for code in sorted(set(codes) & HINTS.keys(), reverse=True):
-        out += _tw(HINTS[code], WIDTH, subsequent_indent="  ")
+    for code in sorted(set(codes) & set(HINTED), reverse=True):
+        out += _tw(hint(code, caller), WIDTH, subsequent_indent="  ")
     return out
 
 
@@ -75,7 +92,7 @@ def render_stress(r) -> str:
         flag = " [allowed]" if x.allowed else ""
         out.append(f"  {x.count:>6} x {x.exception}{code}{flag}: {x.example}")
     if not r.ok:
-        out += _hints(x.sqlstate for x in r.raised if x.sqlstate and not x.allowed)
+        out += _hints((x.sqlstate for x in r.raised if x.sqlstate and not x.allowed), "stress")
     return "\n".join(out) + "\n"
 
 
@@ -119,7 +136,7 @@ def render_interleave(r) -> str:
     elif r.spec_note:
         out += _tw(f"No spec: {r.spec_note}", WIDTH)
     out += _hints([st.sqlstate for st in s.steps if st.sqlstate]
-                  + [e.sqlstate for e in s.ends if e.sqlstate])
+                  + [e.sqlstate for e in s.ends if e.sqlstate], "interleave")
     return "\n".join(out + _diverged(r)) + "\n"
 
 
