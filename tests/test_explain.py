@@ -3,13 +3,15 @@ suggests are real commands."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shlex
 
 import pytest
 from click.testing import CliRunner
 
-from txlab import errors, glossary, scenario
+from txlab import db, errors, glossary, scenario
 from txlab.checker import models
 from txlab.cli import cli
 from txlab.db import LEVELS
@@ -186,4 +188,130 @@ def test_words_the_output_uses_in_passing_are_explained():
                         ("preemption", "preemption"), ("witness", "witness"),
                         ("Adya", "Adya"), ("Elle", "Elle"), ("Hermitage", "Hermitage"),
                         ("outcome unknown", "outcome unknown"), ("unknown", "outcome unknown")]:
+        assert glossary.lookup(word).term == entry, word
+
+
+# The renderers whose verdicts, banners and headings a user reads and then asks
+# `txlab explain` about.
+RENDERERS = ("report.py", "report_term.py", "story.py", "matrix.py", "acid.py",
+             "cli_check.py", "cli_demo.py", "interleave/demo.py", "interleave/render.py",
+             "checker/render.py", "html/run.py", "html/matrix.py", "html/demo.py",
+             "html/check.py", "html/page.py")
+# Capital words at the start of a literal that are SQL's or PostgreSQL's own, not
+# txlab's (a timeline's BEGIN; ERROR 40001: ...; a command tag OK; the server log),
+# and a file format.
+NOT_TXLABS = {"BEGIN", "ROLLBACK", "NULL", "ERROR", "OK", "LOG", "SET", "SHOW", "SELECT",
+              "UPDATE", "INSERT INTO", "CREATE TABLE", "JSON"}
+_CAPS = re.compile(r"([A-Z]{2,}(?: [A-Z]{2,})*)(?=:|$| [a-z(])")
+
+
+def _capital_words(path) -> set[str]:
+    """The capital words a literal starts with (`SERVER LOST: ...`, `CANNOT TELL
+    whether ...`, "PREVENTED"): verdicts and banners, as the code writes them; an
+    f-string's leading {prefix} is skipped; option metavars are not output."""
+    tree = ast.parse(path.read_text())
+    metavars = {id(k.value) for k in ast.walk(tree)
+                if isinstance(k, ast.keyword) and k.arg == "metavar"}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in metavars:
+            continue
+        text = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            parts = node.values[1:] if isinstance(node.values[0], ast.FormattedValue) \
+                else node.values
+            if parts and isinstance(parts[0], ast.Constant):
+                text = parts[0].value
+        m = _CAPS.match(text or "")
+        if m:
+            out.add(m.group(1))
+    return out - NOT_TXLABS
+
+
+def _lead(line: str) -> str:
+    """A verdict line's word: `SERVER LOST after 1 of 2 ...` -> SERVER LOST."""
+    m = _CAPS.match(line)
+    assert m, line
+    return m.group(1)
+
+
+def _report_words() -> dict[str, str]:
+    """Every verdict, banner, heading and count unit the demo, matrix, run, check and
+    acid reports print -> where it comes from; read off the code, not typed here."""
+    from pathlib import Path
+
+    import txlab
+    from txlab import acid, matrix
+    from txlab.checker.check import INVALID, UNKNOWN, VALID
+    from txlab.interleave import demo as demos
+    from txlab.interleave import render as demo_render
+    from txlab.interleave import spec as specs
+
+    out: dict[str, str] = {}
+    root = Path(txlab.__file__).parent
+    for name in RENDERERS:
+        out.update(dict.fromkeys(_capital_words(root / name), name))
+    # demo verdicts: the default heads, the built-in demos' own (`when`), the notes
+    out.update(dict.fromkeys(demo_render.HEAD_STYLES, "demo verdict"))
+    for name, path in demos.catalog().items():
+        for text in demos.parse_meta(specs.load(path)).when.values():
+            out[text.partition(":")[0].strip().upper()] = f"demo {name}: when"
+    for kw in ({"teaching": False}, {"expect_set_aside": True}, {}):
+        v = demos.Verdict("ok", "", expected="anomaly", **kw)
+        out[_lead(v.expectation_note)] = "demo expectation note"
+    # matrix: column headings, short level names, verdicts, why it is partial
+    out.update(dict.fromkeys(matrix.HEADERS, "matrix heading"))
+    out.update(dict.fromkeys(matrix.SHORT.values(), "matrix level"))
+    s = scenario.discover(()).get("bank-transfer")
+    combo = (s, "naive", db.parse_isolation("serializable"))
+    for failed in (None, matrix.MatrixFailed("x", [], combo, lost=True),
+                   matrix.MatrixFailed("x", [], combo, lost=False)):
+        out[_lead(matrix.interrupted([], 1, failed))] = "matrix partial"
+    row = matrix.Row("s", "naive", "serializable", 1.0, 1, {}, 0, 0, False, ["i"], {}, [],
+                     expected_safe=True)
+    out.update(dict.fromkeys(w.strip() for w in matrix._verdict(row).split(",")))
+    # check: its verdicts; every count unit a report prints after an anomaly
+    out.update(dict.fromkeys((VALID, INVALID, UNKNOWN), "check verdict"))
+    for kind in [*models.BY_NAME, "not-an-anomaly"]:
+        for n in (1, 2):
+            out[models.count_unit(kind, n)] = f"unit of {kind}"
+    # acid: its parts (headings)
+    out.update(dict.fromkeys(acid.PARTS, "acid part"))
+    return out
+
+
+def test_every_verdict_heading_and_unit_a_report_prints_is_explained():
+    # PREVENTED, CANNOT TELL, SERVER LOST (demo and matrix verdicts) exited 2 with "no
+    # explanation", and "group with a cycle" (a unit) got "Closest: G0".
+    words = _report_words()
+    for must in ("PREVENTED", "NO ANOMALY", "CANNOT TELL", "NOT COMPARED", "SERVER LOST",
+                 "STOPPED", "SCHEMA TAKEN", "HISTORY NOT WRITTEN", "NOT CHECKED",
+                 "group with a cycle", "FALSE POSITIVE", "HELD"):
+        assert must in words, must  # the collection itself finds them
+    unknown = {}
+    for word, source in words.items():
+        try:
+            glossary.lookup(word)
+        except errors.UsageError as exc:
+            unknown[word] = (source, str(exc))
+    assert not unknown, unknown
+    for word in ("PREVENTED", "CANNOT TELL", "SERVER LOST", "group with a cycle"):
+        r = _explain(word)
+        assert r.exit_code == 0 and "no explanation" not in r.output, (word, r.output)
+    for word, entry in [("PREVENTED", "PREVENTED"), ("prevented (wait)", "PREVENTED"),
+                        ("CANNOT TELL", "expect"), ("group with a cycle", "cycle"),
+                        ("overwritten update", "lost update"), ("pair of reads",
+                                                                "incompatible-order")]:
+        assert glossary.lookup(word).term == entry, word
+
+
+def test_words_that_were_explained_keep_their_entries():
+    # the neighbour: the new entries and aliases take no word from an older entry
+    for word, entry in [("overwritten updates", "lost update"), ("VIOLATED", "invariant"),
+                        ("HOLDS", "invariant"), ("UNEXPECTED", "UNEXPECTED"),
+                        ("ANOMALY", "anomaly"), ("DEADLOCK", "40P01"),
+                        ("unknown", "outcome unknown"), ("valid", "valid"),
+                        ("RC", "READ COMMITTED"), ("INTERRUPTED", "interrupted")]:
         assert glossary.lookup(word).term == entry, word

@@ -472,8 +472,9 @@ def describe(scenario, scenario_path):
 @output_option("explanation")
 def explain(term, fmt, output):
     """Explain a TERM that txlab prints: an SQLSTATE (40001, 40P01 ...), an anomaly
-    (lost update, G2-item ...), an isolation level, a strategy, or report jargon
-    (naive, model, rw edge ...). Without TERM: list every term.
+    (lost update, G2-item ...), an isolation level, a strategy, report jargon
+    (naive, model, rw edge ...), a verdict or banner (PREVENTED, CANNOT TELL, SERVER
+    LOST ...) or a count's unit (group with a cycle). Without TERM: list every term.
 
     \b
     Examples:

@@ -160,7 +160,7 @@ SQLSTATES = (
        """Keep the UNIQUE constraint; treat 23505 as "taken" (tell the user, or retry
        with another value), or use INSERT ... ON CONFLICT.""",
        ("txlab run ticket-sales -s unique-seat", "txlab acid consistency"),
-       ("unique violation", "unique_violation", "duplicate key"),
+       ("unique violation", "unique_violation", "duplicate key", "UNIQUE"),
        ("phantom", "23P01")),
     _e("23P01", "SQLSTATE", "exclusion violation",
        """An INSERT or UPDATE conflicts with an existing row under an EXCLUDE constraint,
@@ -180,14 +180,15 @@ SQLSTATES = (
        transactions that each checked in the application can still reach it.""",
        """Declare the rule as a CHECK; treat 23514 as a refused business operation.""",
        ("txlab acid consistency", "txlab run ticket-sales -s counter"),
-       ("check violation", "check_violation"), ("23505",)),
+       ("check violation", "check_violation", "CHECK", "check constraint"), ("23505",)),
     _e("23503", "SQLSTATE", "foreign key violation",
        """A row references a row that does not exist (or a referenced row is deleted
        while still referenced).""",
        """A reference to something missing, or deleted concurrently.""",
        """Keep the FOREIGN KEY; create the referenced row first, in the same
        transaction.""",
-       ("txlab acid consistency",), ("foreign key violation", "foreign_key_violation")),
+       ("txlab acid consistency",), ("foreign key violation", "foreign_key_violation",
+                                     "FOREIGN KEY")),
     _e("23502", "SQLSTATE", "not-null violation",
        """A NOT NULL column would get NULL.""",
        """The statement left out a required value.""", """Supply the value, or a DEFAULT.""",
@@ -570,9 +571,12 @@ JARGON = (
     _e("anomaly", "report term", "a pattern of interference the checker names",
        """A shape in the history (who read or overwrote whose versions) that a serial
        execution could not produce, named after Adya or Elle: lost update, G-single,
-       G2-item ... Each is "allowed" or "FORBIDDEN" at the run's isolation level.""",
+       G2-item ... Each is "allowed" or "FORBIDDEN" at the run's isolation level. A
+       report counts it in its own unit (overwritten updates, reads, groups with a
+       cycle), or else in findings. In `txlab demo`, the verdict ANOMALY says the
+       demo's witness held: the anomaly happened in this run.""",
        show=("txlab explain lost update", "txlab check HISTORY"),
-       aliases=("anomalies",), see=("allowed", "model", "invariant")),
+       aliases=("anomalies", "finding", "findings"), see=("allowed", "model", "invariant")),
     _e("allowed", "report term", "allowed / FORBIDDEN at this level",
        """Whether the isolation level's model permits the anomaly. "allowed": expected
        at this level, a teaching result, not a bug. "FORBIDDEN": the level promises it
@@ -580,7 +584,7 @@ JARGON = (
        `txlab check -i LEVEL` judges a history by another level's model: then an
        anomaly is a bug only if the level the run used forbids it too.""",
        show=("txlab run bank-transfer -s naive -i read-committed",),
-       aliases=("forbidden",), see=("model",)),
+       aliases=("forbidden", "forbidden anomaly"), see=("model",)),
     _e("model", "report term", "the isolation model the history is judged against",
        """The checker judges a history against a formal model (read-committed,
        snapshot-isolation, serializable ...), chosen from the run's isolation level:
@@ -618,7 +622,8 @@ JARGON = (
        """Transactions T1 < T2 < ... < T1 by their dependencies: no serial order fits. A
        count of cycles is the number of groups of transactions (strongly connected
        parts of the dependency graph) that contain one, not of every cycle.""",
-       aliases=("cycles", "cyclic groups", "groups"), see=("rw edge", "G-single")),
+       aliases=("cycles", "cyclic groups", "groups", "group with a cycle",
+                "groups with a cycle"), see=("rw edge", "G-single")),
     _e("declined", "report term", "declined by a business rule",
        """The transaction refused itself (e.g. insufficient funds) and rolled back. Not a
        failure: the rule worked. Declined transactions are not retried.""",
@@ -658,12 +663,120 @@ JARGON = (
        aliases=("--seed",)),
     _e("UNEXPECTED", "report term", "violated where the strategy promised safety",
        """In `txlab matrix`: the strategy declares this level safe, yet an invariant was
-       violated. A bug in the scenario, the strategy or the database.""",
-       aliases=("unexpected", "surprise"), show=("txlab matrix",)),
+       violated. A bug in the scenario, the strategy or the database. In `txlab demo`:
+       the outcome differs from the spec's (or the catalog's) `expect` line for this
+       level (exit code 1); in `txlab acid`: an outcome differs from PostgreSQL's
+       verified behaviour.""",
+       aliases=("unexpected", "surprise", "declared safe"), show=("txlab matrix",),
+       see=("expect",)),
     _e("knob", "report term", "a scenario parameter",
        """A scenario's setting, given as `-p NAME=VALUE` (`--param`), e.g.
        `-p accounts=3`. Fewer rows means more contention.""",
        aliases=("knobs", "param", "params", "--param"), show=("txlab describe bank-transfer",)),
+    _e("isolation level", "report term", "how much concurrent transactions may see of each other",
+       """The SQL standard's four levels, weakest first: READ UNCOMMITTED, READ
+       COMMITTED, REPEATABLE READ, SERIALIZABLE (short forms in tables: RU, RC, RR,
+       SER). `-i LEVEL` picks one for `txlab run`, `demo` and `matrix`; the checker
+       judges a run's history by its level's model.""",
+       show=("txlab matrix bank-transfer", "txlab demo p4 -i all"),
+       aliases=("level", "levels", "isolation levels", "--isolation", "-i"),
+       see=("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE", "model")),
+    _e("SQLSTATE", "report term", "PostgreSQL's five-character error code",
+       """Every PostgreSQL error carries one (40001, 40P01, 23505 ...); txlab groups
+       aborts by it, never by the message text, and `txlab explain CODE` explains each.
+       A cause txlab names itself (version-conflict, connection-lost, interrupted)
+       stands in its place where the server sent no code.""",
+       show=("txlab explain 40001",), aliases=("sqlstates", "error code"),
+       see=("aborted", "40001", "40P01")),
+    _e("PREVENTED", "report term", "a demo's anomaly did not occur: the database stopped it",
+       """A `txlab demo` verdict, for a demo with a witness: the anomaly did not occur,
+       and the database did something to stop it: a session waited for another's lock
+       and then saw its change ("prevented (wait)" in tables), or was aborted (the
+       table names the SQLSTATE: "prevented (40001)").""",
+       fix="""Compare the level that shows ANOMALY: the waiting or the abort is the price
+       the stronger level pays. An abort (40001, 40P01) must be retried by the
+       application.""",
+       show=("txlab demo p4 -i all",), aliases=("prevented (wait)",),
+       see=("witness", "NO ANOMALY", "40001")),
+    _e("NO ANOMALY", "report term", "a demo's anomaly did not occur, with nothing to stop",
+       """A `txlab demo` verdict, for a demo with a witness: the anomaly did not occur and
+       no session waited or aborted: at this level the steps do not interfere (for
+       example, PostgreSQL never lets a session read another's uncommitted row, so G1a
+       cannot happen at any level).""",
+       show=("txlab demo g1a -i all",), aliases=("no anomalies",),
+       see=("witness", "PREVENTED")),
+    _e("WAITED", "report term", "a session waited for another's lock",
+       """A `txlab demo` verdict for a demo with no witness (it reports what happened,
+       not an anomaly): a session waited for a row lock another session held, and went
+       on once that one committed or rolled back; nothing failed. In timelines,
+       "WAITING for s1" marks the step that is blocked; "HELD BACK by its (*) marker"
+       is a step the permutation held back, not a lock wait.""",
+       aliases=("waiting", "waited", "held back", "lock wait"),
+       see=("PREVENTED", "55P03")),
+    _e("DONE", "report term", "a demo ran without waits or errors, not all committed",
+       """A `txlab demo` verdict for a demo with no witness: no step waited or failed,
+       but not every session committed (one rolled back, or its steps left its
+       transaction open). When every session committed the verdict is COMMITTED.""",
+       see=("committed", "WAITED")),
+    _e("expect", "report term", "what a demo is expected to show at each level",
+       """A demo spec's `# txlab: expect LEVEL = anomaly|wait|abort|ok` lines (the
+       built-in demos have them from the catalog). A run whose outcome differs says
+       UNEXPECTED and exits 1. CANNOT TELL: the spec expects an anomaly but has no
+       witness line, so whether this run showed it cannot be read off the run (not
+       counted as a failure). NOT COMPARED: --permutation ran a schedule the spec does
+       not list, and its expect lines are about the spec's own permutations.""",
+       fix="""For CANNOT TELL, add a `# txlab: witness` line that proves the anomaly (a
+       value a session read, or a check query); see docs/demos.md.""",
+       show=("txlab demo p4 -i all", "txlab demo --show p4"),
+       aliases=("expected", "CANNOT TELL", "NOT COMPARED", "expect line"),
+       see=("witness", "UNEXPECTED")),
+    _e("NOT CHECKED", "report term", "invariants that could not be checked",
+       """A run's verdict when no invariant was found violated but some could not be
+       checked: the run was interrupted before its checks, the server was lost, or
+       another txlab took the schema. The report lists them; INCOMPLETE is the same
+       verdict in the JSON report. Nothing was shown to hold.""",
+       fix="Run again to its end, on a server that stays up.",
+       aliases=("INCOMPLETE", "invariants not checked", "unchecked"),
+       see=("invariant", "SERVER LOST", "SCHEMA TAKEN")),
+    _e("SERVER LOST", "report term", "the server went away mid-run and stayed away",
+       """`txlab run`: the server stopped answering and did not come back within the
+       reconnect time; the report covers the run until then and the history has every
+       attempt recorded. `txlab matrix`: the combinations that finished are shown, the
+       one running is left out, and the matrix is partial. (A restart that the run
+       survives changes nothing.)""",
+       fix="""Find out why the server went away (`txlab server status`, its log), then
+       run again.""",
+       show=("txlab server status",), aliases=("server lost", "lost server"),
+       see=("connection-lost", "outcome unknown", "STOPPED")),
+    _e("STOPPED", "report term", "a matrix cut short by a failed run",
+       """`txlab matrix`: one combination's run failed for a reason other than a lost
+       server or an interrupt (the error is printed); the matrix stops there, shows
+       the combinations that finished and leaves that one out.""",
+       fix="Read the error, fix its cause, and run that combination with `txlab run`.",
+       see=("SERVER LOST", "interrupted")),
+    _e("SCHEMA TAKEN", "report term", "another txlab took the run's schema mid-run",
+       """`txlab run`: this run's hold on its schema was lost (its connection died) and
+       another txlab took the schema meanwhile, so the final state is no longer this
+       run's alone: the run stops, and nothing is judged. The history keeps every
+       attempt recorded.""",
+       fix="""Give concurrent runs on one server their own schemas (`--schema NAME`).""",
+       aliases=("schema in use",), see=("NOT CHECKED",)),
+    _e("HISTORY NOT WRITTEN", "report term", "the --history file could not be written",
+       """`txlab run --history FILE`: writing the history failed (a full disk, a
+       refused path); the load stopped there and the anomaly check, which reads the
+       history back, did not run. The report says why.""",
+       fix="Free space or choose another path, and run again.",
+       see=("history",)),
+    _e("ACID", "report term", "atomicity, consistency, isolation, durability",
+       """The four promises of a transaction, each shown by `txlab acid PART` with the
+       verdict HELD (the promise held) or VIOLATED. Atomicity: all or nothing.
+       Consistency: constraints (CHECK, FOREIGN KEY, UNIQUE) refuse an invalid result.
+       Isolation: concurrent transactions do not see each other's work, as far as the
+       isolation level promises. Durability: a committed transaction survives a
+       crash.""",
+       show=("txlab acid atomicity", "txlab acid consistency"),
+       aliases=("atomicity", "consistency", "durability", "held"),
+       see=("isolation level", "25P02", "23514")),
     _e("history", "report term", "every attempt of every transaction",
        """`txlab run --history FILE` writes what each transaction read and wrote, with
        row versions, as JSON lines; `txlab check FILE` finds the anomalies in it.""",
@@ -680,19 +793,20 @@ JARGON = (
        -> [doctor:11 v1, ...]` is a predicate read: the query, and each row it returned
        with its version. Every write bumps a row's `version` column (the insert that
        made the row installs v1), so the versions of a row form a chain that orders
-       its writes without guessing.""",
-       aliases=("micro-ops", "r", "w", "pr", "predicate read", "read", "write", "version",
-                "row version", "v1"),
+       its writes without guessing. A key is the row a micro-op names (alice).""",
+       aliases=("micro-ops", "r", "w", "pr", "predicate read", "read", "reads", "write",
+                "version", "row version", "v1", "key", "keys"),
        see=("history", "cycle")),
     _e("outcome unknown", "report term", "a COMMIT whose answer was lost",
        """The connection broke after COMMIT was sent and before its answer came: the
        transaction may or may not have committed. Reports count these apart from
        committed and aborted ones; the checker treats each as possibly committed and
-       decides from what later transactions read.""",
+       decides from what later transactions read. (The checker's verdict UNKNOWN is
+       another thing: `txlab explain valid`.)""",
        fix="""In applications: make transactions idempotent, or read back, so that an unknown
        outcome can be resolved.""",
        aliases=("unknown", "unknown outcome", "outcome-unknown", "indeterminate", "info"),
-       see=("connection-lost",)),
+       see=("connection-lost", "valid")),
     _e("preemption", "report term", "a switch to another session mid-call",
        """In `txlab.testing.interleave`: a schedule preempts a session when it runs
        another session's statement while the first is still inside its call (between
@@ -771,9 +885,25 @@ def key(text: str) -> str:
     return re.sub(r"[\s_\-]+", " ", text.strip().lower().lstrip("-"))
 
 
+def _unit_aliases(written: list[Entry]) -> list[Entry]:
+    """A report counts an anomaly in its unit ("3 overwritten updates"): a unit only
+    one anomaly class uses is an alias of that class, read from the checker's table
+    (the shared ones, reads, groups with a cycle, findings, are written above)."""
+    from txlab.checker import models
+
+    users: dict[str, list[str]] = {}
+    for kind, pair in models.UNITS.items():
+        for unit in pair:
+            users.setdefault(unit, []).append(kind)
+    own = {kind: tuple(u for u in pair if len(users[u]) == 1)
+           for kind, pair in models.UNITS.items()}
+    return [replace(e, aliases=tuple(dict.fromkeys(e.aliases + own[e.term])))
+            if own.get(e.term) else e for e in written]
+
+
 def entries() -> list[Entry]:
     """Every entry; a strategy named like a written entry ("naive") is merged into it."""
-    written = [*SQLSTATES, *ANOMALIES, *_variants(), *LEVELS, *MODELS, *JARGON]
+    written = _unit_aliases([*SQLSTATES, *ANOMALIES, *_variants(), *LEVELS, *MODELS, *JARGON])
     by_term = {key(e.term): i for i, e in enumerate(written)}
     for st in _strategies():
         i = by_term.get(key(st.term))

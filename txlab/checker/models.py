@@ -75,7 +75,7 @@ BY_NAME = {a.name: a for a in ANOMALIES}
 # What a count counts (check.py adds one per finding, a lost-update group of n
 # adds n - 1; cycles.py adds one per strongly connected group of transactions
 # that holds such a cycle): (singular, plural).
-_UNITS = {
+UNITS = {
     "duplicate-versions": ("duplicated version", "duplicated versions"),
     "cyclic-versions": ("key", "keys"),
     "incompatible-order": ("pair of reads", "pairs of reads"),
@@ -90,13 +90,14 @@ _UNITS = {
     "dirty-update": ("append after a failed one", "appends after failed ones"),
 }
 CYCLE_UNIT = ("group with a cycle", "groups with a cycle")
+OTHER_UNIT = ("finding", "findings")
 
 
 def count_unit(kind: str, count: int = 2) -> str:
     """The unit of an anomaly's count, singular when count is 1: "overwritten updates"."""
     spec = BY_NAME.get(kind)
-    one, many = _UNITS.get(kind) or (CYCLE_UNIT if spec is None or spec.family == "cycle"
-                                     else ("finding", "findings"))
+    one, many = UNITS.get(kind) or (CYCLE_UNIT if spec is None or spec.family == "cycle"
+                                    else OTHER_UNIT)
     return one if count == 1 else many
 ORDER = {a.name: i for i, a in enumerate(ANOMALIES)}
 
