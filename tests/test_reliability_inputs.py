@@ -4,6 +4,8 @@ message, never "internal error" and never a traceback."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg2
 import pytest
 from click.testing import CliRunner
@@ -238,3 +240,46 @@ def test_a_server_out_of_connections_is_named_not_blamed_on_the_url(txlab, pg_ds
         cur.execute(f"DROP OWNED BY {role} CASCADE")
         cur.execute(f"DROP ROLE {role}")
         admin.close()
+
+
+def _commands_with_output(group=cli, path=()):
+    import click
+
+    for name, cmd in sorted(group.commands.items()):
+        if isinstance(cmd, click.Group):
+            yield from _commands_with_output(cmd, (*path, name))
+        elif any(isinstance(p, click.Option) and "-o" in p.opts for p in cmd.params):
+            yield (*path, name)
+
+
+# The least each command with -o needs to get as far as writing its report.
+_OUTPUT_ARGS = {
+    ("run",): ("bank-transfer", "-n", "5", "--dsn", NOWHERE),
+    ("matrix",): ("bank-transfer", "--dsn", NOWHERE),
+    ("demo",): ("p4", "--dsn", NOWHERE),
+    ("acid",): ("atomicity", "--dsn", NOWHERE),
+    ("check",): (str(Path(__file__).parent / "data" / "bank-transfer-naive-rc.jsonl"),),
+    ("explain",): ("40001",),
+}
+
+
+def test_every_command_refuses_an_output_in_a_missing_folder_alike(tmp_path):
+    """`explain 40001 -o /nonexistent/x` printed the entry and exited 3; acid started
+    a server first: each -o is checked before any work, with one message, exit 2."""
+    found = set(_commands_with_output())
+    assert found == set(_OUTPUT_ARGS), f"a command with -o to add here: {found}"
+    target = tmp_path / "missing" / "x.txt"
+    for command, args in _OUTPUT_ARGS.items():
+        r = txlab(*command, *args, "-o", str(target))
+        clean_exit(r, 2)
+        assert f"--output {target}: the folder {target.parent} does not exist" in r.stderr, \
+            (command, r.stderr)
+        assert r.stdout == "", (command, r.stdout)  # nothing done, nothing printed
+
+
+def test_explain_still_writes_to_a_folder_that_exists(tmp_path):
+    # the neighbour: a good -o is written as before
+    target = tmp_path / "x.txt"
+    r = txlab("explain", "40001", "-o", str(target))
+    clean_exit(r, 0)
+    assert target.read_text().startswith("40001") and r.stdout == ""

@@ -484,8 +484,9 @@ def explain(term, fmt, output):
 
     Exit code 2 when the term is unknown (the closest matches are printed).
     """
-    from txlab import glossary, glossary_view
+    from txlab import glossary, glossary_view, paths
 
+    paths.check_outputs({"--output": output})
     t = out_term(output)
     if not term:
         text = glossary_view.render_list(glossary.entries(), fmt, t)

@@ -320,7 +320,9 @@ def acid(part, yes, fmt, output, dsn):
     Works in its own schema, txlab_acid, and drops it afterwards.
     """
     from txlab import acid as acid_lib
+    from txlab import paths
 
+    paths.check_outputs({"--output": output})  # before any server starts
     with server.open_database(dsn, os.environ, announce=_announce, notice=_notice) as database:
         if part == "durability" and database.embedded is None:
             acid_lib.durability(database)  # raises the explanation
