@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from txlab import matrix
+from txlab import db, matrix, scenario
 from txlab.matrix import Row
 
 
@@ -33,6 +33,41 @@ def test_matrix_bad_selection_is_a_usage_error(txlab, pg_dsn):
     assert r.exit_code == 2 and "teleport" in r.stderr
     r = txlab("matrix", "bank-transfer", "-i", "chaos", "--dsn", pg_dsn)
     assert r.exit_code == 2 and "read-committed" in r.stderr
+
+
+def test_a_misspelt_strategy_gets_the_suggestion_run_gives(txlab, pg_dsn):
+    # matrix said only "no selected scenario has strategy atomc"
+    r = txlab("matrix", "bank-transfer", "-s", "atomc", "--dsn", pg_dsn)
+    flat = " ".join(r.stderr.split())
+    assert r.exit_code == 2
+    assert "no selected scenario has strategy 'atomc'. Did you mean 'atomic'?" in flat
+    assert "Choose from: naive, atomic, for-update, optimistic, or all." in flat
+    r = txlab("matrix", "bank-transfer", "-s", "atomc,all,teleport", "--dsn", pg_dsn)
+    flat = " ".join(r.stderr.split())
+    assert r.exit_code == 2 and "strategies 'atomc' (did you mean 'atomic'?), 'teleport'." in flat
+
+
+def test_all_in_a_list_of_levels_means_every_level_and_the_unknown_one_is_named(txlab, pg_dsn):
+    # `-i all,foo` said "unknown isolation level 'all'"
+    r = txlab("matrix", "bank-transfer", "-i", "all,foo", "--dsn", pg_dsn)
+    assert r.exit_code == 2
+    assert "unknown isolation level 'foo'" in r.stderr and "'all'" not in r.stderr
+    keys = [lv.key for lv in matrix.parse_levels("ser, all")]
+    assert keys == ["serializable", "read-uncommitted", "read-committed", "repeatable-read"]
+    every = list(db.LEVELS)
+    combos = matrix.plan([scenario.resolve("bank-transfer")], ["all", "atomic"],
+                         matrix.parse_levels("all,rc"))
+    assert len(combos) == 4 * len(every) and len(set(combos)) == len(combos)
+
+
+def test_level_and_strategy_lists_without_all_are_as_before():
+    # the neighbour
+    assert [lv.key for lv in matrix.parse_levels("rc,serializable")] == [
+        "read-committed", "serializable"]
+    assert [lv.key for lv in matrix.parse_levels("all")] == list(db.LEVELS)
+    combos = matrix.plan([scenario.resolve("bank-transfer")], ["naive"],
+                         matrix.parse_levels("rr"))
+    assert [(c[1], c[2].key) for c in combos] == [("naive", "repeatable-read")]
 
 
 def _row(holds, safe, **kw):

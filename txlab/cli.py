@@ -502,10 +502,12 @@ def explain(term, fmt, output):
 @click.argument("names", metavar="[SCENARIO]...", nargs=-1, shell_complete=complete_scenarios)
 @click.option("--isolation", "-i", "levels", default="all", show_default=True,
               shell_complete=complete_levels, metavar="LEVEL[,...]|all",
-              help="Comma-separated levels, or all.")
+              help="Comma-separated levels, or all (all in a list adds every level; each "
+                   "level runs once).")
 @click.option("--strategy", "-s", "strategies", default="all", show_default=True,
               shell_complete=complete_strategies, metavar="STRATEGY[,...]|all",
-              help="Comma-separated strategy names, or all.")
+              help="Comma-separated strategy names, or all (all in a list adds every "
+                   "strategy).")
 @seconds_option("duration", "--duration", "-d", default=1.5, show_default=True,
                 type=bounded.seconds(), help="Length of each run.")
 @workers_option
@@ -545,8 +547,7 @@ def matrix(names, levels, strategies, duration, workers, retries, think_ms, para
         level_list = matrix_mod.parse_levels(levels)
     except errors.UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--isolation") from None
-    strategy_list = None if strategies.strip().lower() == "all" else [
-        x.strip() for x in strategies.split(",") if x.strip()]
+    strategy_list = [x.strip() for x in strategies.split(",") if x.strip()]
     combos = matrix_mod.plan(chosen, strategy_list, level_list, params)
     paths.check_outputs({"--output": output, "--html": html_file})
     seed = seed if seed is not None else secrets.randbelow(2**31)

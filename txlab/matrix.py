@@ -87,28 +87,48 @@ def name(combo: Combo) -> str:
 
 def plan(scenarios: Iterable[Scenario], strategies: list[str] | None,
          levels: list[Isolation], params: Iterable[tuple[str, str]] = ()) -> list[Combo]:
-    """Every (scenario, strategy, level) selected; unknown strategy names are an error,
-    and so is a knob (-p) that no selected scenario has, or a bad value for one."""
+    """Every (scenario, strategy, level) selected (`strategies` None, or with `all` in
+    it: every strategy); unknown strategy names are an error, and so is a knob (-p)
+    that no selected scenario has, or a bad value for one."""
     scenarios = list(scenarios)
     for name, _ in params:
         if not any(_knobs_of(s, ((name, ""),)) for s in scenarios):
             raise UsageError(f"--param {name}: no selected scenario has this knob")
     for s in scenarios:
         s.params(dict(_knobs_of(s, params)))  # validate values before any run
+    every = strategies is None or any(x.lower() == "all" for x in strategies)
+    named = [x for x in strategies or () if x.lower() != "all"]
+    have = list(dict.fromkeys(st.name for s in scenarios for st in s.strategies))
+    missing = [x for x in dict.fromkeys(named) if x not in have]
+    if missing:
+        raise UsageError(_no_strategy(missing, have))
     combos: list[Combo] = []
-    seen: set[str] = set()
     for s in scenarios:
         for strat in s.strategies:
-            if strategies is None or strat.name in strategies:
-                seen.add(strat.name)
+            if every or strat.name in named:
                 combos.extend((s, strat.name, level) for level in levels)
-    missing = sorted(set(strategies or ()) - seen)
-    if missing:
-        raise UsageError(f"no selected scenario has strategy {', '.join(missing)}")
     if not combos:
         raise UsageError("nothing to run: no scenario, strategy and level selected "
                          "(give names, or all)")
     return combos
+
+
+def _no_strategy(missing: list[str], have: list[str]) -> str:
+    """What `txlab run` says of a strategy its scenario lacks, for the selection:
+    `no selected scenario has strategy 'atomc'. Did you mean 'atomic'? Choose from: ...`"""
+    from difflib import get_close_matches
+
+    def named(name: str) -> str:
+        close = get_close_matches(name, have, n=1, cutoff=0.6)
+        return f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+    if len(missing) == 1:
+        said = named(missing[0]).replace(" (did you mean", ". Did you mean").rstrip(")")
+        said = said if said.endswith("?") else said + "."
+        head = f"no selected scenario has strategy {said}"
+    else:
+        head = f"no selected scenario has strategies {', '.join(map(named, missing))}."
+    return f"{head} Choose from: {', '.join(have)}, or all."
 
 
 def _knobs_of(s: Scenario, params: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -217,14 +237,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def parse_levels(text: str) -> list[Isolation]:
+    """`rc,ser`, `all`, or a list with `all` in it (every level; an unknown name in the
+    list is still refused): each level once, in the order given."""
     from txlab.db import parse_isolation
 
-    if text.strip().lower() == "all":
-        return list(LEVELS.values())
-    levels = [parse_isolation(part) for part in text.split(",") if part.strip()]
+    levels: list[Isolation] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.lower() == "all":
+            levels += LEVELS.values()
+        elif part:
+            levels.append(parse_isolation(part))
     if not levels:
         raise UsageError(f"no isolation level in {text!r}; give levels such as rc,ser, or all")
-    return levels
+    return list(dict.fromkeys(levels))
 
 
 # ---------------------------------------------------------------- rendering
