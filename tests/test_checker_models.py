@@ -4,6 +4,8 @@ not. Pure: no database. (Shapes from Elle's list_append_test.clj.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -174,3 +176,52 @@ def test_an_elle_history_names_the_model_not_a_level_it_never_had(tmp_path):
     assert "at this level" not in res.output
     assert "FORBIDDEN at strict-serializable: a bug if the system promises " \
            "strict-serializable" in " ".join(res.output.split())
+
+
+def _spellings():
+    """Every spelling `txlab run -i` takes, built from the levels and the aliases."""
+    from txlab import db, levels
+
+    for key, level in db.LEVELS.items():
+        for text in (key, level.sql, key.replace("-", "_"), level.sql.replace(" ", ""),
+                     key.upper().replace("-", "_"), key.replace("z", "s")):
+            yield text, key
+    yield from levels.ALIASES.items()
+
+
+def test_check_takes_every_level_spelling_run_takes():
+    # `run -i serialisable` was taken and `check -m serialisable` refused; `check -i si`
+    # refused what `run -i si` takes
+    from txlab import db
+
+    for text, key in _spellings():
+        assert db.parse_isolation(text).key == key, text
+        assert models.model_for_isolation(text) == models.POSTGRES_LEVELS[key], text
+        if key == "repeatable-read":  # its model is snapshot-isolation, not a namesake
+            want = "snapshot-isolation" if text in ("si", "snapshot") else None
+        else:
+            want = key
+        if want:
+            assert models.resolve_model(text) == want, text
+        else:
+            with pytest.raises(ValueError, match="-i repeatable-read.*-m snapshot-isolation"):
+                models.resolve_model(text)
+    history = str(Path(__file__).parent / "data" / "bank-transfer-naive-rc.jsonl")
+    for args in (["-m", "serialisable"], ["-m", "read committed"], ["-i", "readcommitted"],
+                 ["-i", "si"], ["-m", "strict_serialisable"]):
+        r = CliRunner().invoke(cli, ["check", history, *args, "--format", "json"])
+        assert r.exit_code in (0, 1), (args, r.output)
+
+
+def test_an_unknown_level_or_model_is_still_refused():
+    # the neighbour
+    from txlab import db
+    from txlab.errors import UsageError
+
+    for text in ("acid", "read", "serial", "snapshot-read"):
+        with pytest.raises(ValueError, match="unknown model"):
+            models.resolve_model(text)
+        with pytest.raises(ValueError, match="unknown isolation level"):
+            models.model_for_isolation(text)
+        with pytest.raises(UsageError, match="unknown isolation level"):
+            db.parse_isolation(text)

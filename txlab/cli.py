@@ -283,8 +283,9 @@ isolation_option = click.option(
     "--isolation", "-i", default="read-committed", show_default=True, callback=_isolation,
     shell_complete=complete_levels, metavar="LEVEL",
     help="read-uncommitted | read-committed | repeatable-read | serializable "
-         "(SQL spellings and ru/rc/rr/ser also work; si or snapshot is repeatable-read, "
-         "PostgreSQL's snapshot isolation).")
+         "(SQL spellings in any case, words joined by -, _, a space or nothing, serialisable, "
+         "and ru/rc/rr/ser also work; si or snapshot is repeatable-read, PostgreSQL's "
+         "snapshot isolation; `txlab check` takes the same).")
 workers_option = click.option("--workers", "-w", default=8, show_default=True,
                               type=click.IntRange(1, 90),
                               help="Concurrent workers, one connection each.")

@@ -47,12 +47,13 @@ Exit codes:
 @click.option("--model", "-m", metavar="MODEL",
               help="read-uncommitted | read-committed | snapshot-isolation | serializable | "
                    "strict-serializable, or Elle's strong-session-X and strong-X (`txlab "
-                   "explain strong-session`). Default: what the history's isolation level "
+                   "explain strong-session`), spelt as run's -i takes a level (serialisable, "
+                   "READ_COMMITTED, rc, si). Default: what the history's isolation level "
                    "provides; for an Elle history, strict-serializable (Elle's default).")
 @click.option("--isolation", "-i", metavar="LEVEL",
               help="A PostgreSQL level, judged by the model it provides: READ COMMITTED -> "
                    "read-committed, REPEATABLE READ -> snapshot-isolation, SERIALIZABLE -> "
-                   "serializable.")
+                   "serializable. The spellings run's -i takes (rc, serialisable, si ...).")
 @format_option(("text", "json"))
 @output_option()
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",

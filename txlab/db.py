@@ -23,6 +23,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
+from txlab import levels
+
 # DSN parsing and masking live in txlab.dsn; the rest of txlab uses them through db.
 from txlab.dsn import describe_target, is_bad_value, mask_dsn, mask_text, parse_dsn  # noqa: F401
 from txlab.errors import DatabaseError, TxlabError, UsageError
@@ -53,30 +55,15 @@ LEVELS = {
 # Level names where the full ones do not fit (matrix rows, narrow demo tables).
 SHORT = {"read-uncommitted": "RU", "read-committed": "RC", "repeatable-read": "RR",
          "serializable": "SER"}
-_ALIASES = {
-    "ru": "read-uncommitted",
-    "rc": "read-committed",
-    "rr": "repeatable-read",
-    "si": "repeatable-read",
-    "snapshot": "repeatable-read",
-    "s": "serializable",
-    "ser": "serializable",
-    "sr": "serializable",
-    "serialisable": "serializable",
-}
 
 
 def parse_isolation(text: str) -> Isolation:
-    """Accept `read-committed`, `READ COMMITTED`, `read_committed`, `rc`, ..."""
-    key = re.sub(r"[\s_]+", "-", text.strip().lower())
-    key = _ALIASES.get(key, key)
-    if key not in LEVELS:
-        choices = ", ".join(LEVELS)
-        raise UsageError(
-            f"unknown isolation level {text!r}; choose one of: {choices} "
-            "(SQL spellings such as 'REPEATABLE READ' and short forms ru/rc/rr/ser also work; "
-            "si or snapshot is repeatable-read)"
-        )
+    """Accept `read-committed`, `READ COMMITTED`, `read_committed`, `readcommitted`,
+    `rc`, `serialisable` ... (txlab.levels: the spellings `txlab check` takes too)."""
+    key = levels.level_key(text)
+    if key is None:
+        raise UsageError(f"unknown isolation level {text!r}; choose one of: "
+                         f"{', '.join(LEVELS)} ({levels.SPELLINGS})")
     return LEVELS[key]
 
 

@@ -29,7 +29,7 @@ INTRO = """\
 | `--no-color` | plain text even on a terminal; before the command (`txlab --no-color run ...`) or after it. `NO_COLOR` (any value) does the same |
 | `--format FORMAT` | on every command that prints a report (`run`, `matrix`, `demo`, `acid`, `check`, `explain`): `text` is the readable view, `json` the data; some add `markdown`, `csv`, `transcript`. The old names `table` and `pretty` still mean `text` |
 | `-o`, `--output FILE` | the same commands: write the report to FILE, as plain text (no colour), COLUMNS (else 80) wide |
-| `-i`, `--isolation LEVEL` | `read-uncommitted`, `read-committed`, `repeatable-read`, `serializable` (SQL spellings and `ru`/`rc`/`rr`/`ser` too); `all` where several levels make sense (`matrix`, `demo`) |
+| `-i`, `--isolation LEVEL` | `read-uncommitted`, `read-committed`, `repeatable-read`, `serializable` (SQL spellings in any case, with `-`, `_`, a space or nothing between words, `serialisable`, and `ru`/`rc`/`rr`/`ser` too; `txlab check -i/-m` takes the same); `all` where several levels make sense (`matrix`, `demo`) |
 | `-s`, `--strategy NAME` | a scenario's strategy (`txlab describe SCENARIO`) |
 | `-p`, `--param KEY=VALUE` | a scenario knob, in `run` and `matrix` (a matrix applies it to the scenarios that have it) |
 | `-P`, `--permutation "s1a s2a ..."` | `demo` only (its old short name `-p` still works) |

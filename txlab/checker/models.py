@@ -8,8 +8,9 @@ Alvaro, VLDB 2020). Each model lists what it forbids; anything else found is
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
+
+from txlab import levels
 
 
 class AnomalyKind(NamedTuple):
@@ -166,43 +167,52 @@ POSTGRES_LEVELS = {
     "repeatable-read": "snapshot-isolation",
     "serializable": "serializable",
 }
-_ALIASES = {"ru": "read-uncommitted", "rc": "read-committed", "rr": "repeatable-read",
-            "ser": "serializable", "si": "snapshot-isolation",
-            # Elle's other names for the same models
-            "strong-serializable": "strict-serializable", "pl-1": "read-uncommitted",
+# Other names of the models (Elle's too); a level's spelling (txlab.levels: rc,
+# serialisable, READ_COMMITTED ...) names the model of the same name, and si or
+# snapshot names snapshot-isolation, as they name REPEATABLE READ for -i.
+_ALIASES = {"strong-serializable": "strict-serializable", "pl-1": "read-uncommitted",
             "pl-2": "read-committed", "pl-si": "snapshot-isolation", "pl-3": "serializable",
             "conflict-serializable": "serializable", "pl-ss": "strict-serializable",
             "strong-session-pl-1": "strong-session-read-uncommitted",
             "strong-session-pl-2": "strong-session-read-committed",
             "strong-pl-1": "strong-read-uncommitted", "strong-pl-2": "strong-read-committed",
             "strong-session-si": "strong-session-snapshot-isolation",
-            "strong-si": "strong-snapshot-isolation"}
+            "strong-si": "strong-snapshot-isolation", "si": "snapshot-isolation",
+            "snapshot": "snapshot-isolation"}
 
 
 def model_for_isolation(level: str) -> str:
     """`READ COMMITTED`, `read_committed`, `rc` ... -> the model PostgreSQL provides there."""
-    key = re.sub(r"[\s_]+", "-", level.strip().lower())
-    key = _ALIASES.get(key, key)
-    if key not in POSTGRES_LEVELS:
+    key = levels.level_key(level)
+    if key is None:
         raise ValueError(f"unknown isolation level {level!r}; choose one of: "
-                         + ", ".join(POSTGRES_LEVELS))
+                         f"{', '.join(POSTGRES_LEVELS)} ({levels.SPELLINGS})")
     return POSTGRES_LEVELS[key]
 
 
 def level_sql(level: str) -> str:
     """`rc`, `read_committed`, `READ COMMITTED` ... -> `READ COMMITTED` (as given if unknown)."""
-    key = re.sub(r"[\s_]+", "-", level.strip().lower())
-    key = _ALIASES.get(key, key)
-    return key.replace("-", " ").upper() if key in POSTGRES_LEVELS else level
+    key = levels.level_key(level)
+    return key.replace("-", " ").upper() if key else level
 
 
 def resolve_model(name: str) -> str:
-    """A model's name, or an alias (Elle's spelling too, `:strong-serializable`)."""
-    key = re.sub(r"[\s_]+", "-", name.strip().lstrip(":").lower())
-    key = _ALIASES.get(key, key)
-    if key in MODELS:
-        return key
-    raise ValueError(f"unknown model {name!r}; choose one of: " + ", ".join(MODELS))
+    """A model's name, or an alias (Elle's spelling too, `:strong-serializable`), in the
+    spellings -i takes (`serialisable`, `READ_COMMITTED`, `rc`)."""
+    text = name.strip().lstrip(":")
+    names = {levels.squash(m): m for m in MODELS}
+    names |= {levels.squash(a): m for a, m in _ALIASES.items()}
+    level = levels.level_key(text)
+    if levels.squash(text) in names:
+        return names[levels.squash(text)]
+    if level in MODELS:  # rc, ser, s: the level's model has its name
+        return level
+    if level == "repeatable-read":
+        raise ValueError(f"{name!r} is an isolation level, not a model: `-i {level}` judges the "
+                         "history by the model PostgreSQL gives it (snapshot-isolation); "
+                         "or give -m snapshot-isolation")
+    raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)} (any case; "
+                     "words joined by -, _, a space or nothing; serialisable)")
 
 
 def edges_needed(model: str) -> tuple[bool, bool]:
