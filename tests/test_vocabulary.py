@@ -229,3 +229,30 @@ def test_a_term_no_demo_shows_is_still_an_unknown_demo():
     r = _invoke("demo", "naive")  # a strategy: its lesson shows it with `txlab run`
     assert r.exit_code == 2 and "is shown by" not in r.stderr
     assert "strategy of" in r.stderr
+
+
+def test_a_duration_takes_a_trailing_unit_and_says_what_it_wants():
+    # `-d 5s` got click's "'5s' is not a valid float range"
+    run, matrix = cli.commands["run"], cli.commands["matrix"]
+    for text, seconds in (("5s", 5), ("1.5 s", 1.5), ("500ms", 0.5), ("2S", 2)):
+        assert run.make_context("run", ["x", "-d", text]).params["duration"] == seconds, text
+        assert matrix.make_context("matrix", ["-d", text]).params["duration"] == seconds, text
+    for text in ("5m", "five", "5ss"):
+        r = _invoke("run", "bank-transfer", "-d", text)
+        assert r.exit_code == 2, r.output
+        flat = " ".join(r.stderr.split())
+        assert f"'{text}' is not a number of seconds: give e.g. 5 (5s and 500ms" in flat, flat
+    # every option in seconds takes the unit
+    for path, cmd in _commands():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.metavar == "SECONDS":
+                assert p.type.convert("3s", p, None) == 3, (path, p.name)
+
+
+def test_a_plain_number_of_seconds_and_its_bounds_are_as_before():
+    # the neighbour
+    run = cli.commands["run"]
+    assert run.make_context("run", ["x", "-d", "2.5"]).params["duration"] == 2.5
+    for text in ("0", "-1", "nan", "1e999"):
+        r = _invoke("run", "bank-transfer", "-d", text)
+        assert r.exit_code == 2 and "Invalid value for '--duration-s'" in r.stderr, text

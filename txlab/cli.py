@@ -358,12 +358,12 @@ def _embedded_version() -> str:
 @click.option("--check/--no-check", "check", default=True, show_default=True,
               help="Check the history for anomalies (G0 ... G2-item) at the end.")
 @no_fail_option
-@seconds_option("progress-interval", "--progress-interval", type=click.FloatRange(min=0, min_open=True),
+@seconds_option("progress-interval", "--progress-interval", type=bounded.seconds(max=None),
                 help="Print a progress line every SECONDS to standard error, also when it "
                      "is not a terminal (as pgbench -P); a terminal otherwise gets one live "
                      "line.")
 @seconds_option("reconnect-timeout", "--reconnect-timeout", default=30.0, show_default=True,
-                type=click.FloatRange(min=0),
+                type=bounded.seconds(max=None, min_open=False),
                 help="When the server goes away mid-run, keep reconnecting this long before "
                      "giving up (exit 3, with the partial report and history).")
 @dsn_option
@@ -524,7 +524,7 @@ def explain(term, fmt, output):
 @deadlock_option
 @no_fail_option
 @seconds_option("reconnect-timeout", "--reconnect-timeout", default=30.0, show_default=True,
-                type=click.FloatRange(min=0),
+                type=bounded.seconds(max=None, min_open=False),
                 help="When the server goes away mid-matrix, keep reconnecting this long before "
                      "giving up (exit 3, with the rows of the combinations that finished).")
 @dsn_option

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from txlab import cli_types as bounded
 from txlab import errors
 from txlab.cli_shared import (
     EXIT_130,
@@ -64,7 +65,7 @@ Exit codes:
 @click.option("--max-examples", default=3, show_default=True, type=click.IntRange(min=0),
               metavar="N", help="Explained examples per anomaly class.")
 @seconds_option("time-limit", "--time-limit", default=10.0, show_default=True,
-                type=click.FloatRange(min=0, min_open=True),
+                type=bounded.seconds(max=None),
                 help="Cycle search time per strongly connected component; past it: unknown.")
 @click.option("--process/--no-process", default=None,
               help="Add process edges (find -process cycles); default: only for a model that "

@@ -8,6 +8,7 @@ option's --help (click shows the range).
 from __future__ import annotations
 
 import math
+import re
 
 import click
 
@@ -27,8 +28,29 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
-def seconds(min: float = 0, max: float = MAX_DURATION_S) -> FiniteFloat:
-    return FiniteFloat(min=min, max=max, min_open=min == 0)
+class Seconds(FiniteFloat):
+    """A number of seconds: `5`, `5s`, `1.5 s`, or milliseconds with `ms` (`500ms`).
+    Anything else (`5m`, `five`) is refused with what to give instead."""
+
+    name = "seconds"
+    _UNIT = re.compile(r"\s*(?P<number>.*?)\s*(?P<unit>ms|s)?\s*", re.IGNORECASE)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            m = self._UNIT.fullmatch(value)
+            try:
+                number = float(m["number"])
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds: give e.g. 5 (5s and 500ms "
+                          "are taken too)", param, ctx)
+            value = number / 1000 if (m["unit"] or "").lower() == "ms" else number
+        return super().convert(value, param, ctx)
+
+
+def seconds(min: float = 0, max: float | None = MAX_DURATION_S,
+            min_open: bool | None = None) -> Seconds:
+    """Seconds from `min` (excluded when it is 0, unless min_open says) to `max`."""
+    return Seconds(min=min, max=max, min_open=min == 0 if min_open is None else min_open)
 
 
 def think_ms() -> FiniteFloat:

@@ -42,7 +42,9 @@ runs or waits: `--duration-s` (`-d`), `--step-timeout-s`, `--time-limit-s`;
 milliseconds (`-ms`) for what happens inside a transaction and PostgreSQL
 settings: `--think-ms`, `--lock-timeout-ms`, `--statement-timeout-ms`,
 `--deadlock-timeout-ms`. The older spellings `--duration`, `--step-timeout` and
-`--time-limit` keep working (not shown in `--help`).
+`--time-limit` keep working (not shown in `--help`). A seconds option takes a plain
+number (`-d 5`), and a trailing `s` or `ms` too (`-d 5s`, `-d 500ms`); anything else
+(`-d 5m`) is a usage error that says so (exit 2).
 
 **Output.** Every human-facing output fits the terminal's width (else `COLUMNS`,
 else 80 columns): table cells wrap, long SQL is shortened with an ellipsis, and a
