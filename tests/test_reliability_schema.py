@@ -143,6 +143,25 @@ def test_a_running_txlab_owns_its_schema(pg_dsn, schema):
                  "--schema", schema).exit_code == 0
 
 
+def test_the_refusal_names_the_command_that_holds_the_schema(pg_dsn, schema):
+    # a matrix held it, and the refusal said "in use by txlab run (pid ...)"
+    first = spawn("matrix", "bank-transfer", "-s", "for-update", "-i", "rc", "-p", "accounts=2",
+                  "--think-ms", "50", "-d", "120", "--dsn", pg_dsn, "--schema", schema)
+    try:
+        wait_for(lambda: in_transaction(pg_dsn), what="the matrix's workers")
+        r = txlab("run", "bank-transfer", "-n", "5", "--dsn", pg_dsn, "--schema", schema)
+        assert r.exit_code == 3, r.stderr
+        holder = f"txlab matrix (pid {first.pid} on {socket.gethostname()})"[:63]
+        assert f"schema '{schema}' is in use by {holder}" in " ".join(r.stderr.split()), \
+            r.stderr
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 130
+
+
 def test_acid_is_refused_while_another_txlab_owns_its_schema(pg_dsn):
     with db.schema_owner(pg_dsn, "txlab_acid", "test"):
         r = txlab("acid", "atomicity", "--dsn", pg_dsn)

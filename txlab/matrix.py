@@ -209,7 +209,7 @@ def _run_cell(settings: RunSettings, scenario: Scenario, dsn: str,
     times in all; then _Gone. None: interrupted while waiting."""
     for attempt in range(1, TRIES + 1):
         try:
-            return runner.run(settings, scenario, dsn, interrupts=interrupts)
+            return runner.run(settings, scenario, dsn, interrupts=interrupts, command="matrix")
         except BEFORE_LOAD as exc:
             if interrupts:
                 return None

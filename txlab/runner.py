@@ -722,11 +722,13 @@ class _Run:
 def run(
     settings: RunSettings, scenario: Scenario, dsn: str, progress: Progress | None = None,
     interrupts: signals.Interrupts | None = None, notice: Callable[[str], None] | None = None,
+    command: str = "run",
 ) -> RunResult:
     """Run `scenario` as `settings` say against `dsn`; returns everything the report needs.
 
     The run owns its schema from setup to the final checks: a second txlab on it
-    is refused (db.own_schema). The history streams to settings.history_path, or
+    is refused (db.own_schema), told that `command` (run, matrix, testing.run)
+    holds it. The history streams to settings.history_path, or
     to a temporary file (removed with the result) when only the anomaly check or
     keep_history needs it.
 
@@ -741,8 +743,8 @@ def run(
     """
     if interrupts is None:
         with signals.deferred() as interrupts:
-            return run(settings, scenario, dsn, progress, interrupts, notice)
-    with db.schema_owner(dsn, settings.schema, "run") as lock:
+            return run(settings, scenario, dsn, progress, interrupts, notice, command)
+    with db.schema_owner(dsn, settings.schema, command) as lock:
         return _run(settings, scenario, dsn, progress, interrupts, notice, lock)
 
 

@@ -127,7 +127,8 @@ def run(
     try:
         with signals.deferred() as interrupts:
             result = runner.run(settings, found, dsn, interrupts=interrupts,
-                                notice=lambda m: warnings.warn(m, RuntimeWarning, stacklevel=1))
+                                notice=lambda m: warnings.warn(m, RuntimeWarning, stacklevel=1),
+                                command="testing.run")
     finally:
         if schema is None:  # a schema we named ourselves: leave nothing behind
             conn = db.connect(dsn)
