@@ -134,7 +134,8 @@ def _notice(line: str) -> None:
 @_dsn_option
 @click.option("--schema", default="txlab_demo", show_default=True, callback=_schema,
               help="Schema txlab creates (and empties before each demo) for the spec's tables; "
-                   "nothing outside it is touched.")
+                   "txlab touches nothing outside it (what the spec's own SQL creates elsewhere, a"
+                   " role, is the spec's teardown's to drop).")
 def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show, new, step, timelines,
          step_timeout, max_permutations, dsn, schema):
     """Run a step-by-step demo: NAME from the catalog (see --list), an anomaly's
