@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,35 @@ def test_transcript_format_is_the_isolationtester_output(demo_cmd):
     result = demo_cmd("g2-item", "-i", "serializable", "--format", "transcript")
     assert result.exit_code == 0
     assert result.output == (GOLDEN / "demos" / "g2-item.serializable.out").read_text()
+
+
+def test_a_permutation_that_leaves_transactions_open_says_so_at_once(demo_cmd):
+    # Both sessions still hold their lock on `test` when the permutation ends: the old
+    # demo sat for the 30 s step timeout, then warned `teardown failed: ... statement
+    # timeout`. Now the sessions are rolled back, and the report says which and why.
+    start = time.monotonic()
+    text = demo_cmd("p4", "-P", "s1a s2a")
+    assert time.monotonic() - start < 10
+    assert text.exit_code == 0, text.output
+    assert "teardown failed" not in text.output
+    note = ("s1 and s2 left their transactions open: the permutation ends before their COMMIT "
+            "or ROLLBACK, and the teardown had to wait for the locks they still held. txlab "
+            "rolled them back")
+    assert note in " ".join(text.stdout.split())
+    data = json.loads(demo_cmd("p4", "-P", "s1a s2a", "--format", "json").stdout)
+    (perm,) = data["levels"][0]["permutations"]
+    assert perm["left_open"] == ["s1", "s2"] and perm["left_open_note"].startswith(note)
+    script = demo_cmd("p4", "-P", "s1a s2a", "--format", "transcript")
+    assert script.stdout.endswith("step s2a: SELECT * FROM test WHERE id = 1;\n"
+                                  "id|value\n--+-----\n 1|  100\n(1 row)\n\n")
+    assert note in " ".join(script.stderr.split()) and "left" not in script.stdout
+
+
+def test_a_permutation_that_ends_every_transaction_has_no_note(demo_cmd):
+    result = demo_cmd("p4", "-i", "rc", "--format", "json")
+    (perm,) = json.loads(result.stdout)["levels"][0]["permutations"]
+    assert perm["left_open"] == [] and perm["left_open_note"] == ""
+    assert "left their" not in demo_cmd("p4", "-i", "rc").stdout
 
 
 def test_json_has_events_and_verdicts(demo_cmd):

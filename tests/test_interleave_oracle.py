@@ -186,3 +186,26 @@ def test_a_spec_naming_public_runs_confined_in_both_and_agrees(pg_dsn, tmp_path)
             assert cur.fetchone() == (None,)
     finally:
         conn.close()
+
+
+def test_sessions_left_open_that_block_the_teardown_are_rolled_back_not_waited_for(pg_dsn):
+    # p4 cut after both reads: each session still holds its lock on `test`, so the
+    # teardown's DROP TABLE waits. The real tester prints the steps, then waits there
+    # for ever; txlab prints the same, rolls the two sessions back and says so (the
+    # old driver waited out the teardown's statement timeout, then warned).
+    text = re.sub(r"(?m)^permutation .*$", "permutation s1a s2a",
+                  demo.catalog()["p4"].read_text())
+    driver.prepare_schema(pg_dsn, ORACLE_SCHEMA)
+    env = {**os.environ, "PG_TEST_TIMEOUT_DEFAULT": "1",
+           "PGOPTIONS": f"-c search_path={ORACLE_SCHEMA}"}
+    with pytest.raises(subprocess.TimeoutExpired) as hung:
+        subprocess.run([str(isolationtester()), pg_dsn], input=text.encode(), env=env,
+                       capture_output=True, timeout=5)
+    printed = hung.value.stdout.replace(f"{ORACLE_SCHEMA}.".encode(), b"public.")
+    assert printed.endswith(b"step s2a: SELECT * FROM test WHERE id = 1;\nid|value\n--+-----\n"
+                            b" 1|  100\n(1 row)\n\n"), printed.decode()
+    run = driver.run_spec(specs.parse(text), pg_dsn, step_timeout=STEP_TIMEOUT_S)
+    assert transcript.render(run).encode() == printed
+    (perm,) = run.runs
+    assert perm.left_open == ["s1", "s2"]
+    assert perm.warnings == []  # the teardown ran, and at once

@@ -261,6 +261,10 @@ def demo(name, isolation, permutation, fmt, output, all_, html_file, list_, show
     for lr in result.levels:
         for w in (w for r in lr.run.runs for w in r.warnings):
             err(w, "warning")
+        if fmt == "transcript":  # the other formats say it in the report
+            for r in lr.run.runs:
+                if r.left_open:
+                    err(demos.left_open_note(r.left_open), "warning")
     unexpected = any(v.as_expected is False for lr in result.levels for v in lr.verdicts)
     sys.exit(errors.EXIT_VIOLATED if unexpected else errors.EXIT_OK)
 

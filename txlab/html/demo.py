@@ -188,6 +188,12 @@ def _verdict_line(v: dict) -> str:
     return out
 
 
+def _left_open(perm: dict) -> str:
+    """The note on sessions the teardown waited for and txlab rolled back, if any."""
+    note = perm.get("left_open_note")
+    return f'<p class="badge warn left-open">{esc(note)}</p>' if note else ""
+
+
 def _player(demo: dict, p: dict, pid: str) -> str:
     sessions = demo["sessions"]
     level = next(lv for lv in demo["levels"] if lv["isolation"] == p["level"])
@@ -225,7 +231,7 @@ def _player(demo: dict, p: dict, pid: str) -> str:
     title = f"{p['level_sql']}: permutation {' '.join(perm['permutation'])}"
     return (f'<section class="player" id="{esc(pid)}" tabindex="0" aria-label="{esc(title)}"'
             f' data-steps="{n}"><h3>{esc(title)}</h3>'
-            f'<div class="reveal">{_verdict_line(perm["verdict"])}</div>'
+            f'<div class="reveal">{_verdict_line(perm["verdict"])}{_left_open(perm)}</div>'
             '<p class="reveal-note">The verdict shows at the last step.</p>'
             f'{controls}'
             f'<div class="stage"><table class="steps"><thead><tr><th class="n" scope="col">#</th>'

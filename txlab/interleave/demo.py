@@ -305,6 +305,22 @@ def happened(found: list[Fate]) -> str:
     return "; ".join(said) if said else "no step waited or failed"
 
 
+def left_open_note(sessions: list[str] | tuple[str, ...]) -> str:
+    """What txlab did about the sessions the teardown waited for (PermutationRun.left_open),
+    in a student's words; "" when there were none."""
+    if not sessions:
+        return ""
+    one = len(sessions) == 1
+    who = " and ".join(sessions) if len(sessions) < 3 else (
+        ", ".join(sessions[:-1]) + f" and {sessions[-1]}")
+    their, them = ("its", "it") if one else ("their", "them")
+    return (f"{who} left {their} transaction{'' if one else 's'} open: the permutation ends "
+            f"before {their} COMMIT or ROLLBACK, and the teardown had to wait for the locks "
+            f"{'it' if one else 'they'} still held. txlab rolled {them} back, so what "
+            f"{'it' if one else 'they'} had not committed is gone (PostgreSQL's isolationtester "
+            "would wait here for ever).")
+
+
 def _witnessed(meta: Meta, run: d.PermutationRun) -> bool:
     if not meta.witnesses:
         return False

@@ -142,6 +142,10 @@ class PermutationRun:
     warnings: list[str] = field(default_factory=list)
     states: list[StepState] = field(default_factory=list)  # with state_queries only
     spelled: tuple[str, ...] = ()  # the steps as the spec spells them, markers included
+    # Sessions still in a transaction when the permutation ended, whose locks the
+    # teardown had to wait for: txlab rolled them back (the isolation tester would wait
+    # for ever). Never part of a transcript.
+    left_open: list[str] = field(default_factory=list)
 
 
 class SetupFailed(DatabaseError):
@@ -290,6 +294,7 @@ class Driver:
         # Like isolationtester: application_name is "<PGAPPNAME>/<session>", so specs
         # that look themselves up in pg_stat_activity work the same.
         base = os.environ.get("PGAPPNAME", "txlab-demo")
+        self.appbase, self.base_options = base, base_options
         try:
             # A statement timeout keeps a teardown that waits on a lock from hanging.
             self.control = pq.Connection.open(
@@ -334,14 +339,20 @@ class Driver:
         else:
             self.emit(Unexpected(res.status_name))
 
-    def _block(self, sql: str, session: _Session | None, what: str, fatal: bool) -> None:
-        """Run a setup or teardown block as PQexec would (only the last result counts)."""
+    def _block(self, sql: str, session: _Session | None, what: str, fatal: bool,
+                teardown: bool = False) -> None:
+        """Run a setup or teardown block as PQexec would (only the last result counts).
+        A teardown that waits for a session left in its transaction ends that
+        transaction first (see _release)."""
         sql = self.confine(sql)
         if session is None:
-            results = self.control.execute(sql)
+            if teardown and self._open_sessions(self.control.pid):
+                results = self._control_released(sql)
+            else:
+                results = self.control.execute(sql)
         else:
             session.send(sql)
-            if not session.wait(self.step_timeout, lambda: session.finished):
+            if not self._wait_block(session, teardown):
                 self.control.execute(f"SELECT pg_cancel_backend({session.conn.pid})")
                 session.wait(self.step_timeout, lambda: session.finished)
             items = session.take_all()
@@ -399,10 +410,78 @@ class Driver:
         """The sessions' teardowns, then the global teardown."""
         for sess, spec_sess in zip(self.sessions, self.spec.sessions, strict=True):
             if spec_sess.teardown:
-                self._block(spec_sess.teardown, sess, f"teardown of session {sess.name}", fatal=False)
+                self._block(spec_sess.teardown, sess, f"teardown of session {sess.name}",
+                            fatal=False, teardown=True)
         if self.spec.teardown:
-            self._block(self.spec.teardown, None, "teardown", fatal=False)
+            self._block(self.spec.teardown, None, "teardown", fatal=False, teardown=True)
         return self.run
+
+    # ----------------------------------------------------------- sessions left open
+
+    def _open_sessions(self, other_than: int) -> dict[int, _Session]:
+        """The idle sessions still inside a transaction (open or failed), by PID; asks
+        libpq, not the server, so it costs nothing and touches no session."""
+        return {s.conn.pid: s for s in self.sessions
+                if s.conn.pid != other_than and s.finished and s.conn.in_transaction()}
+
+    def _release(self, pid: int, conn: pq.Connection) -> None:
+        """If backend `pid` waits for a lock held by a session that is idle in its
+        transaction, roll that session back (asking on `conn`, a connection that is
+        free). Nothing else could end that wait: the permutation has no step left, so
+        isolationtester waits here for ever. A session left open that blocks nothing
+        is left alone, as the tester leaves it."""
+        left = self._open_sessions(pid)
+        if not left:
+            return
+        holders = self._blocking_pids(pid, conn)
+        for sess in (s for s in self.sessions if s.conn.pid in holders and s.conn.pid in left):
+            sess.send("ROLLBACK")
+            sess.wait(self.step_timeout, lambda sess=sess: sess.finished)
+            sess.take_all()  # not reported: the isolation tester never gets this far
+            self.run.left_open.append(sess.name)
+        self.run.left_open.sort(key=[s.name for s in self.sessions].index)  # the spec's order
+
+    def _wait_block(self, session: _Session, teardown: bool) -> bool:
+        """Wait for a block sent to `session`; a teardown's wait for a session left
+        open is ended (_release, asked on the control connection)."""
+        if not teardown:
+            return session.wait(self.step_timeout, lambda: session.finished)
+        start = time.monotonic()
+        while not session.wait(POLL_S, lambda: session.finished):
+            self._release(session.conn.pid, self.control)
+            if time.monotonic() - start > self.step_timeout:
+                return False
+        return True
+
+    def _control_released(self, sql: str) -> list[pq.Result]:
+        """control.execute(sql) for a teardown while a session is left open: every
+        10 ms that it has not finished, a second connection (opened only then) asks
+        whether it waits for such a session (_release). The control connection's
+        statement_timeout still ends any other wait."""
+        control, watch = self.control, None
+        control.settle()
+        control.send(sql)
+        results: list[pq.Result] = []
+        try:
+            while True:
+                while not control.ready():
+                    time.sleep(POLL_S)
+                    if control.ready():
+                        break
+                    if watch is None:
+                        watch = pq.Connection.open(self.dsn, f"{self.appbase}/control watch",
+                                                   self.base_options or None)
+                    self._release(control.pid, watch)
+                res = control.next_result()
+                if res is None:
+                    return results
+                results.append(res)
+        except BaseException:
+            control.settle()  # an interrupt: leave the connection ready for the clean-up
+            raise
+        finally:
+            if watch is not None:
+                watch.close()
 
     def waiting_sessions(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(session, step, sessions holding its lock) for each step still not complete."""
@@ -525,11 +604,15 @@ class Driver:
         return res[-1].rows[0][0] == "t"
 
     def _blockers(self, sess: _Session) -> tuple[str, ...]:
-        res = self.control.execute(f"SELECT pg_catalog.pg_blocking_pids({sess.conn.pid})")
-        if not res or not res[-1].has_tuples or not res[-1].rows[0][0]:
-            return ()
-        pids = {int(p) for p in res[-1].rows[0][0].strip("{}").split(",") if p}
+        pids = self._blocking_pids(sess.conn.pid, self.control)
         return tuple(s.name for s in self.sessions if s.conn.pid in pids)
+
+    @staticmethod
+    def _blocking_pids(pid: int, conn: pq.Connection) -> set[int]:
+        res = conn.execute(f"SELECT pg_catalog.pg_blocking_pids({pid})")
+        if not res or not res[-1].has_tuples or not res[-1].rows[0][0]:
+            return set()
+        return {int(p) for p in res[-1].rows[0][0].strip("{}").split(",") if p}
 
     def try_complete_step(self, pstep: PermutationStep, retry: bool, nonblock: bool) -> bool:
         """True if the step has *not* completed (it waits, or a marker holds it)."""

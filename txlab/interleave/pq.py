@@ -29,6 +29,8 @@ PGRES_TUPLES_OK = 2
 PGRES_FATAL_ERROR = 7
 CONNECTION_OK = 0
 PQTRANS_ACTIVE = 1  # PQtransactionStatus: a command is in progress (libpq-fe.h)
+PQTRANS_INTRANS = 2  # idle, in a transaction block
+PQTRANS_INERROR = 3  # idle, in a failed transaction block
 
 # PG_DIAG_* field codes (postgres_ext.h)
 DIAG_SEVERITY = ord("S")
@@ -88,6 +90,7 @@ def lib() -> ctypes.CDLL:
         "PQsendQuery": (i, [vp, cp]),
         "PQgetResult": (vp, [vp]),
         "PQconsumeInput": (i, [vp]),
+        "PQisBusy": (i, [vp]),
         "PQnotifies": (ctypes.POINTER(_PGnotify), [vp]),
         "PQfreemem": (None, [vp]),
         "PQresultStatus": (i, [vp]),
@@ -261,6 +264,24 @@ class Connection:
             finally:
                 q.PQclear(res)
 
+    def ready(self) -> bool:
+        """The next result of the query sent last can be read without waiting (or
+        there is none left): PQconsumeInput, then PQisBusy."""
+        q = lib()
+        q.PQconsumeInput(self.handle)
+        return not q.PQisBusy(self.handle)
+
+    def next_result(self) -> Result | None:
+        """The next result of the query sent last, or None when all were read."""
+        q = lib()
+        res = q.PQgetResult(self.handle)
+        if not res:
+            return None
+        try:
+            return _copy_result(res)
+        finally:
+            q.PQclear(res)
+
     def execute(self, sql: str) -> list[Result]:
         """Send `sql` and wait for all its results. A command an interrupt left in
         flight on this connection is cancelled first (see settle)."""
@@ -275,6 +296,12 @@ class Connection:
     def busy(self) -> bool:
         """A command was sent and its results are not all read yet."""
         return bool(self.handle) and lib().PQtransactionStatus(self.handle) == PQTRANS_ACTIVE
+
+    def in_transaction(self) -> bool:
+        """Idle inside a transaction block, open or failed (PQtransactionStatus; asks
+        the client library, not the server)."""
+        return bool(self.handle) and lib().PQtransactionStatus(self.handle) in (
+            PQTRANS_INTRANS, PQTRANS_INERROR)
 
     def settle(self) -> None:
         """Cancel the command in flight, if any, and discard its results, so that the

@@ -17,7 +17,14 @@ from txlab import term as terms
 from txlab.interleave import driver as d
 from txlab.interleave import spec as specs
 from txlab.interleave import transcript
-from txlab.interleave.demo import LEVEL_ORDER, DemoResult, Matrix, Verdict, pinned_sessions
+from txlab.interleave.demo import (
+    LEVEL_ORDER,
+    DemoResult,
+    Matrix,
+    Verdict,
+    left_open_note,
+    pinned_sessions,
+)
 
 FORMATS = ("pretty", "transcript", "json")
 
@@ -113,6 +120,8 @@ def to_json(result: DemoResult) -> dict:
                                  for label, res in states],
                 "verdict": verdict_json(v),
                 "warnings": run.warnings,
+                "left_open": list(run.left_open),
+                "left_open_note": left_open_note(run.left_open),
             } | ({"states": [_state_json(st) for st in run.states]} if run.states else {}))
         levels.append({"isolation": lr.level,
                        "isolation_sql": level_sql(lr.level, result.default_isolation),
@@ -338,6 +347,8 @@ def _pretty_run(result: DemoResult, level: str | None, run: d.PermutationRun, v:
     if states is not None:
         out += [text_of(""), states]
     out += [text_of(""), verdict_text(v)]
+    if run.left_open:
+        out.append(text_of((left_open_note(run.left_open), "warning")))
     return out
 
 
@@ -348,12 +359,15 @@ def _verdicts(result: DemoResult) -> list:
             label = level_sql(lr.level, result.default_isolation)
             if len(lr.run.runs) > 1:
                 label += f"\n{' '.join(run.permutation)}"
-            rows.append((label if i == 0 or len(lr.run.runs) > 1 else "", v))
+            rows.append((label if i == 0 or len(lr.run.runs) > 1 else "", v, run))
     t = _table(box=None, show_header=False, padding=(0, 2, 0, 0))
     t.add_column(no_wrap=False, style=terms.STYLES["heading"], max_width=24)
     t.add_column(overflow="fold")
-    for label, v in rows:
-        t.add_row(label, verdict_text(v))
+    for label, v, run in rows:
+        body = verdict_text(v)
+        if run.left_open:
+            body.append_text(text_of("\n", (left_open_note(run.left_open), "warning")))
+        t.add_row(label, body)
     return [text_of(""), text_of(("Verdicts", "heading")), t]
 
 

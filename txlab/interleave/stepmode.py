@@ -114,8 +114,11 @@ def run(ref: str, dsn: str, isolation: str | None, permutation: str | None,
                     states = render.state_blocks(result.plan.states(run_))
                     if states is not None:
                         blocks += [render.text_of(""), states]
-                blocks += [render.text_of(""), render.verdict_text(v),
-                           render.text_of("\n", (end_prompt, "muted"))]
+                blocks += [render.text_of(""), render.verdict_text(v)]
+                if run_.left_open:
+                    blocks.append(render.text_of((demos.left_open_note(run_.left_open),
+                                                  "warning")))
+                blocks.append(render.text_of("\n", (end_prompt, "muted")))
                 keys.discard()  # presses made while the steps finished: not for this prompt
                 _show(out, blocks, term)
                 key = keys.read()
