@@ -346,6 +346,9 @@ def test_demo_every_level_has_a_tab_and_a_side_by_side(pg_dsn, open_page, tmp_pa
     # s2's COMMIT answered by ROLLBACK at RR and SER: in the terminal's words
     s2c = page.locator("table.side tr", has_text="s2c:").locator("td").all_inner_texts()
     assert s2c == ["COMMIT", "COMMIT", "ROLLBACK (failed)", "ROLLBACK (failed)"], s2c
+    # s2b's row says what it came to after its wait, as the terminal's row 4 does
+    s2b = page.locator("table.side tr", has_text="s2b:").locator("td").all_inner_texts()
+    assert s2b == ["waits, then UPDATE 1"] * 2 + ["waits, then ERROR 40001"] * 2, s2b
     tabs.nth(2).click()
     player = page.locator('[role="tabpanel"]:not([hidden]) .player')
     assert player.count() == 1 and "REPEATABLE READ" in player.locator("h3").inner_text()

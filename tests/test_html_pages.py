@@ -199,6 +199,45 @@ def test_step_states_are_the_committed_state_after_each_step_and_leave_transcrip
     assert "states" not in render.to_json(plain)["levels"][0]["permutations"][0]
 
 
+def _page_side_rows(html: str) -> list[list[str]]:
+    """The step rows of a demo page's side-by-side table: label, then a cell per level."""
+    from html import unescape
+
+    table = html[html.index('<table class="side">'):]
+    table = table[:table.index("</table>")]
+    rows = []
+    for row in re.findall(r"<tr><th scope=\"row\">(\d+\..*?)</tr>", table):
+        cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", "<th>" + row)
+        rows.append([" ".join(unescape(re.sub(r"<[^>]+>", "", c)).split()) for c in cells])
+    return rows
+
+
+def _terminal_side_rows(text: str) -> list[list[str]]:
+    """The same rows of the terminal's side-by-side table (wide enough not to wrap)."""
+    table = text[text.index("Side by side"):text.index("final state")]
+    return [re.split(r"\s{2,}", line.strip()) for line in table.splitlines()
+            if re.match(r"\d+\. ", line)]
+
+
+def test_the_pages_side_by_side_says_what_the_terminals_says_row_for_row(pg_dsn):
+    # The page's table was built from the players' rows (execution order): s2b's row
+    # said `waits` and its UPDATE 1 moved to s1c's row (`COMMIT, then s2b completes,
+    # then UPDATE 1`), while the terminal and docs/teaching.md read row 4 across.
+    from txlab import term as terms
+    from txlab.html import demo as demo_html
+
+    res = demo.run_demo(str(demo.catalog()["p4"]), pg_dsn, "all", step_states=True)
+    page_rows = _page_side_rows(demo_html.page(render.to_json(res)))
+    term_rows = _terminal_side_rows(render.render(res, "pretty", terms.plain(200)))
+    assert page_rows == term_rows, (page_rows, term_rows)
+    assert [r[0] for r in page_rows] == [
+        "1. s1a: SELECT * FROM test WHERE id = 1;", "2. s2a: SELECT * FROM test WHERE id = 1;",
+        "3. s1b: UPDATE test SET value = 70 WHERE id = 1;",
+        "4. s2b: UPDATE test SET value = 50 WHERE id = 1;", "5. s1c: COMMIT;", "6. s2c: COMMIT;"]
+    assert page_rows[3][1:] == ["waits, then UPDATE 1"] * 2 + ["waits, then ERROR 40001"] * 2
+    assert page_rows[4][1:] == ["COMMIT"] * 4
+
+
 def test_a_state_read_blocked_by_a_table_lock_gives_up_and_says_why(pg_dsn):
     text = ("setup { CREATE TABLE t (id int); INSERT INTO t VALUES (1); }\n"
             "teardown { DROP TABLE t; }\n"

@@ -252,27 +252,6 @@ def _intro(demo: dict) -> str:
     return "".join(parts)
 
 
-def _short(it: dict, sql: str = "") -> str:
-    """A step's item in a side-by-side cell, in the terminal's words; `sql`: the step's
-    own SQL, for its session's items (a ROLLBACK answering a COMMIT: it had failed)."""
-    k = it["kind"]
-    if k == "rows":
-        rows = it["rows"]
-        return "0 rows" if not rows else "; ".join("|".join("" if v is None else v for v in r)
-                                                   for r in rows)
-    if k == "tag":
-        return "ROLLBACK (failed)" if failed_commit(it["text"], sql) else it["text"]
-    if k == "error":
-        return f"ERROR {it.get('sqlstate') or ''}".strip()
-    if k == "wait":
-        return f"held by {it['marker']}" if it.get("marker") else "waits"
-    if k == "resumed":
-        return f"{it['step']} completes"
-    if k == "canceled":
-        return "cancelled"
-    return ""
-
-
 def _side_by_side(data: dict, prefix: str) -> str:
     """A row per step, a column per level: what happened, then the final state and verdict."""
     demo = data["demo"]
@@ -282,20 +261,21 @@ def _side_by_side(data: dict, prefix: str) -> str:
     out = []
     for i in range(len(levels[0]["permutations"])):
         ps = [p for p in data["players"] if p["permutation"] == i]
-        if len(ps) != len(levels) or len({len(p["rows"]) for p in ps}) != 1:
+        runs = [lv["permutations"][i] for lv in levels]
+        if len(ps) != len(levels) or any(r["permutation"] != runs[0]["permutation"] for r in runs):
             continue
         head = "".join(f'<th scope="col">{esc(p["level_sql"])}</th>' for p in ps)
         body = []
-        for j, row in enumerate(ps[0]["rows"]):
-            sql = next(it["sql"] for it in row["cells"][row["session"]] if it["kind"] == "sql")
-            cells = []
-            for p in ps:
-                r = p["rows"][j]
-                words = [w for s in demo["sessions"] for it in r["cells"][s]
-                         if (w := _short(it, sql if s == row["session"] else ""))]
-                cells.append(f"<td>{esc(', then '.join(words) or 'ok')}</td>")
-            body.append(f'<tr><th scope="row">{row["n"]}. {esc(row["step"])}: '
-                        f'<code class="sql">{esc(" ".join(sql.split()))}</code></th>{"".join(cells)}</tr>')
+        # The terminal's rows, from the same data (demo.step_results): a row per step,
+        # with all its session got back for it, also after a wait.
+        results = [r["step_results"] for r in runs]
+        for j, first in enumerate(results[0]):
+            cells = "".join(
+                f"<td>{esc(', then '.join(w['text'] for w in res[j]['said']) or 'ok')}</td>"
+                for res in results)
+            body.append(f'<tr><th scope="row">{first["n"]}. {esc(first["step"])}: '
+                        f'<code class="sql">{esc(" ".join(first["sql"].split()))}</code></th>'
+                        f"{cells}</tr>")
         finals = [lv["permutations"][i].get("final_states") or [] for lv in levels]
         if any(finals):
             body.append('<tr><th scope="row">final state</th>' + "".join(

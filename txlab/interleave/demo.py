@@ -305,6 +305,59 @@ def happened(found: list[Fate]) -> str:
     return "; ".join(said) if said else "no step waited or failed"
 
 
+def short_rows(rows) -> str:
+    """Rows in a few words, for a table cell: `1|100; 2|20`, `5 rows: ...`, `0 rows`."""
+    if not rows:
+        return "0 rows"
+    text = "; ".join("|".join("" if v is None else v for v in row) for row in rows)
+    return text if len(rows) <= 3 else f"{len(rows)} rows: {text}"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step of a run came to, in a few words, for the side-by-side tables
+    (terminal and page): everything its session got back for it, in order, even
+    what arrived rows later, after a wait (`waits`, then `UPDATE 1`)."""
+
+    n: int  # 1-based, in the permutation's order
+    step: str
+    session: str
+    sql: str
+    said: tuple[tuple[str, str], ...]  # (words, meaning: a term.STYLES key or "")
+
+
+def step_results(spec: specs.Spec, run: d.PermutationRun) -> list[StepResult]:
+    """A StepResult per step launched, from the run's events."""
+    steps = spec.steps()
+    out: list[tuple[d.StepReport, list]] = []
+    last: dict[str, int] = {}  # step name -> its latest row in `out`
+    for e in run.events:
+        if isinstance(e, d.StepReport):
+            if e.kind == "resumed":
+                continue
+            last[e.step] = len(out)
+            out.append((e, []))
+            if e.kind == "waiting":
+                out[-1][1].append((f"held by {e.marker}" if e.marker else "waits", "waiting"))
+            continue
+        step = getattr(e, "step", None)
+        if step is None or step not in last:
+            continue
+        said = out[last[step]][1]
+        if isinstance(e, d.Rows):
+            said.append((short_rows(e.rows), ""))
+        elif isinstance(e, d.Command) and e.command:
+            failed = specs.failed_commit(e.command, steps[step].sql)
+            meaning = {"COMMIT": "committed", "ROLLBACK": "aborted"}.get(e.command, "")
+            said.append(("ROLLBACK (failed)" if failed else e.command, meaning))
+        elif isinstance(e, d.Error):
+            said.append((f"ERROR {e.sqlstate or ''}".rstrip(), "aborted"))
+        elif isinstance(e, d.Canceled):
+            said.append(("cancelled", "aborted"))
+    return [StepResult(n, r.step, r.session, r.sql, tuple(said))
+            for n, (r, said) in enumerate(out, 1)]
+
+
 def left_open_note(sessions: list[str] | tuple[str, ...]) -> str:
     """What txlab did about the sessions the teardown waited for (PermutationRun.left_open),
     in a student's words; "" when there were none."""

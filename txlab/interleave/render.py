@@ -24,6 +24,8 @@ from txlab.interleave.demo import (
     Verdict,
     left_open_note,
     pinned_sessions,
+    short_rows,
+    step_results,
 )
 
 FORMATS = ("pretty", "transcript", "json")
@@ -120,6 +122,9 @@ def to_json(result: DemoResult) -> dict:
                                  for label, res in states],
                 "verdict": verdict_json(v),
                 "warnings": run.warnings,
+                "step_results": [{"n": r.n, "step": r.step, "session": r.session, "sql": r.sql,
+                                  "said": [{"text": t, "meaning": m} for t, m in r.said]}
+                                 for r in step_results(result.spec, run)],
                 "left_open": list(run.left_open),
                 "left_open_note": left_open_note(run.left_open),
             } | ({"states": [_state_json(st) for st in run.states]} if run.states else {}))
@@ -374,53 +379,15 @@ def _verdicts(result: DemoResult) -> list:
 # ---------------------------------------------------------------- side by side
 
 
-def _short_rows(rows) -> str:
-    if not rows:
-        return "0 rows"
-    text = "; ".join("|".join("" if v is None else v for v in row) for row in rows)
-    return text if len(rows) <= 3 else f"{len(rows)} rows: {text}"
-
-
 def _final_cell(result: DemoResult, run: d.PermutationRun) -> str:
     parts = []
     states = result.final_states(run)
     for label, res in states:
         if res is None:
             continue
-        text = _short_rows(res.rows) if res.has_tuples else "(could not read)"
+        text = short_rows(res.rows) if res.has_tuples else "(could not read)"
         parts.append(f"{label}: {text}" if label and len(states) > 1 else text)
     return "\n".join(parts)
-
-
-def _step_cells(result: DemoResult, run: d.PermutationRun) -> list[tuple[str, list]]:
-    """(step label, [(what happened, meaning)]) for each step of one run, in order."""
-    steps = result.spec.steps()
-    out: list[list] = []
-    last: dict[str, int] = {}  # step name -> its latest row in `out`
-    for e in run.events:
-        if isinstance(e, d.StepReport):
-            if e.kind == "resumed":
-                continue
-            last[e.step] = len(out)
-            out.append([f"{len(out) + 1}. {e.step}: {terms.shorten(e.sql, SQL_WIDTH)}", []])
-            if e.kind == "waiting":
-                out[-1][1].append((f"held by {e.marker}" if e.marker else "waits", "waiting"))
-            continue
-        step = getattr(e, "step", None)
-        if step is None or step not in last:
-            continue
-        parts = out[last[step]][1]
-        if isinstance(e, d.Rows):
-            parts.append((_short_rows(e.rows), ""))
-        elif isinstance(e, d.Command) and e.command:
-            failed = specs.failed_commit(e.command, steps[step].sql)
-            meaning = {"COMMIT": "committed", "ROLLBACK": "aborted"}.get(e.command, "")
-            parts.append(("ROLLBACK (failed)" if failed else e.command, meaning))
-        elif isinstance(e, d.Error):
-            parts.append((f"ERROR {e.sqlstate or ''}".rstrip(), "aborted"))
-        elif isinstance(e, d.Canceled):
-            parts.append(("cancelled", "aborted"))
-    return [(label, parts) for label, parts in out]
 
 
 def _joined(parts: list):
@@ -472,15 +439,16 @@ def _side_by_side(result: DemoResult, term: terms.Term) -> list:
     heads = [_level_head(lr.level, result.default_isolation, short) for lr in result.levels]
     out: list = []
     for i in range(len(perms[0])):
-        cells = [_step_cells(result, lr.run.runs[i]) for lr in result.levels]
+        cells = [step_results(result.spec, lr.run.runs[i]) for lr in result.levels]
         title = "Side by side" + (f" (permutation {i + 1}: {' '.join(perms[0][i])})"
                                   if len(perms[0]) > 1 else "")
         t = _table()
         t.add_column("step", overflow="fold", width=step_w)
         for h in heads:
             t.add_column(h, overflow="fold", width=level_w)
-        for n, (label, _parts) in enumerate(cells[0]):
-            t.add_row(label, *[_joined(c[n][1]) if n < len(c) else "" for c in cells])
+        for n, first in enumerate(cells[0]):
+            label = f"{first.n}. {first.step}: {terms.shorten(first.sql, SQL_WIDTH)}"
+            t.add_row(label, *[_joined(list(c[n].said)) if n < len(c) else "" for c in cells])
         finals = [_final_cell(result, lr.run.runs[i]) for lr in result.levels]
         if any(finals):
             t.add_row(text_of(("final state", "heading")), *finals)
