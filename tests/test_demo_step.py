@@ -11,6 +11,7 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -249,3 +250,55 @@ def test_keys_pressed_while_a_step_runs_do_not_answer_the_next_prompt(step):
     assert "Step 2 of 6" in t.plain(t.out[-400:]) and "Step 3 of 6" not in t.plain(t.out)
     os.write(t.master, b"q")
     assert t.finish() == 0
+
+
+def test_a_deadlock_resolved_during_a_step_shows_within_that_step(step):
+    # PostgreSQL ends the deadlock 200 ms after step 4 (s2b) closes the cycle. Step
+    # mode said both sessions wait for each other until the next key press, then
+    # showed the 40P01 under "Step 5 ... COMMIT"; a run without --step shows it in
+    # step 4, before step 5 is sent. Now step 4's screen ends with it too.
+    t = step("deadlock", "-i", "rc", env={"NO_COLOR": "1"})
+    t.read_until(PROMPT)
+    for _ in range(3):  # s1a, s2a, s1b (s1 waits for s2)
+        t.key(" ")
+    fourth = t.key(" ")  # s2b closes the cycle
+    assert "WAITING: s2 (s2b) waits for s1" in fourth  # first the cycle, as it was
+    words = " ".join(fourth.split())
+    assert "The next step, s1c, is s1's, and s1 still waits at s1b" in words
+    resolved = fourth[fourth.index("still waits at s1b"):]
+    assert "… s1b completes (it was waiting)" in resolved
+    assert "ERROR 40P01: deadlock detected" in resolved
+    assert resolved.index("40P01") < resolved.index("Step 5 of 6: s1c (s1) COMMIT;")
+    fifth = t.key(" ")  # s1c: only its COMMIT
+    assert "40P01" not in fifth and "completes" not in fifth and "→ COMMIT" in fifth
+    os.write(t.master, b" ")
+    ending = " ".join(t.plain(t.read_until(END)).split())
+    assert "s2 waited for s1 at s2b, then was chosen as the deadlock victim (40P01)" in ending
+    back = t.key("b")  # back to step 6: the replay of 1-5 shows the resolution in step 4
+    assert back.count("ERROR 40P01: deadlock detected") == 1
+    os.write(t.master, b"q")
+    assert t.finish() == 0
+
+
+def test_settling_between_steps_keeps_the_isolation_testers_order(pg_dsn):
+    # What step mode does between two steps is what the next step starts with: the
+    # events, and so the transcript, are those of a run without pauses.
+    from txlab.interleave import demo, transcript
+    from txlab.interleave.driver import SpecRun
+    from txlab.interleave.stepper import Stepper
+
+    for name in ("deadlock", "lock-timeout", "p4"):
+        golden = (Path(__file__).parent / "golden" / "demos" / f"{name}.read-committed.out")
+        result, (perm,) = demo.prepare(name)
+        with Stepper(result.spec, pg_dsn, perm, "READ COMMITTED", 30, "txlab_demo",
+                     result.plan) as st:
+            settled = []
+            while st.done < st.total:
+                st.step()
+                settled.append(st.settle() is not None)
+            _, run = st.finish()
+        names = tuple(s.name for s in result.spec.sessions)
+        assert transcript.render(SpecRun(names, [run])) == golden.read_text(), name
+        assert settled == {"deadlock": [False, False, False, True, False, False],
+                           "lock-timeout": [False, True, False, False],
+                           "p4": [False] * 6}[name]

@@ -280,6 +280,7 @@ class Driver:
         self.any_new_notice = False
         self.notice_targets: dict[int, int] = {}
         self.sessions_dead = False
+        self.waiting: list[PermutationStep] = []  # steps reported waiting, not yet complete
 
     # ----------------------------------------------------------- lifecycle
 
@@ -501,20 +502,11 @@ class Driver:
                 self._block(spec_sess.setup, sess, f"setup of session {sess.name}", fatal=True)
 
         self._capture_state(0, None)
-        waiting: list[PermutationStep] = []
+        self.waiting = []
         for index, pstep in enumerate(perm.steps):
             step = self.steps[pstep.name]
             sess = self.sessions[step.session]
-            if sess.active is not None:
-                start = time.monotonic()
-                while sess.active is not None:
-                    old = sess.active
-                    if not self.try_complete_step(old, retry=True, nonblock=False):
-                        waiting.remove(old)
-                    waiting = self.try_complete_steps(waiting, nonblock=True)
-                    if sess.active is not None and time.monotonic() - start > 2 * self.step_timeout:
-                        raise StepTimeout(f"step {sess.active.name} timed out after "
-                                          f"{int(time.monotonic() - start)} seconds")
+            self._end_wait_of(sess)
             sess.send(self.confine(step.sql))
             sess.active = pstep
             for m in pstep.markers:
@@ -522,19 +514,54 @@ class Driver:
                     other = self.sessions[self.steps[m.step].session]
                     self.notice_targets[id(m)] = m.notices + other.total_notices
             mustwait = self.try_complete_step(pstep, retry=False, nonblock=True)
-            waiting = self.try_complete_steps(waiting, nonblock=True)
+            self.waiting = self.try_complete_steps(self.waiting, nonblock=True)
             if mustwait:
-                waiting.append(pstep)
+                self.waiting.append(pstep)
             self._capture_state(index + 1, pstep.name)
             yield index
 
-        waiting = self.try_complete_steps(waiting, nonblock=False)
+        waiting = self.try_complete_steps(self.waiting, nonblock=False)
         if waiting:
             raise StepTimeout("failed to complete permutation due to mutually-blocking steps")
 
         for sql in self.final_queries:  # before teardown; never part of a transcript
             results = self.control.execute(sql)
             self.run.final.append(results[-1] if results else None)
+
+    def _end_wait_of(self, sess: _Session) -> None:
+        """Before a step is sent to `sess`: its step that still waits is waited for
+        (and the others looked at meanwhile), as isolationtester does."""
+        start = time.monotonic()
+        while sess.active is not None:
+            old = sess.active
+            if not self.try_complete_step(old, retry=True, nonblock=False):
+                self.waiting.remove(old)
+            self.waiting = self.try_complete_steps(self.waiting, nonblock=True)
+            if sess.active is not None and time.monotonic() - start > 2 * self.step_timeout:
+                raise StepTimeout(f"step {sess.active.name} timed out after "
+                                  f"{int(time.monotonic() - start)} seconds")
+
+    def waits_before(self, pstep: PermutationStep) -> str | None:
+        """The step of `pstep`'s session that still waits (it must end before `pstep`
+        can be sent), or None."""
+        active = self.sessions[self.steps[pstep.name].session].active
+        return active.name if active is not None else None
+
+    def end_wait_before(self, pstep: PermutationStep) -> bool:
+        """Step mode, between two steps: what sending `pstep` begins with, done now:
+        its session's step that still waits is waited for. A wait that ends by itself
+        (a deadlock resolved, a lock timeout) then shows within the step during which
+        it ended, as in a run without pauses, with the same events in the same order
+        (iter_steps then finds nothing left to wait for). The state after the last
+        step is read again. False if there was nothing to wait for."""
+        sess = self.sessions[self.steps[pstep.name].session]
+        if sess.active is None:
+            return False
+        self._end_wait_of(sess)
+        if self.state_queries and self.run.states:
+            last = self.run.states.pop()
+            self._capture_state(last.step, last.name)
+        return True
 
     def _capture_state(self, n: int, name: str | None) -> None:
         """The committed tables after step n, on the control connection (see StepState)."""

@@ -31,7 +31,8 @@ def _show(out: Callable[[str], None], blocks: list, term: terms.Term) -> None:
     out(render.fit(blocks, term))
 
 
-def _after_step(result: DemoResult, view: StepView, first_number: int, term: terms.Term) -> list:
+def _after_step(result: DemoResult, view: StepView, first_number: int, term: terms.Term,
+                state: bool = True) -> list:
     spec = result.spec
     cells = render.timeline_cells(spec, view.events, first_number)
     blocks: list = [render.timeline_table(spec, cells, term, setups=False)] if cells else []
@@ -40,9 +41,33 @@ def _after_step(result: DemoResult, view: StepView, first_number: int, term: ter
         blocks.append(render.text_of((f"WAITING: {session} ({step}) waits for {by}", "waiting"),
                                    ("  — it holds a lock this step needs", "muted")))
     states = render.state_blocks(view.state, "Committed state (what a new transaction sees now)")
-    if states is not None:
+    if states is not None and state:
         blocks += [render.text_of(""), states]
     return blocks
+
+
+def _settle(result: DemoResult, st: Stepper, view: StepView, numbered: int,
+            out: Callable[[str], None], term: terms.Term) -> None:
+    """The next step's session still waits: wait for that now, within this step, and
+    show how it ended (a deadlock resolved, a lock timeout), as a run without pauses
+    shows it before the next step."""
+    held = st.held_up()
+    if held is None:
+        return
+    nxt, session, waiting = held
+    _show(out, [render.text_of(""), render.text_of((f"The next step, {nxt}, is {session}'s, and {session} still "
+                                f"waits at {waiting}: waiting for that to end first …",
+                                "muted"))], term)
+    settled = st.settle()
+    if settled is None:
+        return
+    _show(out, _after_step(result, settled, numbered, term,
+                           state=_rows(settled.state) != _rows(view.state)), term)
+
+
+def _rows(state: list) -> list:
+    return [(label, res.rows if res is not None and res.has_tuples else None)
+            for label, res in state]
 
 
 def _prompt(result: DemoResult, stepper: Stepper, term: terms.Term):
@@ -105,6 +130,7 @@ def run(ref: str, dsn: str, isolation: str | None, permutation: str | None,
                     view = st.step()
                     _show(out, _after_step(result, view, numbered, term), term)
                     numbered += 1
+                    _settle(result, st, view, numbered, out, term)
                 events, run_ = st.finish()
                 tail = render.timeline_cells(result.spec, events, numbered)
                 v = verdict(result.meta, run_, level, names)

@@ -89,14 +89,45 @@ class Stepper:
         self.done = index + 1
         return StepView(index, self._new_events(), self.driver.waiting_sessions(), self.state())
 
+    def held_up(self) -> tuple[str, str, str] | None:
+        """(next step, its session, that session's step still waiting) when the next
+        step cannot be sent before that wait ends; else None."""
+        if self.done >= self.total:
+            return None
+        nxt = self.perm.steps[self.done]
+        before = self.driver.waits_before(nxt)
+        if before is None:
+            return None
+        return nxt.name, self.spec.sessions[self.spec.steps()[nxt.name].session].name, before
+
+    def settle(self) -> StepView | None:
+        """Wait now, before the next key press, for what the next step has to wait
+        for anyway (driver.end_wait_before): a wait that ends by itself, such as a
+        deadlock PostgreSQL resolves, shows within the step during which it ended.
+        What it did, or None when nothing had to wait."""
+        if self.done >= self.total:
+            return None
+        try:
+            if not self.driver.end_wait_before(self.perm.steps[self.done]):
+                return None
+        except BaseException:
+            self.close()
+            raise
+        return StepView(self.done - 1, self._new_events(), self.driver.waiting_sessions(),
+                        self.state())
+
     def replay(self, upto: int) -> StepView | None:
-        """Start again and run the first `upto` steps without pausing."""
+        """Start again and run the first `upto` steps without pausing (and settle
+        after the last, as step mode does after each)."""
         self.close()
         self.start()
         view = None
         for _ in range(upto):
             view = self.step()
         if view is not None:
+            settled = self.settle()
+            if settled is not None:
+                view.waiting, view.state = settled.waiting, settled.state
             view.events = self.driver.run.events[1:]  # everything since the start
         return view
 
